@@ -1,0 +1,22 @@
+# One way to build, test and run Miroir. The README and .ci/run use these targets.
+CARGO ?= cargo
+
+.PHONY: demo test lint fmt ci
+
+## Start a development node with sample data and print a search.
+demo:
+	bash scripts/demo.sh
+
+## Run the whole test suite.
+test:
+	$(CARGO) test --workspace --all-features
+
+## Formatting and lints, as CI checks them.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+ci: test lint

@@ -1,0 +1,48 @@
+//! A Meilisearch-compatible development node, held in memory.
+//!
+//! It exists so that Miroir's tests have Meilisearch nodes to talk to on machines where no
+//! Meilisearch binary can be installed. It answers Meilisearch 1.50's HTTP API with the same
+//! shapes, codes and defaults, checked against recordings of a real Meilisearch. Miroir itself
+//! never depends on it: production runs real Meilisearch.
+//!
+//! It owns nothing durable: state lives in memory and is lost when the process stops.
+
+pub mod documents;
+pub mod error;
+pub mod filter;
+pub mod index;
+pub mod keys;
+#[cfg(feature = "server-wip")]
+mod process;
+#[cfg(feature = "server-wip")]
+pub mod routes;
+pub mod search;
+pub mod settings;
+#[cfg(feature = "server-wip")]
+pub mod state;
+pub mod tasks;
+#[cfg(feature = "server-wip")]
+pub mod testing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+#[cfg(feature = "server-wip")]
+pub use state::Node;
+
+#[cfg(feature = "server-wip")]
+/// Serve the API on `listener` until `shutdown` resolves; the task worker runs alongside.
+pub async fn serve(
+    listener: TcpListener,
+    master_key: Option<String>,
+    processing_delay: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let node = Node::new(master_key, processing_delay);
+    let worker = tokio::spawn(Arc::clone(&node).run_worker());
+    let result = axum::serve(listener, routes::router(node)).with_graceful_shutdown(shutdown).await;
+    worker.abort();
+    result
+}

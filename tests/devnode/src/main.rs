@@ -1,0 +1,47 @@
+//! `miroir-devnode`: a Meilisearch-compatible in-memory node for tests and local demos.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// A Meilisearch-compatible development node (in memory). Not for production.
+#[derive(Debug, Parser)]
+#[command(name = "miroir-devnode", version)]
+struct Cli {
+    /// Address to listen on, like meilisearch's own flag.
+    #[arg(long, env = "MEILI_HTTP_ADDR", default_value = "127.0.0.1:7700")]
+    http_addr: String,
+    /// Master key; without one every route is open, as with Meilisearch.
+    #[arg(long, env = "MEILI_MASTER_KEY")]
+    master_key: Option<String>,
+    /// Time every task spends in `processing`, to make task states observable in tests.
+    #[arg(long, default_value_t = 0)]
+    processing_delay_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    ).init();
+    let cli = Cli::parse();
+    let listener = tokio::net::TcpListener::bind(&cli.http_addr)
+        .await
+        .with_context(|| format!("binding {}", cli.http_addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "miroir-devnode listening");
+    // Tests read this line to learn the port when they bind port 0.
+    println!("listening on http://{addr}");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    miroir_devnode::serve(
+        listener,
+        cli.master_key.filter(|k| !k.is_empty()),
+        Duration::from_millis(cli.processing_delay_ms),
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! Applying one task to the node's state: the work each task type does, its final `details`,
+//! and the error it fails with.
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::documents::{document_id, infer_primary_key};
+use crate::error::ApiError;
+use crate::filter::parse_filter;
+use crate::index::Index;
+use crate::state::Db;
+use crate::tasks::{TaskKind, TaskStatus, WriteMethod};
+
+/// Run task `uid` (already `processing`) and record its outcome.
+pub fn process_task(db: &mut Db, uid: u32) {
+    let Some(task) = db.tasks.get(&uid) else { return };
+    if task.status != TaskStatus::Processing {
+        return; // canceled while it waited
+    }
+    let kind = task.kind.clone();
+    let index_uid = task.index_uid.clone();
+    let mut details = task.details.clone();
+    let outcome = apply(db, uid, index_uid.as_deref(), &kind, &mut details);
+    let now = OffsetDateTime::now_utc();
+    if outcome.is_ok() && writes_index(&kind) {
+        db.last_update = Some(now);
+    }
+    let task = db.tasks.get_mut(&uid).expect("the task being processed exists");
+    match outcome {
+        Ok(()) => {
+            task.details = details;
+            task.transition(TaskStatus::Succeeded, now).expect("processing → succeeded");
+        }
+        Err(error) => {
+            task.details = failed_details(&kind, details);
+            task.error = Some(error);
+            task.transition(TaskStatus::Failed, now).expect("processing → failed");
+        }
+    }
+}
+
+fn writes_index(kind: &TaskKind) -> bool {
+    !matches!(kind, TaskKind::TaskCancelation { .. } | TaskKind::TaskDeletion { .. })
+}
+
+/// Details of a failed task: counts of work done become 0.
+fn failed_details(kind: &TaskKind, mut details: Value) -> Value {
+    let zero = match kind {
+        TaskKind::DocumentAdditionOrUpdate { .. } => "indexedDocuments",
+        TaskKind::IndexDeletion
+        | TaskKind::DocumentDeletionByIds { .. }
+        | TaskKind::DocumentDeletionByFilter { .. }
+        | TaskKind::DocumentClear => "deletedDocuments",
+        _ => return details,
+    };
+    details[zero] = json!(0);
+    details
+}
+
+fn apply(
+    db: &mut Db,
+    task_uid: u32,
+    index_uid: Option<&str>,
+    kind: &TaskKind,
+    details: &mut Value,
+) -> Result<(), ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let uid = index_uid.unwrap_or_default();
+    match kind {
+        TaskKind::IndexCreation { primary_key } => {
+            if db.indexes.contains_key(uid) {
+                return Err(ApiError::new("index_already_exists", format!("Index `{uid}` already exists.")));
+            }
+            db.indexes.insert(uid.to_string(), Index::new(uid, primary_key.clone(), now));
+        }
+        TaskKind::IndexUpdate { primary_key } => {
+            let index = existing(db, uid)?;
+            if let Some(pk) = primary_key {
+                if index.primary_key.as_deref() != Some(pk.as_str()) {
+                    if !index.documents.is_empty() {
+                        return Err(ApiError::new("index_primary_key_already_exists", format!("Index `{uid}`: Index already has a primary key: `{}`.", index.primary_key.clone().unwrap_or_default())));
+                    }
+                    index.primary_key = Some(pk.clone());
+                }
+            }
+            index.updated_at = now;
+        }
+        TaskKind::IndexDeletion => {
+            let index = db.indexes.remove(uid).ok_or_else(|| ApiError::index_not_found(uid))?;
+            details["deletedDocuments"] = json!(index.documents.len());
+        }
+        TaskKind::IndexSwap { swaps } => swap_indexes(db, swaps)?,
+        TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method } => {
+            let index = db
+                .indexes
+                .entry(uid.to_string())
+                .or_insert_with(|| Index::new(uid, None, now));
+            let indexed = add_documents(index, documents, primary_key.as_deref(), *method)?;
+            index.updated_at = now;
+            details["indexedDocuments"] = json!(indexed);
+        }
+        TaskKind::DocumentDeletionByIds { ids } => {
+            let index = existing(db, uid)?;
+            let mut deleted = 0;
+            for id in ids {
+                let key = match id {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if index.documents.shift_remove(&key).is_some() {
+                    deleted += 1;
+                }
+            }
+            index.updated_at = now;
+            details["deletedDocuments"] = json!(deleted);
+        }
+        TaskKind::DocumentDeletionByFilter { filter } => {
+            let index = existing(db, uid)?;
+            let invalid = |e: crate::filter::FilterError| ApiError::new("invalid_document_filter", e.message);
+            let parsed = parse_filter(filter).map_err(invalid)?;
+            let before = index.documents.len();
+            if let Some(parsed) = parsed {
+                parsed.check_filterable(uid, &index.settings.filterable_patterns()).map_err(invalid)?;
+                index.documents.retain(|_, doc| !parsed.matches(doc));
+            }
+            index.updated_at = now;
+            details["deletedDocuments"] = json!(before - index.documents.len());
+        }
+        TaskKind::DocumentClear => {
+            let index = existing(db, uid)?;
+            details["deletedDocuments"] = json!(index.documents.len());
+            index.documents.clear();
+            index.updated_at = now;
+        }
+        TaskKind::SettingsUpdate { patch } => {
+            let index = db
+                .indexes
+                .entry(uid.to_string())
+                .or_insert_with(|| Index::new(uid, None, now));
+            let mut settings = index.settings.clone();
+            settings.apply_patch(patch)?;
+            index.settings = settings;
+            index.updated_at = now;
+        }
+        TaskKind::TaskCancelation { uids, .. } => {
+            let mut canceled = 0;
+            for uid in uids {
+                if let Some(task) = db.tasks.get_mut(uid) {
+                    if !task.status.is_terminal() && task.transition(TaskStatus::Canceled, now).is_ok() {
+                        task.canceled_by = Some(task_uid);
+                        canceled += 1;
+                    }
+                }
+            }
+            details["canceledTasks"] = json!(canceled);
+        }
+        TaskKind::TaskDeletion { uids, .. } => {
+            let mut deleted = 0;
+            for uid in uids {
+                if db.tasks.get(uid).is_some_and(|t| t.status.is_terminal()) {
+                    db.tasks.remove(uid);
+                    deleted += 1;
+                }
+            }
+            details["deletedTasks"] = json!(deleted);
+        }
+    }
+    Ok(())
+}
+
+fn existing<'a>(db: &'a mut Db, uid: &str) -> Result<&'a mut Index, ApiError> {
+    db.indexes.get_mut(uid).ok_or_else(|| ApiError::index_not_found(uid))
+}
+
+/// Add or update documents; the whole batch fails on the first invalid document.
+fn add_documents(
+    index: &mut Index,
+    documents: &[crate::index::Document],
+    requested_pk: Option<&str>,
+    method: WriteMethod,
+) -> Result<usize, ApiError> {
+    let primary_key = match (&index.primary_key, requested_pk) {
+        (Some(pk), Some(req)) if pk != req => {
+            return Err(ApiError::new(
+                "index_primary_key_already_exists",
+                format!("Index `{}`: Index already has a primary key: `{pk}`.", index.uid),
+            ))
+        }
+        (Some(pk), _) => pk.clone(),
+        (None, Some(req)) => req.to_string(),
+        (None, None) => infer_primary_key(documents.first())?,
+    };
+    let mut ids = Vec::with_capacity(documents.len());
+    for doc in documents {
+        let id = document_id(doc, &primary_key)?;
+        if let Some(geo) = doc.get("_geo") {
+            validate_geo(&id, geo)?;
+        }
+        ids.push(id);
+    }
+    index.primary_key = Some(primary_key);
+    for (id, doc) in ids.into_iter().zip(documents) {
+        index.note_fields(doc);
+        match (method, index.documents.get_mut(&id)) {
+            (WriteMethod::Update, Some(existing)) => {
+                for (k, v) in doc {
+                    existing.insert(k.clone(), v.clone());
+                }
+            }
+            (_, Some(existing)) => *existing = doc.clone(),
+            (_, None) => {
+                index.documents.insert(id, doc.clone());
+            }
+        }
+    }
+    Ok(documents.len())
+}
+
+/// `_geo` must be null or `{"lat", "lng"}` with numbers (or numeric strings) in range.
+fn validate_geo(id: &str, geo: &Value) -> Result<(), ApiError> {
+    let bad = |msg: String| ApiError::new("invalid_document_geo_field", format!("The `_geo` field in the document with the id: `\"{id}\"` {msg}"));
+    match geo {
+        Value::Null => Ok(()),
+        Value::Object(obj) => {
+            for (name, range) in [("lat", 90.0), ("lng", 180.0)] {
+                let value = obj.get(name).ok_or_else(|| bad(format!("does not contain the required `{name}` field.")))?;
+                let number = match value {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                match number {
+                    Some(n) if (-range..=range).contains(&n) => {}
+                    _ => return Err(bad(format!("contains an invalid `{name}`: `{value}`."))),
+                }
+            }
+            Ok(())
+        }
+        other => Err(bad(format!("is not an object: `{other}`."))),
+    }
+}
+
+fn swap_indexes(db: &mut Db, swaps: &[Value]) -> Result<(), ApiError> {
+    let pairs: Vec<(String, String)> = swaps
+        .iter()
+        .filter_map(|s| {
+            let list = s["indexes"].as_array()?;
+            Some((list.first()?.as_str()?.to_string(), list.get(1)?.as_str()?.to_string()))
+        })
+        .collect();
+    for (a, b) in &pairs {
+        for uid in [a, b] {
+            if !db.indexes.contains_key(uid.as_str()) {
+                return Err(ApiError::new("index_not_found", format!("Indexes `{uid}` not found.")));
+            }
+        }
+    }
+    for (a, b) in pairs {
+        let mut first = db.indexes.remove(&a).expect("checked above");
+        let mut second = db.indexes.remove(&b).expect("checked above");
+        std::mem::swap(&mut first.uid, &mut second.uid);
+        db.indexes.insert(b, first);
+        db.indexes.insert(a, second);
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Document routes: add, update, get, browse, fetch and the three kinds of deletion.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+
+use super::{accepted, auth, check_uid, comma_list, json_body, ok_json, parse_usize, query_pairs};
+use crate::documents::{parse_payload, select_fields, PayloadFormat};
+use crate::error::ApiError;
+use crate::filter::{parse_filter, Filter};
+use crate::state::Node;
+use crate::tasks::{TaskKind, WriteMethod};
+
+pub async fn add_or_replace(
+    state: State<Arc<Node>>,
+    headers: HeaderMap,
+    path: Path<String>,
+    query: RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    write(state, headers, path, query, body, WriteMethod::Replace)
+}
+
+pub async fn add_or_update(
+    state: State<Arc<Node>>,
+    headers: HeaderMap,
+    path: Path<String>,
+    query: RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    write(state, headers, path, query, body, WriteMethod::Update)
+}
+
+fn write(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+    method: WriteMethod,
+) -> Result<Response, ApiError> {
+    check_uid(&uid)?;
+    auth(&node, &headers, "documents.add", Some(&uid))?;
+    let mut primary_key = None;
+    let mut delimiter = b',';
+    for (key, value) in query_pairs(q.as_deref()) {
+        match key.as_str() {
+            "primaryKey" => primary_key = Some(value),
+            "csvDelimiter" => {
+                delimiter = match value.as_bytes() {
+                    [b] if b.is_ascii() => *b,
+                    _ => return Err(ApiError::new("invalid_document_csv_delimiter", format!("Invalid value in parameter `csvDelimiter`: expected a string of one character, but found the following string of {} characters: `{value}`", value.chars().count()))),
+                }
+            }
+            "customMetadata" | "skipCreation" => {}
+            other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `primaryKey`, `csvDelimiter`, `customMetadata`, `skipCreation`"))),
+        }
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let format = PayloadFormat::from_content_type(content_type)?;
+    let documents = parse_payload(&body, format, delimiter)?;
+    let task = node.enqueue(Some(uid), TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method });
+    Ok(accepted(&task))
+}
+
+/// Options shared by browsing (`GET`) and fetching (`POST .../fetch`).
+struct Browse {
+    offset: usize,
+    limit: usize,
+    fields: Option<Vec<String>>,
+    filter: Option<Filter>,
+    ids: Option<Vec<String>>,
+}
+
+fn invalid_filter(e: crate::filter::FilterError) -> ApiError {
+    ApiError::new("invalid_document_filter", e.message)
+}
+
+fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiError> {
+    let db = node.db();
+    let index = db.indexes.get(uid).ok_or_else(|| ApiError::index_not_found(uid))?;
+    if let Some(filter) = &browse.filter {
+        filter.check_filterable(uid, &index.settings.filterable_patterns()).map_err(invalid_filter)?;
+    }
+    let matching: Vec<&Map<String, Value>> = index
+        .documents
+        .iter()
+        .filter(|(id, _)| browse.ids.as_ref().is_none_or(|ids| ids.contains(id)))
+        .filter(|(_, doc)| browse.filter.as_ref().is_none_or(|f| f.matches(doc)))
+        .map(|(_, doc)| doc)
+        .collect();
+    let results: Vec<Value> = matching
+        .iter()
+        .skip(browse.offset)
+        .take(browse.limit)
+        .map(|doc| Value::Object(select_fields(&strip_vectors(doc), browse.fields.as_deref())))
+        .collect();
+    Ok(ok_json(json!({
+        "results": results,
+        "offset": browse.offset,
+        "limit": browse.limit,
+        "total": matching.len(),
+    })))
+}
+
+/// `_vectors` are only shown when asked for with `retrieveVectors`.
+fn strip_vectors(doc: &Map<String, Value>) -> Map<String, Value> {
+    let mut doc = doc.clone();
+    doc.remove("_vectors");
+    doc
+}
+
+pub async fn browse(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    check_uid(&uid)?;
+    auth(&node, &headers, "documents.get", Some(&uid))?;
+    let mut browse = Browse { offset: 0, limit: 20, fields: None, filter: None, ids: None };
+    for (key, value) in query_pairs(q.as_deref()) {
+        match key.as_str() {
+            "offset" => browse.offset = parse_usize("offset", &value, "invalid_document_offset")?,
+            "limit" => browse.limit = parse_usize("limit", &value, "invalid_document_limit")?,
+            "fields" => browse.fields = Some(comma_list(&value)),
+            "ids" => browse.ids = Some(comma_list(&value)),
+            "filter" => browse.filter = parse_filter(&Value::String(value)).map_err(invalid_filter)?,
+            "retrieveVectors" | "sort" => {}
+            other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"))),
+        }
+    }
+    run_browse(&node, &uid, browse)
+}
+
+pub async fn fetch(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    check_uid(&uid)?;
+    auth(&node, &headers, "documents.get", Some(&uid))?;
+    let body = json_body(&headers, &body)?;
+    let obj = body.as_object().ok_or_else(|| ApiError::new("bad_request", "Invalid value type: expected an object"))?;
+    let mut browse = Browse { offset: 0, limit: 20, fields: None, filter: None, ids: None };
+    for (key, value) in obj {
+        let count = |code: &str| {
+            value.as_u64().map(|n| n as usize).ok_or_else(|| ApiError::new(code, format!("Invalid value type at `.{key}`: expected a positive integer, but found {value}")))
+        };
+        let strings = |code: &str| -> Result<Option<Vec<String>>, ApiError> {
+            match value {
+                Value::Null => Ok(None),
+                Value::Array(items) => Ok(Some(items.iter().map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).collect())),
+                other => Err(ApiError::new(code, format!("Invalid value type at `.{key}`: expected an array, but found {other}"))),
+            }
+        };
+        match key.as_str() {
+            "offset" => browse.offset = count("invalid_document_offset")?,
+            "limit" => browse.limit = count("invalid_document_limit")?,
+            "fields" => browse.fields = strings("invalid_document_fields")?,
+            "ids" => browse.ids = strings("invalid_document_ids")?,
+            "filter" => browse.filter = parse_filter(value).map_err(invalid_filter)?,
+            "retrieveVectors" | "sort" => {}
+            other => return Err(ApiError::new("bad_request", format!("Unknown field `{other}`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"))),
+        }
+    }
+    run_browse(&node, &uid, browse)
+}
+
+pub async fn get_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path((uid, id)): Path<(String, String)>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    check_uid(&uid)?;
+    auth(&node, &headers, "documents.get", Some(&uid))?;
+    let mut fields = None;
+    for (key, value) in query_pairs(q.as_deref()) {
+        match key.as_str() {
+            "fields" => fields = Some(comma_list(&value)),
+            "retrieveVectors" => {}
+            other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `fields`, `retrieveVectors`"))),
+        }
+    }
+    let db = node.db();
+    let index = db.indexes.get(&uid).ok_or_else(|| ApiError::index_not_found(&uid))?;
+    let doc = index
+        .documents
+        .get(&id)
+        .ok_or_else(|| ApiError::new("document_not_found", format!("Document `{id}` not found.")))?;
+    Ok(ok_json(Value::Object(select_fields(&strip_vectors(doc), fields.as_deref()))))
+}
+
+pub async fn delete_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path((uid, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    check_uid(&uid)?;
+    auth(&node, &headers, "documents.delete", Some(&uid))?;
+    Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentDeletionByIds { ids: vec![Value::String(id)] })))
+}
+
+pub async fn delete_batch(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    check_uid(&uid)?;
+    auth(&node, &headers, "documents.delete", Some(&uid))?;
+    let body = json_body(&headers, &body)?;
+    let ids = body.as_array().cloned().ok_or_else(|| ApiError::new("bad_request", format!("Invalid value type: expected an array, but found {body}")))?;
+    if let Some(bad) = ids.iter().find(|id| !matches!(id, Value::String(_) | Value::Number(_))) {
+        return Err(ApiError::new("bad_request", format!("Invalid value type at `[0]`: expected a string or an integer, but found {bad}")));
+    }
+    Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentDeletionByIds { ids })))
+}
+
+pub async fn delete_by_filter(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    check_uid(&uid)?;
+    auth(&node, &headers, "documents.delete", Some(&uid))?;
+    let body = json_body(&headers, &body)?;
+    let filter = body.get("filter").cloned().ok_or_else(|| ApiError::new("missing_document_filter", "Missing field `filter`"))?;
+    if let Some(field) = body.as_object().and_then(|o| o.keys().find(|k| k.as_str() != "filter")) {
+        return Err(ApiError::new("bad_request", format!("Unknown field `{field}`: expected one of `filter`")));
+    }
+    if parse_filter(&filter).map_err(invalid_filter)?.is_none() {
+        return Err(ApiError::new("invalid_document_filter", "Sending an empty filter is forbidden."));
+    }
+    Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentDeletionByFilter { filter })))
+}
+
+pub async fn clear(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+    check_uid(&uid)?;
+    auth(&node, &headers, "documents.delete", Some(&uid))?;
+    Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentClear)))
+}

@@ -1,0 +1,102 @@
+//! The node's whole state behind one lock, and the worker that processes tasks in order.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::index::Index;
+use crate::keys::KeyStore;
+use crate::process::process_task;
+use crate::tasks::{Task, TaskKind, TaskStatus};
+
+/// Everything the node holds.
+#[derive(Debug, Default)]
+pub struct Db {
+    pub indexes: BTreeMap<String, Index>,
+    pub tasks: BTreeMap<u32, Task>,
+    pub next_task_uid: u32,
+    pub keys: KeyStore,
+    pub last_update: Option<OffsetDateTime>,
+}
+
+impl Db {
+    /// Add a task to the queue and return a copy of it.
+    pub fn enqueue(&mut self, index_uid: Option<String>, kind: TaskKind) -> Task {
+        let uid = self.next_task_uid;
+        self.next_task_uid += 1;
+        let task = Task::new(uid, index_uid, kind, OffsetDateTime::now_utc());
+        self.tasks.insert(uid, task.clone());
+        task
+    }
+}
+
+/// A running node: its state, its master key, and the signal that wakes its task worker.
+#[derive(Debug)]
+pub struct Node {
+    db: Mutex<Db>,
+    wake: Notify,
+    pub master_key: Option<String>,
+    /// Time each task spends in `processing` (0 in normal use; tests raise it to watch states).
+    pub processing_delay: Duration,
+}
+
+impl Node {
+    pub fn new(master_key: Option<String>, processing_delay: Duration) -> Arc<Self> {
+        let mut db = Db::default();
+        if let Some(key) = &master_key {
+            db.keys = KeyStore::with_default_keys(key);
+        }
+        Arc::new(Self { db: Mutex::new(db), wake: Notify::new(), master_key, processing_delay })
+    }
+
+    /// The state, locked. Never held across an await.
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().expect("the node state lock is never poisoned: no code panics under it")
+    }
+
+    /// Enqueue a task and wake the worker.
+    pub fn enqueue(&self, index_uid: Option<String>, kind: TaskKind) -> Task {
+        let task = self.db().enqueue(index_uid, kind);
+        self.wake.notify_one();
+        task
+    }
+
+    /// Process enqueued tasks one at a time, in uid order, forever.
+    pub async fn run_worker(self: Arc<Self>) {
+        loop {
+            let next = {
+                let mut db = self.db();
+                let uid = next_task(&db);
+                if let Some(uid) = uid {
+                    let task = db.tasks.get_mut(&uid).expect("uid was just found");
+                    task.transition(TaskStatus::Processing, OffsetDateTime::now_utc())
+                        .expect("an enqueued task can start processing");
+                }
+                uid
+            };
+            let Some(uid) = next else {
+                self.wake.notified().await;
+                continue;
+            };
+            if !self.processing_delay.is_zero() {
+                tokio::time::sleep(self.processing_delay).await;
+            }
+            let mut db = self.db();
+            process_task(&mut db, uid);
+        }
+    }
+}
+
+/// The next task to run: cancelations first, then deletions, then the oldest enqueued task, as
+/// Meilisearch's scheduler orders them.
+fn next_task(db: &Db) -> Option<u32> {
+    let enqueued = || db.tasks.values().filter(|t| t.status == TaskStatus::Enqueued);
+    enqueued()
+        .find(|t| matches!(t.kind, TaskKind::TaskCancelation { .. }))
+        .or_else(|| enqueued().find(|t| matches!(t.kind, TaskKind::TaskDeletion { .. })))
+        .or_else(|| enqueued().next())
+        .map(|t| t.uid)
+}
