@@ -1,0 +1,189 @@
+//! Miroir's typed configuration.
+//!
+//! This crate owns the shape of the configuration (one module per section, every struct with
+//! `#[serde(deny_unknown_fields)]`), how it is loaded, and [`Config::validate`], which reports
+//! every problem at once, each with its key path and a hint. It does not act on the configuration:
+//! nothing here opens sockets, stores or plugins (it only checks that plugin files exist).
+//!
+//! # Loading
+//!
+//! [`Config::load`] layers, with figment: the defaults of every section, then the file given with
+//! `--config` (YAML, or TOML when the name ends in `.toml`), then environment variables named
+//! `MIROIR_<SECTION>__<KEY>` (`__` separates levels: `MIROIR_SERVER__PORT=8080` sets
+//! `server.port`). Relative paths written in the file (`task_store.path`, `plugins.dir`,
+//! `plugins.custom[].component`) are relative to the file's directory; relative paths from the
+//! environment are relative to the working directory.
+//!
+//! Secrets are read only from the environment ([`Secrets`]): `MIROIR_MASTER_KEY`,
+//! `MIROIR_ADMIN_API_KEY`, `MIROIR_NODE_MASTER_KEY`. A file that sets one is refused.
+//!
+//! # Units
+//!
+//! Durations are humantime strings (`"500ms"`, `"30s"`, `"24h"`, `"7d"`, see [`HumanDuration`]),
+//! except fields whose name ends in `_ms`, which are integer milliseconds. Sizes are integer
+//! bytes (`*_bytes`) or MiB (`*_mb`).
+
+mod duration;
+mod error;
+mod load;
+mod secrets;
+mod section;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use miroir_types::GroupId;
+use serde::{Deserialize, Serialize};
+
+pub use duration::HumanDuration;
+pub use error::{ConfigError, Problem};
+pub use load::{figment, ENV_PREFIX};
+pub use secrets::{Secret, Secrets, ADMIN_API_KEY_ENV, MASTER_KEY_ENV, NODE_MASTER_KEY_ENV};
+pub use section::*;
+
+/// The whole configuration of one Miroir instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The client-facing listener.
+    pub server: ServerConfig,
+    /// The Meilisearch nodes. At least one is required.
+    pub nodes: Vec<NodeConfig>,
+    /// Shard count of newly created indexes. Default `64`.
+    pub shards: u32,
+    /// Nodes holding each shard inside one replica group. Default `1`.
+    pub replication_factor: u32,
+    /// How many Miroir instances share the task store. Default `1`; more needs Redis.
+    pub replicas: u32,
+    /// This instance's name in leases and logs. Default: chosen at start.
+    #[serde(deserialize_with = "load::optional_string_or_number")]
+    pub instance_id: Option<String>,
+    /// Where tasks and shared state live.
+    pub task_store: TaskStoreConfig,
+    /// Node health probing.
+    pub health: HealthConfig,
+    /// Search fan-out.
+    pub scatter: ScatterConfig,
+    /// Shard moves and the settings drift check.
+    pub rebalancer: RebalancerConfig,
+    /// The leader lease.
+    pub leader: LeaderConfig,
+    /// `Idempotency-Key` memory.
+    pub idempotency: IdempotencyConfig,
+    /// Read-your-writes sessions.
+    pub session_pinning: SessionPinningConfig,
+    /// Logs and traces.
+    pub telemetry: TelemetryConfig,
+    /// The Prometheus port.
+    pub metrics: MetricsConfig,
+    /// The multi-search plugin.
+    pub multi_search: MultiSearchConfig,
+    /// The vector-search plugin.
+    pub vector_search: VectorSearchConfig,
+    /// The shadow-tee plugin.
+    pub shadow: ShadowConfig,
+    /// The change-data-capture plugin.
+    pub cdc: CdcConfig,
+    /// Shared plugin settings and the user's plugins.
+    pub plugins: PluginsConfig,
+    /// Keys from the environment; never serialized, never read from the file.
+    #[serde(skip)]
+    pub secrets: Secrets,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            nodes: Vec::new(),
+            shards: 64,
+            replication_factor: 1,
+            replicas: 1,
+            instance_id: None,
+            task_store: TaskStoreConfig::default(),
+            health: HealthConfig::default(),
+            scatter: ScatterConfig::default(),
+            rebalancer: RebalancerConfig::default(),
+            leader: LeaderConfig::default(),
+            idempotency: IdempotencyConfig::default(),
+            session_pinning: SessionPinningConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            metrics: MetricsConfig::default(),
+            multi_search: MultiSearchConfig::default(),
+            vector_search: VectorSearchConfig::default(),
+            shadow: ShadowConfig::default(),
+            cdc: CdcConfig::default(),
+            plugins: PluginsConfig::default(),
+            secrets: Secrets::default(),
+        }
+    }
+}
+
+/// The first-party plugins, by config section; each one's component is
+/// `<plugins.dir>/<name>.wasm`.
+pub const FIRST_PARTY_PLUGINS: &[&str] = &["multi_search", "vector_search", "shadow", "cdc"];
+
+impl Config {
+    /// The nodes of each replica group, by group name. Nodes without a group are left out.
+    pub fn replica_groups(&self) -> BTreeMap<&GroupId, Vec<&NodeConfig>> {
+        let mut groups: BTreeMap<&GroupId, Vec<&NodeConfig>> = BTreeMap::new();
+        for node in &self.nodes {
+            if let Some(group) = &node.replica_group {
+                groups.entry(group).or_default().push(node);
+            }
+        }
+        groups
+    }
+
+    /// The first-party plugins that are enabled, by name (see [`FIRST_PARTY_PLUGINS`]).
+    pub fn enabled_features(&self) -> Vec<&'static str> {
+        let flags = [
+            self.multi_search.enabled,
+            self.vector_search.enabled,
+            self.shadow.enabled,
+            self.cdc.enabled,
+        ];
+        FIRST_PARTY_PLUGINS.iter().zip(flags).filter(|(_, on)| *on).map(|(name, _)| *name).collect()
+    }
+
+    /// One line describing the topology and store, e.g.
+    /// `3 nodes in 2 replica groups, 64 shards, RF 1, task store sqlite (miroir.db)`.
+    pub fn summary(&self) -> String {
+        let nodes = self.nodes.len();
+        let groups = self.replica_groups().len();
+        let store = match self.task_store.backend {
+            TaskStoreBackend::Sqlite => format!("sqlite ({})", self.task_store.path.display()),
+            TaskStoreBackend::Redis => "redis".to_owned(),
+        };
+        let mut line = format!(
+            "{nodes} node{} in {groups} replica group{}, {} shards, RF {}, task store {store}",
+            plural(nodes),
+            plural(groups),
+            self.shards,
+            self.replication_factor,
+        );
+        if self.replicas > 1 {
+            line.push_str(&format!(", {} replicas", self.replicas));
+        }
+        let features = self.enabled_features();
+        let custom = self.plugins.custom.iter().filter(|p| p.enabled).count();
+        if !features.is_empty() || custom > 0 {
+            line.push_str(&format!(", plugins: {}", features.join(" ")));
+            if custom > 0 {
+                line.push_str(&format!(
+                    "{}{custom} custom",
+                    if features.is_empty() { "" } else { " + " }
+                ));
+            }
+        }
+        line
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

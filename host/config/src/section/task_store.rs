@@ -1,0 +1,85 @@
+//! `task_store`: where tasks, leases and other shared state live.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Report;
+use crate::validate::check_url;
+use crate::HumanDuration;
+
+/// Which task store backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStoreBackend {
+    /// An embedded SQLite file: one Miroir instance only.
+    Sqlite,
+    /// A Redis server: required when several Miroir instances share the store.
+    Redis,
+}
+
+impl TaskStoreBackend {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStoreBackend::Sqlite => "sqlite",
+            TaskStoreBackend::Redis => "redis",
+        }
+    }
+}
+
+/// The `task_store` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskStoreConfig {
+    /// `sqlite` (default) or `redis`.
+    pub backend: TaskStoreBackend,
+    /// SQLite database file, created on first start. Default `miroir.db`.
+    pub path: PathBuf,
+    /// Redis URL (`redis://`, `rediss://` or `unix://`); required with `backend: redis`.
+    pub url: Option<String>,
+    /// How long finished tasks are kept before pruning. Default `"7d"`.
+    pub task_retention: HumanDuration,
+}
+
+impl Default for TaskStoreConfig {
+    fn default() -> Self {
+        TaskStoreConfig {
+            backend: TaskStoreBackend::Sqlite,
+            path: PathBuf::from("miroir.db"),
+            url: None,
+            task_retention: HumanDuration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl TaskStoreConfig {
+    pub(crate) fn validate(&self, report: &mut Report) {
+        match self.backend {
+            TaskStoreBackend::Sqlite => {
+                if self.path.as_os_str().is_empty() {
+                    report.push(
+                        "task_store.path",
+                        "the SQLite backend needs a database file",
+                        "set task_store.path, e.g. /var/lib/miroir/miroir.db",
+                    );
+                }
+            }
+            TaskStoreBackend::Redis => match &self.url {
+                None => report.push(
+                    "task_store.url",
+                    "the redis backend needs a URL",
+                    "set task_store.url, e.g. redis://redis:6379/0",
+                ),
+                Some(url) => check_url(report, "task_store.url", url, &["redis", "rediss", "unix"]),
+            },
+        }
+        if self.task_retention.is_zero() {
+            report.push(
+                "task_store.task_retention",
+                "must be longer than 0s",
+                "keep finished tasks for a while, e.g. \"7d\"",
+            );
+        }
+    }
+}

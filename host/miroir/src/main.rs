@@ -1,0 +1,21 @@
+//! The `miroir` binary: parses the command line, loads the configuration and starts the gateway.
+//!
+//! It owns only wiring — the CLI (`cli`), logging setup (`logging`) and the HTTP server's
+//! start and graceful stop (`serve`). Routing, clustering, storage and plugins belong to the
+//! library crates it wires together.
+
+mod cli;
+mod logging;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::CheckConfig { config } => cli::check_config(&config),
+        cli::Command::Serve { config } => cli::serve(config.as_deref()),
+    }
+}

@@ -1,0 +1,146 @@
+//! Starting and stopping the HTTP server.
+//!
+//! For now the gateway answers `GET /health` and a Meilisearch-shaped 404 everywhere else; the
+//! Meilisearch routes are mounted here as they are built.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use miroir_config::Config;
+use miroir_types::ApiError;
+use tokio::net::TcpListener;
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+/// Runs the gateway until SIGINT or SIGTERM, then lets in-flight requests finish (for at most
+/// `server.shutdown_timeout`).
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.secrets.master_key.is_none() {
+        tracing::warn!("running without a master key: every route is open (development mode)");
+    }
+    let address = SocketAddr::new(config.server.bind, config.server.port);
+    let listener =
+        TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let local = listener.local_addr().context("cannot read the listening address")?;
+    tracing::info!(address = %local, config = %config.summary(), "miroir listening");
+
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app(&config)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // The receiver lives until `run` returns; a send error would only mean nobody waits.
+        let _ = stopping_tx.send(true);
+    });
+    let grace: Duration = config.server.shutdown_timeout.get();
+    let deadline = async move {
+        // Resolves once the signal arrived and the grace period ran out.
+        let _ = stopping_rx.changed().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("the HTTP server failed")?,
+        () = deadline => tracing::warn!(
+            grace = %config.server.shutdown_timeout,
+            "in-flight requests did not finish in time; stopping anyway"
+        ),
+    }
+    tracing::info!("miroir stopped");
+    Ok(())
+}
+
+/// The gateway's router, usable in tests without a socket.
+pub fn app(config: &Config) -> Router {
+    let max_body = usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX);
+    let max_concurrent =
+        usize::try_from(config.server.max_concurrent_requests).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/health", get(health))
+        .fallback(route_not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(GlobalConcurrencyLimitLayer::new(max_concurrent))
+}
+
+/// `GET /health`: Miroir's own liveness, as Meilisearch answers it.
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "available" }))
+}
+
+async fn route_not_found(method: Method, uri: Uri) -> Response {
+    error_response(&ApiError::route_not_found(method, uri.path()))
+}
+
+fn error_response(error: &ApiError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], error.to_body()).into_response()
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    async fn call(method: &str, path: &str) -> (StatusCode, serde_json::Value) {
+        let request =
+            Request::builder().method(method).uri(path).body(Body::empty()).expect("request");
+        let response = app(&Config::default()).oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        (status, serde_json::from_slice(&bytes).expect("json body"))
+    }
+
+    #[tokio::test]
+    async fn health_is_available() {
+        let (status, body) = call("GET", "/health").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, serde_json::json!({ "status": "available" }));
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_get_a_meilisearch_error_object() {
+        let (status, body) = call("POST", "/indexes/movies/search").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["code"], "not_found");
+        assert_eq!(body["type"], "invalid_request");
+        assert_eq!(body["link"], "https://docs.meilisearch.com/errors#not_found");
+        assert_eq!(body["message"], "No route matches `POST /indexes/movies/search`.");
+    }
+}

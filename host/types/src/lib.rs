@@ -1,0 +1,19 @@
+//! Domain types shared by every Miroir crate.
+//!
+//! This crate owns the vocabulary the rest of the gateway speaks: the identifiers of the things
+//! Miroir routes between ([`IndexUid`], [`NodeId`], [`GroupId`], [`ShardId`], [`TaskUid`]) and the
+//! closed set of error codes Miroir itself answers with ([`ErrorCode`]), each with its HTTP status
+//! and its Meilisearch `code`, `type` and `link`. [`ApiError`] renders one of those codes as
+//! Meilisearch's error object; [`ForwardedError`] carries an error a node answered, unchanged, and
+//! [`ErrorResponse`] is either of the two on its way to the client.
+//!
+//! It does no I/O and knows nothing about HTTP servers, wasmtime or storage: turning an error into a
+//! response happens in the HTTP layer, which asks this crate only for status and body.
+
+mod api_error;
+mod error_code;
+mod ids;
+
+pub use api_error::{ApiError, ErrorResponse, ForwardedError};
+pub use error_code::{ErrorCode, ErrorType};
+pub use ids::{GroupId, IndexUid, InvalidId, InvalidIndexUid, NodeId, ShardId, TaskUid};
