@@ -9,12 +9,12 @@ demo:
 
 ## Run the whole test suite.
 test:
-	$(CARGO) test --workspace --all-features
+	$(CARGO) test --workspace
 
 ## Formatting and lints, as CI checks them.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -9,7 +9,7 @@ KEY="${DEMO_MASTER_KEY:-demo-master-key}"
 DOCS="${DEMO_DOCS:-2000}"
 URL="http://127.0.0.1:${PORT}"
 
-cargo build --quiet -p miroir-devnode --features server-wip
+cargo build --quiet -p miroir-devnode
 BIN="${CARGO_TARGET_DIR:-target}/debug/miroir-devnode"
 "$BIN" --http-addr "127.0.0.1:${PORT}" --master-key "$KEY" >/tmp/miroir-demo-node.log 2>&1 &
 NODE_PID=$!

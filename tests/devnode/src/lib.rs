@@ -12,16 +12,12 @@ pub mod error;
 pub mod filter;
 pub mod index;
 pub mod keys;
-#[cfg(feature = "server-wip")]
 mod process;
-#[cfg(feature = "server-wip")]
 pub mod routes;
 pub mod search;
 pub mod settings;
-#[cfg(feature = "server-wip")]
 pub mod state;
 pub mod tasks;
-#[cfg(feature = "server-wip")]
 pub mod testing;
 
 use std::sync::Arc;
@@ -29,10 +25,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-#[cfg(feature = "server-wip")]
 pub use state::Node;
 
-#[cfg(feature = "server-wip")]
 /// Serve the API on `listener` until `shutdown` resolves; the task worker runs alongside.
 pub async fn serve(
     listener: TcpListener,

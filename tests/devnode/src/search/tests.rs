@@ -1,0 +1,1 @@
+//! Unit tests of the search API: parameters, placeholder search, and score independence.
