@@ -46,7 +46,7 @@ for _ in range(600):
         break
     time.sleep(0.05)
 print(f"loaded {n} products: task {task['taskUid']} {status}")
-query = {"q": "wireless headphones", "filter": "price < 500", "limit": 5, "showRankingScore": True}
+query = {"q": "wireless headphones", "filter": "price < 2000", "limit": 5, "showRankingScore": True}
 answer = call("POST", "/indexes/products/search", query)
 print(f"search {json.dumps(query)}: {answer['estimatedTotalHits']} hits")
 for hit in answer["hits"]:

@@ -53,7 +53,10 @@ pub fn resolve_facets(index: &Index, facets: &[String]) -> Result<Vec<String>, A
             if !patterns.iter().any(|p| p == "*" || p == facet) {
                 return Err(ApiError::new(
                     "invalid_search_facets",
-                    format!("Invalid facet distribution: Pattern `{facet}` is not filterable. {}", available(index)),
+                    format!(
+                        "Invalid facet distribution: Pattern `{facet}` is not filterable. {}",
+                        available(index)
+                    ),
                 ));
             }
             for field in &index.field_order {
@@ -69,7 +72,10 @@ pub fn resolve_facets(index: &Index, facets: &[String]) -> Result<Vec<String>, A
         } else {
             return Err(ApiError::new(
                 "invalid_search_facets",
-                format!("Invalid facet distribution: Attribute `{facet}` is not filterable. {}", available(index)),
+                format!(
+                    "Invalid facet distribution: Attribute `{facet}` is not filterable. {}",
+                    available(index)
+                ),
             ));
         }
     }
@@ -89,7 +95,9 @@ enum FacetValue {
 
 fn collect(v: &Value, out: &mut Vec<FacetValue>) {
     match v {
-        Value::String(s) => out.push(FacetValue::Text { key: normalize(s.trim()), shown: s.clone() }),
+        Value::String(s) => {
+            out.push(FacetValue::Text { key: normalize(s.trim()), shown: s.clone() })
+        }
         Value::Number(n) => out.extend(n.as_f64().map(FacetValue::Number)),
         Value::Bool(b) => out.push(FacetValue::Text { key: b.to_string(), shown: b.to_string() }),
         Value::Array(items) => items.iter().for_each(|i| collect(i, out)),

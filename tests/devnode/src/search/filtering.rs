@@ -20,7 +20,8 @@ impl DocFilter {
         let Some(value) = value else { return Ok(Self(None)) };
         let parsed = filter::parse_filter(value).map_err(to_api)?;
         if let Some(f) = &parsed {
-            f.check_filterable(&index.uid, &index.settings.filterable_patterns()).map_err(to_api)?;
+            f.check_filterable(&index.uid, &index.settings.filterable_patterns())
+                .map_err(to_api)?;
         }
         Ok(Self(parsed))
     }

@@ -70,13 +70,14 @@ impl<'a> HitFormat<'a> {
 
     /// The hit object for `doc`, before ranking fields are added.
     pub fn hit(&self, doc: &Document) -> Map<String, Value> {
-        let mut hit: Map<String, Value> =
-            doc.iter().filter(|(k, _)| self.shown(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut hit: Map<String, Value> = doc
+            .iter()
+            .filter(|(k, _)| self.shown(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         if self.wants_formatted() {
-            let formatted: Map<String, Value> = hit
-                .iter()
-                .map(|(k, v)| (k.clone(), self.format_value(k, v)))
-                .collect();
+            let formatted: Map<String, Value> =
+                hit.iter().map(|(k, v)| (k.clone(), self.format_value(k, v))).collect();
             hit.insert("_formatted".into(), Value::Object(formatted));
         }
         if self.query.show_matches_position {
@@ -93,9 +94,13 @@ impl<'a> HitFormat<'a> {
         match value {
             Value::String(s) => Value::String(self.format_text(path, s)),
             Value::Number(n) => Value::String(self.format_text(path, &n.to_string())),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.format_value(path, v)).collect()),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.format_value(path, v)).collect())
+            }
             Value::Object(map) => Value::Object(
-                map.iter().map(|(k, v)| (k.clone(), self.format_value(&format!("{path}.{k}"), v))).collect(),
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.format_value(&format!("{path}.{k}"), v)))
+                    .collect(),
             ),
             other => other.clone(),
         }
@@ -111,7 +116,11 @@ impl<'a> HitFormat<'a> {
         if !highlight && crop.is_none() {
             return text.to_string();
         }
-        let spans = if self.terms.is_empty() { Vec::new() } else { match_spans(self.terms, self.stop_words, text) };
+        let spans = if self.terms.is_empty() {
+            Vec::new()
+        } else {
+            match_spans(self.terms, self.stop_words, text)
+        };
         let (from, to, before, after) = match crop {
             Some(len) => crop_window(text, &spans, len),
             None => (0, text.len(), false, false),
@@ -140,7 +149,13 @@ impl<'a> HitFormat<'a> {
         out
     }
 
-    fn matches_position(&self, path: &str, value: &Value, index: Option<usize>, out: &mut Map<String, Value>) {
+    fn matches_position(
+        &self,
+        path: &str,
+        value: &Value,
+        index: Option<usize>,
+        out: &mut Map<String, Value>,
+    ) {
         let text = match value {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -185,7 +200,8 @@ fn crop_window(text: &str, spans: &[(usize, usize)], len: usize) -> (usize, usiz
     if tokens.len() <= len {
         return (0, text.len(), false, false);
     }
-    let matched: Vec<bool> = tokens.iter().map(|t| spans.iter().any(|(s, _)| *s == t.start)).collect();
+    let matched: Vec<bool> =
+        tokens.iter().map(|t| spans.iter().any(|(s, _)| *s == t.start)).collect();
     let mut best = (0usize, 0usize);
     for start in 0..=tokens.len() - len {
         let count = matched[start..start + len].iter().filter(|m| **m).count();

@@ -158,8 +158,9 @@ impl<'a> Matcher<'a> {
             return false;
         }
         self.values(doc, fields).iter().any(|value| {
-            (0..value.tokens.len())
-                .any(|i| negative.iter().any(|words| sequence_at(&value.tokens, i, words).is_some()))
+            (0..value.tokens.len()).any(|i| {
+                negative.iter().any(|words| sequence_at(&value.tokens, i, words).is_some())
+            })
         })
     }
 }
@@ -178,7 +179,11 @@ pub fn field_values<'d>(doc: &'d Document, name: &str) -> Vec<&'d serde_json::Va
     out
 }
 
-fn nested_values<'d>(value: &'d serde_json::Value, path: &str, out: &mut Vec<&'d serde_json::Value>) {
+fn nested_values<'d>(
+    value: &'d serde_json::Value,
+    path: &str,
+    out: &mut Vec<&'d serde_json::Value>,
+) {
     match value {
         serde_json::Value::Object(map) => {
             if let Some(v) = map.get(path) {
@@ -227,7 +232,11 @@ fn sequence_at(tokens: &[Token], i: usize, words: &[String]) -> Option<u32> {
 
 /// Byte spans `(start, length)` of `text` that match the query terms, for highlighting and
 /// `_matchesPosition`. A prefix match covers only the matched start of the word.
-pub fn match_spans(terms: &[Term], stop_words: &HashSet<String>, text: &str) -> Vec<(usize, usize)> {
+pub fn match_spans(
+    terms: &[Term],
+    stop_words: &HashSet<String>,
+    text: &str,
+) -> Vec<(usize, usize)> {
     let tokens: Vec<Token> = super::tokenizer::tokenize(text)
         .into_iter()
         .filter(|t| !stop_words.contains(&t.word))

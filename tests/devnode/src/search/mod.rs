@@ -50,7 +50,10 @@ struct Candidate<'a> {
 /// The attributes this query searches, each with its weight (its index in the searchable
 /// attributes), and the number of distinct weights. With the default `["*"]` every attribute
 /// weighs the same (recorded: `attributeRank` never splits hits on a default index).
-fn search_fields(index: &Index, query: &SearchQuery) -> Result<(Vec<(usize, String)>, usize), ApiError> {
+fn search_fields(
+    index: &Index,
+    query: &SearchQuery,
+) -> Result<(Vec<(usize, String)>, usize), ApiError> {
     let mut all = index.searchable_fields();
     let star = index.settings.searchable_attributes.iter().any(|a| a == "*");
     if star {
@@ -65,9 +68,12 @@ fn search_fields(index: &Index, query: &SearchQuery) -> Result<(Vec<(usize, Stri
             .map(|(i, f)| (if star { 0 } else { i }, f.clone()))
             .collect()
     };
-    let Some(on) = &query.attributes_to_search_on else { return Ok((weighted(&|_| true), weights)) };
+    let Some(on) = &query.attributes_to_search_on else {
+        return Ok((weighted(&|_| true), weights));
+    };
     for name in on {
-        if !all.iter().any(|f| facets::pattern_matches(name, f) || facets::pattern_matches(f, name)) {
+        if !all.iter().any(|f| facets::pattern_matches(name, f) || facets::pattern_matches(f, name))
+        {
             return Err(ApiError::new(
                 "invalid_search_attributes_to_search_on",
                 format!(
@@ -83,7 +89,8 @@ fn search_fields(index: &Index, query: &SearchQuery) -> Result<(Vec<(usize, Stri
 
 /// The distinct attribute in force, checked to be filterable.
 fn distinct_attribute(index: &Index, query: &SearchQuery) -> Result<Option<String>, ApiError> {
-    let Some(name) = query.distinct.clone().or_else(|| index.settings.distinct_attribute.clone()) else {
+    let Some(name) = query.distinct.clone().or_else(|| index.settings.distinct_attribute.clone())
+    else {
         return Ok(None);
     };
     if query.distinct.is_some() {
@@ -157,7 +164,8 @@ fn candidates<'a>(
     filter: &filtering::DocFilter,
 ) -> Vec<Candidate<'a>> {
     let rules = ranking::rules(&index.settings);
-    let stop: HashSet<String> = index.settings.stop_words.iter().map(|w| tokenizer::normalize(w)).collect();
+    let stop: HashSet<String> =
+        index.settings.stop_words.iter().map(|w| tokenizer::normalize(w)).collect();
     let mut matcher = Matcher::new(&parsed.terms, stop);
     let passing = index
         .documents
@@ -167,7 +175,11 @@ fn candidates<'a>(
         .filter(|(_, doc)| !matcher.contains_any(doc, fields, &parsed.negative));
     if parsed.is_placeholder() {
         return passing
-            .map(|(order, doc)| Candidate { order, doc, ranked: ranking::rank(doc, &rules, sort, None) })
+            .map(|(order, doc)| Candidate {
+                order,
+                doc,
+                ranked: ranking::rank(doc, &rules, sort, None),
+            })
             .collect();
     }
     let passing: Vec<(usize, &Document)> = passing.collect();
@@ -183,7 +195,8 @@ fn candidates<'a>(
         .into_iter()
         .filter_map(|(order, doc, m)| {
             let kept = kept_terms(query.matching_strategy, &m, n, &removal)?;
-            let kw = Keywords { terms: &parsed.terms, doc: &m, kept: &kept, words_total, attributes };
+            let kw =
+                Keywords { terms: &parsed.terms, doc: &m, kept: &kept, words_total, attributes };
             Some(Candidate { order, doc, ranked: ranking::rank(doc, &rules, sort, Some(&kw)) })
         })
         .collect()
@@ -236,7 +249,8 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, ApiError> {
     let (fields, attributes) = search_fields(index, query)?;
     let q = query.q.clone().unwrap_or_default();
     let mut parsed = terms::parse_query(&q, &index.settings);
-    let stop: HashSet<String> = index.settings.stop_words.iter().map(|w| tokenizer::normalize(w)).collect();
+    let stop: HashSet<String> =
+        index.settings.stop_words.iter().map(|w| tokenizer::normalize(w)).collect();
     if !parsed.is_placeholder() {
         corpus::Corpus::new(index, &fields, stop.clone()).refine(&mut parsed.terms);
     }
@@ -275,7 +289,10 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, ApiError> {
         .map(|c| {
             let mut hit = shape.hit(c.doc);
             if let (Some(point), Some(at)) = (geo_point, sort::doc_geo(c.doc)) {
-                hit.insert("_geoDistance".into(), json!(sort::haversine_m(point, at).round() as i64));
+                hit.insert(
+                    "_geoDistance".into(),
+                    json!(sort::haversine_m(point, at).round() as i64),
+                );
             }
             if query.show_ranking_score {
                 hit.insert("_rankingScore".into(), json!(c.ranked.score));

@@ -195,7 +195,10 @@ fn describe(value: &Value) -> String {
 fn type_error(field: &str, path: &str, expected: &str, found: &Value) -> ApiError {
     ApiError::new(
         &code_for(field),
-        format!("Invalid value type at `.{path}`: expected {expected}, but found {}", describe(found)),
+        format!(
+            "Invalid value type at `.{path}`: expected {expected}, but found {}",
+            describe(found)
+        ),
     )
 }
 
@@ -310,9 +313,7 @@ pub fn parse_search_body(body: &Value) -> Result<SearchQuery, ApiError> {
                 let text = as_string(k, v)?;
                 query.matching_strategy = parse_strategy(k, &text, true)?;
             }
-            "attributesToSearchOn" => {
-                query.attributes_to_search_on = opt(v, |v| as_strings(k, v))?
-            }
+            "attributesToSearchOn" => query.attributes_to_search_on = opt(v, |v| as_strings(k, v))?,
             "rankingScoreThreshold" => {
                 query.ranking_score_threshold = opt(v, |v| {
                     let t = v.as_f64().ok_or_else(|| type_error(k, k, "a number", v))?;
@@ -328,9 +329,8 @@ pub fn parse_search_body(body: &Value) -> Result<SearchQuery, ApiError> {
                         .iter()
                         .enumerate()
                         .map(|(i, x)| {
-                            x.as_f64().ok_or_else(|| {
-                                type_error(k, &format!("{k}[{i}]"), "a number", x)
-                            })
+                            x.as_f64()
+                                .ok_or_else(|| type_error(k, &format!("{k}[{i}]"), "a number", x))
                         })
                         .collect()
                 })?

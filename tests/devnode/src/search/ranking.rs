@@ -189,7 +189,13 @@ pub fn rank(
     sort: &[SortCriterion],
     keywords: Option<&Keywords<'_>>,
 ) -> Ranked {
-    let mut acc = Acc { keys: Vec::new(), ranks: Vec::new(), details: Map::new(), score: Score { rank: 1, max: 1 }, order: 0 };
+    let mut acc = Acc {
+        keys: Vec::new(),
+        ranks: Vec::new(),
+        details: Map::new(),
+        score: Score { rank: 1, max: 1 },
+        order: 0,
+    };
     // After `typo`, the rules only see each term's occurrences with its fewest typos.
     let mut typo_filtered = false;
     for rule in rules {
@@ -241,7 +247,9 @@ fn keyword_rule(acc: &mut Acc, rule: &Rule, kw: &Keywords<'_>, typo_filtered: bo
             let used: u64 = kw
                 .kept
                 .iter()
-                .map(|&t| u64::from(kw.doc.occurrences[t].iter().map(|o| o.typos).min().unwrap_or(0)))
+                .map(|&t| {
+                    u64::from(kw.doc.occurrences[t].iter().map(|o| o.typos).min().unwrap_or(0))
+                })
                 .sum();
             let used = used.min(max_typos);
             let extra = json!({"typoCount": used, "maxTypoCount": max_typos});
@@ -257,7 +265,9 @@ fn keyword_rule(acc: &mut Acc, rule: &Rule, kw: &Keywords<'_>, typo_filtered: bo
             let attr_cost: u64 = kw
                 .kept
                 .iter()
-                .map(|&t| occ(t).iter().map(|o| (o.weight as u64).min(a - 1)).min().unwrap_or(a - 1))
+                .map(|&t| {
+                    occ(t).iter().map(|o| (o.weight as u64).min(a - 1)).min().unwrap_or(a - 1)
+                })
                 .sum();
             let attr_max = (a - 1) * k + 1;
             let pos_cost: u64 = kw
@@ -318,8 +328,10 @@ fn exactness(kw: &Keywords<'_>) -> (u64, Value) {
         3 => (3 * (k + 1), json!({"matchType": "exactMatch"})),
         2 => (2 * (k + 1), json!({"matchType": "matchesStart"})),
         _ => {
-            let exact = kw.kept.iter().filter(|&&t| kw.doc.occurrences[t].iter().any(|o| o.exact)).count();
-            let extra = json!({"matchType": "noExactMatch", "matchingWords": exact, "maxMatchingWords": k});
+            let exact =
+                kw.kept.iter().filter(|&&t| kw.doc.occurrences[t].iter().any(|o| o.exact)).count();
+            let extra =
+                json!({"matchType": "noExactMatch", "matchingWords": exact, "maxMatchingWords": k});
             (exact as u64 + 1, extra)
         }
     }
@@ -347,7 +359,8 @@ mod tests {
 
     #[test]
     fn position_costs_follow_meilisearch_buckets() {
-        let got: Vec<u64> = [0, 1, 13, 15, 16, 23, 24, 46, 70].iter().map(|&d| position_cost(d)).collect();
+        let got: Vec<u64> =
+            [0, 1, 13, 15, 16, 23, 24, 46, 70].iter().map(|&d| position_cost(d)).collect();
         assert_eq!(got, vec![0, 1, 5, 5, 6, 6, 7, 7, 8]);
     }
 

@@ -228,7 +228,10 @@ pub fn details(doc: &Document, criterion: &SortCriterion, order: usize) -> Value
             if let Some(v) = value {
                 let shown = match v {
                     Value::Array(items) => {
-                        let pick = sort_value(doc, &SortCriterion::Field { name: name.clone(), asc: *asc });
+                        let pick = sort_value(
+                            doc,
+                            &SortCriterion::Field { name: name.clone(), asc: *asc },
+                        );
                         items
                             .into_iter()
                             .find(|i| match (i, &pick) {
@@ -252,7 +255,9 @@ pub fn details(doc: &Document, criterion: &SortCriterion, order: usize) -> Value
 /// The key a criterion is shown under in `_rankingScoreDetails`.
 pub fn details_key(criterion: &SortCriterion) -> String {
     match criterion {
-        SortCriterion::Field { name, asc } => format!("{name}:{}", if *asc { "asc" } else { "desc" }),
+        SortCriterion::Field { name, asc } => {
+            format!("{name}:{}", if *asc { "asc" } else { "desc" })
+        }
         SortCriterion::Geo { lat, lng, asc } => {
             format!("_geoPoint({lat}, {lng}):{}", if *asc { "asc" } else { "desc" })
         }

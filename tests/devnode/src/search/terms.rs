@@ -95,13 +95,16 @@ fn segments(q: &str) -> Vec<Segment> {
     let at_word_start = |s: &str| s.is_empty() || s.ends_with(char::is_whitespace);
     while let Some(c) = chars.next() {
         if c == '"' {
-            let negative = current.ends_with('-')
-                && at_word_start(&current[..current.len() - 1]);
+            let negative = current.ends_with('-') && at_word_start(&current[..current.len() - 1]);
             if negative {
                 current.pop();
             }
             if !current.trim().is_empty() {
-                out.push(Segment { text: std::mem::take(&mut current), phrase: false, negative: false });
+                out.push(Segment {
+                    text: std::mem::take(&mut current),
+                    phrase: false,
+                    negative: false,
+                });
             }
             current.clear();
             let mut phrase = String::new();
@@ -112,9 +115,16 @@ fn segments(q: &str) -> Vec<Segment> {
                 phrase.push(p);
             }
             out.push(Segment { text: phrase, phrase: true, negative });
-        } else if c == '-' && at_word_start(&current) && chars.peek().is_some_and(|n| n.is_alphanumeric()) {
+        } else if c == '-'
+            && at_word_start(&current)
+            && chars.peek().is_some_and(|n| n.is_alphanumeric())
+        {
             if !current.trim().is_empty() {
-                out.push(Segment { text: std::mem::take(&mut current), phrase: false, negative: false });
+                out.push(Segment {
+                    text: std::mem::take(&mut current),
+                    phrase: false,
+                    negative: false,
+                });
             }
             current.clear();
             let mut word = String::new();
@@ -209,8 +219,10 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        let mut s = Settings::default();
-        s.stop_words = ["the", "a"].iter().map(|w| w.to_string()).collect();
+        let mut s = Settings {
+            stop_words: ["the", "a"].iter().map(|w| w.to_string()).collect(),
+            ..Settings::default()
+        };
         s.synonyms.insert("phone".into(), vec!["smartphone".into()]);
         s
     }
@@ -219,8 +231,12 @@ mod tests {
     fn words_phrases_negatives_and_prefix() {
         let p = parse_query("the wireless \"battery life\" -cheap phone", &settings());
         assert_eq!(p.terms.len(), 3);
-        assert!(matches!(&p.terms[0].kind, TermKind::Word { text, prefix: false, max_typos: 1 } if text == "wireless"));
-        assert!(matches!(&p.terms[1].kind, TermKind::Phrase { words } if words == &["battery", "life"]));
+        assert!(
+            matches!(&p.terms[0].kind, TermKind::Word { text, prefix: false, max_typos: 1 } if text == "wireless")
+        );
+        assert!(
+            matches!(&p.terms[1].kind, TermKind::Phrase { words } if words == &["battery", "life"])
+        );
         assert!(matches!(&p.terms[2].kind, TermKind::Word { prefix: true, .. }));
         assert_eq!(p.terms[2].synonyms, vec![vec!["smartphone".to_string()]]);
         assert_eq!(p.negative, vec![vec!["cheap".to_string()]]);

@@ -16,7 +16,12 @@ const DATASET: &str = "/work/shared/datasets/products-2k.json";
 
 fn read_json_lines(path: &str) -> Option<Vec<Value>> {
     let text = std::fs::read_to_string(path).ok()?;
-    Some(text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect())
+    Some(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+    )
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -51,10 +56,14 @@ fn build_index(uid: &str, settings: Option<&Value>) -> Option<Index> {
         if let Some(n) = s.pointer("/pagination/maxTotalHits").and_then(Value::as_u64) {
             st.pagination.max_total_hits = n as usize;
         }
-        if let Some(n) = s.pointer("/typoTolerance/minWordSizeForTypos/oneTypo").and_then(Value::as_u64) {
+        if let Some(n) =
+            s.pointer("/typoTolerance/minWordSizeForTypos/oneTypo").and_then(Value::as_u64)
+        {
             st.typo_tolerance.min_word_size_for_typos.one_typo = n as u8;
         }
-        if let Some(n) = s.pointer("/typoTolerance/minWordSizeForTypos/twoTypos").and_then(Value::as_u64) {
+        if let Some(n) =
+            s.pointer("/typoTolerance/minWordSizeForTypos/twoTypos").and_then(Value::as_u64)
+        {
             st.typo_tolerance.min_word_size_for_typos.two_typos = n as u8;
         }
     }
@@ -140,9 +149,11 @@ fn first_diff(path: &str, want: &Value, got: &Value) -> Option<String> {
             }
             None
         }
-        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
-            w.iter().zip(g).enumerate().find_map(|(i, (a, b))| first_diff(&format!("{path}[{i}]"), a, b))
-        }
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => w
+            .iter()
+            .zip(g)
+            .enumerate()
+            .find_map(|(i, (a, b))| first_diff(&format!("{path}[{i}]"), a, b)),
         _ if want == got => None,
         _ => Some(format!("{path}: want {} got {}", short(want), short(got))),
     }
@@ -150,7 +161,11 @@ fn first_diff(path: &str, want: &Value, got: &Value) -> Option<String> {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 160 { format!("{}…", &s[..160]) } else { s }
+    if s.len() > 160 {
+        format!("{}…", &s[..160])
+    } else {
+        s
+    }
 }
 
 fn ids(hits: &[Value]) -> Vec<String> {
@@ -164,7 +179,10 @@ fn runs(hits: &[Value], tie: &[String]) -> Vec<(String, Vec<String>)> {
         let key = if tie.is_empty() {
             h.get("_rankingScore").map(Value::to_string).unwrap_or_default()
         } else {
-            tie.iter().map(|f| h.get(f).map(Value::to_string).unwrap_or_default()).collect::<Vec<_>>().join("|")
+            tie.iter()
+                .map(|f| h.get(f).map(Value::to_string).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("|")
         };
         match out.last_mut() {
             Some((k, members)) if *k == key && !key.is_empty() => members.push(h["id"].to_string()),
@@ -176,13 +194,20 @@ fn runs(hits: &[Value], tie: &[String]) -> Vec<(String, Vec<String>)> {
 }
 
 /// Compare like `contract.py`: `None` when equal under the step's mode.
-fn compare(step: &Value, want_status: u16, want: &Value, got_status: u16, got: &Value) -> Option<String> {
+fn compare(
+    step: &Value,
+    want_status: u16,
+    want: &Value,
+    got_status: u16,
+    got: &Value,
+) -> Option<String> {
     if want_status != got_status {
         return Some(format!("status {got_status} != {want_status}: {}", short(got)));
     }
     let mode = step["compare"].as_str().unwrap_or("exact");
     if want.get("code").is_some() {
-        return (want["code"] != got["code"]).then(|| format!("code {} != {}", got["code"], want["code"]));
+        return (want["code"] != got["code"])
+            .then(|| format!("code {} != {}", got["code"], want["code"]));
     }
     if mode == "status" {
         return None;
@@ -201,7 +226,13 @@ fn compare(step: &Value, want_status: u16, want: &Value, got_status: u16, got: &
     let wh = want["hits"].as_array().cloned().unwrap_or_default();
     let gh = got["hits"].as_array().cloned().unwrap_or_default();
     if wh.len() != gh.len() {
-        return Some(format!("{} hits != {}: got {:?} want {:?}", gh.len(), wh.len(), &ids(&gh)[..gh.len().min(6)], &ids(&wh)[..wh.len().min(6)]));
+        return Some(format!(
+            "{} hits != {}: got {:?} want {:?}",
+            gh.len(),
+            wh.len(),
+            &ids(&gh)[..gh.len().min(6)],
+            &ids(&wh)[..wh.len().min(6)]
+        ));
     }
     for w in &wh {
         if let Some(g) = gh.iter().find(|g| g["id"] == w["id"]) {
@@ -211,29 +242,52 @@ fn compare(step: &Value, want_status: u16, want: &Value, got_status: u16, got: &
         }
     }
     let tie = strings(&step["tie"]);
-    if mode == "ranked" && (!tie.is_empty() || wh.iter().any(|h| h.get("_rankingScore").is_some())) {
+    if mode == "ranked" && (!tie.is_empty() || wh.iter().any(|h| h.get("_rankingScore").is_some()))
+    {
         let (rw, rg) = (runs(&wh, &tie), runs(&gh, &tie));
-        let shape = |r: &[(String, Vec<String>)]| r.iter().map(|(k, m)| (k.clone(), m.len())).collect::<Vec<_>>();
+        let shape = |r: &[(String, Vec<String>)]| {
+            r.iter().map(|(k, m)| (k.clone(), m.len())).collect::<Vec<_>>()
+        };
         if shape(&rw) != shape(&rg) {
-            return Some(format!("ranking differs: got {:?} want {:?}", &ids(&gh)[..gh.len().min(8)], &ids(&wh)[..wh.len().min(8)]));
+            return Some(format!(
+                "ranking differs: got {:?} want {:?}",
+                &ids(&gh)[..gh.len().min(8)],
+                &ids(&wh)[..wh.len().min(8)]
+            ));
         }
         let body = &step["body"];
         let paged = body.get("page").is_some() || body.get("hitsPerPage").is_some();
         let (cut_first, cut_last) = if paged {
-            (body["page"].as_u64().unwrap_or(1) > 1, wh.len() as u64 >= body["hitsPerPage"].as_u64().unwrap_or(20))
+            (
+                body["page"].as_u64().unwrap_or(1) > 1,
+                wh.len() as u64 >= body["hitsPerPage"].as_u64().unwrap_or(20),
+            )
         } else {
-            (body["offset"].as_u64().unwrap_or(0) > 0, wh.len() as u64 >= body["limit"].as_u64().unwrap_or(20))
+            (
+                body["offset"].as_u64().unwrap_or(0) > 0,
+                wh.len() as u64 >= body["limit"].as_u64().unwrap_or(20),
+            )
         };
         for (i, ((_, mw), (_, mg))) in rw.iter().zip(&rg).enumerate() {
             let cut = (i == 0 && cut_first) || (i + 1 == rw.len() && cut_last);
             if !cut && mw != mg {
-                return Some(format!("ranking differs in run {i}: got {:?} want {:?}", &mg[..mg.len().min(5)], &mw[..mw.len().min(5)]));
+                return Some(format!(
+                    "ranking differs in run {i}: got {:?} want {:?}",
+                    &mg[..mg.len().min(5)],
+                    &mw[..mw.len().min(5)]
+                ));
             }
         }
         return None;
     }
     if mode == "ranked" {
-        return (ids(&wh) != ids(&gh)).then(|| format!("order differs: got {:?} want {:?}", &ids(&gh)[..gh.len().min(8)], &ids(&wh)[..wh.len().min(8)]));
+        return (ids(&wh) != ids(&gh)).then(|| {
+            format!(
+                "order differs: got {:?} want {:?}",
+                &ids(&gh)[..gh.len().min(8)],
+                &ids(&wh)[..wh.len().min(8)]
+            )
+        });
     }
     let (mut a, mut b) = (ids(&wh), ids(&gh));
     a.sort();
@@ -256,7 +310,10 @@ fn replay(file: &str, index_settings_step: Option<&str>) -> Option<Vec<(String, 
         }
         let step = &rec["step"];
         let path = step["path"].as_str().unwrap_or("");
-        if !path.contains("/search") || path.contains("facet-search") || !path.starts_with("/indexes/") {
+        if !path.contains("/search")
+            || path.contains("facet-search")
+            || !path.starts_with("/indexes/")
+        {
             continue;
         }
         let uid = path.trim_start_matches("/indexes/").split('/').next().unwrap_or("");
@@ -296,8 +353,15 @@ fn replay(file: &str, index_settings_step: Option<&str>) -> Option<Vec<(String, 
 /// Steps that do not depend on keyword relevance: these must match the recording.
 fn must_pass(name: &str) -> bool {
     let hard = [
-        "search.filter.", "search.sort.price", "search.sort.multi", "search.sort.geo", "search.sort.offset",
-        "search.facets", "search.page-sorted", "search-error.", "search.placeholder-facets",
+        "search.filter.",
+        "search.sort.price",
+        "search.sort.multi",
+        "search.sort.geo",
+        "search.sort.offset",
+        "search.facets",
+        "search.page-sorted",
+        "search-error.",
+        "search.placeholder-facets",
     ];
     hard.iter().any(|p| name.starts_with(p)) && name != "search.facets-q"
 }
