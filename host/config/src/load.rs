@@ -27,6 +27,40 @@ pub const ENV_PREFIX: &str = "MIROIR_";
 /// CLI reads.
 const NOT_CONFIG_KEYS: &[&str] = &["master_key", "admin_api_key", "node_master_key", "config"];
 
+/// The top-level keys of the configuration. A `MIROIR_` variable without `__` is read only when
+/// it names one of them: platforms set variables such as `MIROIR_PORT=tcp://10.0.0.1:7700`
+/// (Kubernetes service links for a Service named `miroir`) that are not meant for Miroir.
+/// Variables with `__` are always read, so a misspelt section is reported, not ignored.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "server",
+    "nodes",
+    "shards",
+    "replication_factor",
+    "replicas",
+    "instance_id",
+    "task_store",
+    "health",
+    "scatter",
+    "rebalancer",
+    "leader",
+    "idempotency",
+    "session_pinning",
+    "telemetry",
+    "metrics",
+    "multi_search",
+    "vector_search",
+    "shadow",
+    "cdc",
+    "plugins",
+];
+
+/// Whether the variable `MIROIR_<key>` is meant as configuration.
+fn is_config_variable(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    !NOT_CONFIG_KEYS.contains(&key.as_str())
+        && (key.contains("__") || TOP_LEVEL_KEYS.contains(&key.as_str()))
+}
+
 /// Stop collecting parse problems after this many; the user has enough to fix.
 const MAX_PARSE_PROBLEMS: usize = 64;
 
@@ -51,7 +85,8 @@ pub fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
             merge_checked(figment, Yaml::file_exact(path), path)?
         };
     }
-    Ok(figment.merge(Env::prefixed(ENV_PREFIX).ignore(NOT_CONFIG_KEYS).split("__")))
+    let env = Env::prefixed(ENV_PREFIX).filter(|key| is_config_variable(key.as_str()));
+    Ok(figment.merge(env.split("__")))
 }
 
 /// Merges a file provider after reading it once, so that a syntax error is reported as such.

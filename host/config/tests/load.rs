@@ -427,3 +427,21 @@ fn the_error_message_lists_every_problem_with_hints() {
         Ok(())
     });
 }
+
+#[test]
+fn platform_variables_that_share_the_prefix_are_not_configuration() {
+    Jail::expect_with(|jail| {
+        jail.create_file("miroir.yaml", NODES)?;
+        // What Kubernetes injects for a Service named `miroir`.
+        jail.set_env("MIROIR_PORT", "tcp://10.0.0.1:7700");
+        jail.set_env("MIROIR_SERVICE_HOST", "10.0.0.1");
+        jail.set_env("MIROIR_PORT_7700_TCP_ADDR", "10.0.0.1");
+        let config = load("miroir.yaml").map_err(|e| e.to_string())?;
+        assert_eq!(config.server.port, 7700);
+        // A misspelt section is still reported.
+        jail.set_env("MIROIR_SERVR__PORT", "1");
+        let err = load("miroir.yaml").expect_err("a misspelt section is an error");
+        assert!(err.to_string().contains("servr"), "{err}");
+        Ok(())
+    });
+}

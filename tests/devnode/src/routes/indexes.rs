@@ -35,7 +35,7 @@ pub fn index_stats(db: &Db, index: &Index) -> Value {
     json!({
         "numberOfDocuments": count,
         "rawDocumentDbSize": raw,
-        "avgDocumentSize": if count == 0 { 0 } else { raw / count },
+        "avgDocumentSize": raw.checked_div(count).unwrap_or(0),
         "isIndexing": is_indexing,
         "numberOfEmbeddings": 0,
         "numberOfEmbeddedDocuments": 0,

@@ -10,6 +10,7 @@ mod facets;
 mod filtering;
 mod format;
 mod matching;
+mod params;
 mod query;
 mod ranking;
 mod sort;
@@ -30,7 +31,8 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::index::{Document, Index};
 
-pub use query::{parse_search_body, parse_search_params, MatchingStrategy, SearchQuery};
+pub use params::parse_search_params;
+pub use query::{parse_search_body, MatchingStrategy, SearchQuery};
 
 use matching::{DocMatch, Matcher};
 use ranking::{Keywords, Ranked};
@@ -297,8 +299,6 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, ApiError> {
             if query.show_ranking_score {
                 hit.insert("_rankingScore".into(), json!(c.ranked.score));
             }
-            #[cfg(test)]
-            hit.insert("_ranks".into(), json!(c.ranked.ranks));
             if query.show_ranking_score_details {
                 hit.insert("_rankingScoreDetails".into(), Value::Object(c.ranked.details.clone()));
             }

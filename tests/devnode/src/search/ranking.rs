@@ -75,8 +75,6 @@ pub struct Ranked {
     pub keys: Vec<Key>,
     pub details: Map<String, Value>,
     pub score: f64,
-    /// The `(rank, max_rank)` of each rule that contributes to the score, in order.
-    pub ranks: Vec<(u64, u64)>,
 }
 
 /// What keyword rules need about the query and one document.
@@ -159,7 +157,6 @@ fn pair_cost(a: &[&Occurrence], b: &[&Occurrence]) -> u64 {
 /// Accumulates one document's keys, details and score while the rules run.
 struct Acc {
     keys: Vec<Key>,
-    ranks: Vec<(u64, u64)>,
     details: Map<String, Value>,
     score: Score,
     order: usize,
@@ -168,7 +165,6 @@ struct Acc {
 impl Acc {
     fn push_rank(&mut self, name: &str, rank: u64, max: u64, extra: Value) {
         self.keys.push(Key::Rank(rank));
-        self.ranks.push((rank, max));
         self.score.push(rank, max);
         let mut entry = Map::new();
         entry.insert("order".into(), json!(self.order));
@@ -189,13 +185,8 @@ pub fn rank(
     sort: &[SortCriterion],
     keywords: Option<&Keywords<'_>>,
 ) -> Ranked {
-    let mut acc = Acc {
-        keys: Vec::new(),
-        ranks: Vec::new(),
-        details: Map::new(),
-        score: Score { rank: 1, max: 1 },
-        order: 0,
-    };
+    let mut acc =
+        Acc { keys: Vec::new(), details: Map::new(), score: Score { rank: 1, max: 1 }, order: 0 };
     // After `typo`, the rules only see each term's occurrences with its fewest typos.
     let mut typo_filtered = false;
     for rule in rules {
@@ -219,7 +210,7 @@ pub fn rank(
             }
         }
     }
-    Ranked { keys: acc.keys, details: acc.details, score: acc.score.value(), ranks: acc.ranks }
+    Ranked { keys: acc.keys, details: acc.details, score: acc.score.value() }
 }
 
 /// The occurrences of term `t` the current rule may use.

@@ -1,4 +1,4 @@
-//! Replays the searches recorded from a real Meilisearch 1.50 (`/work/shared/contract`) against an
+//! Replays the searches recorded from a real Meilisearch 1.50 (`../shared/contract`) against an
 //! in-memory index built from the same dataset and settings, and compares the answers the way
 //! `contract.py` does. Placeholder, filter, sort, facet and pagination steps must match; keyword
 //! steps are reported (their fit is printed) but only a floor of them is asserted.
@@ -11,8 +11,16 @@ use crate::index::{Document, Index};
 
 use super::{parse_search_body, parse_search_params, search};
 
-const CONTRACT: &str = "/work/shared/contract";
-const DATASET: &str = "/work/shared/datasets/products-2k.json";
+/// `../shared` beside the repository, or `MIROIR_SHARED_DIR`.
+fn shared_dir() -> std::path::PathBuf {
+    std::env::var_os("MIROIR_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+fn dataset() -> std::path::PathBuf {
+    shared_dir().join("datasets/products-2k.json")
+}
 
 fn read_json_lines(path: &str) -> Option<Vec<Value>> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -30,7 +38,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// An index holding the dataset, with `settings` (a settings PATCH body) applied field by field.
 fn build_index(uid: &str, settings: Option<&Value>) -> Option<Index> {
-    let text = std::fs::read_to_string(DATASET).ok()?;
+    let text = std::fs::read_to_string(dataset()).ok()?;
     let docs: Vec<Document> = serde_json::from_str(&text).ok()?;
     let mut index = Index::new(uid, Some("id".into()), time::OffsetDateTime::UNIX_EPOCH);
     if let Some(s) = settings {
@@ -116,21 +124,11 @@ fn run(index: &Index, step: &Value) -> (u16, Value) {
         Ok(mut body) => {
             if let Some(obj) = body.as_object_mut() {
                 obj.remove("processingTimeMs");
-                for hit in obj.get_mut("hits").and_then(Value::as_array_mut).into_iter().flatten() {
-                    if let Some(ranks) = hit.as_object_mut().and_then(|h| h.remove("_ranks")) {
-                        RANKS.with(|r| r.borrow_mut().push((hit["id"].clone(), ranks)));
-                    }
-                }
             }
             (200, body)
         }
         Err(e) => (e.status.as_u16(), e.to_json()),
     }
-}
-
-thread_local! {
-    /// The `(rank, max)` pairs of the hits of the last step run, for fitting scores.
-    static RANKS: std::cell::RefCell<Vec<(Value, Value)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn first_diff(path: &str, want: &Value, got: &Value) -> Option<String> {
@@ -297,7 +295,8 @@ fn compare(
 
 /// Replay a recording's search steps before its first document write; `(name, failure)`.
 fn replay(file: &str, index_settings_step: Option<&str>) -> Option<Vec<(String, Option<String>)>> {
-    let records = read_json_lines(&format!("{CONTRACT}/recordings/{file}"))?;
+    let records =
+        read_json_lines(&shared_dir().join("contract/recordings").join(file).to_string_lossy())?;
     let settings = index_settings_step
         .and_then(|name| records.iter().find(|r| r["name"] == name))
         .map(|r| r["step"]["body"].clone());
@@ -325,26 +324,7 @@ fn replay(file: &str, index_settings_step: Option<&str>) -> Option<Vec<(String, 
         if step["body"].is_null() && step["method"] == "POST" {
             continue; // malformed JSON: the HTTP layer's business
         }
-        RANKS.with(|r| r.borrow_mut().clear());
         let (status, got) = run(&index, step);
-        if let Ok(path) = std::env::var("SEARCH_FIT_DUMP") {
-            use std::io::Write;
-            let recorded: Vec<Value> = rec["body"]["hits"].as_array().cloned().unwrap_or_default();
-            let lines: Vec<String> = RANKS.with(|r| {
-                r.borrow()
-                    .iter()
-                    .filter_map(|(id, ranks)| {
-                        let want = recorded.iter().find(|h| &h["id"] == id)?.get("_rankingScore")?.clone();
-                        Some(serde_json::json!({"step": name, "id": id, "want": want, "ranks": ranks}).to_string())
-                    })
-                    .collect()
-            });
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-                for l in lines {
-                    let _ = writeln!(f, "{l}");
-                }
-            }
-        }
         out.push((name, compare(step, want_status, &rec["body"], status, &got)));
     }
     Some(out)
@@ -367,14 +347,8 @@ fn must_pass(name: &str) -> bool {
 }
 
 fn report(file: &str, settings_step: Option<&str>) {
-    if !Path::new(DATASET).exists() {
-        eprintln!("{DATASET} missing: recordings not replayed");
-        return;
-    }
-    let Some(results) = replay(file, settings_step) else {
-        eprintln!("{file}: recording not readable");
-        return;
-    };
+    assert!(dataset().exists(), "{} is missing; set MIROIR_SHARED_DIR", dataset().display());
+    let results = replay(file, settings_step).expect("the recording is readable");
     let mut failed_hard = Vec::new();
     let passed = results.iter().filter(|(_, f)| f.is_none()).count();
     for (name, failure) in &results {
