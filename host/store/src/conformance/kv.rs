@@ -1,0 +1,64 @@
+//! Cases for rebalance state, plugin key-value data and CDC cursors.
+
+use serde_json::json;
+
+use super::StoreFactory;
+use crate::prelude::*;
+use crate::StoreError;
+
+/// Saves need the current version; versions grow by one.
+pub async fn rebalance_compare_and_set<F: StoreFactory>(f: &F) {
+    let store = f.fresh().await;
+    assert_eq!(store.get_rebalance("r1").await.expect("get"), None);
+    assert_eq!(store.save_rebalance("r1", 0, &json!({"done": 0}), None).await.expect("save"), 1);
+    let stale = store.save_rebalance("r1", 0, &json!({"done": 9}), None).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(store.save_rebalance("r1", 1, &json!({"done": 5}), None).await.expect("save"), 2);
+    let wrong = store.save_rebalance("r1", 7, &json!({}), None).await;
+    assert!(matches!(wrong, Err(StoreError::Conflict(_))), "{wrong:?}");
+    let got = store.get_rebalance("r1").await.expect("get").expect("saved");
+    assert_eq!((got.version, got.doc), (2, json!({"done": 5})));
+    store.save_rebalance("r0", 0, &json!([]), None).await.expect("save r0");
+    assert_eq!(store.list_rebalance_runs().await.expect("list"), ["r0", "r1"]);
+    assert!(store.delete_rebalance("r0").await.expect("delete"));
+    assert!(!store.delete_rebalance("r0").await.expect("delete again"));
+    assert_eq!(store.list_rebalance_runs().await.expect("list"), ["r1"]);
+}
+
+/// Plugins see only their own keys; prefixes are literal.
+pub async fn plugin_kv_is_namespaced<F: StoreFactory>(f: &F) {
+    let store = f.fresh().await;
+    store.plugin_put("cdc", "a:1", b"one").await.expect("put");
+    store.plugin_put("cdc", "a:2", b"two").await.expect("put");
+    store.plugin_put("cdc", "b:1", &[0, 255, 7]).await.expect("put binary");
+    store.plugin_put("cdc", "a%_", b"odd").await.expect("put");
+    store.plugin_put("other", "a:1", b"theirs").await.expect("put");
+    assert_eq!(store.plugin_get("cdc", "a:1").await.expect("get"), Some(b"one".to_vec()));
+    assert_eq!(store.plugin_get("other", "a:1").await.expect("get"), Some(b"theirs".to_vec()));
+    assert_eq!(store.plugin_get("cdc", "b:1").await.expect("get"), Some(vec![0, 255, 7]));
+    assert_eq!(store.plugin_get("cdc", "zzz").await.expect("get"), None);
+    assert_eq!(store.plugin_list_keys("cdc", "a:").await.expect("list"), ["a:1", "a:2"]);
+    assert_eq!(store.plugin_list_keys("cdc", "a%").await.expect("list"), ["a%_"]);
+    assert_eq!(store.plugin_list_keys("cdc", "").await.expect("list").len(), 4);
+    store.plugin_put("cdc", "a:1", b"uno").await.expect("overwrite");
+    assert_eq!(store.plugin_get("cdc", "a:1").await.expect("get"), Some(b"uno".to_vec()));
+    assert!(store.plugin_delete("cdc", "a:1").await.expect("delete"));
+    assert!(!store.plugin_delete("cdc", "a:1").await.expect("delete again"));
+    assert_eq!(store.plugin_list_keys("other", "").await.expect("list"), ["a:1"]);
+}
+
+/// Cursors start at 0, advance, never move back, and are per index.
+pub async fn cdc_cursor_is_monotonic<F: StoreFactory>(f: &F) {
+    let store = f.fresh().await;
+    assert_eq!(store.cdc_cursor("movies").await.expect("get"), 0);
+    assert_eq!(store.advance_cdc_cursor("movies", 10).await.expect("advance"), 10);
+    assert_eq!(store.advance_cdc_cursor("movies", 10).await.expect("same"), 10);
+    let back = store.advance_cdc_cursor("movies", 9).await;
+    assert!(matches!(back, Err(StoreError::Conflict(_))), "{back:?}");
+    assert_eq!(
+        store.advance_cdc_cursor("movies", u64::MAX >> 1).await.expect("big"),
+        u64::MAX >> 1
+    );
+    assert_eq!(store.cdc_cursor("movies").await.expect("get"), u64::MAX >> 1);
+    assert_eq!(store.cdc_cursor("books").await.expect("get"), 0);
+}
