@@ -5,7 +5,10 @@
 //! library crates it wires together.
 
 mod cli;
+mod instance;
 mod logging;
+mod metrics;
+mod runtime;
 mod serve;
 
 use std::process::ExitCode;

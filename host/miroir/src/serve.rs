@@ -31,6 +31,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.secrets.master_key.is_none() {
         tracing::warn!("running without a master key: every route is open (development mode)");
     }
+    let runtime =
+        crate::runtime::Runtime::start(&config, crate::instance::instance_id(&config)).await?;
+    if config.metrics.enabled {
+        let metrics_address = SocketAddr::new(config.server.bind, config.metrics.port);
+        let metrics_listener = TcpListener::bind(metrics_address)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_address} for metrics"))?;
+        let metrics_app = runtime.metrics_router();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(metrics_listener, metrics_app).await {
+                tracing::error!(%error, "the metrics server stopped");
+            }
+        });
+    }
     let address = SocketAddr::new(config.server.bind, config.server.port);
     let listener =
         TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
@@ -38,11 +52,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %local, config = %config.summary(), "miroir listening");
 
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app(&config)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        // The receiver lives until `run` returns; a send error would only mean nobody waits.
-        let _ = stopping_tx.send(true);
-    });
+    let server = axum::serve(listener, app(&config).merge(runtime.admin_router()))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // The receiver lives until `run` returns; a send error would only mean nobody waits.
+            let _ = stopping_tx.send(true);
+        });
     let grace: Duration = config.server.shutdown_timeout.get();
     let deadline = async move {
         // Resolves once the signal arrived and the grace period ran out.
@@ -56,6 +71,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "in-flight requests did not finish in time; stopping anyway"
         ),
     }
+    tracing::debug!(instance = %runtime.instance_id, backend = runtime.store.backend(), "stopping");
+    runtime.shutdown().await;
     tracing::info!("miroir stopped");
     Ok(())
 }

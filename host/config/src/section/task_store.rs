@@ -40,6 +40,9 @@ pub struct TaskStoreConfig {
     pub url: Option<String>,
     /// How long finished tasks are kept before pruning. Default `"7d"`.
     pub task_retention: HumanDuration,
+    /// Put before every Redis key, so several clusters can share one Redis. Default `miroir:`.
+    /// With Redis Cluster use a hash tag such as `{miroir}:`.
+    pub key_prefix: String,
 }
 
 impl Default for TaskStoreConfig {
@@ -49,6 +52,7 @@ impl Default for TaskStoreConfig {
             path: PathBuf::from("miroir.db"),
             url: None,
             task_retention: HumanDuration::from_secs(7 * 24 * 3600),
+            key_prefix: "miroir:".to_owned(),
         }
     }
 }
@@ -73,6 +77,13 @@ impl TaskStoreConfig {
                 ),
                 Some(url) => check_url(report, "task_store.url", url, &["redis", "rediss", "unix"]),
             },
+        }
+        if self.key_prefix.is_empty() {
+            report.push(
+                "task_store.key_prefix",
+                "must not be empty",
+                "keep the default `miroir:` or name the cluster, e.g. `miroir-prod:`",
+            );
         }
         if self.task_retention.is_zero() {
             report.push(

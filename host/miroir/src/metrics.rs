@@ -1,0 +1,120 @@
+//! The Prometheus registry and the metrics this binary owns, in text exposition format.
+
+use std::time::Duration;
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Every metric the gateway exports, registered once.
+pub struct Metrics {
+    registry: Registry,
+    pub task_store_latency: HistogramVec,
+    pub background_queue_depth: IntGauge,
+    pub idempotency_cache_entries: IntGauge,
+    pub session_pinning_active_sessions: IntGauge,
+    pub requests_in_flight: IntGauge,
+    pub is_leader: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let task_store_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "miroir_task_store_latency_seconds",
+                "Task store operation latency, by operation and backend.",
+            )
+            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
+            &["op", "backend"],
+        )
+        .expect("valid histogram");
+        let gauge = |name: &str, help: &str| {
+            IntGauge::with_opts(Opts::new(name, help)).expect("valid gauge")
+        };
+        let metrics = Self {
+            task_store_latency,
+            background_queue_depth: gauge(
+                "miroir_background_queue_depth",
+                "Background jobs queued or claimed.",
+            ),
+            idempotency_cache_entries: gauge(
+                "miroir_idempotency_cache_entries",
+                "Idempotency keys held in the task store.",
+            ),
+            session_pinning_active_sessions: gauge(
+                "miroir_session_pinning_active_sessions",
+                "Live read-your-writes sessions.",
+            ),
+            requests_in_flight: gauge("miroir_requests_in_flight", "Client requests being served."),
+            is_leader: gauge("miroir_is_leader", "1 while this instance holds the leader lease."),
+            registry,
+        };
+        for collector in [
+            Box::new(metrics.task_store_latency.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.background_queue_depth.clone()),
+            Box::new(metrics.idempotency_cache_entries.clone()),
+            Box::new(metrics.session_pinning_active_sessions.clone()),
+            Box::new(metrics.requests_in_flight.clone()),
+            Box::new(metrics.is_leader.clone()),
+        ] {
+            metrics.registry.register(collector).expect("each metric is registered once");
+        }
+        metrics
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding never fails");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Feeds store latencies into `miroir_task_store_latency_seconds`.
+pub struct StoreLatency(pub HistogramVec);
+
+impl miroir_store::StoreMetrics for StoreLatency {
+    fn observe(&self, op: &'static str, backend: &'static str, elapsed: Duration, _ok: bool) {
+        self.0.with_label_values(&[op, backend]).observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use miroir_store::StoreMetrics as _;
+
+    #[test]
+    fn store_latencies_and_gauges_are_exported() {
+        let metrics = Metrics::new();
+        StoreLatency(metrics.task_store_latency.clone()).observe(
+            "create_task",
+            "sqlite",
+            Duration::from_millis(3),
+            true,
+        );
+        metrics.background_queue_depth.set(4);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "miroir_task_store_latency_seconds_count{backend=\"sqlite\",op=\"create_task\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("miroir_background_queue_depth 4"), "{text}");
+        for name in [
+            "miroir_idempotency_cache_entries",
+            "miroir_session_pinning_active_sessions",
+            "miroir_requests_in_flight",
+        ] {
+            assert!(text.contains(name), "{name} missing");
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! What runs beside the HTTP routes: the task store chosen by the config, leader election on
+//! it, the singleton work only the leader does, and the admin routes that report on them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use miroir_config::{Config, TaskStoreBackend};
+use miroir_store::prelude::*;
+use miroir_store::{
+    LeaderConfig, LeaderElector, LeaderHandle, LeaderState, SessionLimits, SharedMetrics,
+};
+use miroir_store_redis::{RedisConfig, RedisStore};
+use miroir_store_sqlite::{SqliteConfig, SqliteStore};
+use miroir_types::{ApiError, ErrorCode};
+use subtle::ConstantTimeEq as _;
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+
+use crate::metrics::{Metrics, StoreLatency};
+
+/// How often the leader prunes old tasks and every instance refreshes its gauges.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
+
+/// The store, the election and the background loops of one running instance.
+pub struct Runtime {
+    pub instance_id: String,
+    /// The task store, shared with the HTTP layer.
+    pub store: Arc<dyn TaskStore>,
+    pub metrics: Arc<Metrics>,
+    leader: LeaderHandle,
+    housekeeping: JoinHandle<()>,
+    admin_key: Option<String>,
+}
+
+/// Open the task store the config names (created on first start for SQLite).
+pub async fn open_store(
+    config: &Config,
+    metrics: SharedMetrics,
+) -> anyhow::Result<Arc<dyn TaskStore>> {
+    let sessions = SessionLimits { max_sessions: config.session_pinning.max_sessions };
+    Ok(match config.task_store.backend {
+        TaskStoreBackend::Sqlite => {
+            let mut sqlite = SqliteConfig::new(&config.task_store.path);
+            sqlite.sessions = sessions;
+            let store = SqliteStore::open(sqlite).await.with_context(|| {
+                format!("cannot open the SQLite task store {}", config.task_store.path.display())
+            })?;
+            Arc::new(store.with_metrics(metrics))
+        }
+        TaskStoreBackend::Redis => {
+            let url =
+                config.task_store.url.clone().context("task_store.url is required with redis")?;
+            let mut redis = RedisConfig::new(url).with_prefix(config.task_store.key_prefix.clone());
+            redis.sessions = sessions;
+            let store = RedisStore::connect(redis)
+                .await
+                .context("cannot connect to the Redis task store")?;
+            Arc::new(store.with_metrics(metrics))
+        }
+    })
+}
+
+impl Runtime {
+    /// Open the store, join the leader election and start the housekeeping loop.
+    pub async fn start(config: &Config, instance_id: String) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let store =
+            open_store(config, Arc::new(StoreLatency(metrics.task_store_latency.clone()))).await?;
+        let election = LeaderConfig::new(instance_id.clone())
+            .with_timing(config.leader.lease_ttl.get(), config.leader.renew_interval.get());
+        let leader = LeaderElector::spawn(Arc::clone(&store), election);
+        let housekeeping = tokio::spawn(housekeeping(
+            Arc::clone(&store),
+            Arc::clone(&metrics),
+            leader.subscribe(),
+            config.task_store.task_retention.get(),
+        ));
+        tracing::info!(
+            instance = %instance_id,
+            backend = store.backend(),
+            "task store open, joining leader election"
+        );
+        Ok(Self {
+            instance_id,
+            store,
+            metrics,
+            leader,
+            housekeeping,
+            admin_key: config.secrets.admin_api_key.as_ref().map(|k| k.expose().to_owned()),
+        })
+    }
+
+    /// `/_miroir/leader` and `/_miroir/metrics`, behind the admin key.
+    pub fn admin_router(&self) -> Router {
+        let state = Arc::new(AdminState {
+            instance_id: self.instance_id.clone(),
+            leader: self.leader.subscribe(),
+            metrics: Arc::clone(&self.metrics),
+            admin_key: self.admin_key.clone(),
+        });
+        Router::new()
+            .route("/_miroir/leader", get(leader_status))
+            .route("/_miroir/metrics", get(admin_metrics))
+            .with_state(state)
+    }
+
+    /// The metrics port's router: `/metrics`, unauthenticated, as Prometheus scrapes it.
+    pub fn metrics_router(&self) -> Router {
+        let metrics = Arc::clone(&self.metrics);
+        Router::new().route("/metrics", get(move || async move { exposition(&metrics) }))
+    }
+
+    /// Stop the background loops and hand the lease over.
+    pub async fn shutdown(self) {
+        self.housekeeping.abort();
+        if let Err(error) = self.leader.release().await {
+            tracing::warn!(%error, "could not release the leader lease; it expires by itself");
+        }
+    }
+}
+
+struct AdminState {
+    instance_id: String,
+    leader: tokio::sync::watch::Receiver<LeaderState>,
+    metrics: Arc<Metrics>,
+    admin_key: Option<String>,
+}
+
+impl AdminState {
+    /// Admin routes need the admin key when one is configured.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.admin_key else { return Ok(()) };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            return Ok(());
+        }
+        Err(ApiError::new(ErrorCode::MiroirInvalidAuth, "The admin API key is missing or invalid."))
+    }
+}
+
+/// The Meilisearch-shaped error answer for a refused admin request.
+fn denied(error: &ApiError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    (status, [(header::CONTENT_TYPE, "application/json")], error.to_body()).into_response()
+}
+
+async fn leader_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if let Err(error) = state.authorize(&headers) {
+        return denied(&error);
+    }
+    let now = state.leader.borrow().clone();
+    Json(serde_json::json!({
+        "instance": state.instance_id,
+        "is_leader": now.is_leader,
+        "leader": now.leader_id,
+        "fencing_token": now.fencing_token,
+    }))
+    .into_response()
+}
+
+async fn admin_metrics(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if let Err(error) = state.authorize(&headers) {
+        return denied(&error);
+    }
+    exposition(&state.metrics)
+}
+
+fn exposition(metrics: &Metrics) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()).into_response()
+}
+
+/// Every instance refreshes its gauges; only the leader prunes old tasks, and it stops as soon
+/// as it is no longer leader (the state is read before each run).
+async fn housekeeping(
+    store: Arc<dyn TaskStore>,
+    metrics: Arc<Metrics>,
+    leader: tokio::sync::watch::Receiver<LeaderState>,
+    retention: Duration,
+) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        tick.tick().await;
+        let is_leader = leader.borrow().is_leader;
+        metrics.is_leader.set(i64::from(is_leader));
+        if let Ok(depth) = store.job_depth().await {
+            metrics
+                .background_queue_depth
+                .set(i64::try_from(depth.queued + depth.claimed).unwrap_or(i64::MAX));
+        }
+        if let Ok(sessions) = store.session_count().await {
+            metrics
+                .session_pinning_active_sessions
+                .set(i64::try_from(sessions).unwrap_or(i64::MAX));
+        }
+        if let Err(error) = store.purge_expired().await {
+            tracing::warn!(%error, "purging expired keys failed");
+        }
+        if is_leader {
+            let cutoff = OffsetDateTime::now_utc() - retention;
+            match store.prune_tasks(cutoff).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned finished tasks past their retention"),
+                Err(error) => tracing::warn!(%error, "pruning tasks failed"),
+            }
+        }
+    }
+}
