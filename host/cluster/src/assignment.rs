@@ -42,11 +42,8 @@ impl Assignment {
                 let per_shard = (0..shards)
                     .map(|s| {
                         let shard = ShardId::new(s);
-                        let mut ranked: Vec<(u64, &NodeId)> = group
-                            .nodes
-                            .iter()
-                            .map(|n| (rendezvous_score(shard, n), n))
-                            .collect();
+                        let mut ranked: Vec<(u64, &NodeId)> =
+                            group.nodes.iter().map(|n| (rendezvous_score(shard, n), n)).collect();
                         ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
                         ranked.into_iter().take(rf).map(|(_, n)| n.clone()).collect()
                     })

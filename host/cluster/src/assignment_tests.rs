@@ -89,7 +89,8 @@ fn groups_are_independent() {
     let a_nodes = nodes(3);
     let b_nodes: Vec<NodeId> = (0..4).map(|i| NodeId::new(format!("b-{i}")).unwrap()).collect();
     let topo = |extra: bool| {
-        let mut pairs: Vec<(NodeId, GroupId)> = a_nodes.iter().map(|n| (n.clone(), g1.clone())).collect();
+        let mut pairs: Vec<(NodeId, GroupId)> =
+            a_nodes.iter().map(|n| (n.clone(), g1.clone())).collect();
         pairs.extend(b_nodes.iter().map(|n| (n.clone(), g2.clone())));
         if extra {
             pairs.push((NodeId::new("b-extra").unwrap(), g2.clone()));

@@ -19,7 +19,9 @@ pub enum TopologyError {
     Empty,
     #[error("node `{0}` appears twice")]
     DuplicateNode(NodeId),
-    #[error("replication factor {rf} is larger than replica group `{group}`, which has {size} node(s)")]
+    #[error(
+        "replication factor {rf} is larger than replica group `{group}`, which has {size} node(s)"
+    )]
     GroupTooSmall { group: GroupId, size: usize, rf: usize },
     #[error("replication factor must be at least 1")]
     ZeroReplication,
@@ -116,6 +118,9 @@ mod tests {
             TopologyError::DuplicateNode(n("a"))
         );
         assert_eq!(Topology::new([], 1).unwrap_err(), TopologyError::Empty);
-        assert_eq!(Topology::new([(n("a"), g("1"))], 0).unwrap_err(), TopologyError::ZeroReplication);
+        assert_eq!(
+            Topology::new([(n("a"), g("1"))], 0).unwrap_err(),
+            TopologyError::ZeroReplication
+        );
     }
 }

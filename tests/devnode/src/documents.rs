@@ -82,13 +82,19 @@ fn parse_json(bytes: &[u8]) -> Result<Vec<Document>, ApiError> {
                 Value::Object(doc) => Ok(doc),
                 other => Err(malformed(
                     PayloadFormat::Json,
-                    format!("Couldn't serialize document value: invalid type: {}, expected a map", kind(&other)),
+                    format!(
+                        "Couldn't serialize document value: invalid type: {}, expected a map",
+                        kind(&other)
+                    ),
                 )),
             })
             .collect(),
         other => Err(malformed(
             PayloadFormat::Json,
-            format!("Couldn't serialize document value: invalid type: {}, expected a sequence", kind(&other)),
+            format!(
+                "Couldn't serialize document value: invalid type: {}, expected a sequence",
+                kind(&other)
+            ),
         )),
     }
 }
@@ -276,10 +282,16 @@ mod tests {
         assert_eq!(json.len(), 2);
         let nd = parse_payload(b"{\"id\":1}\n{\"id\":2}\n", PayloadFormat::Ndjson, b',').unwrap();
         assert_eq!(nd[1]["id"], 2);
-        let csv =
-            parse_payload(b"id,title,price:number,ok:boolean\nc1,csv one,5,true\n", PayloadFormat::Csv, b',')
-                .unwrap();
-        assert_eq!(Value::Object(csv[0].clone()), json!({"id":"c1","title":"csv one","price":5,"ok":true}));
+        let csv = parse_payload(
+            b"id,title,price:number,ok:boolean\nc1,csv one,5,true\n",
+            PayloadFormat::Csv,
+            b',',
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(csv[0].clone()),
+            json!({"id":"c1","title":"csv one","price":5,"ok":true})
+        );
     }
 
     #[test]
@@ -323,7 +335,10 @@ mod tests {
         let err = document_id(&obj(json!({"id": "has space"})), "id").unwrap_err();
         assert_eq!(err.code, "invalid_document_id");
         assert!(err.message.starts_with("Document identifier `\"has space\"` is invalid."));
-        assert_eq!(document_id(&obj(json!({"id": 1.5})), "id").unwrap_err().code, "invalid_document_id");
+        assert_eq!(
+            document_id(&obj(json!({"id": 1.5})), "id").unwrap_err().code,
+            "invalid_document_id"
+        );
         let err = document_id(&obj(json!({"title": "no id"})), "id").unwrap_err();
         assert_eq!(err.code, "missing_document_id");
         assert_eq!(err.message, "Document doesn't have a `id` attribute: `{\"title\":\"no id\"}`.");

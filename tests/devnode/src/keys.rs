@@ -15,12 +15,40 @@ use crate::tasks::format_date;
 
 /// Every action a key may grant.
 pub const ACTIONS: &[&str] = &[
-    "*", "search", "documents.*", "documents.add", "documents.get", "documents.delete",
-    "indexes.*", "indexes.create", "indexes.get", "indexes.update", "indexes.delete",
-    "indexes.swap", "tasks.*", "tasks.cancel", "tasks.delete", "tasks.get", "settings.*",
-    "settings.get", "settings.update", "stats.*", "stats.get", "metrics.*", "metrics.get",
-    "dumps.*", "dumps.create", "snapshots.*", "snapshots.create", "version", "keys.*",
-    "keys.create", "keys.get", "keys.update", "keys.delete", "chatCompletions",
+    "*",
+    "search",
+    "documents.*",
+    "documents.add",
+    "documents.get",
+    "documents.delete",
+    "indexes.*",
+    "indexes.create",
+    "indexes.get",
+    "indexes.update",
+    "indexes.delete",
+    "indexes.swap",
+    "tasks.*",
+    "tasks.cancel",
+    "tasks.delete",
+    "tasks.get",
+    "settings.*",
+    "settings.get",
+    "settings.update",
+    "stats.*",
+    "stats.get",
+    "metrics.*",
+    "metrics.get",
+    "dumps.*",
+    "dumps.create",
+    "snapshots.*",
+    "snapshots.create",
+    "version",
+    "keys.*",
+    "keys.create",
+    "keys.get",
+    "keys.update",
+    "keys.delete",
+    "chatCompletions",
 ];
 
 /// One API key.
@@ -54,7 +82,9 @@ impl ApiKey {
 
     fn allows_action(&self, action: &str) -> bool {
         self.actions.iter().any(|a| {
-            a == "*" || a == action || a.strip_suffix(".*").is_some_and(|p| action.starts_with(&format!("{p}.")))
+            a == "*"
+                || a == action
+                || a.strip_suffix(".*").is_some_and(|p| action.starts_with(&format!("{p}.")))
         })
     }
 
@@ -113,9 +143,16 @@ impl KeyStore {
 
     /// Create a key from a `POST /keys` body.
     pub fn create(&mut self, master_key: &str, body: &Value) -> Result<ApiKey, ApiError> {
-        let obj = body.as_object().ok_or_else(|| ApiError::new("bad_request", format!("Invalid value type: expected an object, but found {body}")))?;
+        let obj = body.as_object().ok_or_else(|| {
+            ApiError::new(
+                "bad_request",
+                format!("Invalid value type: expected an object, but found {body}"),
+            )
+        })?;
         for field in obj.keys() {
-            if !["uid", "name", "description", "actions", "indexes", "expiresAt"].contains(&field.as_str()) {
+            if !["uid", "name", "description", "actions", "indexes", "expiresAt"]
+                .contains(&field.as_str())
+            {
                 return Err(ApiError::new("bad_request", format!("Unknown field `{field}`: expected one of `description`, `name`, `uid`, `actions`, `indexes`, `expiresAt`")));
             }
         }
@@ -125,11 +162,20 @@ impl KeyStore {
             Some(other) => return Err(ApiError::new("invalid_api_key_uid", format!("Invalid value at `.uid`: invalid character: expected an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-], found `{other}`"))),
         };
         if self.keys.contains_key(&uid) {
-            return Err(ApiError::new("api_key_already_exists", format!("`uid` field value `{uid}` is already an existing API key.")));
+            return Err(ApiError::new(
+                "api_key_already_exists",
+                format!("`uid` field value `{uid}` is already an existing API key."),
+            ));
         }
         let actions = string_list(obj, "actions", "api_key_actions")?;
         if let Some(bad) = actions.iter().find(|a| !ACTIONS.contains(&a.as_str())) {
-            return Err(ApiError::new("invalid_api_key_actions", format!("Unknown value `{bad}` at `.actions[0]`: expected one of {}", ACTIONS.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))));
+            return Err(ApiError::new(
+                "invalid_api_key_actions",
+                format!(
+                    "Unknown value `{bad}` at `.actions[0]`: expected one of {}",
+                    ACTIONS.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
         }
         let indexes = string_list(obj, "indexes", "api_key_indexes")?;
         let expires_at = match obj.get("expiresAt") {
@@ -142,7 +188,12 @@ impl KeyStore {
             match obj.get(field) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(ApiError::new(code, format!("Invalid value type at `.{field}`: expected a string, but found {other}"))),
+                Some(other) => Err(ApiError::new(
+                    code,
+                    format!(
+                        "Invalid value type at `.{field}`: expected a string, but found {other}"
+                    ),
+                )),
             }
         };
         let now = OffsetDateTime::now_utc();
@@ -163,21 +214,41 @@ impl KeyStore {
 
     /// Apply a `PATCH /keys/{key}` body: only `name` and `description` may change.
     pub fn update(&mut self, uid_or_key: &str, body: &Value) -> Result<ApiKey, ApiError> {
-        let uid = self.find(uid_or_key).map(|k| k.uid.clone()).ok_or_else(|| not_found(uid_or_key))?;
-        let obj = body.as_object().ok_or_else(|| ApiError::new("bad_request", "Invalid value type: expected an object"))?;
+        let uid =
+            self.find(uid_or_key).map(|k| k.uid.clone()).ok_or_else(|| not_found(uid_or_key))?;
+        let obj = body.as_object().ok_or_else(|| {
+            ApiError::new("bad_request", "Invalid value type: expected an object")
+        })?;
         let key = self.keys.get_mut(&uid).expect("found above");
         for (field, value) in obj {
-            if ["uid", "actions", "indexes", "expiresAt", "key", "createdAt", "updatedAt"].contains(&field.as_str()) {
-                let snake = if field == "expiresAt" { "expires_at".to_string() } else { field.to_lowercase() };
-                return Err(ApiError::new(&format!("immutable_api_key_{snake}"), format!("Immutable field `{field}`: cannot be updated.")));
+            if ["uid", "actions", "indexes", "expiresAt", "key", "createdAt", "updatedAt"]
+                .contains(&field.as_str())
+            {
+                let snake = if field == "expiresAt" {
+                    "expires_at".to_string()
+                } else {
+                    field.to_lowercase()
+                };
+                return Err(ApiError::new(
+                    &format!("immutable_api_key_{snake}"),
+                    format!("Immutable field `{field}`: cannot be updated."),
+                ));
             }
             if !["name", "description"].contains(&field.as_str()) {
-                return Err(ApiError::new("bad_request", format!("Unknown field `{field}`: expected one of `description`, `name`")));
+                return Err(ApiError::new(
+                    "bad_request",
+                    format!("Unknown field `{field}`: expected one of `description`, `name`"),
+                ));
             }
             let text = match value {
                 Value::Null => None,
                 Value::String(s) => Some(s.clone()),
-                other => return Err(ApiError::new(&format!("invalid_api_key_{field}"), format!("Invalid value type at `.{field}`: expected a string, but found {other}"))),
+                other => return Err(ApiError::new(
+                    &format!("invalid_api_key_{field}"),
+                    format!(
+                        "Invalid value type at `.{field}`: expected a string, but found {other}"
+                    ),
+                )),
             };
             if field == "name" {
                 key.name = text;
@@ -190,7 +261,8 @@ impl KeyStore {
     }
 
     pub fn delete(&mut self, uid_or_key: &str) -> Result<(), ApiError> {
-        let uid = self.find(uid_or_key).map(|k| k.uid.clone()).ok_or_else(|| not_found(uid_or_key))?;
+        let uid =
+            self.find(uid_or_key).map(|k| k.uid.clone()).ok_or_else(|| not_found(uid_or_key))?;
         self.keys.remove(&uid);
         Ok(())
     }
@@ -205,9 +277,19 @@ fn string_list(obj: &Map<String, Value>, field: &str, code: &str) -> Result<Vec<
         None => Err(ApiError::new(&format!("missing_{code}"), format!("Missing field `{field}`"))),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().map(String::from).ok_or_else(|| ApiError::new(&format!("invalid_{code}"), format!("Invalid value type at `.{field}`: expected an array of strings"))))
+            .map(|v| {
+                v.as_str().map(String::from).ok_or_else(|| {
+                    ApiError::new(
+                        &format!("invalid_{code}"),
+                        format!("Invalid value type at `.{field}`: expected an array of strings"),
+                    )
+                })
+            })
             .collect(),
-        Some(other) => Err(ApiError::new(&format!("invalid_{code}"), format!("Invalid value type at `.{field}`: expected an array, but found {other}"))),
+        Some(other) => Err(ApiError::new(
+            &format!("invalid_{code}"),
+            format!("Invalid value type at `.{field}`: expected an array, but found {other}"),
+        )),
     }
 }
 
@@ -238,15 +320,22 @@ pub fn authorize(
     index: Option<&str>,
 ) -> Result<Access, ApiError> {
     let Some(master) = master_key else { return Ok(Access::Full) };
-    let token = authorization
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| ApiError::new("missing_authorization_header", "The Authorization header is missing. It must use the bearer authorization method."))?;
+    let token =
+        authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).ok_or_else(|| {
+            ApiError::new(
+                "missing_authorization_header",
+                "The Authorization header is missing. It must use the bearer authorization method.",
+            )
+        })?;
     if bool::from(token.as_bytes().ct_eq(master.as_bytes())) {
         return Ok(Access::Full);
     }
     let invalid = || ApiError::new("invalid_api_key", "The provided API key is invalid.");
-    let key = store.keys.values().find(|k| bool::from(k.key.as_bytes().ct_eq(token.as_bytes()))).ok_or_else(invalid)?;
+    let key = store
+        .keys
+        .values()
+        .find(|k| bool::from(k.key.as_bytes().ct_eq(token.as_bytes())))
+        .ok_or_else(invalid)?;
     let expired = key.expires_at.is_some_and(|at| at <= OffsetDateTime::now_utc());
     if expired || !key.allows_action(action) || index.is_some_and(|i| !key.allows_index(i)) {
         return Err(invalid());
@@ -264,7 +353,8 @@ mod tests {
     fn keys_are_derived_deterministically_from_uid_and_master_key() {
         let mut a = KeyStore::default();
         let mut b = KeyStore::default();
-        let body = json!({"uid": UID, "actions": ["search"], "indexes": ["products"], "expiresAt": null});
+        let body =
+            json!({"uid": UID, "actions": ["search"], "indexes": ["products"], "expiresAt": null});
         let ka = a.create("master", &body).unwrap();
         let kb = b.create("master", &body).unwrap();
         assert_eq!(ka.key, kb.key);
@@ -279,14 +369,22 @@ mod tests {
         let key = store
             .create("m", &json!({"uid": UID, "actions": ["search", "documents.*"], "indexes": ["prod*"], "expiresAt": null}))
             .unwrap();
-        let auth = |action: &str, index: Option<&str>| authorize(Some("m"), &store, Some(&format!("Bearer {}", key.key)), action, index);
+        let auth = |action: &str, index: Option<&str>| {
+            authorize(Some("m"), &store, Some(&format!("Bearer {}", key.key)), action, index)
+        };
         assert!(auth("search", Some("products")).is_ok());
         assert!(auth("documents.add", Some("prod-2")).is_ok());
         assert_eq!(auth("search", Some("other")).unwrap_err().code, "invalid_api_key");
         assert_eq!(auth("settings.update", Some("products")).unwrap_err().code, "invalid_api_key");
-        assert!(matches!(authorize(Some("m"), &store, Some("Bearer m"), "keys.create", None), Ok(Access::Full)));
+        assert!(matches!(
+            authorize(Some("m"), &store, Some("Bearer m"), "keys.create", None),
+            Ok(Access::Full)
+        ));
         let missing = authorize(Some("m"), &store, None, "search", None).unwrap_err();
-        assert_eq!((missing.status.as_u16(), missing.code.as_str()), (401, "missing_authorization_header"));
+        assert_eq!(
+            (missing.status.as_u16(), missing.code.as_str()),
+            (401, "missing_authorization_header")
+        );
         let wrong = authorize(Some("m"), &store, Some("Bearer nope"), "search", None).unwrap_err();
         assert_eq!(wrong.status.as_u16(), 403);
         assert!(matches!(authorize(None, &store, None, "search", None), Ok(Access::Full)));
@@ -297,11 +395,15 @@ mod tests {
         let mut store = KeyStore::default();
         let err = store.create("m", &json!({"actions": ["search"], "indexes": ["*"]})).unwrap_err();
         assert_eq!(err.code, "missing_api_key_expires_at");
-        let err = store.create("m", &json!({"actions": ["fly"], "indexes": ["*"], "expiresAt": null})).unwrap_err();
+        let err = store
+            .create("m", &json!({"actions": ["fly"], "indexes": ["*"], "expiresAt": null}))
+            .unwrap_err();
         assert_eq!(err.code, "invalid_api_key_actions");
         let err = store.create("m", &json!({"indexes": ["*"], "expiresAt": null})).unwrap_err();
         assert_eq!(err.code, "missing_api_key_actions");
-        let key = store.create("m", &json!({"actions": ["*"], "indexes": ["*"], "expiresAt": null})).unwrap();
+        let key = store
+            .create("m", &json!({"actions": ["*"], "indexes": ["*"], "expiresAt": null}))
+            .unwrap();
         let err = store.update(&key.uid, &json!({"actions": ["search"]})).unwrap_err();
         assert_eq!(err.code, "immutable_api_key_actions");
         let updated = store.update(&key.key, &json!({"name": "renamed"})).unwrap();

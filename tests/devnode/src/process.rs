@@ -69,7 +69,10 @@ fn apply(
     match kind {
         TaskKind::IndexCreation { primary_key } => {
             if db.indexes.contains_key(uid) {
-                return Err(ApiError::new("index_already_exists", format!("Index `{uid}` already exists.")));
+                return Err(ApiError::new(
+                    "index_already_exists",
+                    format!("Index `{uid}` already exists."),
+                ));
             }
             db.indexes.insert(uid.to_string(), Index::new(uid, primary_key.clone(), now));
         }
@@ -78,7 +81,13 @@ fn apply(
             if let Some(pk) = primary_key {
                 if index.primary_key.as_deref() != Some(pk.as_str()) {
                     if !index.documents.is_empty() {
-                        return Err(ApiError::new("index_primary_key_already_exists", format!("Index `{uid}`: Index already has a primary key: `{}`.", index.primary_key.clone().unwrap_or_default())));
+                        return Err(ApiError::new(
+                            "index_primary_key_already_exists",
+                            format!(
+                                "Index `{uid}`: Index already has a primary key: `{}`.",
+                                index.primary_key.clone().unwrap_or_default()
+                            ),
+                        ));
                     }
                     index.primary_key = Some(pk.clone());
                 }
@@ -91,10 +100,8 @@ fn apply(
         }
         TaskKind::IndexSwap { swaps } => swap_indexes(db, swaps)?,
         TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method } => {
-            let index = db
-                .indexes
-                .entry(uid.to_string())
-                .or_insert_with(|| Index::new(uid, None, now));
+            let index =
+                db.indexes.entry(uid.to_string()).or_insert_with(|| Index::new(uid, None, now));
             let indexed = add_documents(index, documents, primary_key.as_deref(), *method)?;
             index.updated_at = now;
             details["indexedDocuments"] = json!(indexed);
@@ -116,11 +123,14 @@ fn apply(
         }
         TaskKind::DocumentDeletionByFilter { filter } => {
             let index = existing(db, uid)?;
-            let invalid = |e: crate::filter::FilterError| ApiError::new("invalid_document_filter", e.message);
+            let invalid =
+                |e: crate::filter::FilterError| ApiError::new("invalid_document_filter", e.message);
             let parsed = parse_filter(filter).map_err(invalid)?;
             let before = index.documents.len();
             if let Some(parsed) = parsed {
-                parsed.check_filterable(uid, &index.settings.filterable_patterns()).map_err(invalid)?;
+                parsed
+                    .check_filterable(uid, &index.settings.filterable_patterns())
+                    .map_err(invalid)?;
                 index.documents.retain(|_, doc| !parsed.matches(doc));
             }
             index.updated_at = now;
@@ -133,10 +143,8 @@ fn apply(
             index.updated_at = now;
         }
         TaskKind::SettingsUpdate { patch } => {
-            let index = db
-                .indexes
-                .entry(uid.to_string())
-                .or_insert_with(|| Index::new(uid, None, now));
+            let index =
+                db.indexes.entry(uid.to_string()).or_insert_with(|| Index::new(uid, None, now));
             let mut settings = index.settings.clone();
             settings.apply_patch(patch)?;
             index.settings = settings;
@@ -146,7 +154,9 @@ fn apply(
             let mut canceled = 0;
             for uid in uids {
                 if let Some(task) = db.tasks.get_mut(uid) {
-                    if !task.status.is_terminal() && task.transition(TaskStatus::Canceled, now).is_ok() {
+                    if !task.status.is_terminal()
+                        && task.transition(TaskStatus::Canceled, now).is_ok()
+                    {
                         task.canceled_by = Some(task_uid);
                         canceled += 1;
                     }
@@ -218,12 +228,19 @@ fn add_documents(
 
 /// `_geo` must be null or `{"lat", "lng"}` with numbers (or numeric strings) in range.
 fn validate_geo(id: &str, geo: &Value) -> Result<(), ApiError> {
-    let bad = |msg: String| ApiError::new("invalid_document_geo_field", format!("The `_geo` field in the document with the id: `\"{id}\"` {msg}"));
+    let bad = |msg: String| {
+        ApiError::new(
+            "invalid_document_geo_field",
+            format!("The `_geo` field in the document with the id: `\"{id}\"` {msg}"),
+        )
+    };
     match geo {
         Value::Null => Ok(()),
         Value::Object(obj) => {
             for (name, range) in [("lat", 90.0), ("lng", 180.0)] {
-                let value = obj.get(name).ok_or_else(|| bad(format!("does not contain the required `{name}` field.")))?;
+                let value = obj
+                    .get(name)
+                    .ok_or_else(|| bad(format!("does not contain the required `{name}` field.")))?;
                 let number = match value {
                     Value::Number(n) => n.as_f64(),
                     Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -251,7 +268,10 @@ fn swap_indexes(db: &mut Db, swaps: &[Value]) -> Result<(), ApiError> {
     for (a, b) in &pairs {
         for uid in [a, b] {
             if !db.indexes.contains_key(uid.as_str()) {
-                return Err(ApiError::new("index_not_found", format!("Indexes `{uid}` not found.")));
+                return Err(ApiError::new(
+                    "index_not_found",
+                    format!("Indexes `{uid}` not found."),
+                ));
             }
         }
     }

@@ -61,17 +61,39 @@ pub enum WriteMethod {
 /// What a task does, with the data it needs.
 #[derive(Debug, Clone)]
 pub enum TaskKind {
-    IndexCreation { primary_key: Option<String> },
-    IndexUpdate { primary_key: Option<String> },
+    IndexCreation {
+        primary_key: Option<String>,
+    },
+    IndexUpdate {
+        primary_key: Option<String>,
+    },
     IndexDeletion,
-    IndexSwap { swaps: Vec<Value> },
-    DocumentAdditionOrUpdate { documents: Vec<Document>, primary_key: Option<String>, method: WriteMethod },
-    DocumentDeletionByIds { ids: Vec<Value> },
-    DocumentDeletionByFilter { filter: Value },
+    IndexSwap {
+        swaps: Vec<Value>,
+    },
+    DocumentAdditionOrUpdate {
+        documents: Vec<Document>,
+        primary_key: Option<String>,
+        method: WriteMethod,
+    },
+    DocumentDeletionByIds {
+        ids: Vec<Value>,
+    },
+    DocumentDeletionByFilter {
+        filter: Value,
+    },
     DocumentClear,
-    SettingsUpdate { patch: Value },
-    TaskCancelation { query: String, uids: Vec<u32> },
-    TaskDeletion { query: String, uids: Vec<u32> },
+    SettingsUpdate {
+        patch: Value,
+    },
+    TaskCancelation {
+        query: String,
+        uids: Vec<u32>,
+    },
+    TaskDeletion {
+        query: String,
+        uids: Vec<u32>,
+    },
 }
 
 impl TaskKind {
@@ -169,7 +191,12 @@ impl Task {
     /// Move to `next`, stamping the dates. Illegal transitions are refused.
     pub fn transition(&mut self, next: TaskStatus, now: OffsetDateTime) -> Result<(), String> {
         if !self.status.can_become(next) {
-            return Err(format!("task {} cannot go from {} to {}", self.uid, self.status.name(), next.name()));
+            return Err(format!(
+                "task {} cannot go from {} to {}",
+                self.uid,
+                self.status.name(),
+                next.name()
+            ));
         }
         if next == TaskStatus::Processing {
             self.started_at = Some(now);
@@ -203,7 +230,10 @@ impl Task {
         };
         let mut out = Map::new();
         out.insert("uid".into(), json!(self.uid));
-        out.insert("batchUid".into(), if self.started_at.is_some() { json!(self.uid) } else { Value::Null });
+        out.insert(
+            "batchUid".into(),
+            if self.started_at.is_some() { json!(self.uid) } else { Value::Null },
+        );
         out.insert("indexUid".into(), json!(self.index_uid));
         out.insert("status".into(), json!(self.status.name()));
         out.insert("type".into(), json!(self.kind.type_name()));
@@ -245,9 +275,20 @@ pub struct TaskPage {
 }
 
 const TASK_TYPES: [&str; 14] = [
-    "documentAdditionOrUpdate", "documentEdition", "documentDeletion", "settingsUpdate",
-    "indexCreation", "indexDeletion", "indexUpdate", "indexSwap", "taskCancelation",
-    "taskDeletion", "dumpCreation", "snapshotCreation", "export", "upgradeDatabase",
+    "documentAdditionOrUpdate",
+    "documentEdition",
+    "documentDeletion",
+    "settingsUpdate",
+    "indexCreation",
+    "indexDeletion",
+    "indexUpdate",
+    "indexSwap",
+    "taskCancelation",
+    "taskDeletion",
+    "dumpCreation",
+    "snapshotCreation",
+    "export",
+    "upgradeDatabase",
 ];
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -405,7 +446,11 @@ impl TaskPage {
 }
 
 /// The answer of `GET /tasks`: newest first (oldest first with `reverse`), `from`/`next` cursors.
-pub fn list_tasks<'a>(tasks: impl DoubleEndedIterator<Item = &'a Task>, filter: &TaskFilter, page: &TaskPage) -> Value {
+pub fn list_tasks<'a>(
+    tasks: impl DoubleEndedIterator<Item = &'a Task>,
+    filter: &TaskFilter,
+    page: &TaskPage,
+) -> Value {
     let matching: Vec<&Task> = if page.reverse {
         tasks.filter(|t| filter.matches(t)).collect()
     } else {
@@ -436,14 +481,22 @@ mod tests {
     use super::*;
 
     fn task(uid: u32, index: &str) -> Task {
-        Task::new(uid, Some(index.into()), TaskKind::IndexCreation { primary_key: None }, OffsetDateTime::now_utc())
+        Task::new(
+            uid,
+            Some(index.into()),
+            TaskKind::IndexCreation { primary_key: None },
+            OffsetDateTime::now_utc(),
+        )
     }
 
     #[test]
     fn legal_transitions_only() {
         let now = OffsetDateTime::now_utc();
         let mut t = task(0, "a");
-        assert!(t.transition(TaskStatus::Succeeded, now).is_err(), "enqueued cannot succeed directly");
+        assert!(
+            t.transition(TaskStatus::Succeeded, now).is_err(),
+            "enqueued cannot succeed directly"
+        );
         t.transition(TaskStatus::Processing, now).unwrap();
         assert!(t.started_at.is_some() && t.finished_at.is_none());
         t.transition(TaskStatus::Succeeded, now).unwrap();
@@ -463,7 +516,20 @@ mod tests {
     fn task_json_has_meilisearch_fields() {
         let t = task(3, "movies");
         let v = t.to_json();
-        for key in ["uid", "batchUid", "indexUid", "status", "type", "canceledBy", "details", "error", "duration", "enqueuedAt", "startedAt", "finishedAt"] {
+        for key in [
+            "uid",
+            "batchUid",
+            "indexUid",
+            "status",
+            "type",
+            "canceledBy",
+            "details",
+            "error",
+            "duration",
+            "enqueuedAt",
+            "startedAt",
+            "finishedAt",
+        ] {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(v["details"], json!({"primaryKey": null}));
@@ -475,7 +541,8 @@ mod tests {
 
     #[test]
     fn filters_and_pagination() {
-        let tasks: Vec<Task> = (0..10).map(|i| task(i, if i % 2 == 0 { "even" } else { "odd" })).collect();
+        let tasks: Vec<Task> =
+            (0..10).map(|i| task(i, if i % 2 == 0 { "even" } else { "odd" })).collect();
         let params = vec![("indexUids".to_string(), "even".to_string())];
         let filter = TaskFilter::parse(&params, &["limit", "from"]).unwrap();
         let page = TaskPage { limit: 2, from: None, reverse: false };
@@ -483,7 +550,8 @@ mod tests {
         assert_eq!(out["total"], 5);
         assert_eq!(out["from"], 8);
         assert_eq!(out["next"], 4);
-        let uids: Vec<u64> = out["results"].as_array().unwrap().iter().map(|t| t["uid"].as_u64().unwrap()).collect();
+        let uids: Vec<u64> =
+            out["results"].as_array().unwrap().iter().map(|t| t["uid"].as_u64().unwrap()).collect();
         assert_eq!(uids, vec![8, 6]);
         let page = TaskPage { limit: 2, from: Some(4), reverse: false };
         let out = list_tasks(tasks.iter(), &filter, &page);
@@ -494,11 +562,23 @@ mod tests {
     #[test]
     fn bad_filter_values_get_their_codes() {
         let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
-        assert_eq!(TaskFilter::parse(&p("statuses", "done"), &[]).unwrap_err().code, "invalid_task_statuses");
-        assert_eq!(TaskFilter::parse(&p("types", "x"), &[]).unwrap_err().code, "invalid_task_types");
+        assert_eq!(
+            TaskFilter::parse(&p("statuses", "done"), &[]).unwrap_err().code,
+            "invalid_task_statuses"
+        );
+        assert_eq!(
+            TaskFilter::parse(&p("types", "x"), &[]).unwrap_err().code,
+            "invalid_task_types"
+        );
         assert_eq!(TaskFilter::parse(&p("uids", "a"), &[]).unwrap_err().code, "invalid_task_uids");
-        assert_eq!(TaskFilter::parse(&p("indexUids", "a b"), &[]).unwrap_err().code, "invalid_task_index_uids");
-        assert_eq!(TaskFilter::parse(&p("afterEnqueuedAt", "yesterday"), &[]).unwrap_err().code, "invalid_task_after_enqueued_at");
+        assert_eq!(
+            TaskFilter::parse(&p("indexUids", "a b"), &[]).unwrap_err().code,
+            "invalid_task_index_uids"
+        );
+        assert_eq!(
+            TaskFilter::parse(&p("afterEnqueuedAt", "yesterday"), &[]).unwrap_err().code,
+            "invalid_task_after_enqueued_at"
+        );
         assert_eq!(TaskPage::parse(&p("limit", "x")).unwrap_err().code, "invalid_task_limit");
     }
 }

@@ -51,7 +51,8 @@ impl Api {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let (_, task) = self.get(&format!("/tasks/{uid}"));
-            if ["succeeded", "failed", "canceled"].contains(&task["status"].as_str().unwrap_or("")) {
+            if ["succeeded", "failed", "canceled"].contains(&task["status"].as_str().unwrap_or(""))
+            {
                 return task;
             }
             assert!(Instant::now() < deadline, "task {uid} did not finish: {task}");
@@ -63,7 +64,10 @@ impl Api {
 fn read(resp: Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().expect("body");
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") })
+    (
+        status,
+        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") },
+    )
 }
 
 #[test]
@@ -114,14 +118,24 @@ fn documents_in_json_ndjson_and_csv_are_indexed() {
         .send()
         .unwrap();
     assert_eq!(api.wait(&read(csv))["status"], "succeeded");
-    let update = api.send(reqwest::Method::PUT, "/indexes/shop/documents", Some(json!([{"id": 1, "price": 9}])));
+    let update = api.send(
+        reqwest::Method::PUT,
+        "/indexes/shop/documents",
+        Some(json!([{"id": 1, "price": 9}])),
+    );
     api.wait(&update);
     let (status, doc) = api.get("/indexes/shop/documents/1");
     assert_eq!(status, 200);
     assert_eq!(doc, json!({"id": 1, "name": "one", "price": 9}));
-    assert_eq!(api.get("/indexes/shop/documents/4").1, json!({"id": 4, "name": "four", "price": 4.5}));
+    assert_eq!(
+        api.get("/indexes/shop/documents/4").1,
+        json!({"id": 4, "name": "four", "price": 4.5})
+    );
     let (_, browse) = api.get("/indexes/shop/documents?limit=2&offset=1&fields=id");
-    assert_eq!(browse, json!({"results": [{"id": 2}, {"id": 3}], "offset": 1, "limit": 2, "total": 4}));
+    assert_eq!(
+        browse,
+        json!({"results": [{"id": 2}, {"id": 3}], "offset": 1, "limit": 2, "total": 4})
+    );
     let (_, index) = api.get("/indexes/shop");
     assert_eq!(index["primaryKey"], "id", "the primary key was inferred");
 }
@@ -133,8 +147,13 @@ fn every_route_but_health_needs_the_key() {
     assert_eq!(bare("/health").0, 200);
     let (status, err) = bare("/indexes");
     assert_eq!((status, err["code"].as_str()), (401, Some("missing_authorization_header")));
-    let (status, err) = read(api.http.get(format!("{}/indexes", api.node.url())).bearer_auth("wrong").send().unwrap());
-    assert_eq!((status, err["code"].as_str(), err["type"].as_str()), (403, Some("invalid_api_key"), Some("auth")));
+    let (status, err) = read(
+        api.http.get(format!("{}/indexes", api.node.url())).bearer_auth("wrong").send().unwrap(),
+    );
+    assert_eq!(
+        (status, err["code"].as_str(), err["type"].as_str()),
+        (403, Some("invalid_api_key"), Some("auth"))
+    );
 }
 
 #[test]
@@ -175,10 +194,20 @@ fn errors_have_meilisearch_codes() {
     assert_eq!((status, err["code"].as_str()), (400, Some("invalid_index_uid")));
     let (status, err) = api.get("/tasks/424242");
     assert_eq!((status, err["code"].as_str()), (404, Some("task_not_found")));
-    let raw = api.req(reqwest::Method::POST, "/indexes").header("Content-Type", "application/json").body("{\"uid\":").send().unwrap();
+    let raw = api
+        .req(reqwest::Method::POST, "/indexes")
+        .header("Content-Type", "application/json")
+        .body("{\"uid\":")
+        .send()
+        .unwrap();
     let (status, err) = read(raw);
     assert_eq!((status, err["code"].as_str()), (400, Some("malformed_payload")));
-    let plain = api.req(reqwest::Method::POST, "/indexes/x/documents").header("Content-Type", "text/plain").body("x").send().unwrap();
+    let plain = api
+        .req(reqwest::Method::POST, "/indexes/x/documents")
+        .header("Content-Type", "text/plain")
+        .body("x")
+        .send()
+        .unwrap();
     assert_eq!(read(plain).0, 415);
     let failed = api.wait(&api.post("/indexes/x/documents", json!([{"title": "no id"}])));
     assert_eq!(failed["status"], "failed");
@@ -202,7 +231,8 @@ fn enqueued_tasks_can_be_canceled_and_finished_tasks_deleted() {
     assert_eq!(canceled["canceledBy"], cancel_task["uid"]);
     assert_eq!(api.wait(&first)["status"], "succeeded");
     let first_uid = first.1["taskUid"].as_u64().unwrap();
-    let deletion = api.wait(&api.send(reqwest::Method::DELETE, &format!("/tasks?uids={first_uid}"), None));
+    let deletion =
+        api.wait(&api.send(reqwest::Method::DELETE, &format!("/tasks?uids={first_uid}"), None));
     assert_eq!(deletion["details"]["deletedTasks"], 1);
     assert_eq!(api.get(&format!("/tasks/{first_uid}")).0, 404);
 }

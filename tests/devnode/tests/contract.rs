@@ -10,9 +10,9 @@ const KEY: &str = "contract-master-key";
 
 /// `../shared` beside the repository, or `MIROIR_SHARED_DIR`.
 fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("MIROIR_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-    });
+    let dir = std::env::var_os("MIROIR_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
     assert!(
         dir.join("contract/contract.py").exists(),
         "the contract runner is missing at {}; set MIROIR_SHARED_DIR",
@@ -35,16 +35,37 @@ fn check(recording: &str, modes: &str, only: &[&str]) -> (u32, u32, String) {
     let out = cmd.output().expect("python3 runs the contract checker");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let last = stdout.lines().last().unwrap_or_default().to_string();
-    let nums: Vec<u32> = last.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
-    assert_eq!(nums.len(), 2, "unexpected checker output:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let nums: Vec<u32> =
+        last.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    assert_eq!(
+        nums.len(),
+        2,
+        "unexpected checker output:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (nums[0], nums[1], stdout)
 }
 
 /// The steps the core of the development node must answer exactly like Meilisearch.
 const CORE_STEPS: &[&str] = &[
-    "setup.", "index.", "settings.", "documents.", "stats.", "doc.", "browse.", "tasks.",
-    "indexes.", "health", "search.filter.", "search.sort.price", "search.sort.multi",
-    "search.sort.offset", "search.page-sorted", "search.facets", "error.", "search-error.",
+    "setup.",
+    "index.",
+    "settings.",
+    "documents.",
+    "stats.",
+    "doc.",
+    "browse.",
+    "tasks.",
+    "indexes.",
+    "health",
+    "search.filter.",
+    "search.sort.price",
+    "search.sort.multi",
+    "search.sort.offset",
+    "search.page-sorted",
+    "search.facets",
+    "error.",
+    "search-error.",
 ];
 
 #[test]
@@ -59,8 +80,15 @@ fn core_steps_of_products_recording_pass() {
 #[test]
 fn sorted_and_filtered_searches_rank_like_meilisearch() {
     let steps = [
-        "setup.", "index.create", "settings.update", "documents.add", "search.filter.",
-        "search.sort.price", "search.sort.multi", "search.sort.offset", "search.page-sorted",
+        "setup.",
+        "index.create",
+        "settings.update",
+        "documents.add",
+        "search.filter.",
+        "search.sort.price",
+        "search.sort.multi",
+        "search.sort.offset",
+        "search.page-sorted",
         "search.facets-filter",
     ];
     let (passed, failed, out) = check("products.jsonl", "ranked", &steps);

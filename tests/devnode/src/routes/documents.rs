@@ -63,7 +63,8 @@ fn write(
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let format = PayloadFormat::from_content_type(content_type)?;
     let documents = parse_payload(&body, format, delimiter)?;
-    let task = node.enqueue(Some(uid), TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method });
+    let task = node
+        .enqueue(Some(uid), TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method });
     Ok(accepted(&task))
 }
 
@@ -84,7 +85,9 @@ fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiErr
     let db = node.db();
     let index = db.indexes.get(uid).ok_or_else(|| ApiError::index_not_found(uid))?;
     if let Some(filter) = &browse.filter {
-        filter.check_filterable(uid, &index.settings.filterable_patterns()).map_err(invalid_filter)?;
+        filter
+            .check_filterable(uid, &index.settings.filterable_patterns())
+            .map_err(invalid_filter)?;
     }
     let matching: Vec<&Map<String, Value>> = index
         .documents
@@ -114,7 +117,12 @@ fn strip_vectors(doc: &Map<String, Value>) -> Map<String, Value> {
     doc
 }
 
-pub async fn browse(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn browse(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "documents.get", Some(&uid))?;
     let mut browse = Browse { offset: 0, limit: 20, fields: None, filter: None, ids: None };
@@ -132,11 +140,18 @@ pub async fn browse(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid)
     run_browse(&node, &uid, browse)
 }
 
-pub async fn fetch(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn fetch(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "documents.get", Some(&uid))?;
     let body = json_body(&headers, &body)?;
-    let obj = body.as_object().ok_or_else(|| ApiError::new("bad_request", "Invalid value type: expected an object"))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::new("bad_request", "Invalid value type: expected an object"))?;
     let mut browse = Browse { offset: 0, limit: 20, fields: None, filter: None, ids: None };
     for (key, value) in obj {
         let count = |code: &str| {
@@ -145,8 +160,16 @@ pub async fn fetch(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid):
         let strings = |code: &str| -> Result<Option<Vec<String>>, ApiError> {
             match value {
                 Value::Null => Ok(None),
-                Value::Array(items) => Ok(Some(items.iter().map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).collect())),
-                other => Err(ApiError::new(code, format!("Invalid value type at `.{key}`: expected an array, but found {other}"))),
+                Value::Array(items) => Ok(Some(
+                    items
+                        .iter()
+                        .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
+                        .collect(),
+                )),
+                other => Err(ApiError::new(
+                    code,
+                    format!("Invalid value type at `.{key}`: expected an array, but found {other}"),
+                )),
             }
         };
         match key.as_str() {
@@ -162,7 +185,12 @@ pub async fn fetch(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid):
     run_browse(&node, &uid, browse)
 }
 
-pub async fn get_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path((uid, id)): Path<(String, String)>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn get_one(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path((uid, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "documents.get", Some(&uid))?;
     let mut fields = None;
@@ -170,50 +198,95 @@ pub async fn get_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path((ui
         match key.as_str() {
             "fields" => fields = Some(comma_list(&value)),
             "retrieveVectors" => {}
-            other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `fields`, `retrieveVectors`"))),
+            other => {
+                return Err(ApiError::new(
+                    "bad_request",
+                    format!(
+                        "Unknown parameter `{other}`: expected one of `fields`, `retrieveVectors`"
+                    ),
+                ))
+            }
         }
     }
     let db = node.db();
     let index = db.indexes.get(&uid).ok_or_else(|| ApiError::index_not_found(&uid))?;
-    let doc = index
-        .documents
-        .get(&id)
-        .ok_or_else(|| ApiError::new("document_not_found", format!("Document `{id}` not found.")))?;
+    let doc = index.documents.get(&id).ok_or_else(|| {
+        ApiError::new("document_not_found", format!("Document `{id}` not found."))
+    })?;
     Ok(ok_json(Value::Object(select_fields(&strip_vectors(doc), fields.as_deref()))))
 }
 
-pub async fn delete_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path((uid, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn delete_one(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path((uid, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "documents.delete", Some(&uid))?;
-    Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentDeletionByIds { ids: vec![Value::String(id)] })))
+    Ok(accepted(
+        &node.enqueue(Some(uid), TaskKind::DocumentDeletionByIds { ids: vec![Value::String(id)] }),
+    ))
 }
 
-pub async fn delete_batch(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn delete_batch(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "documents.delete", Some(&uid))?;
     let body = json_body(&headers, &body)?;
-    let ids = body.as_array().cloned().ok_or_else(|| ApiError::new("bad_request", format!("Invalid value type: expected an array, but found {body}")))?;
+    let ids = body.as_array().cloned().ok_or_else(|| {
+        ApiError::new(
+            "bad_request",
+            format!("Invalid value type: expected an array, but found {body}"),
+        )
+    })?;
     if let Some(bad) = ids.iter().find(|id| !matches!(id, Value::String(_) | Value::Number(_))) {
-        return Err(ApiError::new("bad_request", format!("Invalid value type at `[0]`: expected a string or an integer, but found {bad}")));
+        return Err(ApiError::new(
+            "bad_request",
+            format!(
+                "Invalid value type at `[0]`: expected a string or an integer, but found {bad}"
+            ),
+        ));
     }
     Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentDeletionByIds { ids })))
 }
 
-pub async fn delete_by_filter(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn delete_by_filter(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "documents.delete", Some(&uid))?;
     let body = json_body(&headers, &body)?;
-    let filter = body.get("filter").cloned().ok_or_else(|| ApiError::new("missing_document_filter", "Missing field `filter`"))?;
+    let filter = body
+        .get("filter")
+        .cloned()
+        .ok_or_else(|| ApiError::new("missing_document_filter", "Missing field `filter`"))?;
     if let Some(field) = body.as_object().and_then(|o| o.keys().find(|k| k.as_str() != "filter")) {
-        return Err(ApiError::new("bad_request", format!("Unknown field `{field}`: expected one of `filter`")));
+        return Err(ApiError::new(
+            "bad_request",
+            format!("Unknown field `{field}`: expected one of `filter`"),
+        ));
     }
     if parse_filter(&filter).map_err(invalid_filter)?.is_none() {
-        return Err(ApiError::new("invalid_document_filter", "Sending an empty filter is forbidden."));
+        return Err(ApiError::new(
+            "invalid_document_filter",
+            "Sending an empty filter is forbidden.",
+        ));
     }
     Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentDeletionByFilter { filter })))
 }
 
-pub async fn clear(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn clear(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "documents.delete", Some(&uid))?;
     Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentClear)))

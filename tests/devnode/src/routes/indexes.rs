@@ -8,7 +8,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::{accepted, auth, check_uid, invalid_index_uid, is_valid_index_uid, json_body, ok_json, parse_usize, query_pairs};
+use super::{
+    accepted, auth, check_uid, invalid_index_uid, is_valid_index_uid, json_body, ok_json,
+    parse_usize, query_pairs,
+};
 use crate::error::ApiError;
 use crate::index::Index;
 use crate::state::{Db, Node};
@@ -26,7 +29,8 @@ pub fn index_json(index: &Index) -> Value {
 
 /// `GET /indexes/{uid}/stats` for one index.
 pub fn index_stats(db: &Db, index: &Index) -> Value {
-    let raw: usize = index.documents.values().map(|d| Value::Object(d.clone()).to_string().len()).sum();
+    let raw: usize =
+        index.documents.values().map(|d| Value::Object(d.clone()).to_string().len()).sum();
     let count = index.documents.len();
     let is_indexing = db.tasks.values().any(|t| {
         t.index_uid.as_deref() == Some(index.uid.as_str())
@@ -43,27 +47,52 @@ pub fn index_stats(db: &Db, index: &Index) -> Value {
     })
 }
 
-pub async fn list(State(node): State<Arc<Node>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let access = auth(&node, &headers, "indexes.get", None)?;
     let (mut offset, mut limit) = (0, 20);
     for (key, value) in query_pairs(q.as_deref()) {
         match key.as_str() {
             "offset" => offset = parse_usize("offset", &value, "invalid_index_offset")?,
             "limit" => limit = parse_usize("limit", &value, "invalid_index_limit")?,
-            other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `offset`, `limit`"))),
+            other => {
+                return Err(ApiError::new(
+                    "bad_request",
+                    format!("Unknown parameter `{other}`: expected one of `offset`, `limit`"),
+                ))
+            }
         }
     }
     let db = node.db();
-    let visible: Vec<&Index> = db.indexes.values().filter(|i| access.allows_index(&i.uid)).collect();
-    let results: Vec<Value> = visible.iter().skip(offset).take(limit).map(|i| index_json(i)).collect();
-    Ok(ok_json(json!({ "results": results, "offset": offset, "limit": limit, "total": visible.len() })))
+    let visible: Vec<&Index> =
+        db.indexes.values().filter(|i| access.allows_index(&i.uid)).collect();
+    let results: Vec<Value> =
+        visible.iter().skip(offset).take(limit).map(|i| index_json(i)).collect();
+    Ok(ok_json(
+        json!({ "results": results, "offset": offset, "limit": limit, "total": visible.len() }),
+    ))
 }
 
-pub async fn create(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body = json_body(&headers, &body)?;
-    let obj = body.as_object().ok_or_else(|| ApiError::new("bad_request", format!("Invalid value type: expected an object, but found {body}")))?;
+    let obj = body.as_object().ok_or_else(|| {
+        ApiError::new(
+            "bad_request",
+            format!("Invalid value type: expected an object, but found {body}"),
+        )
+    })?;
     if let Some(field) = obj.keys().find(|k| !["uid", "primaryKey"].contains(&k.as_str())) {
-        return Err(ApiError::new("bad_request", format!("Unknown field `{field}`: expected one of `uid`, `primaryKey`")));
+        return Err(ApiError::new(
+            "bad_request",
+            format!("Unknown field `{field}`: expected one of `uid`, `primaryKey`"),
+        ));
     }
     let uid = match obj.get("uid") {
         None => return Err(ApiError::new("missing_index_uid", "Missing field `uid`")),
@@ -73,7 +102,12 @@ pub async fn create(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byt
             err.message = format!("Invalid value at `.uid`: {}", err.message);
             return Err(err);
         }
-        Some(other) => return Err(ApiError::new("invalid_index_uid", format!("Invalid value type at `.uid`: expected a string, but found {other}"))),
+        Some(other) => {
+            return Err(ApiError::new(
+                "invalid_index_uid",
+                format!("Invalid value type at `.uid`: expected a string, but found {other}"),
+            ))
+        }
     };
     let primary_key = primary_key_field(obj.get("primaryKey"))?;
     auth(&node, &headers, "indexes.create", Some(&uid))?;
@@ -84,11 +118,18 @@ fn primary_key_field(value: Option<&Value>) -> Result<Option<String>, ApiError> 
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(ApiError::new("invalid_index_primary_key", format!("Invalid value type at `.primaryKey`: expected a string, but found {other}"))),
+        Some(other) => Err(ApiError::new(
+            "invalid_index_primary_key",
+            format!("Invalid value type at `.primaryKey`: expected a string, but found {other}"),
+        )),
     }
 }
 
-pub async fn get(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "indexes.get", Some(&uid))?;
     let db = node.db();
@@ -96,25 +137,43 @@ pub async fn get(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): P
     Ok(ok_json(index_json(index)))
 }
 
-pub async fn update(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn update(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     let body = json_body(&headers, &body)?;
-    let obj = body.as_object().ok_or_else(|| ApiError::new("bad_request", "Invalid value type: expected an object"))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::new("bad_request", "Invalid value type: expected an object"))?;
     if let Some(field) = obj.keys().find(|k| k.as_str() != "primaryKey") {
-        return Err(ApiError::new("bad_request", format!("Unknown field `{field}`: expected one of `primaryKey`")));
+        return Err(ApiError::new(
+            "bad_request",
+            format!("Unknown field `{field}`: expected one of `primaryKey`"),
+        ));
     }
     let primary_key = primary_key_field(obj.get("primaryKey"))?;
     auth(&node, &headers, "indexes.update", Some(&uid))?;
     Ok(accepted(&node.enqueue(Some(uid), TaskKind::IndexUpdate { primary_key })))
 }
 
-pub async fn delete(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "indexes.delete", Some(&uid))?;
     Ok(accepted(&node.enqueue(Some(uid), TaskKind::IndexDeletion)))
 }
 
-pub async fn stats(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn stats(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "stats.get", Some(&uid))?;
     let db = node.db();
@@ -122,15 +181,32 @@ pub async fn stats(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid):
     Ok(ok_json(index_stats(&db, index)))
 }
 
-pub async fn swap(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn swap(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body = json_body(&headers, &body)?;
-    let swaps = body.as_array().ok_or_else(|| ApiError::new("bad_request", format!("Invalid value type: expected an array, but found {body}")))?;
+    let swaps = body.as_array().ok_or_else(|| {
+        ApiError::new(
+            "bad_request",
+            format!("Invalid value type: expected an array, but found {body}"),
+        )
+    })?;
     let mut seen = Vec::new();
     for (i, swap) in swaps.iter().enumerate() {
-        let list = swap.get("indexes").and_then(Value::as_array).ok_or_else(|| ApiError::new("missing_swap_indexes", format!("Missing field `indexes` inside `[{i}]`")))?;
+        let list = swap.get("indexes").and_then(Value::as_array).ok_or_else(|| {
+            ApiError::new("missing_swap_indexes", format!("Missing field `indexes` inside `[{i}]`"))
+        })?;
         let names: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
         if names.len() != 2 || list.len() != 2 {
-            return Err(ApiError::new("invalid_swap_indexes", format!("Invalid value at `[{i}].indexes`: two indexes must be given, got {}.", list.len())));
+            return Err(ApiError::new(
+                "invalid_swap_indexes",
+                format!(
+                    "Invalid value at `[{i}].indexes`: two indexes must be given, got {}.",
+                    list.len()
+                ),
+            ));
         }
         for name in names {
             check_uid(name)?;

@@ -19,7 +19,11 @@ fn master(node: &Node) -> Result<&str, ApiError> {
     })
 }
 
-pub async fn list(State(node): State<Arc<Node>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     master(&node)?;
     auth(&node, &headers, "keys.get", None)?;
     let (mut offset, mut limit) = (0, 20);
@@ -34,10 +38,16 @@ pub async fn list(State(node): State<Arc<Node>>, headers: HeaderMap, RawQuery(q)
     let mut keys: Vec<_> = db.keys.keys.values().collect();
     keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.uid.cmp(&b.uid)));
     let results: Vec<Value> = keys.iter().skip(offset).take(limit).map(|k| k.to_json()).collect();
-    Ok(ok_json(json!({ "results": results, "offset": offset, "limit": limit, "total": keys.len() })))
+    Ok(ok_json(
+        json!({ "results": results, "offset": offset, "limit": limit, "total": keys.len() }),
+    ))
 }
 
-pub async fn create(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let master_key = master(&node)?.to_string();
     auth(&node, &headers, "keys.create", None)?;
     let body = json_body(&headers, &body)?;
@@ -45,7 +55,11 @@ pub async fn create(State(node): State<Arc<Node>>, headers: HeaderMap, body: Byt
     Ok((StatusCode::CREATED, axum::Json(key.to_json())).into_response())
 }
 
-pub async fn get(State(node): State<Arc<Node>>, headers: HeaderMap, Path(key): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
     master(&node)?;
     auth(&node, &headers, "keys.get", None)?;
     let db = node.db();
@@ -53,7 +67,12 @@ pub async fn get(State(node): State<Arc<Node>>, headers: HeaderMap, Path(key): P
     Ok(ok_json(found.to_json()))
 }
 
-pub async fn update(State(node): State<Arc<Node>>, headers: HeaderMap, Path(key): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn update(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     master(&node)?;
     auth(&node, &headers, "keys.update", None)?;
     let body = json_body(&headers, &body)?;
@@ -61,7 +80,11 @@ pub async fn update(State(node): State<Arc<Node>>, headers: HeaderMap, Path(key)
     Ok(ok_json(updated.to_json()))
 }
 
-pub async fn delete(State(node): State<Arc<Node>>, headers: HeaderMap, Path(key): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
     master(&node)?;
     auth(&node, &headers, "keys.delete", None)?;
     node.db().keys.delete(&key)?;

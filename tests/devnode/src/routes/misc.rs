@@ -16,7 +16,10 @@ pub async fn health() -> Response {
     ok_json(json!({ "status": "available" }))
 }
 
-pub async fn version(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn version(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     auth(&node, &headers, "version", None)?;
     Ok(ok_json(json!({
         "commitSha": "miroir-devnode",
@@ -25,7 +28,10 @@ pub async fn version(State(node): State<Arc<Node>>, headers: HeaderMap) -> Resul
     })))
 }
 
-pub async fn stats(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn stats(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let access = auth(&node, &headers, "stats.get", None)?;
     let db = node.db();
     let mut indexes = Map::new();

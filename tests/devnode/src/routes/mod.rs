@@ -61,7 +61,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/indexes/{uid}/documents/fetch", post(documents::fetch))
         .route("/indexes/{uid}/documents/delete-batch", post(documents::delete_batch))
         .route("/indexes/{uid}/documents/delete", post(documents::delete_by_filter))
-        .route("/indexes/{uid}/documents/{id}", get(documents::get_one).delete(documents::delete_one))
+        .route(
+            "/indexes/{uid}/documents/{id}",
+            get(documents::get_one).delete(documents::delete_one),
+        )
         .route("/indexes/{uid}/search", get(search::search_get).post(search::search_post))
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))

@@ -18,14 +18,24 @@ fn run(node: &Node, uid: &str, query: &SearchQuery) -> Result<Response, ApiError
     Ok(ok_json(search(index, query)?))
 }
 
-pub async fn search_post(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn search_post(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "search", Some(&uid))?;
     let query = parse_search_body(&json_body(&headers, &body)?)?;
     run(&node, &uid, &query)
 }
 
-pub async fn search_get(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn search_get(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "search", Some(&uid))?;
     let query = parse_search_params(&query_pairs(q.as_deref()))?;

@@ -24,7 +24,11 @@ fn unknown_route() -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
 
-pub async fn get_all(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_all(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "settings.get", Some(&uid))?;
     Ok(ok_json(current(&node, &uid)?.to_json()))
@@ -34,20 +38,33 @@ fn enqueue_patch(node: &Node, uid: String, patch: Value) -> Response {
     accepted(&node.enqueue(Some(uid), TaskKind::SettingsUpdate { patch }))
 }
 
-pub async fn update_all(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn update_all(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "settings.update", Some(&uid))?;
     let patch = model::validate_patch(&json_body(&headers, &body)?)?;
     Ok(enqueue_patch(&node, uid, patch))
 }
 
-pub async fn reset_all(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn reset_all(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "settings.update", Some(&uid))?;
     Ok(enqueue_patch(&node, uid, model::reset_all_patch()))
 }
 
-pub async fn get_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path((uid, segment)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn get_one(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path((uid, segment)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let Some(field) = model::field_for_route(&segment) else { return Ok(unknown_route()) };
     check_uid(&uid)?;
     auth(&node, &headers, "settings.get", Some(&uid))?;
@@ -55,7 +72,12 @@ pub async fn get_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path((ui
     Ok(ok_json(value))
 }
 
-pub async fn update_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path((uid, segment)): Path<(String, String)>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn update_one(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path((uid, segment)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     if model::field_for_route(&segment).is_none() {
         return Ok(unknown_route());
     }
@@ -65,7 +87,11 @@ pub async fn update_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path(
     Ok(enqueue_patch(&node, uid, patch))
 }
 
-pub async fn reset_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path((uid, segment)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn reset_one(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path((uid, segment)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let Some(patch) = model::reset_patch_for_route(&segment) else { return Ok(unknown_route()) };
     check_uid(&uid)?;
     auth(&node, &headers, "settings.update", Some(&uid))?;

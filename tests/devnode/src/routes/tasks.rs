@@ -16,7 +16,11 @@ fn visible(access: &Access, task: &Task) -> bool {
     task.index_uid.as_deref().is_none_or(|uid| access.allows_index(uid))
 }
 
-pub async fn list(State(node): State<Arc<Node>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let access = auth(&node, &headers, "tasks.get", None)?;
     let params = query_pairs(q.as_deref());
     let filter = TaskFilter::parse(&params, &["limit", "from", "reverse", "batchUids"])?;
@@ -27,7 +31,11 @@ pub async fn list(State(node): State<Arc<Node>>, headers: HeaderMap, RawQuery(q)
     Ok(ok_json(list_tasks(tasks.into_iter(), &filter, &page)))
 }
 
-pub async fn get_one(State(node): State<Arc<Node>>, headers: HeaderMap, Path(uid): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_one(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
     let access = auth(&node, &headers, "tasks.get", None)?;
     let not_found = || ApiError::new("task_not_found", format!("Task `{uid}` not found."));
     let task_uid: u32 = uid.parse().map_err(|_| {
@@ -48,7 +56,11 @@ fn required_filter(raw: Option<&str>, verb: &str) -> Result<(TaskFilter, String)
     Ok((filter, format!("?{}", raw.unwrap_or_default())))
 }
 
-pub async fn cancel(State(node): State<Arc<Node>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn cancel(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let access = auth(&node, &headers, "tasks.cancel", None)?;
     let (filter, query) = required_filter(q.as_deref(), "cancel")?;
     let uids: Vec<u32> = {
@@ -62,12 +74,20 @@ pub async fn cancel(State(node): State<Arc<Node>>, headers: HeaderMap, RawQuery(
     Ok(accepted(&node.enqueue(None, TaskKind::TaskCancelation { query, uids })))
 }
 
-pub async fn delete(State(node): State<Arc<Node>>, headers: HeaderMap, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let access = auth(&node, &headers, "tasks.delete", None)?;
     let (filter, query) = required_filter(q.as_deref(), "delete")?;
     let uids: Vec<u32> = {
         let db = node.db();
-        db.tasks.values().filter(|t| visible(&access, t) && filter.matches(t)).map(|t| t.uid).collect()
+        db.tasks
+            .values()
+            .filter(|t| visible(&access, t) && filter.matches(t))
+            .map(|t| t.uid)
+            .collect()
     };
     Ok(accepted(&node.enqueue(None, TaskKind::TaskDeletion { query, uids })))
 }
