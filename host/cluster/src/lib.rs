@@ -1,14 +1,21 @@
 //! Cluster logic: which nodes hold which shard, where a write goes, and which nodes a search asks.
 //!
-//! Everything here is computed from the topology alone, so every Miroir instance reaches the same
-//! answer without coordination. This crate owns the topology model, the shard function, rendezvous
-//! assignment and covering sets. It does no I/O: node clients, health checks and the scatter-gather
-//! live elsewhere and call into it.
+//! Placement is computed from the topology alone, so every Miroir instance reaches the same
+//! answer without coordination. This crate owns the topology model, the shard function,
+//! rendezvous assignment, covering sets, write routing and quorum ([`write_routing`]), and the
+//! pooled HTTP clients Miroir uses to talk to its nodes ([`NodeClient`]). It does not own the
+//! HTTP server nor what a route means: `miroir-http` decides what to send; this crate says where
+//! and carries it.
 
 mod assignment;
 mod covering;
+pub mod merge;
+mod node_client;
 mod topology;
+pub mod write_routing;
 
 pub use assignment::{rendezvous_score, shard_of, Assignment};
 pub use covering::CoveringSet;
+pub use node_client::{NodeAuth, NodeBody, NodeClient, NodeClients, NodeError, NodeResponse};
 pub use topology::{Group, Topology, TopologyError};
+pub use write_routing::{quorum_size, QuorumReport};

@@ -243,12 +243,14 @@ impl KeyStore {
             let text = match value {
                 Value::Null => None,
                 Value::String(s) => Some(s.clone()),
-                other => return Err(ApiError::new(
-                    &format!("invalid_api_key_{field}"),
-                    format!(
+                other => {
+                    return Err(ApiError::new(
+                        &format!("invalid_api_key_{field}"),
+                        format!(
                         "Invalid value type at `.{field}`: expected a string, but found {other}"
                     ),
-                )),
+                    ))
+                }
             };
             if field == "name" {
                 key.name = text;

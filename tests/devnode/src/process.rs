@@ -206,6 +206,7 @@ fn add_documents(
         if let Some(geo) = doc.get("_geo") {
             validate_geo(&id, geo)?;
         }
+        crate::search::vectors::validate_document(&index.uid, &index.settings, &id, doc)?;
         ids.push(id);
     }
     index.primary_key = Some(primary_key);

@@ -95,3 +95,19 @@ fn sorted_and_filtered_searches_rank_like_meilisearch() {
     assert_eq!(failed, 0, "contract failures:\n{out}");
     assert!(passed >= 15, "too few steps compared ({passed}):\n{out}");
 }
+
+/// The whole of every recording: zero failures in the exact, set, total and status modes; the
+/// ranked counts are printed (`cargo test -- --nocapture`) and must be all passes too.
+#[test]
+fn every_recording_passes_in_every_mode() {
+    for recording in ["products.jsonl", "vectors.jsonl", "defaults.jsonl"] {
+        let (passed, failed, out) = check(recording, "exact,set,total,status", &[]);
+        assert_eq!(failed, 0, "{recording}: contract failures:\n{out}");
+        assert!(passed > 0, "{recording}: no step compared:\n{out}");
+        let (ranked_passed, ranked_failed, ranked_out) = check(recording, "ranked", &[]);
+        println!(
+            "{recording}: exact,set,total,status {passed} passed, {failed} failed; ranked {ranked_passed} passed, {ranked_failed} failed"
+        );
+        assert_eq!(ranked_failed, 0, "{recording}: ranked failures:\n{ranked_out}");
+    }
+}

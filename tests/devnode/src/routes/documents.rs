@@ -12,6 +12,7 @@ use super::{accepted, auth, check_uid, comma_list, json_body, ok_json, parse_usi
 use crate::documents::{parse_payload, select_fields, PayloadFormat};
 use crate::error::ApiError;
 use crate::filter::{parse_filter, Filter};
+use crate::search::vectors::document_view;
 use crate::state::Node;
 use crate::tasks::{TaskKind, WriteMethod};
 
@@ -75,6 +76,7 @@ struct Browse {
     fields: Option<Vec<String>>,
     filter: Option<Filter>,
     ids: Option<Vec<String>>,
+    retrieve_vectors: bool,
 }
 
 fn invalid_filter(e: crate::filter::FilterError) -> ApiError {
@@ -100,7 +102,10 @@ fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiErr
         .iter()
         .skip(browse.offset)
         .take(browse.limit)
-        .map(|doc| Value::Object(select_fields(&strip_vectors(doc), browse.fields.as_deref())))
+        .map(|doc| {
+            let shown = document_view(&index.settings, doc, browse.retrieve_vectors);
+            Value::Object(select_fields(&shown, browse.fields.as_deref()))
+        })
         .collect();
     Ok(ok_json(json!({
         "results": results,
@@ -110,11 +115,13 @@ fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiErr
     })))
 }
 
-/// `_vectors` are only shown when asked for with `retrieveVectors`.
-fn strip_vectors(doc: &Map<String, Value>) -> Map<String, Value> {
-    let mut doc = doc.clone();
-    doc.remove("_vectors");
-    doc
+/// Parse the `retrieveVectors` query parameter.
+fn retrieve_vectors_param(value: &str) -> Result<bool, ApiError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ApiError::new("invalid_document_retrieve_vectors", format!("Invalid value in parameter `retrieveVectors`: could not parse `{value}` as a boolean, expected either `true` or `false`"))),
+    }
 }
 
 pub async fn browse(
@@ -125,7 +132,14 @@ pub async fn browse(
 ) -> Result<Response, ApiError> {
     check_uid(&uid)?;
     auth(&node, &headers, "documents.get", Some(&uid))?;
-    let mut browse = Browse { offset: 0, limit: 20, fields: None, filter: None, ids: None };
+    let mut browse = Browse {
+        offset: 0,
+        limit: 20,
+        fields: None,
+        filter: None,
+        ids: None,
+        retrieve_vectors: false,
+    };
     for (key, value) in query_pairs(q.as_deref()) {
         match key.as_str() {
             "offset" => browse.offset = parse_usize("offset", &value, "invalid_document_offset")?,
@@ -133,7 +147,8 @@ pub async fn browse(
             "fields" => browse.fields = Some(comma_list(&value)),
             "ids" => browse.ids = Some(comma_list(&value)),
             "filter" => browse.filter = parse_filter(&Value::String(value)).map_err(invalid_filter)?,
-            "retrieveVectors" | "sort" => {}
+            "retrieveVectors" => browse.retrieve_vectors = retrieve_vectors_param(&value)?,
+            "sort" => {}
             other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"))),
         }
     }
@@ -152,7 +167,14 @@ pub async fn fetch(
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::new("bad_request", "Invalid value type: expected an object"))?;
-    let mut browse = Browse { offset: 0, limit: 20, fields: None, filter: None, ids: None };
+    let mut browse = Browse {
+        offset: 0,
+        limit: 20,
+        fields: None,
+        filter: None,
+        ids: None,
+        retrieve_vectors: false,
+    };
     for (key, value) in obj {
         let count = |code: &str| {
             value.as_u64().map(|n| n as usize).ok_or_else(|| ApiError::new(code, format!("Invalid value type at `.{key}`: expected a positive integer, but found {value}")))
@@ -178,7 +200,10 @@ pub async fn fetch(
             "fields" => browse.fields = strings("invalid_document_fields")?,
             "ids" => browse.ids = strings("invalid_document_ids")?,
             "filter" => browse.filter = parse_filter(value).map_err(invalid_filter)?,
-            "retrieveVectors" | "sort" => {}
+            "retrieveVectors" => {
+                browse.retrieve_vectors = value.as_bool().ok_or_else(|| ApiError::new("invalid_document_retrieve_vectors", format!("Invalid value type at `.retrieveVectors`: expected a boolean, but found {value}")))?
+            }
+            "sort" => {}
             other => return Err(ApiError::new("bad_request", format!("Unknown field `{other}`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"))),
         }
     }
@@ -194,10 +219,11 @@ pub async fn get_one(
     check_uid(&uid)?;
     auth(&node, &headers, "documents.get", Some(&uid))?;
     let mut fields = None;
+    let mut retrieve_vectors = false;
     for (key, value) in query_pairs(q.as_deref()) {
         match key.as_str() {
             "fields" => fields = Some(comma_list(&value)),
-            "retrieveVectors" => {}
+            "retrieveVectors" => retrieve_vectors = retrieve_vectors_param(&value)?,
             other => {
                 return Err(ApiError::new(
                     "bad_request",
@@ -213,7 +239,8 @@ pub async fn get_one(
     let doc = index.documents.get(&id).ok_or_else(|| {
         ApiError::new("document_not_found", format!("Document `{id}` not found."))
     })?;
-    Ok(ok_json(Value::Object(select_fields(&strip_vectors(doc), fields.as_deref()))))
+    let shown = document_view(&index.settings, doc, retrieve_vectors);
+    Ok(ok_json(Value::Object(select_fields(&shown, fields.as_deref()))))
 }
 
 pub async fn delete_one(

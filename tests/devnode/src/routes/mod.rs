@@ -2,11 +2,14 @@
 //! parsing).
 
 mod documents;
+mod facet_search;
 mod indexes;
 mod keys;
 mod misc;
+mod multi_search;
 mod search;
 mod settings;
+mod similar;
 mod tasks;
 
 use std::sync::Arc;
@@ -66,6 +69,9 @@ pub fn router(node: Arc<Node>) -> Router {
             get(documents::get_one).delete(documents::delete_one),
         )
         .route("/indexes/{uid}/search", get(search::search_get).post(search::search_post))
+        .route("/indexes/{uid}/facet-search", post(facet_search::facet_search_post))
+        .route("/indexes/{uid}/similar", get(similar::similar_get).post(similar::similar_post))
+        .route("/multi-search", post(multi_search::multi_search))
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{uid}", get(tasks::get_one))

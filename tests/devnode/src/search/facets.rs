@@ -172,6 +172,75 @@ pub fn distribution<'a>(
     (Value::Object(dist), Value::Object(stats))
 }
 
+/// Whether a facet value (normalized) answers a facet query (normalized): the value starts with
+/// the query, or with a form of it within the typos the query's first word allows.
+fn facet_value_matches(value: &str, query: &str, typo: &crate::settings::TypoTolerance) -> bool {
+    if query.is_empty() || value.starts_with(query) {
+        return true;
+    }
+    let first = query.split_whitespace().next().unwrap_or(query);
+    let allowed = super::typo::allowed_typos(first, typo);
+    allowed > 0 && super::typo::typos(query, value, true, allowed).is_some()
+}
+
+/// The values of facet `name` over `docs` that answer `query`, with their counts: strings and
+/// booleans only (Meilisearch does not search numbers), ordered by the facet's
+/// `sortFacetValuesBy` and cut at `maxValuesPerFacet`.
+pub fn facet_search<'a>(
+    index: &Index,
+    name: &str,
+    query: &str,
+    docs: impl Iterator<Item = &'a Document>,
+) -> Vec<(String, u64)> {
+    let wanted = normalize(query.trim());
+    let typo = &index.settings.typo_tolerance;
+    let t = tally(name, docs);
+    let mut entries: Vec<(String, u64)> = t
+        .counts
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with('\u{0}'))
+        .filter(|(key, _)| facet_value_matches(key, &wanted, typo))
+        .map(|(_, v)| v)
+        .collect();
+    let by_count = {
+        let sort_by = &index.settings.faceting.sort_facet_values_by;
+        sort_by.get(name).or_else(|| sort_by.get("*")).is_some_and(|s| s == "count")
+    };
+    if by_count {
+        entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    } else {
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    }
+    entries.truncate(index.settings.faceting.max_values_per_facet);
+    entries
+}
+
+/// Check that `name` may be facet-searched: facet search on and the attribute filterable.
+pub fn check_facet_searchable(index: &Index, name: &str) -> Result<(), ApiError> {
+    if !index.settings.facet_search {
+        return Err(ApiError::new(
+            "facet_search_disabled",
+            "The facet search is disabled for this index. You can enable it by setting `facetSearch` to `true` in the index settings.",
+        ));
+    }
+    let mut patterns = index.settings.filterable_patterns();
+    if patterns.iter().any(|p| pattern_matches(p, name)) {
+        return Ok(());
+    }
+    patterns.sort();
+    let available = if patterns.is_empty() {
+        "This index does not have configured filterable attributes.".to_string()
+    } else {
+        format!("Available facet-searchable attributes patterns are: `{}`.", patterns.join(", "))
+    };
+    Err(ApiError::new(
+        "invalid_facet_search_facet_name",
+        format!(
+            "Attribute `{name}` is not facet-searchable. {available} To make it facet-searchable add it to the `filterableAttributes` index settings."
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +280,31 @@ mod tests {
         assert_eq!(dist["tags"], json!({"a": 1, "b": 2}));
         assert_eq!(dist["n"], json!({"2": 1}));
         assert_eq!(stats, json!({"n": {"min": 2.0, "max": 2.0}}));
+    }
+
+    #[test]
+    fn facet_search_matches_prefixes_and_typos_and_counts() {
+        let docs: Vec<Document> = [
+            json!({"brand": "Wayne", "n": 1}),
+            json!({"brand": "Wonka"}),
+            json!({"brand": "wayne"}),
+            json!({"brand": "Acme"}),
+            json!({"brand": "Stark Industries"}),
+        ]
+        .into_iter()
+        .filter_map(|v| v.as_object().cloned())
+        .collect();
+        let mut index = Index::new("i", None, time::OffsetDateTime::UNIX_EPOCH);
+        index.settings.filterable_attributes = vec![json!("brand")];
+        let got = facet_search(&index, "brand", "w", docs.iter());
+        assert_eq!(got, vec![("Wayne".to_string(), 2), ("Wonka".to_string(), 1)]);
+        assert_eq!(facet_search(&index, "brand", "", docs.iter()).len(), 4);
+        // One typo in a five-letter word: "stork" reaches "stark industries".
+        let got = facet_search(&index, "brand", "stork", docs.iter());
+        assert_eq!(got, vec![("Stark Industries".to_string(), 1)]);
+        assert!(facet_search(&index, "n", "1", docs.iter()).is_empty(), "numbers are not searched");
+        assert!(check_facet_searchable(&index, "brand").is_ok());
+        let err = check_facet_searchable(&index, "color").err().map(|e| e.code);
+        assert_eq!(err.as_deref(), Some("invalid_facet_search_facet_name"));
     }
 }

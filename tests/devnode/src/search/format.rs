@@ -12,9 +12,11 @@ use super::matching::match_spans;
 use super::query::SearchQuery;
 use super::terms::Term;
 use super::tokenizer::tokenize;
+use super::vectors::{displayed as displayed_vectors, VECTORS_FIELD};
 
 /// What to show of each hit, fixed once per search.
 pub struct HitFormat<'a> {
+    index: &'a Index,
     displayed: Vec<String>,
     retrieve: Option<Vec<String>>,
     highlight: Option<Vec<String>>,
@@ -30,7 +32,7 @@ fn selected(list: &[String], field: &str) -> bool {
 
 impl<'a> HitFormat<'a> {
     pub fn new(
-        index: &Index,
+        index: &'a Index,
         query: &'a SearchQuery,
         terms: &'a [Term],
         stop_words: &'a HashSet<String>,
@@ -48,6 +50,7 @@ impl<'a> HitFormat<'a> {
             })
             .collect();
         Self {
+            index,
             displayed: index.settings.displayed_attributes.clone(),
             retrieve: query.attributes_to_retrieve.clone(),
             highlight: query.attributes_to_highlight.clone(),
@@ -58,9 +61,10 @@ impl<'a> HitFormat<'a> {
         }
     }
 
-    /// Whether top-level attribute `field` is shown.
+    /// Whether top-level attribute `field` is shown (`_vectors` only with `retrieveVectors`).
     fn shown(&self, field: &str) -> bool {
-        selected(&self.displayed, field)
+        field != VECTORS_FIELD
+            && selected(&self.displayed, field)
             && self.retrieve.as_ref().is_none_or(|r| selected(r, field))
     }
 
@@ -86,6 +90,9 @@ impl<'a> HitFormat<'a> {
                 self.matches_position(k, v, None, &mut positions);
             }
             hit.insert("_matchesPosition".into(), Value::Object(positions));
+        }
+        if self.query.retrieve_vectors {
+            hit.insert(VECTORS_FIELD.into(), displayed_vectors(&self.index.settings, doc));
         }
         hit
     }

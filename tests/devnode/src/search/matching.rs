@@ -55,11 +55,23 @@ pub struct Matcher<'a> {
     terms: &'a [Term],
     stop_words: HashSet<String>,
     cache: HashMap<String, Vec<Option<(u8, bool)>>>,
+    /// Per searched attribute, whether typos are off there (`disableOnAttributes`).
+    typo_free: Vec<bool>,
 }
 
 impl<'a> Matcher<'a> {
     pub fn new(terms: &'a [Term], stop_words: HashSet<String>) -> Self {
-        Self { terms, stop_words, cache: HashMap::new() }
+        Self { terms, stop_words, cache: HashMap::new(), typo_free: Vec::new() }
+    }
+
+    /// Turn typos off in the searched attributes flagged `true` (same order as the fields).
+    pub fn with_typo_free_fields(mut self, flags: Vec<bool>) -> Self {
+        self.typo_free = flags;
+        self
+    }
+
+    fn typos_allowed_in(&self, field: usize) -> bool {
+        !self.typo_free.get(field).copied().unwrap_or(false)
     }
 
     /// How each one-word term matches document word `word`: `(typos, exact)`.
@@ -92,8 +104,12 @@ impl<'a> Matcher<'a> {
         for value in &values {
             for (i, token) in value.tokens.iter().enumerate() {
                 let verdicts = self.verdicts(&token.word).to_vec();
+                let typos_allowed = self.typos_allowed_in(value.field);
                 for (t, verdict) in verdicts.iter().enumerate() {
                     if let Some((typos, exact)) = verdict {
+                        if *typos > 0 && !typos_allowed {
+                            continue;
+                        }
                         occurrences[t].push(Occurrence {
                             field: value.field,
                             weight: value.weight,
@@ -129,7 +145,7 @@ impl<'a> Matcher<'a> {
                             });
                         }
                     }
-                    if let Some(split) = &term.split {
+                    if let Some(split) = term.split.as_ref().filter(|_| typos_allowed) {
                         if let Some(end) = sequence_at(&value.tokens, i, split) {
                             occurrences[t].push(Occurrence {
                                 field: value.field,

@@ -17,9 +17,12 @@ mod sort;
 mod terms;
 mod tokenizer;
 mod typo;
+pub mod vectors;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_features;
 #[cfg(test)]
 mod tests_recordings;
 
@@ -31,6 +34,7 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::index::{Document, Index};
 
+pub use facets::{check_facet_searchable, facet_search};
 pub use params::parse_search_params;
 pub use query::{parse_search_body, MatchingStrategy, SearchQuery};
 
@@ -47,6 +51,8 @@ struct Candidate<'a> {
     order: usize,
     doc: &'a Document,
     ranked: Ranked,
+    /// Whether it comes from the semantic side of the search.
+    semantic: bool,
 }
 
 /// The attributes this query searches, each with its weight (its index in the searchable
@@ -59,8 +65,9 @@ fn search_fields(
     let mut all = index.searchable_fields();
     let star = index.settings.searchable_attributes.iter().any(|a| a == "*");
     if star {
-        // `_geo` is indexed for geo search only, never as text.
-        all.retain(|f| f != "_geo");
+        // `_geo` is indexed for geo search only and `_vectors` for semantic search, never as
+        // text.
+        all.retain(|f| f != "_geo" && f != vectors::VECTORS_FIELD);
     }
     let weights = if star { 1 } else { all.len() };
     let weighted = |keep: &dyn Fn(&str) -> bool| -> Vec<(usize, String)> {
@@ -168,7 +175,12 @@ fn candidates<'a>(
     let rules = ranking::rules(&index.settings);
     let stop: HashSet<String> =
         index.settings.stop_words.iter().map(|w| tokenizer::normalize(w)).collect();
-    let mut matcher = Matcher::new(&parsed.terms, stop);
+    let typo_off = &index.settings.typo_tolerance.disable_on_attributes;
+    let typo_free: Vec<bool> = fields
+        .iter()
+        .map(|(_, name)| typo_off.iter().any(|attr| facets::pattern_matches(attr, name)))
+        .collect();
+    let mut matcher = Matcher::new(&parsed.terms, stop).with_typo_free_fields(typo_free);
     let passing = index
         .documents
         .values()
@@ -181,6 +193,7 @@ fn candidates<'a>(
                 order,
                 doc,
                 ranked: ranking::rank(doc, &rules, sort, None),
+                semantic: false,
             })
             .collect();
     }
@@ -199,7 +212,8 @@ fn candidates<'a>(
             let kept = kept_terms(query.matching_strategy, &m, n, &removal)?;
             let kw =
                 Keywords { terms: &parsed.terms, doc: &m, kept: &kept, words_total, attributes };
-            Some(Candidate { order, doc, ranked: ranking::rank(doc, &rules, sort, Some(&kw)) })
+            let ranked = ranking::rank(doc, &rules, sort, Some(&kw));
+            Some(Candidate { order, doc, ranked, semantic: false })
         })
         .collect()
 }
@@ -235,9 +249,144 @@ fn distinct_key(v: &Value) -> String {
     }
 }
 
-/// Run `query` on `index` and answer Meilisearch's search response.
-pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, ApiError> {
-    let started = Instant::now();
+/// How the semantic part of a query runs: the embedder, the query vector and the share of
+/// semantic results (`1.0`: semantic only).
+struct SemanticPlan {
+    embedder: String,
+    vector: Option<Vec<f32>>,
+    ratio: f32,
+}
+
+/// The semantic plan of `query`, checked against the index's embedders.
+fn semantic_plan(index: &Index, query: &SearchQuery) -> Result<Option<SemanticPlan>, ApiError> {
+    let Some(hybrid) = &query.hybrid else {
+        if query.vector.is_some() {
+            return Err(ApiError::new(
+                "invalid_search_hybrid_query",
+                "Passing `vector` as a parameter requires `hybrid` to also be specified.",
+            ));
+        }
+        return Ok(None);
+    };
+    let hybrid = vectors::parse_hybrid(hybrid, &index.settings)?;
+    let dimensions =
+        vectors::check_embedder(&index.settings, &hybrid.embedder, "invalid_search_embedder")?;
+    let vector: Option<Vec<f32>> =
+        query.vector.as_ref().map(|v| v.iter().map(|x| *x as f32).collect());
+    if let Some(v) = &vector {
+        vectors::check_query_vector(v, dimensions)?;
+    } else if hybrid.semantic_ratio > 0.0
+        && query.q.as_deref().is_some_and(|q| !q.trim().is_empty())
+    {
+        // A user-provided embedder cannot embed the query text; an empty query needs no
+        // embedding and runs as a placeholder search.
+        let q = query.q.clone().unwrap_or_default();
+        return Err(ApiError::new(
+            "vector_embedding_error",
+            format!("Error while generating embeddings: user error: attempt to embed the following text in a configuration where embeddings must be user provided: {q:?}"),
+        ));
+    }
+    Ok(Some(SemanticPlan { embedder: hybrid.embedder, vector, ratio: hybrid.semantic_ratio }))
+}
+
+/// Every document passing the filter that has an embedding, by semantic score.
+fn semantic_candidates<'a>(
+    index: &'a Index,
+    embedder: &str,
+    vector: &[f32],
+    filter: &filtering::DocFilter,
+    exclude: Option<&str>,
+) -> Vec<Candidate<'a>> {
+    let mut hits: Vec<Candidate<'a>> = index
+        .documents
+        .iter()
+        .enumerate()
+        .filter(|(_, (id, _))| exclude != Some(id.as_str()))
+        .filter(|(_, (_, doc))| filter.matches(doc))
+        .filter_map(|(order, (_, doc))| {
+            let similarity = vectors::doc_similarity(doc, embedder, vector)?;
+            let mut details = Map::new();
+            details.insert("vectorSort".into(), json!({"order": 0, "similarity": similarity}));
+            let ranked = Ranked { keys: Vec::new(), details, score: f64::from(similarity) };
+            Some(Candidate { order, doc, ranked, semantic: true })
+        })
+        .collect();
+    hits.sort_by(|a, b| b.ranked.score.total_cmp(&a.ranked.score).then(a.order.cmp(&b.order)));
+    hits
+}
+
+/// A keyword hit list is good enough to skip the semantic search when it fills the page and
+/// every hit on the page scores at least 0.45 once weighted by the keyword share.
+fn keyword_good_enough(hits: &[Candidate<'_>], from: usize, count: usize, ratio: f32) -> bool {
+    const GOOD_ENOUGH: f64 = 0.45;
+    let end = from.saturating_add(count);
+    hits.len() >= end
+        && hits[from.min(hits.len())..end]
+            .iter()
+            .all(|c| c.ranked.score * f64::from(1.0 - ratio) >= GOOD_ENOUGH)
+}
+
+/// Merge keyword and semantic hits by their scores weighted by `1 - ratio` and `ratio`; a
+/// document keeps its first (best) place.
+fn merge_hybrid<'a>(
+    keyword: Vec<Candidate<'a>>,
+    semantic: Vec<Candidate<'a>>,
+    ratio: f32,
+) -> Vec<Candidate<'a>> {
+    let weight = |c: &Candidate<'_>| {
+        c.ranked.score * f64::from(if c.semantic { ratio } else { 1.0 - ratio })
+    };
+    let mut seen: HashSet<usize> = HashSet::new();
+    let mut out = Vec::with_capacity(keyword.len() + semantic.len());
+    let mut k = keyword.into_iter().peekable();
+    let mut s = semantic.into_iter().peekable();
+    loop {
+        let take_keyword = match (k.peek(), s.peek()) {
+            (Some(a), Some(b)) => weight(a) >= weight(b),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_keyword { k.next() } else { s.next() };
+        if let Some(c) = next {
+            if seen.insert(c.order) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// The `(offset, count)` of hits a query asks for.
+fn requested_window(query: &SearchQuery) -> (usize, usize) {
+    if query.page.is_some() || query.hits_per_page.is_some() {
+        let per_page = query.hits_per_page.unwrap_or(DEFAULT_LIMIT);
+        let page = query.page.unwrap_or(1);
+        (page.saturating_sub(1).saturating_mul(per_page), if page == 0 { 0 } else { per_page })
+    } else {
+        (query.offset.unwrap_or(0), query.limit.unwrap_or(DEFAULT_LIMIT))
+    }
+}
+
+/// A query run on one index: every hit ranked, before paging, with what shaping a hit needs.
+pub(crate) struct Outcome<'a> {
+    index: &'a Index,
+    query: &'a SearchQuery,
+    hits: Vec<Candidate<'a>>,
+    terms: Vec<terms::Term>,
+    stop: HashSet<String>,
+    geo_point: Option<(f64, f64)>,
+    facet_names: Option<Vec<String>>,
+    hybrid: bool,
+    q: String,
+}
+
+/// Run `query` on `index`; `exclude` leaves one document out (`similar`).
+pub(crate) fn run<'a>(
+    index: &'a Index,
+    query: &'a SearchQuery,
+    exclude: Option<&str>,
+) -> Result<Outcome<'a>, ApiError> {
     let sort = match &query.sort {
         Some(list) => sort::parse_sort(index, list)?,
         None => Vec::new(),
@@ -249,6 +398,7 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, ApiError> {
     let filter = filtering::DocFilter::new(index, query.filter.as_ref())?;
     let distinct = distinct_attribute(index, query)?;
     let (fields, attributes) = search_fields(index, query)?;
+    let plan = semantic_plan(index, query)?;
     let q = query.q.clone().unwrap_or_default();
     let mut parsed = terms::parse_query(&q, &index.settings);
     let stop: HashSet<String> =
@@ -257,75 +407,138 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, ApiError> {
         corpus::Corpus::new(index, &fields, stop.clone()).refine(&mut parsed.terms);
     }
 
-    let mut hits = candidates(index, query, &parsed, &fields, attributes, &sort, &filter);
+    let semantic_only = plan
+        .as_ref()
+        .is_some_and(|p| p.vector.is_some() && (p.ratio >= 1.0 || parsed.is_placeholder()));
+    let mut hits = if semantic_only {
+        Vec::new()
+    } else {
+        let mut hits = candidates(index, query, &parsed, &fields, attributes, &sort, &filter);
+        hits.retain(|c| exclude.is_none_or(|id| index.documents.get_index_of(id) != Some(c.order)));
+        hits.sort_by(|a, b| ranking::compare(&a.ranked, &b.ranked).then(a.order.cmp(&b.order)));
+        hits
+    };
+    if let Some(SemanticPlan { embedder, vector: Some(vector), ratio }) = &plan {
+        let (from, count) = requested_window(query);
+        if *ratio > 0.0 && (semantic_only || !keyword_good_enough(&hits, from, count, *ratio)) {
+            let semantic = semantic_candidates(index, embedder, vector, &filter, exclude);
+            hits = if semantic_only { semantic } else { merge_hybrid(hits, semantic, *ratio) };
+        }
+    }
     if let Some(threshold) = query.ranking_score_threshold {
         hits.retain(|c| c.ranked.score >= threshold);
     }
-    hits.sort_by(|a, b| ranking::compare(&a.ranked, &b.ranked).then(a.order.cmp(&b.order)));
     if let Some(attribute) = &distinct {
         hits = apply_distinct(hits, attribute);
     }
-
-    // Meilisearch 1.50 reports the totals uncapped (recorded: 2000 hits with the default
-    // `maxTotalHits` of 1000) but serves no hit beyond `maxTotalHits`.
-    let total = hits.len();
-    let reachable = total.min(index.settings.pagination.max_total_hits);
-    let paged = query.page.is_some() || query.hits_per_page.is_some();
-    let (from, count) = if paged {
-        let per_page = query.hits_per_page.unwrap_or(DEFAULT_LIMIT);
-        let page = query.page.unwrap_or(1);
-        (page.saturating_sub(1).saturating_mul(per_page), if page == 0 { 0 } else { per_page })
-    } else {
-        (query.offset.unwrap_or(0), query.limit.unwrap_or(DEFAULT_LIMIT))
-    };
-    let start = from.min(reachable);
-    let end = from.saturating_add(count).min(reachable);
-
-    let shape = format::HitFormat::new(index, query, &parsed.terms, &stop);
     let geo_point = sort.iter().find_map(|c| match c {
         SortCriterion::Geo { lat, lng, .. } => Some((*lat, *lng)),
         SortCriterion::Field { .. } => None,
     });
-    let page_hits: Vec<Value> = hits[start..end]
-        .iter()
-        .map(|c| {
-            let mut hit = shape.hit(c.doc);
-            if let (Some(point), Some(at)) = (geo_point, sort::doc_geo(c.doc)) {
-                hit.insert(
-                    "_geoDistance".into(),
-                    json!(sort::haversine_m(point, at).round() as i64),
-                );
-            }
-            if query.show_ranking_score {
-                hit.insert("_rankingScore".into(), json!(c.ranked.score));
-            }
-            if query.show_ranking_score_details {
-                hit.insert("_rankingScoreDetails".into(), Value::Object(c.ranked.details.clone()));
-            }
-            Value::Object(hit)
-        })
-        .collect();
+    Ok(Outcome {
+        index,
+        query,
+        hits,
+        terms: parsed.terms,
+        stop,
+        geo_point,
+        facet_names,
+        hybrid: plan.is_some(),
+        q,
+    })
+}
 
-    let mut out = Map::new();
-    out.insert("hits".into(), Value::Array(page_hits));
-    out.insert("query".into(), Value::String(q));
-    out.insert("processingTimeMs".into(), json!(started.elapsed().as_millis() as u64));
-    if paged {
-        let per_page = query.hits_per_page.unwrap_or(DEFAULT_LIMIT);
-        let pages = if per_page == 0 { 0 } else { total.div_ceil(per_page) };
-        out.insert("hitsPerPage".into(), json!(per_page));
-        out.insert("page".into(), json!(query.page.unwrap_or(1)));
-        out.insert("totalPages".into(), json!(pages));
-        out.insert("totalHits".into(), json!(total));
-    } else {
-        out.insert("limit".into(), json!(query.limit.unwrap_or(DEFAULT_LIMIT)));
-        out.insert("offset".into(), json!(query.offset.unwrap_or(0)));
-        out.insert("estimatedTotalHits".into(), json!(total));
+impl<'a> Outcome<'a> {
+    /// How many documents matched.
+    pub(crate) fn len(&self) -> usize {
+        self.hits.len()
     }
-    if let Some(names) = facet_names {
-        let (dist, stats) = facets::distribution(index, &names, hits.iter().map(|c| c.doc));
-        out.insert("facetDistribution".into(), dist);
-        out.insert("facetStats".into(), stats);
+
+    /// The global score of hit `i`.
+    pub(crate) fn score(&self, i: usize) -> f64 {
+        self.hits[i].ranked.score
     }
-    Ok(Value::Object(out))
+
+    /// The internal document order of hit `i` (which identifies the document in its index).
+    pub(crate) fn order(&self, i: usize) -> usize {
+        self.hits[i].order
+    }
+
+    /// The matched documents, best first.
+    pub(crate) fn documents(&self) -> impl Iterator<Item = &'a Document> + Clone + '_ {
+        self.hits.iter().map(|c| c.doc)
+    }
+
+    /// The hits Meilisearch serves: no more than `maxTotalHits`.
+    fn reachable(&self) -> usize {
+        self.hits.len().min(self.index.settings.pagination.max_total_hits)
+    }
+
+    /// Hit `i` as the answer shows it.
+    pub(crate) fn render(&self, i: usize) -> Map<String, Value> {
+        let c = &self.hits[i];
+        let shape = format::HitFormat::new(self.index, self.query, &self.terms, &self.stop);
+        let mut hit = shape.hit(c.doc);
+        if let (Some(point), Some(at)) = (self.geo_point, sort::doc_geo(c.doc)) {
+            hit.insert("_geoDistance".into(), json!(sort::haversine_m(point, at).round() as i64));
+        }
+        if self.query.show_ranking_score {
+            hit.insert("_rankingScore".into(), json!(c.ranked.score));
+        }
+        if self.query.show_ranking_score_details {
+            hit.insert("_rankingScoreDetails".into(), Value::Object(c.ranked.details.clone()));
+        }
+        hit
+    }
+
+    /// The page of hits the query asks for, and how many of them come from the semantic side.
+    pub(crate) fn page(&self) -> (Vec<Value>, usize) {
+        let (from, count) = requested_window(self.query);
+        let reachable = self.reachable();
+        let start = from.min(reachable);
+        let end = from.saturating_add(count).min(reachable);
+        let hits = (start..end).map(|i| Value::Object(self.render(i))).collect();
+        let semantic = self.hits[start..end].iter().filter(|c| c.semantic).count();
+        (hits, semantic)
+    }
+
+    /// The whole search answer.
+    pub(crate) fn response(&self, started: Instant) -> Value {
+        let query = self.query;
+        let (page_hits, semantic_hits) = self.page();
+        let total = self.hits.len();
+        let mut out = Map::new();
+        out.insert("hits".into(), Value::Array(page_hits));
+        out.insert("query".into(), Value::String(self.q.clone()));
+        out.insert("processingTimeMs".into(), json!(started.elapsed().as_millis() as u64));
+        if query.page.is_some() || query.hits_per_page.is_some() {
+            let per_page = query.hits_per_page.unwrap_or(DEFAULT_LIMIT);
+            let pages = if per_page == 0 { 0 } else { total.div_ceil(per_page) };
+            out.insert("hitsPerPage".into(), json!(per_page));
+            out.insert("page".into(), json!(query.page.unwrap_or(1)));
+            out.insert("totalPages".into(), json!(pages));
+            out.insert("totalHits".into(), json!(total));
+        } else {
+            out.insert("limit".into(), json!(query.limit.unwrap_or(DEFAULT_LIMIT)));
+            out.insert("offset".into(), json!(query.offset.unwrap_or(0)));
+            out.insert("estimatedTotalHits".into(), json!(total));
+        }
+        if let Some(names) = &self.facet_names {
+            let (dist, stats) = facets::distribution(self.index, names, self.documents());
+            out.insert("facetDistribution".into(), dist);
+            out.insert("facetStats".into(), stats);
+        }
+        if self.hybrid {
+            out.insert("semanticHitCount".into(), json!(semantic_hits));
+        }
+        Value::Object(out)
+    }
+}
+
+/// Run `query` on `index` and answer Meilisearch's search response. Meilisearch 1.50 reports
+/// the totals uncapped (recorded: 2000 hits with the default `maxTotalHits` of 1000) but serves
+/// no hit beyond `maxTotalHits`.
+pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, ApiError> {
+    let started = Instant::now();
+    Ok(run(index, query, None)?.response(started))
 }

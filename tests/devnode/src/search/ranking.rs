@@ -10,7 +10,7 @@
 //! - `proximity`: per pair of consecutive terms a cost of `min(distance, 4) - 1` (a reversed
 //!   pair is one further, different attributes cost 3), max = 3(k-1)+1;
 //! - `attributeRank`: cost = sum of each term's best attribute index, max = (A-1)k+1;
-//! - `wordPosition`: cost = sum of each term's best bucketed `|position - term index|`,
+//! - `wordPosition`: cost = sum of each term's best `|bucketed position - term index|`,
 //!   bucket costs 0..=10, max = 10k+1;
 //! - `exactness`: max = 3(k+1); an attribute equal to the query ranks 3(k+1), one starting with
 //!   it 2(k+1), otherwise 1 + the terms found as the exact query word.
@@ -111,17 +111,21 @@ fn local(rank: u64, max: u64) -> f64 {
     rank as f64 / max as f64
 }
 
-/// Cost of a word found `distance` positions away from where the query puts it.
-pub fn position_cost(distance: u32) -> u64 {
-    let bucketed = match distance {
-        0..=15 => distance,
+/// A word position as Meilisearch indexes it: exact below 16, then in coarser buckets.
+pub fn bucketed_position(pos: u32) -> u32 {
+    match pos {
+        0..=15 => pos,
         16..=23 => 24,
         _ => {
-            let bits = 32 - distance.leading_zeros();
+            let bits = 32 - pos.leading_zeros();
             (1u32 << bits.min(31)) - 1
         }
-    };
-    match bucketed {
+    }
+}
+
+/// Cost of a distance between where a word is found and where the query puts it.
+pub fn distance_cost(distance: u32) -> u64 {
+    match distance {
         0 => 0,
         1 => 1,
         2..=4 => 2,
@@ -134,6 +138,13 @@ pub fn position_cost(distance: u32) -> u64 {
         257..=1024 => 9,
         _ => 10,
     }
+}
+
+/// Cost of a word found at position `pos` for query term `i`: the distance between the
+/// word's bucketed position and the term's index (recorded: a word at position 16 for the
+/// second term costs 6, one at 13 costs 5).
+pub fn word_position_cost(pos: u32, i: u32) -> u64 {
+    distance_cost(bucketed_position(pos).abs_diff(i))
 }
 
 /// Cost of the closest pair of occurrences of two consecutive terms.
@@ -267,7 +278,7 @@ fn keyword_rule(acc: &mut Acc, rule: &Rule, kw: &Keywords<'_>, typo_filtered: bo
                 .enumerate()
                 .map(|(i, &t)| {
                     let i = i as u32;
-                    occ(t).iter().map(|o| position_cost(o.pos.abs_diff(i))).min().unwrap_or(10)
+                    occ(t).iter().map(|o| word_position_cost(o.pos, i)).min().unwrap_or(10)
                 })
                 .sum();
             let pos_max = 10 * k + 1;
@@ -351,8 +362,13 @@ mod tests {
     #[test]
     fn position_costs_follow_meilisearch_buckets() {
         let got: Vec<u64> =
-            [0, 1, 13, 15, 16, 23, 24, 46, 70].iter().map(|&d| position_cost(d)).collect();
+            [0, 1, 13, 15, 16, 23, 24, 46, 70].iter().map(|&d| word_position_cost(d, 0)).collect();
         assert_eq!(got, vec![0, 1, 5, 5, 6, 6, 7, 7, 8]);
+        // The position is bucketed before the term's index is taken off (search.q.7 black:
+        // "backup" at 16 for the second term costs 6, at 13 it costs 5).
+        assert_eq!(word_position_cost(16, 1), 6);
+        assert_eq!(word_position_cost(13, 1), 5);
+        assert_eq!(word_position_cost(3, 1), 2);
     }
 
     #[test]

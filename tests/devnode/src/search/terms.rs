@@ -161,12 +161,64 @@ fn synonyms_of(word: &str, settings: &Settings) -> Vec<Vec<String>> {
     out
 }
 
+/// Most words Meilisearch joins into one n-gram (for multi-word synonyms and concatenation).
+const MAX_NGRAM: usize = 3;
+
+/// Give runs of consecutive query words what they match together: the synonyms of a
+/// multi-word synonym key equal to the run (`new york` → `ny`), and the run's words written as
+/// one (`note book` → `notebook`). Each word of the run gets those forms, so a document word
+/// that matches one matches every word of the run.
+fn add_ngram_forms(terms: &mut [Term], runs: &[(usize, usize)], settings: &Settings) {
+    let keys: Vec<(Vec<String>, &Vec<String>)> = settings
+        .synonyms
+        .iter()
+        .map(|(k, v)| (tokenize(k).into_iter().map(|t| t.word).collect::<Vec<_>>(), v))
+        .filter(|(words, _)| words.len() > 1)
+        .collect();
+    for &(from, to) in runs {
+        for start in from..to {
+            for n in 2..=MAX_NGRAM.min(to - start) {
+                let words: Vec<String> = terms[start..start + n]
+                    .iter()
+                    .filter_map(|t| match &t.kind {
+                        TermKind::Word { text, .. } => Some(text.clone()),
+                        TermKind::Phrase { .. } => None,
+                    })
+                    .collect();
+                if words.len() != n {
+                    continue;
+                }
+                let mut forms: Vec<Vec<String>> = vec![vec![words.concat()]];
+                for (key, values) in &keys {
+                    if *key == words {
+                        for v in values.iter() {
+                            let syn: Vec<String> =
+                                tokenize(v).into_iter().map(|t| t.word).collect();
+                            if !syn.is_empty() {
+                                forms.push(syn);
+                            }
+                        }
+                    }
+                }
+                for term in &mut terms[start..start + n] {
+                    for form in &forms {
+                        if !term.synonyms.contains(form) {
+                            term.synonyms.push(form.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Parse `q` under the index's settings (stop words, synonyms, typo tolerance).
 pub fn parse_query(q: &str, settings: &Settings) -> ParsedQuery {
     let stop = |w: &str| settings.stop_words.iter().any(|s| normalize(s) == w);
     let ends_open = q.chars().last().is_some_and(|c| c.is_alphanumeric());
     let mut parsed = ParsedQuery::default();
     let segs = segments(q);
+    let mut runs: Vec<(usize, usize)> = Vec::new();
     let last_seg = segs.len().saturating_sub(1);
     for (si, seg) in segs.into_iter().enumerate() {
         let words: Vec<String> = tokenize(&seg.text).into_iter().map(|t| t.word).collect();
@@ -193,6 +245,7 @@ pub fn parse_query(q: &str, settings: &Settings) -> ParsedQuery {
         }
         let n = words.len();
         let all_stop = words.iter().all(|w| stop(w));
+        let run_start = parsed.terms.len();
         for (wi, word) in words.into_iter().enumerate() {
             if stop(&word) && !all_stop {
                 continue;
@@ -210,7 +263,9 @@ pub fn parse_query(q: &str, settings: &Settings) -> ParsedQuery {
                 index,
             });
         }
+        runs.push((run_start, parsed.terms.len()));
     }
+    add_ngram_forms(&mut parsed.terms, &runs, settings);
     parsed
 }
 

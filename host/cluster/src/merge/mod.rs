@@ -1,0 +1,158 @@
+//! Merging the answers of several nodes to one search into the answer one node holding every
+//! document would give.
+//!
+//! Nodes are asked with `offset: 0`, `limit: offset + limit` and ranking score details on (see
+//! [`node_request`]). Hits are then ordered rule by rule from their `_rankingScoreDetails`
+//! ([`order`]), the client's page is cut, totals and facets are combined ([`facets`]), and
+//! fields the client did not ask for are stripped.
+
+mod facets;
+mod order;
+mod request;
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value};
+
+pub use order::{compare_hits, RankKey};
+pub use request::{node_request, ClientPage};
+
+/// The index settings the merge needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeSettings {
+    /// `pagination.maxTotalHits`: no hit beyond this rank is served.
+    pub max_total_hits: usize,
+    /// `faceting.maxValuesPerFacet`.
+    pub max_values_per_facet: usize,
+    /// `faceting.sortFacetValuesBy`: facet name or `*` → `alpha` | `count`.
+    pub sort_facet_values_by: Vec<(String, String)>,
+    /// The primary key, for deterministic tie-breaks.
+    pub primary_key: String,
+}
+
+/// Fields Miroir keeps on nodes for itself; never shown to clients.
+pub const RESERVED_PREFIX: &str = "_miroir_";
+
+/// Merge node answers (each a Meilisearch search response) to `client` (the client's request).
+pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings) -> Value {
+    let page = ClientPage::from_request(client);
+    let distinct_on = client.get("distinct").and_then(Value::as_str);
+    let wanted = page.offset.saturating_add(page.limit).min(settings.max_total_hits);
+    let hits = merge_sorted(answers, wanted, distinct_on, &settings.primary_key);
+    let total: u64 = answers.iter().map(|a| total_of(a, page.paged)).sum();
+    let start = page.offset.min(hits.len());
+    let want_score = client.get("showRankingScore").and_then(Value::as_bool).unwrap_or(false);
+    let want_details =
+        client.get("showRankingScoreDetails").and_then(Value::as_bool).unwrap_or(false);
+    let page_hits: Vec<Value> = hits[start..]
+        .iter()
+        .map(|h| Value::Object(client_hit(h, want_score, want_details)))
+        .collect();
+
+    let mut out = Map::new();
+    out.insert("hits".into(), Value::Array(page_hits));
+    out.insert("query".into(), client.get("q").cloned().unwrap_or_else(|| Value::from("")));
+    out.insert("processingTimeMs".into(), Value::from(slowest(answers)));
+    if page.paged {
+        out.insert("hitsPerPage".into(), Value::from(page.limit));
+        out.insert("page".into(), Value::from(page.page));
+        let pages = if page.limit == 0 { 0 } else { total.div_ceil(page.limit as u64) };
+        out.insert("totalPages".into(), Value::from(pages));
+        out.insert("totalHits".into(), Value::from(total));
+    } else {
+        out.insert("limit".into(), Value::from(page.limit));
+        out.insert("offset".into(), Value::from(page.offset));
+        out.insert("estimatedTotalHits".into(), Value::from(total));
+    }
+    if client.get("facets").is_some_and(|f| !f.is_null()) {
+        let (distribution, stats) = facets::merge_facets(answers, settings);
+        out.insert("facetDistribution".into(), distribution);
+        out.insert("facetStats".into(), stats);
+    }
+    if answers.iter().any(|a| a.get("semanticHitCount").is_some()) {
+        let semantic: u64 = answers.iter().filter_map(|a| a["semanticHitCount"].as_u64()).sum();
+        out.insert("semanticHitCount".into(), Value::from(semantic));
+    }
+    Value::Object(out)
+}
+
+fn total_of(answer: &Value, paged: bool) -> u64 {
+    let key = if paged { "totalHits" } else { "estimatedTotalHits" };
+    answer[key].as_u64().or_else(|| answer["totalHits"].as_u64()).unwrap_or(0)
+}
+
+fn slowest(answers: &[Value]) -> u64 {
+    answers.iter().filter_map(|a| a["processingTimeMs"].as_u64()).max().unwrap_or(0)
+}
+
+/// The first `wanted` hits of the merged order. Each node's hits are already in ranking order,
+/// so a k-way merge reads only the heads of the lists, not every hit. With `distinct_on`, a hit
+/// whose value an earlier hit has is skipped (hits without the attribute are all kept).
+fn merge_sorted<'a>(
+    answers: &'a [Value],
+    wanted: usize,
+    distinct_on: Option<&str>,
+    primary_key: &str,
+) -> Vec<&'a Map<String, Value>> {
+    let lists: Vec<&'a [Value]> =
+        answers.iter().map(|a| a["hits"].as_array().map_or(&[][..], Vec::as_slice)).collect();
+    let mut next = vec![0usize; lists.len()];
+    let head = |list: &'a [Value], at: usize| {
+        list.get(at).and_then(Value::as_object).map(|h| (h, RankKey::of(h)))
+    };
+    let mut heads: Vec<Option<(&'a Map<String, Value>, RankKey<'a>)>> =
+        lists.iter().map(|l| head(l, 0)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(wanted);
+    while out.len() < wanted {
+        let best = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.as_ref().map(|h| (i, h)))
+            .min_by(|(_, (a, ka)), (_, (b, kb))| {
+                ka.cmp_rank(kb).then_with(|| tie_break(a, b, primary_key))
+            })
+            .map(|(i, _)| i);
+        let Some(i) = best else { break };
+        let (hit, _) = heads[i].take().expect("the best head exists");
+        next[i] += 1;
+        heads[i] = head(lists[i], next[i]);
+        let keep = match distinct_on.and_then(|attr| hit.get(attr)) {
+            None | Some(Value::Null) => true,
+            Some(v) => seen.insert(v.to_string().to_lowercase()),
+        };
+        if keep {
+            out.push(hit);
+        }
+    }
+    out
+}
+
+/// Equal hits are ordered by primary key, so every instance merges the same way.
+fn tie_break(a: &Map<String, Value>, b: &Map<String, Value>, pk: &str) -> Ordering {
+    match (a.get(pk), b.get(pk)) {
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal)
+        }
+        (x, y) => x.map(Value::to_string).cmp(&y.map(Value::to_string)),
+    }
+}
+
+/// A hit as the client asked for it: bookkeeping stripped, scores only when asked.
+fn client_hit(hit: &Map<String, Value>, score: bool, details: bool) -> Map<String, Value> {
+    let mut out: Map<String, Value> = hit
+        .iter()
+        .filter(|(k, _)| !k.starts_with(RESERVED_PREFIX))
+        .filter(|(k, _)| score || k.as_str() != "_rankingScore")
+        .filter(|(k, _)| details || k.as_str() != "_rankingScoreDetails")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(Value::Object(formatted)) = out.get_mut("_formatted") {
+        formatted.retain(|k, _| !k.starts_with(RESERVED_PREFIX));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,68 @@
+//! What each node is asked, and the page the client asked for.
+
+use serde_json::{Map, Value};
+
+/// Meilisearch's default page size.
+const DEFAULT_LIMIT: usize = 20;
+
+/// The client's page, in offset/limit terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientPage {
+    pub offset: usize,
+    pub limit: usize,
+    /// Whether the client used `page`/`hitsPerPage` (the answer then has page fields).
+    pub paged: bool,
+    pub page: usize,
+}
+
+impl ClientPage {
+    pub fn from_request(request: &Value) -> Self {
+        let number = |key: &str| request.get(key).and_then(Value::as_u64).map(|n| n as usize);
+        let paged = request.get("page").is_some() || request.get("hitsPerPage").is_some();
+        if paged {
+            let per_page = number("hitsPerPage").unwrap_or(DEFAULT_LIMIT);
+            let page = number("page").unwrap_or(1);
+            let offset = page.saturating_sub(1).saturating_mul(per_page);
+            let limit = if page == 0 { 0 } else { per_page };
+            Self { offset, limit, paged, page }
+        } else {
+            Self {
+                offset: number("offset").unwrap_or(0),
+                limit: number("limit").unwrap_or(DEFAULT_LIMIT),
+                paged,
+                page: 0,
+            }
+        }
+    }
+}
+
+/// The request sent to every node of the covering set for a client search: the first
+/// `offset + limit` hits with their ranking score details, so that the merge can order them.
+/// `keep` lists fields the merge needs in hits (the primary key, the distinct attribute) that
+/// must be retrieved even if the client's `attributesToRetrieve` leaves them out.
+pub fn node_request(client: &Value, keep: &[&str]) -> Value {
+    let page = ClientPage::from_request(client);
+    let mut out: Map<String, Value> = client.as_object().cloned().unwrap_or_default();
+    for key in ["page", "hitsPerPage", "offset", "limit"] {
+        out.remove(key);
+    }
+    let depth = page.offset.saturating_add(page.limit);
+    if page.paged {
+        out.insert("page".into(), Value::from(1));
+        out.insert("hitsPerPage".into(), Value::from(depth));
+    } else {
+        out.insert("offset".into(), Value::from(0));
+        out.insert("limit".into(), Value::from(depth));
+    }
+    out.insert("showRankingScore".into(), Value::Bool(true));
+    out.insert("showRankingScoreDetails".into(), Value::Bool(true));
+    if let Some(Value::Array(fields)) = out.get_mut("attributesToRetrieve") {
+        let star = fields.iter().any(|f| f == "*");
+        for k in keep {
+            if !star && !fields.iter().any(|f| f == k) {
+                fields.push(Value::from(*k));
+            }
+        }
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,216 @@
+//! Pooled keep-alive HTTP clients to the nodes.
+//!
+//! One `reqwest::Client` (hyper underneath) is shared by every node, so connections are pooled
+//! per host and reused across requests. Every call has a time limit; a node that does not answer
+//! in time is reported as [`NodeError::Timeout`], one that cannot be reached as
+//! [`NodeError::Unreachable`]. Any HTTP answer, error statuses included, is a [`NodeResponse`]:
+//! deciding what a node's 4xx means is the caller's job.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use miroir_types::NodeId;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+pub use reqwest::Method;
+
+/// Why a node gave no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// The connection failed or broke before an answer arrived.
+    #[error("node `{node}` is unreachable: {reason}")]
+    Unreachable {
+        /// The node.
+        node: NodeId,
+        /// What failed, for the log.
+        reason: String,
+    },
+    /// The node did not answer within the time limit.
+    #[error("node `{node}` did not answer within {timeout:?}")]
+    Timeout {
+        /// The node.
+        node: NodeId,
+        /// The limit that ran out.
+        timeout: Duration,
+    },
+    /// The topology names a node Miroir has no client for.
+    #[error("no client for node `{0}`")]
+    UnknownNode(NodeId),
+}
+
+/// An HTTP answer from a node, whatever its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body, byte for byte.
+    pub body: Bytes,
+}
+
+impl NodeResponse {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON, `Null` when it is empty or not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A request body with its content type.
+#[derive(Debug, Clone)]
+pub struct NodeBody {
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The bytes sent.
+    pub bytes: Bytes,
+}
+
+impl NodeBody {
+    /// A JSON body.
+    pub fn json(bytes: impl Into<Bytes>) -> Self {
+        NodeBody { content_type: "application/json", bytes: bytes.into() }
+    }
+}
+
+/// Which credentials a request to a node carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeAuth<'a> {
+    /// The node key from configuration (or nothing when none is configured).
+    NodeKey,
+    /// A client's own `Authorization` header value, so the node enforces that key's rights.
+    Client(&'a str),
+}
+
+/// The client of one node.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    id: NodeId,
+    base: String,
+    key: Option<String>,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl NodeClient {
+    /// The node this client talks to.
+    pub fn id(&self) -> &NodeId {
+        &self.id
+    }
+
+    /// The node's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends `method path` (path with its query string) and returns the node's answer, with the
+    /// client's default time limit.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<NodeBody>,
+        auth: NodeAuth<'_>,
+    ) -> Result<NodeResponse, NodeError> {
+        self.send_with_timeout(method, path, body, auth, self.timeout).await
+    }
+
+    /// [`NodeClient::send`] with an explicit time limit.
+    pub async fn send_with_timeout(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<NodeBody>,
+        auth: NodeAuth<'_>,
+        timeout: Duration,
+    ) -> Result<NodeResponse, NodeError> {
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        match auth {
+            NodeAuth::NodeKey => {
+                if let Some(key) = &self.key {
+                    request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+                }
+            }
+            NodeAuth::Client(header) => request = request.header(AUTHORIZATION, header),
+        }
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, body.content_type).body(body.bytes);
+        }
+        let response = async {
+            let response = request.timeout(timeout).send().await?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>(NodeResponse { status, body })
+        };
+        response.await.map_err(|error| {
+            if error.is_timeout() {
+                NodeError::Timeout { node: self.id.clone(), timeout }
+            } else {
+                NodeError::Unreachable { node: self.id.clone(), reason: error.to_string() }
+            }
+        })
+    }
+}
+
+/// The clients of every node, sharing one connection pool.
+#[derive(Debug, Clone, Default)]
+pub struct NodeClients {
+    by_id: BTreeMap<NodeId, NodeClient>,
+}
+
+impl NodeClients {
+    /// Clients for `nodes` (id, base URL), sending `node_key` as a bearer token and giving up
+    /// on a request after `timeout`. Fails only if the TLS/HTTP stack cannot be set up.
+    pub fn new(
+        nodes: impl IntoIterator<Item = (NodeId, String)>,
+        node_key: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, NodeError> {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| NodeError::Unreachable {
+                node: NodeId::new("client").expect("a valid literal id"),
+                reason: e.to_string(),
+            })?;
+        let by_id = nodes
+            .into_iter()
+            .map(|(id, base)| {
+                let base = base.trim_end_matches('/').to_owned();
+                let client = NodeClient {
+                    id: id.clone(),
+                    base,
+                    key: node_key.clone(),
+                    http: http.clone(),
+                    timeout,
+                };
+                (id, client)
+            })
+            .collect();
+        Ok(NodeClients { by_id })
+    }
+
+    /// The client of `node`.
+    pub fn get(&self, node: &NodeId) -> Result<&NodeClient, NodeError> {
+        self.by_id.get(node).ok_or_else(|| NodeError::UnknownNode(node.clone()))
+    }
+
+    /// Every client, by node id.
+    pub fn iter(&self) -> impl Iterator<Item = &NodeClient> {
+        self.by_id.values()
+    }
+
+    /// How many nodes there are.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether there is no node.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}

@@ -1,0 +1,395 @@
+//! `POST /multi-search`: several searches in one request, answered one by one, or merged into
+//! one hit list by weighted ranking score when `federation` is given.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+
+use super::{auth, json_body, ok_json};
+use crate::error::ApiError;
+use crate::index::is_valid_index_uid;
+use crate::search::{parse_search_body, run, Outcome, SearchQuery};
+use crate::state::Node;
+
+/// Meilisearch's default federated `limit`.
+const DEFAULT_LIMIT: usize = 20;
+
+/// One query of the request.
+struct Query {
+    index_uid: String,
+    weight: f64,
+    search: SearchQuery,
+}
+
+/// Federated paging: `limit`/`offset`, or `page`/`hitsPerPage`.
+#[derive(Default)]
+struct Federation {
+    limit: Option<usize>,
+    offset: Option<usize>,
+    page: Option<usize>,
+    hits_per_page: Option<usize>,
+}
+
+/// A per-query error: a 400 (authorization errors keep theirs) whose message says which query
+/// failed.
+fn inside(i: usize, err: ApiError) -> ApiError {
+    let status = if err.error_type == "auth" { err.status } else { StatusCode::BAD_REQUEST };
+    ApiError { status, message: format!("Inside `.queries[{i}]`: {}", err.message), ..err }
+}
+
+fn type_error(code: &str, at: &str, expected: &str, found: &Value) -> ApiError {
+    ApiError::new(
+        code,
+        format!("Invalid value type at `{at}`: expected {expected}, but found `{found}`"),
+    )
+}
+
+fn parse_federation(value: &Value) -> Result<Option<Federation>, ApiError> {
+    let obj = match value {
+        Value::Null => return Ok(None),
+        Value::Object(obj) => obj,
+        other => {
+            return Err(type_error(
+                "invalid_multi_search_federated",
+                ".federation",
+                "an object",
+                other,
+            ))
+        }
+    };
+    let mut out = Federation::default();
+    for (key, v) in obj {
+        let count = |code: &str| {
+            v.as_u64().map(|n| n as usize).ok_or_else(|| {
+                type_error(code, &format!(".federation.{key}"), "a positive integer", v)
+            })
+        };
+        match key.as_str() {
+            "limit" => out.limit = Some(count("invalid_multi_search_federated")?),
+            "offset" => out.offset = Some(count("invalid_multi_search_federated")?),
+            "page" => out.page = Some(count("invalid_multi_search_federated")?),
+            "hitsPerPage" => out.hits_per_page = Some(count("invalid_multi_search_federated")?),
+            "facetsByIndex" | "mergeFacets" => {}
+            other => {
+                return Err(ApiError::new(
+                    "bad_request",
+                    format!("Unknown field `{other}` inside `.federation`: expected one of `limit`, `offset`, `page`, `hitsPerPage`, `facetsByIndex`, `mergeFacets`"),
+                ))
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+fn parse_query(i: usize, value: &Value, federated: bool) -> Result<Query, ApiError> {
+    let at = format!(".queries[{i}]");
+    let obj =
+        value.as_object().ok_or_else(|| type_error("bad_request", &at, "an object", value))?;
+    let mut rest = obj.clone();
+    let index_uid = match rest.remove("indexUid") {
+        Some(Value::String(uid)) if is_valid_index_uid(&uid) => uid,
+        Some(Value::String(uid)) => return Err(inside(i, super::invalid_index_uid(&uid))),
+        Some(other) => {
+            return Err(type_error(
+                "invalid_index_uid",
+                &format!("{at}.indexUid"),
+                "a string",
+                &other,
+            ))
+        }
+        None => {
+            return Err(ApiError::new(
+                "missing_index_uid",
+                format!("Missing field `indexUid` inside `{at}`"),
+            ))
+        }
+    };
+    let mut weight = 1.0;
+    if let Some(options) = rest.remove("federationOptions").filter(|o| !o.is_null()) {
+        if !federated {
+            return Err(inside(
+                i,
+                ApiError::new(
+                    "invalid_multi_search_federation_options",
+                    format!("Using `federationOptions` is not allowed in a non-federated search.\n - Hint: remove `federationOptions` from query #{i} or add `federation` to the request."),
+                ),
+            ));
+        }
+        let obj = options.as_object().ok_or_else(|| {
+            type_error(
+                "invalid_multi_search_federation_options",
+                &format!("{at}.federationOptions"),
+                "an object",
+                &options,
+            )
+        })?;
+        for (key, v) in obj {
+            match key.as_str() {
+                "weight" => {
+                    weight = v.as_f64().filter(|w| *w >= 0.0).ok_or_else(|| {
+                        ApiError::new(
+                            "invalid_multi_search_weight",
+                            format!("Invalid value at `{at}.federationOptions.weight`: the value of `weight` is invalid, expected a positive float (>= 0.0)."),
+                        )
+                    })?
+                }
+                "remote" | "queryPosition" => {}
+                other => {
+                    return Err(ApiError::new(
+                        "bad_request",
+                        format!("Unknown field `{other}` inside `{at}.federationOptions`: expected one of `weight`, `remote`, `queryPosition`"),
+                    ))
+                }
+            }
+        }
+    }
+    if federated {
+        if let Some(name) =
+            ["limit", "offset", "page", "hitsPerPage"].iter().find(|k| rest.contains_key(**k))
+        {
+            return Err(inside(
+                i,
+                ApiError::new(
+                    "invalid_multi_search_query_pagination",
+                    format!("Using pagination options is not allowed in federated queries.\n - Hint: remove `{name}` from query #{i} or remove `federation` from the request\n - Hint: pass `federation.limit` and `federation.offset` for pagination in federated search"),
+                ),
+            ));
+        }
+    }
+    if federated && rest.get("facets").is_some_and(|f| !f.is_null()) {
+        return Err(inside(
+            i,
+            ApiError::new(
+                "invalid_multi_search_query_facets",
+                format!("Using facet options is not allowed in federated queries.\n - Hint: remove `facets` from query #{i} or remove `federation` from the request\n - Hint: pass `federation.facetsByIndex.{index_uid}: [\"facets\"]` for facets in federated search"),
+            ),
+        ));
+    }
+    let search = parse_search_body(&Value::Object(rest)).map_err(|e| inside(i, e))?;
+    Ok(Query { index_uid, weight, search })
+}
+
+/// One hit of a federated search before rendering.
+struct Merged {
+    weighted: f64,
+    query: usize,
+    rank: usize,
+}
+
+/// Every hit of every query by weighted score (ties: earlier query, then better rank), each
+/// document of an index once, at its best place.
+fn merge(outcomes: &[Outcome<'_>], queries: &[Query]) -> Vec<Merged> {
+    let mut merged: Vec<Merged> = Vec::new();
+    for (qi, (o, q)) in outcomes.iter().zip(queries).enumerate() {
+        merged.extend((0..o.len()).map(|rank| Merged {
+            weighted: o.score(rank) * q.weight,
+            query: qi,
+            rank,
+        }));
+    }
+    merged.sort_by(|a, b| {
+        b.weighted.total_cmp(&a.weighted).then(a.query.cmp(&b.query)).then(a.rank.cmp(&b.rank))
+    });
+    let mut seen: HashSet<(&str, usize)> = HashSet::new();
+    merged.retain(|m| {
+        seen.insert((queries[m.query].index_uid.as_str(), outcomes[m.query].order(m.rank)))
+    });
+    merged
+}
+
+pub async fn multi_search(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    auth(&node, &headers, "search", None)?;
+    let body = json_body(&headers, &body)?;
+    let obj = body.as_object().ok_or_else(|| type_error("bad_request", ".", "an object", &body))?;
+    let mut federation = None;
+    let mut raw_queries = None;
+    for (key, v) in obj {
+        match key.as_str() {
+            "queries" => raw_queries = Some(v),
+            "federation" => federation = parse_federation(v)?,
+            other => {
+                return Err(ApiError::new(
+                    "bad_request",
+                    format!("Unknown field `{other}`: expected one of `queries`, `federation`"),
+                ))
+            }
+        }
+    }
+    let raw_queries =
+        raw_queries.ok_or_else(|| ApiError::new("bad_request", "Missing field `queries`"))?;
+    let list = raw_queries
+        .as_array()
+        .ok_or_else(|| type_error("bad_request", ".queries", "an array", raw_queries))?;
+    let queries: Vec<Query> = list
+        .iter()
+        .enumerate()
+        .map(|(i, q)| parse_query(i, q, federation.is_some()))
+        .collect::<Result<_, _>>()?;
+    for (i, q) in queries.iter().enumerate() {
+        auth(&node, &headers, "search", Some(&q.index_uid)).map_err(|e| inside(i, e))?;
+    }
+
+    let db = node.db();
+    let mut outcomes = Vec::with_capacity(queries.len());
+    for (i, q) in queries.iter().enumerate() {
+        let index = db
+            .indexes
+            .get(&q.index_uid)
+            .ok_or_else(|| inside(i, ApiError::index_not_found(&q.index_uid)))?;
+        outcomes.push(run(index, &q.search, None).map_err(|e| inside(i, e))?);
+    }
+
+    let Some(federation) = federation else {
+        let results: Vec<Value> = outcomes
+            .iter()
+            .zip(&queries)
+            .map(|(o, q)| {
+                let mut answer = o.response(started);
+                if let Value::Object(map) = &mut answer {
+                    map.insert("indexUid".into(), Value::String(q.index_uid.clone()));
+                }
+                answer
+            })
+            .collect();
+        return Ok(ok_json(json!({ "results": results })));
+    };
+
+    let merged = merge(&outcomes, &queries);
+    let total = merged.len();
+    let paged = federation.page.is_some() || federation.hits_per_page.is_some();
+    let (from, count) = if paged {
+        let per_page = federation.hits_per_page.unwrap_or(DEFAULT_LIMIT);
+        let page = federation.page.unwrap_or(1);
+        (page.saturating_sub(1).saturating_mul(per_page), if page == 0 { 0 } else { per_page })
+    } else {
+        (federation.offset.unwrap_or(0), federation.limit.unwrap_or(DEFAULT_LIMIT))
+    };
+    let hits: Vec<Value> = merged
+        .iter()
+        .skip(from)
+        .take(count)
+        .map(|m| {
+            let mut hit = outcomes[m.query].render(m.rank);
+            hit.insert(
+                "_federation".into(),
+                json!({
+                    "indexUid": queries[m.query].index_uid,
+                    "queriesPosition": m.query,
+                    "weightedRankingScore": m.weighted,
+                }),
+            );
+            Value::Object(hit)
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("hits".into(), Value::Array(hits));
+    out.insert("processingTimeMs".into(), json!(started.elapsed().as_millis() as u64));
+    if paged {
+        let per_page = federation.hits_per_page.unwrap_or(DEFAULT_LIMIT);
+        out.insert("hitsPerPage".into(), json!(per_page));
+        out.insert("page".into(), json!(federation.page.unwrap_or(1)));
+        out.insert(
+            "totalPages".into(),
+            json!(if per_page == 0 { 0 } else { total.div_ceil(per_page) }),
+        );
+        out.insert("totalHits".into(), json!(total));
+    } else {
+        out.insert("limit".into(), json!(count));
+        out.insert("offset".into(), json!(from));
+        out.insert("estimatedTotalHits".into(), json!(total));
+    }
+    Ok(ok_json(Value::Object(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Index;
+
+    fn index() -> Index {
+        let mut index = Index::new("books", Some("id".into()), time::OffsetDateTime::UNIX_EPOCH);
+        for (id, title) in [("1", "alpha beta"), ("2", "beta"), ("3", "gamma alpha")] {
+            let doc = json!({"id": id, "title": title}).as_object().cloned().unwrap_or_default();
+            index.note_fields(&doc);
+            index.documents.insert(id.to_string(), doc);
+        }
+        index
+    }
+
+    fn code(value: Value, federated: bool) -> Option<String> {
+        parse_query(1, &value, federated).err().map(|e| format!("{} {}", e.status.as_u16(), e.code))
+    }
+
+    #[test]
+    fn queries_are_checked_like_meilisearch() {
+        assert_eq!(code(json!({"q": "a"}), false).as_deref(), Some("400 missing_index_uid"));
+        assert_eq!(
+            code(json!({"indexUid": "b", "limit": 2}), true).as_deref(),
+            Some("400 invalid_multi_search_query_pagination")
+        );
+        assert_eq!(
+            code(json!({"indexUid": "b", "facets": ["x"]}), true).as_deref(),
+            Some("400 invalid_multi_search_query_facets")
+        );
+        assert_eq!(
+            code(json!({"indexUid": "b", "federationOptions": {"weight": 2}}), false).as_deref(),
+            Some("400 invalid_multi_search_federation_options")
+        );
+        assert_eq!(
+            code(json!({"indexUid": "b", "federationOptions": {"weight": -1}}), true).as_deref(),
+            Some("400 invalid_multi_search_weight")
+        );
+        let err = parse_query(1, &json!({"indexUid": "b", "limit": "x"}), false).err();
+        let message = err.map(|e| e.message).unwrap_or_default();
+        assert!(message.starts_with("Inside `.queries[1]`: "), "{message}");
+        let q = parse_query(
+            0,
+            &json!({"indexUid": "b", "q": "x", "federationOptions": {"weight": 0.5}}),
+            true,
+        );
+        assert_eq!(q.map(|q| (q.index_uid, q.weight)).ok(), Some(("b".to_string(), 0.5)));
+    }
+
+    #[test]
+    fn a_missing_index_is_a_400_naming_the_query() {
+        let err = inside(3, ApiError::index_not_found("missing"));
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.code, "index_not_found");
+        assert_eq!(err.message, "Inside `.queries[3]`: Index `missing` not found.");
+    }
+
+    #[test]
+    fn federation_merges_by_weighted_score_once_per_document() {
+        let index = index();
+        let query = |q: &str, weight: f64| Query {
+            index_uid: "books".into(),
+            weight,
+            search: parse_search_body(&json!({ "q": q })).unwrap_or_default(),
+        };
+        let queries = vec![query("alpha", 0.5), query("beta", 1.0)];
+        let outcomes: Vec<Outcome<'_>> =
+            queries.iter().filter_map(|q| run(&index, &q.search, None).ok()).collect();
+        let merged = merge(&outcomes, &queries);
+        let got: Vec<(usize, usize)> =
+            merged.iter().map(|m| (m.query, outcomes[m.query].order(m.rank))).collect();
+        // "beta" (weight 1) gives documents 2 and 1 first; "alpha" (weight 0.5) adds only 3,
+        // its document 1 being already placed.
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2], (0, 2));
+        assert!(
+            merged[0].weighted >= merged[1].weighted && merged[1].weighted >= merged[2].weighted
+        );
+        assert!(merged[2].weighted <= 0.5);
+    }
+}
