@@ -1,14 +1,18 @@
 # One way to build, test and run Miroir. The README and .ci/run use these targets.
 CARGO ?= cargo
 
-.PHONY: demo test lint fmt ci
+.PHONY: demo plugins test lint fmt ci
 
 ## Start a development node with sample data and print a search.
 demo:
 	bash scripts/demo.sh
 
-## Run the whole test suite.
-test:
+## Build every plugin (plugins/, examples/plugins/) for wasm32-wasip2 into target/plugins/.
+plugins:
+	bash scripts/build-plugins.sh
+
+## Run the whole test suite (the plugin runtime's tests load the components `plugins` builds).
+test: plugins
 	$(CARGO) test --workspace
 
 ## Formatting and lints, as CI checks them.

@@ -1,0 +1,250 @@
+//! Miroir's multi-search plugin: `POST /multi-search` exactly as Meilisearch answers it, each
+//! query run through the gateway's own scatter-gather (the `search` import).
+//!
+//! - Without `federation`: the queries are answered in order, `{"results": [...]}`, each result
+//!   the index's search response with its `indexUid`. The first query that fails fails the
+//!   request with its own error, its message prefixed with ``Inside `.queries[i]`: `` as
+//!   Meilisearch does.
+//! - With `federation: {limit, offset}`: every query's hits are merged into one list ordered by
+//!   ranking score times the query's `federationOptions.weight` (default 1), each hit carrying
+//!   `_federation: {indexUid, queriesPosition, weightedRankingScore}`.
+//!
+//! Configuration: the `multi_search` section (`max_queries_per_batch`, `total_timeout`).
+
+mod federation;
+
+use miroir_plugin_sdk::serde_json::{json, Map, Value};
+use miroir_plugin_sdk::{clock, search, Manifest, Method, Plugin, Request, Response};
+
+struct MultiSearch {
+    max_queries: usize,
+    total_timeout_ms: u64,
+}
+
+/// An error of one query or of the whole request, in Meilisearch's shape.
+pub(crate) struct QueryError {
+    status: u16,
+    code: String,
+    message: String,
+}
+
+impl QueryError {
+    pub(crate) fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        QueryError { status, code: code.to_owned(), message: message.into() }
+    }
+
+    /// The same error, located at query `position`.
+    pub(crate) fn at(self, position: usize) -> Self {
+        QueryError { message: format!("Inside `.queries[{position}]`: {}", self.message), ..self }
+    }
+
+    fn into_response(self) -> Response {
+        Response::error(self.status, &self.code, self.message)
+    }
+}
+
+/// Parses a humantime duration of the config (`"30s"`, `"500ms"`, `"2m"`) into milliseconds.
+fn duration_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "ms" => 1,
+        "s" | "" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// One query of the batch, validated.
+pub(crate) struct Query {
+    pub position: usize,
+    pub index: String,
+    pub body: Map<String, Value>,
+    pub weight: f64,
+}
+
+fn parse_queries(body: &Value, federated: bool, max: usize) -> Result<Vec<Query>, QueryError> {
+    let queries = body.get("queries").and_then(Value::as_array).ok_or_else(|| {
+        QueryError::new(400, "bad_request", "Missing field `queries`: expected an array of queries")
+    })?;
+    if queries.len() > max {
+        return Err(QueryError::new(
+            400,
+            "bad_request",
+            format!(
+                "{} queries were sent; this server accepts at most {max} per request",
+                queries.len()
+            ),
+        ));
+    }
+    let mut parsed = Vec::with_capacity(queries.len());
+    for (position, query) in queries.iter().enumerate() {
+        let mut query = query.as_object().cloned().ok_or_else(|| {
+            QueryError::new(400, "bad_request", "Invalid value type: expected an object")
+                .at(position)
+        })?;
+        let index = match query.remove("indexUid") {
+            Some(Value::String(index)) => index,
+            Some(_) => {
+                return Err(QueryError::new(
+                    400,
+                    "invalid_index_uid",
+                    "`indexUid` must be a string",
+                )
+                .at(position))
+            }
+            None => {
+                return Err(QueryError::new(400, "missing_index_uid", "Missing field `indexUid`")
+                    .at(position))
+            }
+        };
+        let options = query.remove("federationOptions");
+        let weight = match (&options, federated) {
+            (Some(Value::Null) | None, _) => 1.0,
+            (Some(_), false) => {
+                return Err(QueryError::new(
+                    400,
+                    "invalid_multi_search_federation_options",
+                    format!(
+                        "Using `federationOptions` is not allowed in a non-federated search.\n  - Hint: remove `federationOptions` from query #{position} or add `federation` to the request."
+                    ),
+                )
+                .at(position))
+            }
+            (Some(options), true) => match options.get("weight") {
+                None | Some(Value::Null) => 1.0,
+                Some(weight) => match weight.as_f64() {
+                    Some(w) if w >= 0.0 => w,
+                    _ => {
+                        return Err(QueryError::new(
+                            400,
+                            "invalid_multi_search_weight",
+                            format!("Invalid value at `.federationOptions.weight`: the value of `weight` is invalid, expected a positive float (>= 0.0), found {weight}"),
+                        )
+                        .at(position))
+                    }
+                },
+            },
+        };
+        if federated {
+            if let Some(field) = ["limit", "offset", "page", "hitsPerPage"]
+                .into_iter()
+                .find(|f| query.contains_key(*f))
+            {
+                return Err(QueryError::new(
+                    400,
+                    "invalid_multi_search_query_pagination",
+                    format!(
+                        "Using pagination options is not allowed in federated queries.\n  - Hint: remove `{field}` from query #{position} or remove `federation` from the request"
+                    ),
+                )
+                .at(position));
+            }
+        }
+        parsed.push(Query { position, index, body: query, weight });
+    }
+    Ok(parsed)
+}
+
+impl MultiSearch {
+    fn check_time(&self, started_ms: u64) -> Result<(), QueryError> {
+        if clock::now_ms().saturating_sub(started_ms) > self.total_timeout_ms {
+            return Err(QueryError::new(
+                504,
+                "miroir_timeout",
+                format!("the multi-search took longer than {} ms", self.total_timeout_ms),
+            ));
+        }
+        Ok(())
+    }
+
+    fn run(&self, body: &Value) -> Result<Value, QueryError> {
+        let started_ms = clock::now_ms();
+        let federation = match body.get("federation") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(options)) => Some(federation::Options::parse(options)?),
+            Some(_) => {
+                return Err(QueryError::new(
+                    400,
+                    "invalid_multi_search_federation",
+                    "`federation` must be an object or null",
+                ))
+            }
+        };
+        let queries = parse_queries(body, federation.is_some(), self.max_queries)?;
+        match federation {
+            None => {
+                let mut results = Vec::with_capacity(queries.len());
+                for query in queries {
+                    self.check_time(started_ms)?;
+                    let answer = search(&query.index, &Value::Object(query.body)).map_err(|e| {
+                        QueryError::new(e.status, &e.code, e.message).at(query.position)
+                    })?;
+                    let mut result = Map::new();
+                    result.insert("indexUid".into(), Value::String(query.index));
+                    if let Value::Object(fields) = answer {
+                        result.extend(fields);
+                    }
+                    results.push(Value::Object(result));
+                }
+                Ok(json!({ "results": results }))
+            }
+            Some(options) => {
+                let mut answers = Vec::with_capacity(queries.len());
+                for query in &queries {
+                    self.check_time(started_ms)?;
+                    let request = options.shard_request(&query.body);
+                    let answer = search(&query.index, &request).map_err(|e| {
+                        QueryError::new(e.status, &e.code, e.message).at(query.position)
+                    })?;
+                    answers.push(answer);
+                }
+                let took = clock::now_ms().saturating_sub(started_ms);
+                Ok(federation::merge(&options, &queries, answers, took))
+            }
+        }
+    }
+}
+
+impl Plugin for MultiSearch {
+    fn init(config: Value) -> Result<Self, String> {
+        let max_queries =
+            config.get("max_queries_per_batch").and_then(Value::as_u64).unwrap_or(100);
+        let total_timeout_ms = match config.get("total_timeout") {
+            None => 30_000,
+            Some(Value::Number(ms)) => ms.as_u64().unwrap_or(30_000),
+            Some(Value::String(text)) => duration_ms(text)
+                .ok_or_else(|| format!("total_timeout `{text}` is not a duration"))?,
+            Some(other) => return Err(format!("total_timeout {other} is not a duration")),
+        };
+        Ok(MultiSearch { max_queries: max_queries as usize, total_timeout_ms })
+    }
+
+    fn manifest(&self) -> Manifest {
+        Manifest::new("multi-search", env!("CARGO_PKG_VERSION"))
+            .route(Method::Post, "/multi-search")
+    }
+
+    fn handle(&mut self, request: Request) -> Response {
+        let body: Value = match request.json() {
+            Ok(body) => body,
+            Err(e) => {
+                return Response::error(
+                    400,
+                    "bad_request",
+                    format!("The request body is not JSON: {e}"),
+                )
+            }
+        };
+        match self.run(&body) {
+            Ok(answer) => Response::json(200, &answer),
+            Err(e) => e.into_response(),
+        }
+    }
+}
+
+miroir_plugin_sdk::export!(MultiSearch);
