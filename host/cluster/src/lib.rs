@@ -16,6 +16,9 @@ pub mod write_routing;
 
 pub use assignment::{rendezvous_score, shard_of, Assignment};
 pub use covering::CoveringSet;
-pub use node_client::{NodeAuth, NodeBody, NodeClient, NodeClients, NodeError, NodeResponse};
+pub use node_client::{
+    with_request_id, NodeAuth, NodeBody, NodeClient, NodeClients, NodeError, NodeResponse,
+    REQUEST_ID_HEADER,
+};
 pub use topology::{Group, Topology, TopologyError};
 pub use write_routing::{quorum_size, QuorumReport};

@@ -14,6 +14,19 @@ use miroir_types::NodeId;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 pub use reqwest::Method;
 
+/// The header carrying the client request's id to the nodes.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// Runs `future` with `id` as the request id every node request made inside it carries (as
+/// `X-Request-Id`), so a node's log lines can be matched with the client request.
+pub async fn with_request_id<F: std::future::Future>(id: String, future: F) -> F::Output {
+    REQUEST_ID.scope(id, future).await
+}
+
 /// Why a node gave no HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
@@ -135,6 +148,9 @@ impl NodeClient {
             }
             NodeAuth::Client(header) => request = request.header(AUTHORIZATION, header),
         }
+        if let Ok(id) = REQUEST_ID.try_with(Clone::clone) {
+            request = request.header(REQUEST_ID_HEADER, id);
+        }
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, body.content_type).body(body.bytes);
         }
@@ -212,5 +228,68 @@ impl NodeClients {
     /// Whether there is no node.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clients(address: String, timeout: Duration) -> NodeClients {
+        let id = NodeId::new("n1").expect("id");
+        NodeClients::new([(id, address)], Some("node-key".into()), timeout).expect("clients")
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr");
+        drop(listener);
+        let clients = clients(format!("http://{address}/"), Duration::from_secs(5));
+        let client = clients.get(&NodeId::new("n1").expect("id")).expect("client");
+        assert_eq!(client.base_url(), format!("http://{address}"));
+        let error = client.send(Method::GET, "/health", None, NodeAuth::NodeKey).await;
+        assert!(matches!(error, Err(NodeError::Unreachable { .. })), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn requests_carry_the_node_key_and_the_request_id() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut buffer = vec![0; 4096];
+            let n = socket.read(&mut buffer).await.expect("read");
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await
+                .expect("write");
+            String::from_utf8_lossy(&buffer[..n]).to_lowercase()
+        });
+        let clients = clients(format!("http://{address}"), Duration::from_secs(5));
+        let client = clients.get(&NodeId::new("n1").expect("id")).expect("client");
+        let call = client.send(Method::GET, "/health", None, NodeAuth::NodeKey);
+        let response = with_request_id("req-42".into(), call).await.expect("answer");
+        assert!(response.is_success());
+        let request = server.await.expect("server");
+        assert!(request.contains("authorization: bearer node-key"), "{request}");
+        assert!(request.contains("x-request-id: req-42"), "{request}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_node_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr");
+        let hold = tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let clients = clients(format!("http://{address}"), Duration::from_millis(200));
+        let client = clients.get(&NodeId::new("n1").expect("id")).expect("client");
+        let error = client.send(Method::GET, "/health", None, NodeAuth::NodeKey).await;
+        assert!(matches!(error, Err(NodeError::Timeout { .. })), "{error:?}");
+        hold.abort();
+        assert!(clients.get(&NodeId::new("other").expect("id")).is_err());
     }
 }

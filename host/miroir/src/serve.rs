@@ -1,21 +1,16 @@
 //! Starting and stopping the HTTP server.
 //!
-//! For now the gateway answers `GET /health` and a Meilisearch-shaped 404 everywhere else; the
-//! Meilisearch routes are mounted here as they are built.
+//! Opens the task store the configuration names, builds `miroir-http`'s router (the one tower
+//! stack and every Meilisearch route) and serves it until a signal, then drains.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use miroir_config::Config;
-use miroir_types::ApiError;
+use miroir_http::{router, AppState};
 use tokio::net::TcpListener;
-use tower::limit::GlobalConcurrencyLimitLayer;
 
 /// Runs the gateway until SIGINT or SIGTERM, then lets in-flight requests finish (for at most
 /// `server.shutdown_timeout`).
@@ -52,7 +47,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %local, config = %config.summary(), "miroir listening");
 
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app(&config).merge(runtime.admin_router()))
+    let state = AppState::new(config.clone(), Arc::clone(&runtime.store))
+        .context("cannot set up the gateway")?;
+    let server = axum::serve(listener, router(state).merge(runtime.admin_router()))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             // The receiver lives until `run` returns; a send error would only mean nobody waits.
@@ -75,32 +72,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     runtime.shutdown().await;
     tracing::info!("miroir stopped");
     Ok(())
-}
-
-/// The gateway's router, usable in tests without a socket.
-pub fn app(config: &Config) -> Router {
-    let max_body = usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX);
-    let max_concurrent =
-        usize::try_from(config.server.max_concurrent_requests).unwrap_or(usize::MAX);
-    Router::new()
-        .route("/health", get(health))
-        .fallback(route_not_found)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(GlobalConcurrencyLimitLayer::new(max_concurrent))
-}
-
-/// `GET /health`: Miroir's own liveness, as Meilisearch answers it.
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "available" }))
-}
-
-async fn route_not_found(method: Method, uri: Uri) -> Response {
-    error_response(&ApiError::route_not_found(method, uri.path()))
-}
-
-fn error_response(error: &ApiError) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], error.to_body()).into_response()
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
@@ -132,13 +103,25 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
     use tower::ServiceExt as _;
 
     async fn call(method: &str, path: &str) -> (StatusCode, serde_json::Value) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.task_store.path = dir.path().join("miroir.db");
+        config.nodes.push(miroir_config::NodeConfig {
+            id: "n1".parse().expect("id"),
+            address: "http://127.0.0.1:9".into(),
+            replica_group: Some("g".parse().expect("group")),
+        });
+        let store = crate::runtime::open_store(&config, Arc::new(miroir_store::NoMetrics))
+            .await
+            .expect("store");
+        let state = AppState::new(config.clone(), store).expect("state");
         let request =
             Request::builder().method(method).uri(path).body(Body::empty()).expect("request");
-        let response = app(&Config::default()).oneshot(request).await.expect("infallible");
+        let response = router(state).oneshot(request).await.expect("infallible");
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
         (status, serde_json::from_slice(&bytes).expect("json body"))
@@ -153,11 +136,11 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_routes_get_a_meilisearch_error_object() {
-        let (status, body) = call("POST", "/indexes/movies/search").await;
+        let (status, body) = call("POST", "/nothing/here").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["code"], "not_found");
         assert_eq!(body["type"], "invalid_request");
         assert_eq!(body["link"], "https://docs.meilisearch.com/errors#not_found");
-        assert_eq!(body["message"], "No route matches `POST /indexes/movies/search`.");
+        assert_eq!(body["message"], "No route matches `POST /nothing/here`.");
     }
 }

@@ -1,0 +1,305 @@
+//! Document routes: writes split by shard into one batched request per node, deletes routed to
+//! the owners (by id) or broadcast (by filter, all), reads from one replica of the owner.
+
+pub mod batch;
+mod browse;
+mod delete;
+pub mod parse;
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, Method as HttpMethod, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use miroir_cluster::{shard_of, NodeBody, QuorumReport};
+use miroir_store::TaskRecord;
+use miroir_types::{ApiError, ErrorCode, NodeId};
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::body::RawBody;
+use crate::bookkeeping::SHARD_FIELD;
+use crate::catalog::{check_uid, ensure, existing};
+use crate::error::{HttpError, HttpResult};
+use crate::fanout::{self, NodeCall, NodeStep};
+use crate::idempotency::{self, Begin};
+use crate::tasks::{enqueue, failed_task, summary, Hints};
+use crate::AppState;
+use axum::http::Method;
+
+pub use browse::{browse_get, browse_post};
+pub use delete::{delete_all, delete_batch, delete_by_filter, delete_document};
+
+pub use crate::fanout::DEGRADED;
+
+pub(crate) fn accepted(record: &TaskRecord, report: Option<&QuorumReport>) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(summary(record))).into_response();
+    if let Some(report) = report {
+        fanout::mark_degraded(&mut response, report);
+    }
+    response
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Removes bookkeeping from a document or hit (also inside `_formatted` and `_matchesPosition`).
+pub fn strip_document(document: &mut Value) {
+    if let Value::Object(map) = document {
+        map.retain(|k, _| !crate::bookkeeping::is_reserved(k));
+        for nested in ["_formatted", "_matchesPosition"] {
+            if let Some(Value::Object(inner)) = map.get_mut(nested) {
+                inner.retain(|k, _| !crate::bookkeeping::is_reserved(k));
+            }
+        }
+    }
+}
+
+/// `POST /indexes/{uid}/documents` (replace).
+pub async fn add_or_replace(
+    state: State<AppState>,
+    caller: Extension<Caller>,
+    uid: Path<String>,
+    query: RawQuery,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> HttpResult<Response> {
+    write(state, caller, uid, query, uri, headers, body, HttpMethod::POST).await
+}
+
+/// `PUT /indexes/{uid}/documents` (update).
+pub async fn add_or_update(
+    state: State<AppState>,
+    caller: Extension<Caller>,
+    uid: Path<String>,
+    query: RawQuery,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> HttpResult<Response> {
+    write(state, caller, uid, query, uri, headers, body, HttpMethod::PUT).await
+}
+
+fn content_format(headers: &HeaderMap) -> HttpResult<parse::Format> {
+    const ACCEPTED: &str = "Accepted values for the Content-Type header are: `application/json`, \
+                            `application/x-ndjson`, `text/csv`";
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Err(HttpError::api(
+            ErrorCode::MissingContentType,
+            format!("A Content-Type header is missing. {ACCEPTED}"),
+        ));
+    };
+    let content_type = content_type.to_str().unwrap_or_default();
+    parse::Format::from_content_type(content_type).ok_or_else(|| {
+        HttpError::api(
+            ErrorCode::InvalidContentType,
+            format!("The Content-Type `{content_type}` is invalid. {ACCEPTED}"),
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+    RawQuery(query): RawQuery,
+    uri: Uri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+    method: HttpMethod,
+) -> HttpResult<Response> {
+    check_uid(&uid)?;
+    let format = content_format(&headers)?;
+    let pending = match idempotency::begin(&state, &headers, &method, &uri, &body).await? {
+        Begin::Replay(task) => return Ok(accepted(&task, None)),
+        Begin::Proceed(pending) => pending,
+    };
+    let (record, report) =
+        write_inner(&state, &caller, &uid, query.as_deref(), &body, format, &method).await?;
+    if let Some(pending) = pending {
+        pending.finish(&state, record.uid).await?;
+    }
+    Ok(accepted(&record, report.as_ref()))
+}
+
+/// The write itself: parse, resolve, route, fan out, record the task.
+async fn write_inner(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    query: Option<&str>,
+    body: &[u8],
+    format: parse::Format,
+    method: &HttpMethod,
+) -> HttpResult<(TaskRecord, Option<QuorumReport>)> {
+    let delimiter =
+        query_param(query, "csvDelimiter").and_then(|d| d.bytes().next()).unwrap_or(b',');
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(HttpError::api(
+            ErrorCode::MissingPayload,
+            format!("A {} payload is missing.", format.name()),
+        ));
+    }
+    let documents = parse::parse(body, format, delimiter)
+        .map_err(|e| HttpError::api(ErrorCode::MalformedPayload, e.to_string()))?;
+    batch::check_reserved(&documents)?;
+    let received = documents.len();
+    let kind = "documentAdditionOrUpdate";
+    let failed_details = json!({ "receivedDocuments": received, "indexedDocuments": 0 });
+
+    let lock = state.write_lock(uid);
+    let _guard = lock.lock().await;
+    let (meta, created) = ensure(state, uid).await?;
+    let query_key = query_param(query, "primaryKey");
+    if let (Some(index_key), Some(query_key)) = (&meta.primary_key, &query_key) {
+        if index_key != query_key {
+            let error = ApiError::new(
+                ErrorCode::IndexPrimaryKeyAlreadyExists,
+                format!("Index `{uid}`: Index already has a primary key: `{index_key}`."),
+            );
+            let record = fail_write(state, uid, created, failed_details, error).await?;
+            return Ok((record, None));
+        }
+    }
+    let primary_key = match batch::resolve_primary_key(
+        meta.primary_key.as_deref(),
+        query_key.as_deref(),
+        &documents,
+    ) {
+        batch::PrimaryKey::Known(key) => key,
+        batch::PrimaryKey::Ambiguous(error) => {
+            let record = fail_write(state, uid, created, failed_details, error).await?;
+            return Ok((record, None));
+        }
+        batch::PrimaryKey::Missing => {
+            if created {
+                let _ = state.store().delete_index(uid).await;
+            }
+            return Err(batch::primary_key_required().into());
+        }
+    };
+    let assignment = state.assignment(meta.shard_count);
+    let routed = match batch::route(documents, &primary_key, &assignment) {
+        Ok(routed) => routed,
+        Err(error) => {
+            let record = fail_write(state, uid, created, failed_details, error).await?;
+            return Ok((record, None));
+        }
+    };
+    // An index created by this write gets its bookkeeping settings on every node right before
+    // the documents (nodes run their tasks in order).
+    let settings_step = if created {
+        let body = serde_json::to_vec(&json!({ "filterableAttributes": [SHARD_FIELD] }))
+            .map_err(|e| HttpError::Internal(e.to_string()))?;
+        Some(NodeStep::bookkeeping(
+            Method::PATCH,
+            format!("/indexes/{uid}/settings"),
+            Some(NodeBody::json(body)),
+        ))
+    } else {
+        None
+    };
+    let path = format!("/indexes/{uid}/documents?primaryKey={}", encode(&primary_key));
+    let node_method = if *method == HttpMethod::PUT { Method::PUT } else { Method::POST };
+    let mut calls = Vec::new();
+    let targets: BTreeSet<NodeId> = routed.per_node.keys().cloned().collect();
+    let mut batches = routed.per_node;
+    for node in state.topology().nodes() {
+        let mut steps: Vec<NodeStep> = settings_step.iter().cloned().collect();
+        if let Some(bytes) = batches.remove(node) {
+            steps.push(NodeStep::new(
+                node_method.clone(),
+                path.clone(),
+                Some(NodeBody::json(bytes)),
+            ));
+        }
+        if !steps.is_empty() {
+            calls.push(NodeCall { node: node.clone(), steps });
+        }
+    }
+    let mut outcomes = fanout::run(state, caller.node_auth(), calls).await;
+    outcomes.retain(|node, _| targets.contains(node));
+    let enqueued = fanout::collect_enqueued(&outcomes)?;
+    let report = fanout::check_quorum(state, meta.shard_count, &routed.shards, &enqueued.accepted)?;
+    if meta.primary_key.is_none() {
+        // Re-read: `put_index` replaces the record, and a settings commit may have bumped the
+        // version since `meta` was read.
+        if let Some(mut fresh) = state.store().get_index(uid).await? {
+            fresh.primary_key = Some(primary_key);
+            fresh.updated_at = time::OffsetDateTime::now_utc();
+            state.store().put_index(&fresh).await?;
+        }
+    }
+    let details = json!({ "receivedDocuments": received, "indexedDocuments": Value::Null });
+    let hints = Hints { indexed_from_received: true, ..Hints::default() };
+    let record = enqueue(state, Some(uid), kind, details, &hints, enqueued.node_tasks).await?;
+    Ok((record, Some(report)))
+}
+
+/// Records a write that failed before any node work. An index this write was about to create is
+/// forgotten again: as on one node, a failed first write leaves no index behind.
+async fn fail_write(
+    state: &AppState,
+    uid: &str,
+    created: bool,
+    details: Value,
+    error: ApiError,
+) -> HttpResult<TaskRecord> {
+    if created {
+        state.store().delete_index(uid).await?;
+    }
+    failed_task(state, Some(uid), "documentAdditionOrUpdate", details, error).await
+}
+
+/// `GET /indexes/{uid}/documents/{id}`: from one replica of the owning shard.
+pub async fn get_document(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((uid, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> HttpResult<Response> {
+    check_uid(&uid)?;
+    let meta = existing(&state, &uid).await?;
+    let assignment = state.assignment(meta.shard_count);
+    let shard = shard_of(&id, meta.shard_count);
+    let owners: Vec<NodeId> =
+        assignment.write_targets(shard).flat_map(|(_, o)| o.iter().cloned()).collect();
+    let mut path = format!("/indexes/{uid}/documents/{}", encode_path(&id));
+    if let Some(query) = query {
+        path.push('?');
+        path.push_str(&query);
+    }
+    let response =
+        fanout::first_answer(&state, caller.node_auth(), owners, Method::GET, &path, None).await?;
+    if !response.is_success() {
+        return Err(
+            miroir_types::ForwardedError::new(response.status, response.body.to_vec()).into()
+        );
+    }
+    let mut document = response.json();
+    strip_document(&mut document);
+    Ok(Json(document).into_response())
+}
+
+pub(crate) fn encode_path(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

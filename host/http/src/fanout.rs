@@ -1,0 +1,207 @@
+//! Sending requests to many nodes at once and collecting what each answered.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::http::Method;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use miroir_cluster::write_routing::targets_of;
+use miroir_cluster::{NodeAuth, NodeBody, NodeError, NodeResponse, QuorumReport};
+use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
+
+use crate::error::{HttpError, HttpResult};
+use crate::AppState;
+
+/// One node's request in a fan-out.
+#[derive(Debug, Clone)]
+pub struct NodeCall {
+    /// The node.
+    pub node: NodeId,
+    /// Requests sent in order to that node (bookkeeping first, then the operation).
+    pub steps: Vec<NodeStep>,
+}
+
+/// One request to a node.
+#[derive(Debug, Clone)]
+pub struct NodeStep {
+    /// The method.
+    pub method: Method,
+    /// The path with query string.
+    pub path: String,
+    /// The body, if any.
+    pub body: Option<NodeBody>,
+    /// Whether to send the node key instead of the client's credentials.
+    pub node_key: bool,
+}
+
+impl NodeStep {
+    /// A step with the client's credentials.
+    pub fn new(method: Method, path: impl Into<String>, body: Option<NodeBody>) -> Self {
+        NodeStep { method, path: path.into(), body, node_key: false }
+    }
+
+    /// A bookkeeping step, sent with the node key.
+    pub fn bookkeeping(method: Method, path: impl Into<String>, body: Option<NodeBody>) -> Self {
+        NodeStep { method, path: path.into(), body, node_key: true }
+    }
+}
+
+/// What the last step of a node's call answered.
+pub type NodeOutcome = Result<NodeResponse, NodeError>;
+
+/// Runs every call in parallel (the steps of one call in order); returns each node's outcome of
+/// its last step. A failed bookkeeping step stops that node's call.
+pub async fn run(
+    state: &AppState,
+    auth: NodeAuth<'_>,
+    calls: Vec<NodeCall>,
+) -> BTreeMap<NodeId, NodeOutcome> {
+    let futures = calls.into_iter().map(|call| async move {
+        let outcome = run_steps(state, auth, &call).await;
+        (call.node, outcome)
+    });
+    join_all(futures).await.into_iter().collect()
+}
+
+async fn run_steps(state: &AppState, auth: NodeAuth<'_>, call: &NodeCall) -> NodeOutcome {
+    let client = state.clients().get(&call.node)?;
+    let mut last = None;
+    for step in &call.steps {
+        let step_auth = if step.node_key { NodeAuth::NodeKey } else { auth };
+        let response =
+            client.send(step.method.clone(), &step.path, step.body.clone(), step_auth).await?;
+        if !response.is_success() {
+            if step.node_key {
+                tracing::warn!(node = %call.node, status = response.status, path = %step.path,
+                    "bookkeeping request refused");
+            }
+            return Ok(response);
+        }
+        last = Some(response);
+    }
+    last.ok_or_else(|| NodeError::UnknownNode(call.node.clone()))
+}
+
+/// The same steps for every node of the topology.
+pub fn broadcast(state: &AppState, steps: Vec<NodeStep>) -> Vec<NodeCall> {
+    state
+        .topology()
+        .nodes()
+        .map(|node| NodeCall { node: node.clone(), steps: steps.clone() })
+        .collect()
+}
+
+/// The node tasks that were enqueued, by node id, and the task type the nodes reported.
+#[derive(Debug, Default)]
+pub struct Enqueued {
+    /// Node id → node task uid.
+    pub node_tasks: BTreeMap<String, u64>,
+    /// The `type` of the first node's summary.
+    pub kind: Option<String>,
+    /// The nodes that accepted.
+    pub accepted: BTreeSet<NodeId>,
+}
+
+/// Reads the task summaries nodes answered. A node's 4xx is the client's fault and is forwarded
+/// at once (every node would say the same); 5xx and unreachable nodes just did not accept.
+pub fn collect_enqueued(outcomes: &BTreeMap<NodeId, NodeOutcome>) -> HttpResult<Enqueued> {
+    let mut enqueued = Enqueued::default();
+    for (node, outcome) in outcomes {
+        match outcome {
+            Ok(response) if response.is_success() => {
+                let json = response.json();
+                if let Some(uid) = json.get("taskUid").and_then(serde_json::Value::as_u64) {
+                    enqueued.node_tasks.insert(node.to_string(), uid);
+                    enqueued.accepted.insert(node.clone());
+                    if enqueued.kind.is_none() {
+                        enqueued.kind =
+                            json.get("type").and_then(|t| t.as_str()).map(str::to_owned);
+                    }
+                }
+            }
+            Ok(response) if (400..500).contains(&response.status) => {
+                return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
+            }
+            Ok(response) => tracing::warn!(%node, status = response.status, "node refused a write"),
+            Err(error) => tracing::warn!(%node, %error, "node unreachable during a write"),
+        }
+    }
+    Ok(enqueued)
+}
+
+/// Checks quorum for `shards` given which nodes accepted; `miroir_no_quorum` if a shard has no
+/// group at quorum.
+pub fn check_quorum(
+    state: &AppState,
+    shard_count: u32,
+    shards: &BTreeSet<ShardId>,
+    accepted: &BTreeSet<NodeId>,
+) -> HttpResult<QuorumReport> {
+    let assignment = state.assignment(shard_count);
+    let report = QuorumReport::evaluate(&assignment, state.replication_factor(), shards, |n| {
+        accepted.contains(n)
+    });
+    if !report.succeeded() {
+        let shards: Vec<String> =
+            report.shards_without_quorum.iter().map(ToString::to_string).collect();
+        return Err(HttpError::Api(ApiError::new(
+            ErrorCode::MiroirNoQuorum,
+            format!(
+                "No replica group reached a write quorum for shard(s) {}. The write was not \
+                 acknowledged.",
+                shards.join(", ")
+            ),
+        )));
+    }
+    Ok(report)
+}
+
+/// The response header listing groups that missed quorum.
+pub const DEGRADED: &str = "x-miroir-degraded";
+
+/// Adds `X-Miroir-Degraded` to `response` when some group missed quorum.
+pub fn mark_degraded(response: &mut axum::response::Response, report: &QuorumReport) {
+    if let Some(value) = report.degraded_header() {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(DEGRADED, value);
+        }
+    }
+}
+
+/// Every shard of an index with `shard_count` shards: what a broadcast must reach.
+pub fn all_shards(shard_count: u32) -> BTreeSet<ShardId> {
+    (0..shard_count).map(ShardId::new).collect()
+}
+
+/// Every node that owns one of `shards`.
+pub fn owners(state: &AppState, shard_count: u32, shards: &BTreeSet<ShardId>) -> BTreeSet<NodeId> {
+    targets_of(&state.assignment(shard_count), shards)
+}
+
+/// Sends one request to the first node (in topology order) that answers; used for reads that
+/// any node can serve.
+pub async fn first_answer(
+    state: &AppState,
+    auth: NodeAuth<'_>,
+    candidates: impl IntoIterator<Item = NodeId>,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+) -> HttpResult<NodeResponse> {
+    let mut last_error = None;
+    for node in candidates {
+        let client = state.clients().get(&node)?;
+        let body = body.clone().map(NodeBody::json);
+        match client.send(method.clone(), path, body, auth).await {
+            Ok(response) if response.status < 500 => return Ok(response),
+            Ok(response) => {
+                last_error = Some(HttpError::Forwarded(ForwardedError::new(
+                    response.status,
+                    response.body.to_vec(),
+                )))
+            }
+            Err(error) => last_error = Some(HttpError::Node(error)),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| HttpError::Internal("no node configured".into())))
+}

@@ -1,0 +1,345 @@
+//! Index management: create, get, list, update, delete, swap — broadcast to every node of every
+//! group, with the index's shard count and primary key recorded in the task store's catalog.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use miroir_cluster::NodeBody;
+use miroir_store::{IndexMeta, StoreError};
+use miroir_types::{ApiError, ErrorCode, IndexUid};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::body::{json_body, RawBody};
+use crate::bookkeeping::SHARD_FIELD;
+use crate::catalog::{check_uid, existing};
+use crate::error::{HttpError, HttpResult};
+use crate::fanout::{self, NodeCall, NodeStep};
+use crate::tasks::view::date;
+use crate::tasks::{enqueue, failed_task, summary, Hints};
+use crate::AppState;
+use axum::http::Method;
+
+fn index_object(meta: &IndexMeta) -> Value {
+    json!({
+        "uid": meta.uid,
+        "createdAt": date(meta.created_at),
+        "updatedAt": date(meta.updated_at),
+        "primaryKey": meta.primary_key,
+    })
+}
+
+fn accepted(record: &miroir_store::TaskRecord) -> Response {
+    (StatusCode::ACCEPTED, Json(summary(record))).into_response()
+}
+
+fn accepted_degraded(
+    record: &miroir_store::TaskRecord,
+    report: &miroir_cluster::QuorumReport,
+) -> Response {
+    let mut response = accepted(record);
+    fanout::mark_degraded(&mut response, report);
+    response
+}
+
+/// `GET /indexes/{uid}`.
+pub async fn get_index(
+    State(state): State<AppState>,
+    Path(uid): Path<String>,
+) -> HttpResult<Response> {
+    check_uid(&uid)?;
+    Ok(Json(index_object(&existing(&state, &uid).await?)).into_response())
+}
+
+fn query_number(
+    query: Option<&str>,
+    name: &str,
+    default: usize,
+    code: ErrorCode,
+) -> HttpResult<usize> {
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if key == name {
+            return value.parse().map_err(|_| {
+                HttpError::api(code, format!("Invalid value in parameter `{name}`: could not parse `{value}` as a positive integer"))
+            });
+        }
+    }
+    Ok(default)
+}
+
+/// `GET /indexes`: from the catalog, sorted by uid as Meilisearch sorts them; an API key sees
+/// only the indexes it may access.
+pub async fn list_indexes(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> HttpResult<Response> {
+    let offset = query_number(query.as_deref(), "offset", 0, ErrorCode::BadRequest)?;
+    let limit = query_number(query.as_deref(), "limit", 20, ErrorCode::BadRequest)?;
+    let mut all = state.store().list_indexes().await?;
+    all.retain(|meta| caller.sees_index(&meta.uid));
+    let results: Vec<Value> = all.iter().skip(offset).take(limit).map(index_object).collect();
+    Ok(Json(json!({ "results": results, "offset": offset, "limit": limit, "total": all.len() }))
+        .into_response())
+}
+
+/// `POST /indexes`: creates the index on every node (rolled back on the others if a node
+/// refuses), makes `_miroir_shard` filterable there, and records S and the primary key.
+pub async fn create_index(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> HttpResult<Response> {
+    let body = json_body(&headers, &body)?;
+    let uid = match body.get("uid") {
+        None => return Err(HttpError::api(ErrorCode::MissingIndexUid, "Missing field `uid`")),
+        Some(Value::String(uid)) => IndexUid::new(uid.as_str()).map_err(|e| {
+            HttpError::api(ErrorCode::InvalidIndexUid, format!("Invalid value at `.uid`: {e}"))
+        })?,
+        Some(other) => {
+            return Err(HttpError::api(
+                ErrorCode::InvalidIndexUid,
+                format!("Invalid value type at `.uid`: expected a string, but found `{other}`"),
+            ))
+        }
+    };
+    let uid = uid.as_str();
+    let primary_key = match body.get("primaryKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(key)) => Some(key.clone()),
+        Some(other) => {
+            return Err(HttpError::api(
+                ErrorCode::InvalidIndexPrimaryKey,
+                format!(
+                    "Invalid value type at `.primaryKey`: expected a string, but found `{other}`"
+                ),
+            ))
+        }
+    };
+    let details = json!({ "primaryKey": primary_key });
+    if state.store().get_index(uid).await?.is_some() {
+        let error =
+            ApiError::new(ErrorCode::IndexAlreadyExists, format!("Index `{uid}` already exists."));
+        return Ok(accepted(
+            &failed_task(&state, Some(uid), "indexCreation", details, error).await?,
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    let meta = IndexMeta::new(uid, state.config().shards, primary_key.clone(), now);
+    match state.store().create_index(&meta).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            let error = ApiError::new(
+                ErrorCode::IndexAlreadyExists,
+                format!("Index `{uid}` already exists."),
+            );
+            return Ok(accepted(
+                &failed_task(&state, Some(uid), "indexCreation", details, error).await?,
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let create_body = serde_json::to_vec(&json!({ "uid": uid, "primaryKey": primary_key }))
+        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let filterable = serde_json::to_vec(&json!({ "filterableAttributes": [SHARD_FIELD] }))
+        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let create = NodeStep::new(Method::POST, "/indexes", Some(NodeBody::json(create_body)));
+    let bookkeeping = NodeStep::bookkeeping(
+        Method::PATCH,
+        format!("/indexes/{uid}/settings"),
+        Some(NodeBody::json(filterable)),
+    );
+    let calls: Vec<NodeCall> = state
+        .topology()
+        .nodes()
+        .map(|node| NodeCall { node: node.clone(), steps: vec![create.clone()] })
+        .collect();
+    let outcomes = fanout::run(&state, caller.node_auth(), calls).await;
+    let enqueued = fanout::collect_enqueued(&outcomes);
+    let all_accepted =
+        matches!(&enqueued, Ok(e) if e.accepted.len() == state.topology().nodes().count());
+    if !all_accepted {
+        rollback(&state, uid, &outcomes).await;
+        return Err(match enqueued {
+            Err(error) => error,
+            Ok(_) => HttpError::api(
+                ErrorCode::MiroirNoQuorum,
+                format!("Index `{uid}` could not be created on every node; the creation was rolled back."),
+            ),
+        });
+    }
+    let enqueued = enqueued?;
+    // The bookkeeping settings go after the creation on each node (nodes run tasks in order).
+    let _ =
+        fanout::run(&state, caller.node_auth(), fanout::broadcast(&state, vec![bookkeeping])).await;
+    let record = enqueue(
+        &state,
+        Some(uid),
+        "indexCreation",
+        details,
+        &Hints::default(),
+        enqueued.node_tasks,
+    )
+    .await?;
+    Ok(accepted(&record))
+}
+
+async fn rollback(
+    state: &AppState,
+    uid: &str,
+    outcomes: &std::collections::BTreeMap<miroir_types::NodeId, fanout::NodeOutcome>,
+) {
+    let _ = state.store().delete_index(uid).await;
+    let created: Vec<NodeCall> = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Ok(r) if r.is_success()))
+        .map(|(node, _)| NodeCall {
+            node: node.clone(),
+            steps: vec![NodeStep::bookkeeping(Method::DELETE, format!("/indexes/{uid}"), None)],
+        })
+        .collect();
+    if !created.is_empty() {
+        tracing::warn!(index = %uid, nodes = created.len(), "rolling back a partial index creation");
+        let _ = fanout::run(state, miroir_cluster::NodeAuth::NodeKey, created).await;
+    }
+}
+
+/// `PATCH /indexes/{uid}`: the primary key.
+pub async fn update_index(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> HttpResult<Response> {
+    check_uid(&uid)?;
+    let body = json_body(&headers, &raw)?;
+    let meta = existing(&state, &uid).await?;
+    let primary_key = body.get("primaryKey").and_then(Value::as_str).map(str::to_owned);
+    let step =
+        NodeStep::new(Method::PATCH, format!("/indexes/{uid}"), Some(NodeBody::json(raw.clone())));
+    let outcomes =
+        fanout::run(&state, caller.node_auth(), fanout::broadcast(&state, vec![step])).await;
+    let enqueued = fanout::collect_enqueued(&outcomes)?;
+    let report = fanout::check_quorum(
+        &state,
+        meta.shard_count,
+        &fanout::all_shards(meta.shard_count),
+        &enqueued.accepted,
+    )?;
+    if primary_key.is_some() && meta.primary_key.is_none() {
+        // Re-read so a settings version bumped meanwhile is not overwritten.
+        if let Some(mut fresh) = state.store().get_index(&uid).await? {
+            fresh.primary_key = primary_key.clone();
+            fresh.updated_at = OffsetDateTime::now_utc();
+            state.store().put_index(&fresh).await?;
+        }
+    }
+    let details = json!({ "primaryKey": primary_key });
+    let record =
+        enqueue(&state, Some(&uid), "indexUpdate", details, &Hints::default(), enqueued.node_tasks)
+            .await?;
+    Ok(accepted_degraded(&record, &report))
+}
+
+/// `DELETE /indexes/{uid}`.
+pub async fn delete_index(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+) -> HttpResult<Response> {
+    check_uid(&uid)?;
+    let Some(meta) = state.store().get_index(&uid).await? else {
+        let details = json!({ "deletedDocuments": 0 });
+        let record = failed_task(
+            &state,
+            Some(&uid),
+            "indexDeletion",
+            details,
+            ApiError::index_not_found(&uid),
+        )
+        .await?;
+        return Ok(accepted(&record));
+    };
+    let lock = state.write_lock(&uid);
+    let _guard = lock.lock().await;
+    let step = NodeStep::new(Method::DELETE, format!("/indexes/{uid}"), None);
+    let outcomes =
+        fanout::run(&state, caller.node_auth(), fanout::broadcast(&state, vec![step])).await;
+    let enqueued = fanout::collect_enqueued(&outcomes)?;
+    let report = fanout::check_quorum(
+        &state,
+        meta.shard_count,
+        &fanout::all_shards(meta.shard_count),
+        &enqueued.accepted,
+    )?;
+    state.store().delete_index(&uid).await?;
+    let hints = Hints { sum: vec!["deletedDocuments".into()], ..Hints::default() };
+    let details = json!({ "deletedDocuments": Value::Null });
+    let record =
+        enqueue(&state, Some(&uid), "indexDeletion", details, &hints, enqueued.node_tasks).await?;
+    Ok(accepted_degraded(&record, &report))
+}
+
+/// `POST /swap-indexes`: broadcast, and the catalog entries are swapped.
+pub async fn swap_indexes(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> HttpResult<Response> {
+    let body = json_body(&headers, &raw)?;
+    let Some(swaps) = body.as_array() else {
+        return Err(HttpError::api(
+            ErrorCode::InvalidSwapIndexes,
+            "Invalid value type: expected an array.",
+        ));
+    };
+    let mut pairs = Vec::new();
+    for swap in swaps {
+        let names: Vec<String> = swap
+            .get("indexes")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        match names.as_slice() {
+            [a, b] => pairs.push((a.clone(), b.clone())),
+            _ => {
+                return Err(HttpError::api(
+                    ErrorCode::InvalidSwapIndexes,
+                    "Invalid value at `.indexes`: two index uids are expected.",
+                ))
+            }
+        }
+    }
+    let step = NodeStep::new(Method::POST, "/swap-indexes", Some(NodeBody::json(raw.clone())));
+    let outcomes =
+        fanout::run(&state, caller.node_auth(), fanout::broadcast(&state, vec![step])).await;
+    let enqueued = fanout::collect_enqueued(&outcomes)?;
+    if enqueued.accepted.len() != state.topology().nodes().count() {
+        return Err(HttpError::api(ErrorCode::MiroirNoQuorum, "Not every node accepted the swap."));
+    }
+    for (a, b) in &pairs {
+        swap_catalog(&state, a, b).await?;
+    }
+    let details = json!({ "swaps": body });
+    let record =
+        enqueue(&state, None, "indexSwap", details, &Hints::default(), enqueued.node_tasks).await?;
+    Ok(accepted(&record))
+}
+
+async fn swap_catalog(state: &AppState, a: &str, b: &str) -> HttpResult<()> {
+    let (Some(mut meta_a), Some(mut meta_b)) =
+        (state.store().get_index(a).await?, state.store().get_index(b).await?)
+    else {
+        // Nodes fail the swap task for a missing index; nothing to swap here.
+        return Ok(());
+    };
+    std::mem::swap(&mut meta_a.uid, &mut meta_b.uid);
+    state.store().put_index(&meta_a).await?;
+    state.store().put_index(&meta_b).await?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Miroir's HTTP edge.
+//!
+//! This crate owns the server side of the gateway: the one tower stack every request passes
+//! through ([`stack`]: request id, tracing, concurrency limit, body limit, [`auth`]), the
+//! Meilisearch routes Miroir serves (indexes, documents, settings, tasks, keys), and
+//! [`error::HttpError`], the single place an error becomes a response. It decides *what* to send
+//! to which nodes using `miroir-cluster` (placement, quorum, node clients) and records tasks,
+//! index metadata and idempotency keys in the task store (`miroir-store`). It does not own the
+//! listener's lifecycle (the `miroir` binary does) nor the search merge (the read path).
+//!
+//! [`router`] builds the whole application for an [`AppState`]; tests call it without a socket
+//! or serve it on `127.0.0.1:0`.
+
+pub mod auth;
+pub mod body;
+pub mod bookkeeping;
+mod catalog;
+pub mod documents;
+pub mod error;
+pub mod fanout;
+pub mod idempotency;
+mod indexes;
+mod keys;
+mod passthrough;
+pub mod settings;
+pub mod stack;
+mod state;
+pub mod tasks;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use miroir_types::ApiError;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::ServiceBuilder;
+
+pub use error::{HttpError, HttpResult};
+pub use state::{AppState, StateError};
+
+/// The whole application: every route behind the one stack.
+pub fn router(state: AppState) -> Router {
+    let max_body = usize::try_from(state.config().server.max_body_bytes).unwrap_or(usize::MAX);
+    let max_concurrent =
+        usize::try_from(state.config().server.max_concurrent_requests).unwrap_or(usize::MAX).max(1);
+    let routes = Router::new()
+        .route("/health", get(passthrough::health))
+        .route("/version", get(passthrough::forward))
+        .route("/stats", get(passthrough::forward))
+        .route("/keys", get(keys::read_keys).post(keys::create_key))
+        .route("/keys/{key}", get(keys::read_keys).patch(keys::update_key).delete(keys::delete_key))
+        .route("/indexes", get(indexes::list_indexes).post(indexes::create_index))
+        .route(
+            "/indexes/{uid}",
+            get(indexes::get_index).patch(indexes::update_index).delete(indexes::delete_index),
+        )
+        .route("/swap-indexes", post(indexes::swap_indexes))
+        .route(
+            "/indexes/{uid}/settings",
+            get(settings::get_all).patch(settings::update_all).delete(settings::reset_all),
+        )
+        .route(
+            "/indexes/{uid}/settings/{segment}",
+            get(settings::get_one)
+                .put(settings::update_one)
+                .patch(settings::update_one)
+                .post(settings::update_one)
+                .delete(settings::reset_one),
+        )
+        .route(
+            "/indexes/{uid}/documents",
+            get(documents::browse_get)
+                .post(documents::add_or_replace)
+                .put(documents::add_or_update)
+                .delete(documents::delete_all),
+        )
+        .route("/indexes/{uid}/documents/fetch", post(documents::browse_post))
+        .route("/indexes/{uid}/documents/delete-batch", post(documents::delete_batch))
+        .route("/indexes/{uid}/documents/delete", post(documents::delete_by_filter))
+        .route(
+            "/indexes/{uid}/documents/{id}",
+            get(documents::get_document).delete(documents::delete_document),
+        )
+        .route("/indexes/{uid}/stats", get(passthrough::forward))
+        .route("/indexes/{uid}/search", get(passthrough::forward).post(passthrough::forward))
+        .route("/indexes/{uid}/facet-search", post(passthrough::forward))
+        .route("/indexes/{uid}/similar", get(passthrough::forward).post(passthrough::forward))
+        .route("/tasks", get(tasks::routes::list_tasks).delete(tasks::routes::delete_tasks))
+        .route("/tasks/cancel", post(tasks::routes::cancel_tasks))
+        .route("/tasks/{uid}", get(tasks::routes::get_task))
+        .fallback(route_not_found);
+    routes
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn(stack::observe))
+                .layer(GlobalConcurrencyLimitLayer::new(max_concurrent))
+                .layer(middleware::from_fn_with_state(state.clone(), stack::limit_body))
+                .layer(DefaultBodyLimit::max(max_body))
+                .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate)),
+        )
+        .with_state(state)
+}
+
+async fn route_not_found(method: Method, uri: Uri) -> Response {
+    HttpError::from(ApiError::route_not_found(method, uri.path())).into_response()
+}

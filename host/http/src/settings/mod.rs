@@ -1,0 +1,188 @@
+//! The settings routes: `/indexes/{uid}/settings` and every sub-route.
+//!
+//! Changes run as propose (the node-translated patch goes to every node), verify (once the node
+//! tasks finished, every node's settings are read back and compared by a canonical hash) and
+//! commit (the index's settings version is bumped; answered as `X-Miroir-Settings-Version`).
+
+pub mod translate;
+mod verify;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use miroir_cluster::NodeBody;
+use serde_json::{Map, Value};
+
+use crate::auth::Caller;
+use crate::body::{json_body, RawBody};
+use crate::catalog::{check_uid, ensure};
+use crate::error::{HttpError, HttpResult};
+use crate::fanout::{self, NodeStep};
+use crate::tasks::{enqueue, summary};
+use crate::AppState;
+use axum::http::Method;
+
+/// The response header carrying the committed settings version.
+pub const SETTINGS_VERSION: &str = "x-miroir-settings-version";
+
+fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+async fn with_version(state: &AppState, uid: &str, mut response: Response) -> Response {
+    if let Ok(Some(meta)) = state.store().get_index(uid).await {
+        if let Ok(value) = HeaderValue::from_str(&meta.settings_version.to_string()) {
+            response.headers_mut().insert(SETTINGS_VERSION, value);
+        }
+    }
+    response
+}
+
+/// The client-visible settings of `uid`, read from one node.
+async fn client_settings(state: &AppState, caller: &Caller, uid: &str) -> HttpResult<Value> {
+    let nodes: Vec<_> = state.topology().nodes().cloned().collect();
+    let path = format!("/indexes/{uid}/settings");
+    let response =
+        fanout::first_answer(state, caller.node_auth(), nodes, Method::GET, &path, None).await?;
+    if !response.is_success() {
+        return Err(
+            miroir_types::ForwardedError::new(response.status, response.body.to_vec()).into()
+        );
+    }
+    let mut settings = response.json();
+    translate::client_settings(&mut settings);
+    Ok(settings)
+}
+
+/// `GET /indexes/{uid}/settings`.
+pub async fn get_all(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+) -> HttpResult<Response> {
+    check_uid(&uid)?;
+    let settings = client_settings(&state, &caller, &uid).await?;
+    Ok(with_version(&state, &uid, Json(settings).into_response()).await)
+}
+
+/// `GET /indexes/{uid}/settings/{segment}`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((uid, segment)): Path<(String, String)>,
+) -> HttpResult<Response> {
+    let Some(field) = translate::field_for_route(&segment) else { return Ok(not_found()) };
+    check_uid(&uid)?;
+    let settings = client_settings(&state, &caller, &uid).await?;
+    let value = settings.get(field).cloned().unwrap_or(Value::Null);
+    Ok(with_version(&state, &uid, Json(value).into_response()).await)
+}
+
+/// `PATCH /indexes/{uid}/settings`.
+pub async fn update_all(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> HttpResult<Response> {
+    check_uid(&uid)?;
+    let Value::Object(patch) = json_body(&headers, &body)? else {
+        return Err(HttpError::api(
+            miroir_types::ErrorCode::BadRequest,
+            "Invalid value type: expected an object.",
+        ));
+    };
+    propose(&state, &caller, &uid, patch).await
+}
+
+/// `DELETE /indexes/{uid}/settings`.
+pub async fn reset_all(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+) -> HttpResult<Response> {
+    check_uid(&uid)?;
+    propose(&state, &caller, &uid, translate::reset_all_patch()).await
+}
+
+/// `PUT`/`PATCH /indexes/{uid}/settings/{segment}`.
+pub async fn update_one(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((uid, segment)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> HttpResult<Response> {
+    let Some(field) = translate::field_for_route(&segment) else { return Ok(not_found()) };
+    check_uid(&uid)?;
+    let value = json_body(&headers, &body)?;
+    let mut patch = Map::new();
+    patch.insert(field.to_owned(), value);
+    propose(&state, &caller, &uid, patch).await
+}
+
+/// `DELETE /indexes/{uid}/settings/{segment}`.
+pub async fn reset_one(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((uid, segment)): Path<(String, String)>,
+) -> HttpResult<Response> {
+    let Some(field) = translate::field_for_route(&segment) else { return Ok(not_found()) };
+    check_uid(&uid)?;
+    let mut patch = Map::new();
+    patch.insert(field.to_owned(), Value::Null);
+    propose(&state, &caller, &uid, patch).await
+}
+
+/// Propose: sends the translated patch to every node and records the task; verify and commit
+/// run in the background once the node tasks finish.
+async fn propose(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    patch: Map<String, Value>,
+) -> HttpResult<Response> {
+    let (meta, created) = ensure(state, uid).await?;
+    let lock = state.write_lock(uid);
+    let _guard = lock.lock().await;
+    let node = translate::to_node(&patch, created);
+    let body = serde_json::to_vec(&Value::Object(node.patch.clone()))
+        .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let step = NodeStep::new(
+        Method::PATCH,
+        format!("/indexes/{uid}/settings"),
+        Some(NodeBody::json(body)),
+    );
+    let outcomes =
+        fanout::run(state, caller.node_auth(), fanout::broadcast(state, vec![step])).await;
+    let enqueued = match fanout::collect_enqueued(&outcomes) {
+        Ok(enqueued) => enqueued,
+        Err(error) => {
+            if created {
+                let _ = state.store().delete_index(uid).await;
+            }
+            return Err(error);
+        }
+    };
+    let report = fanout::check_quorum(
+        state,
+        meta.shard_count,
+        &fanout::all_shards(meta.shard_count),
+        &enqueued.accepted,
+    )?;
+    let record = enqueue(
+        state,
+        Some(uid),
+        "settingsUpdate",
+        Value::Object(patch),
+        &node.hints,
+        enqueued.node_tasks,
+    )
+    .await?;
+    verify::spawn(state.clone(), uid.to_owned(), record.uid);
+    let mut response = (StatusCode::ACCEPTED, Json(summary(&record))).into_response();
+    fanout::mark_degraded(&mut response, &report);
+    Ok(with_version(state, uid, response).await)
+}

@@ -1,0 +1,114 @@
+//! Everything a request handler needs: configuration, topology, node clients, the task store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use miroir_cluster::{Assignment, NodeClients, NodeError, Topology, TopologyError};
+use miroir_config::Config;
+use miroir_store::TaskStore;
+use miroir_types::GroupId;
+
+use crate::auth::KeyCache;
+
+/// Why the state cannot be built from a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The nodes do not form a valid topology.
+    #[error("invalid topology: {0}")]
+    Topology(#[from] TopologyError),
+    /// The HTTP client stack could not be set up.
+    #[error("cannot build node clients: {0}")]
+    Clients(#[from] NodeError),
+}
+
+/// Shared, cheaply clonable application state.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    topology: Topology,
+    clients: NodeClients,
+    store: Arc<dyn TaskStore>,
+    keys: KeyCache,
+    assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
+    write_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl AppState {
+    /// Builds the state for `config`, with `store` as the task store.
+    pub fn new(config: Config, store: Arc<dyn TaskStore>) -> Result<Self, StateError> {
+        let default_group = GroupId::new("default").expect("a valid literal group");
+        let topology = Topology::new(
+            config.nodes.iter().map(|n| {
+                (n.id.clone(), n.replica_group.clone().unwrap_or_else(|| default_group.clone()))
+            }),
+            usize::try_from(config.replication_factor).unwrap_or(1),
+        )?;
+        let clients = NodeClients::new(
+            config.nodes.iter().map(|n| (n.id.clone(), n.address.clone())),
+            config.secrets.node_master_key.as_ref().map(|k| k.expose().to_owned()),
+            config.scatter.node_timeout.get(),
+        )?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                topology,
+                clients,
+                store,
+                keys: KeyCache::default(),
+                assignments: Mutex::new(HashMap::new()),
+                write_locks: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    /// The node clients.
+    pub fn clients(&self) -> &NodeClients {
+        &self.inner.clients
+    }
+
+    /// The task store.
+    pub fn store(&self) -> &dyn TaskStore {
+        self.inner.store.as_ref()
+    }
+
+    /// Known API keys.
+    pub(crate) fn keys(&self) -> &KeyCache {
+        &self.inner.keys
+    }
+
+    /// The replication factor.
+    pub fn replication_factor(&self) -> usize {
+        self.inner.topology.replication_factor()
+    }
+
+    /// The assignment of an index with `shards` shards (computed once per shard count).
+    pub fn assignment(&self, shards: u32) -> Arc<Assignment> {
+        let mut cache = self.inner.assignments.lock().expect("assignment cache lock poisoned");
+        Arc::clone(
+            cache
+                .entry(shards)
+                .or_insert_with(|| Arc::new(Assignment::new(&self.inner.topology, shards))),
+        )
+    }
+
+    /// The lock serializing writes to one index, so bookkeeping settings reach each node before
+    /// the documents that need them.
+    pub fn write_lock(&self, index: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.write_locks.lock().expect("write lock table poisoned");
+        Arc::clone(locks.entry(index.to_owned()).or_default())
+    }
+}

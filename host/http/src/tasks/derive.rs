@@ -1,0 +1,191 @@
+//! Deriving a Miroir task's state from its node tasks.
+//!
+//! `enqueued` until a node starts; `processing` while any node task is not finished; once all
+//! are finished: `failed` with the first node error (in node id order) if any failed, else
+//! `canceled` if any was canceled, else `succeeded`. The final state is persisted once, so later
+//! reads never ask the nodes again.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::join_all;
+use miroir_cluster::NodeAuth;
+use miroir_store::{TaskRecord, TaskStatus};
+use miroir_types::NodeId;
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::bookkeeping::SHARD_FIELD;
+use crate::error::HttpResult;
+use crate::tasks::record::{Hints, HINTS_KEY};
+use crate::AppState;
+use axum::http::Method;
+
+/// One node's view of its task.
+#[derive(Debug, Clone)]
+pub struct NodeTask {
+    node: NodeId,
+    task: Value,
+}
+
+impl NodeTask {
+    fn status(&self) -> &str {
+        self.task.get("status").and_then(Value::as_str).unwrap_or("enqueued")
+    }
+
+    fn date(&self, field: &str) -> Option<OffsetDateTime> {
+        self.task
+            .get(field)
+            .and_then(Value::as_str)
+            .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
+    }
+}
+
+async fn fetch(state: &AppState, record: &TaskRecord) -> Vec<Option<NodeTask>> {
+    let calls = record.node_tasks.iter().map(|(node, uid)| async move {
+        let node = NodeId::new(node.as_str()).ok()?;
+        let client = state.clients().get(&node).ok()?;
+        let response = client
+            .send(Method::GET, &format!("/tasks/{uid}"), None, NodeAuth::NodeKey)
+            .await
+            .ok()?;
+        response.is_success().then(|| NodeTask { node, task: response.json() })
+    });
+    join_all(calls).await
+}
+
+/// Brings `record` up to date with its node tasks, persisting it when it changed.
+pub async fn refresh(state: &AppState, record: TaskRecord) -> HttpResult<TaskRecord> {
+    if record.status.is_terminal() || record.node_tasks.is_empty() {
+        return Ok(record);
+    }
+    let fetched = fetch(state, &record).await;
+    let known: Vec<&NodeTask> = fetched.iter().flatten().collect();
+    let terminal = |t: &&NodeTask| matches!(t.status(), "succeeded" | "failed" | "canceled");
+    let all_done = known.len() == fetched.len() && known.iter().all(terminal);
+    let mut updated = record.clone();
+    updated.started_at = known.iter().filter_map(|t| t.date("startedAt")).min();
+    if all_done {
+        let first_failed = known.iter().find(|t| t.status() == "failed");
+        updated.status = if first_failed.is_some() {
+            TaskStatus::Failed
+        } else if known.iter().any(|t| t.status() == "canceled") {
+            TaskStatus::Canceled
+        } else {
+            TaskStatus::Succeeded
+        };
+        updated.error = first_failed.and_then(|t| t.task.get("error").cloned());
+        updated.finished_at = known.iter().filter_map(|t| t.date("finishedAt")).max();
+        if updated.started_at.is_none() {
+            updated.started_at = updated.finished_at;
+        }
+        let nodes: Vec<NodeTask> = known.into_iter().cloned().collect();
+        let details = updated.details.take().unwrap_or(Value::Null);
+        updated.details = Some(final_details(state, details, &nodes, updated.status));
+        if updated.kind == "indexCreation" && updated.status == TaskStatus::Failed {
+            roll_back_creation(state, &updated, &nodes).await?;
+        }
+    } else if known.iter().any(|t| t.status() != "enqueued") {
+        updated.status = TaskStatus::Processing;
+    }
+    if updated != record {
+        // Another refresh may have finished the task while this one asked the nodes: never
+        // move a finished task back.
+        if let Some(stored) = state.store().get_task(record.uid).await? {
+            if stored.status.is_terminal() {
+                return Ok(stored);
+            }
+        }
+        state.store().update_task(&updated).await?;
+    }
+    Ok(updated)
+}
+
+/// An index creation some node failed (e.g. it already held an index of that name) is undone
+/// where it succeeded, and Miroir forgets the index: as on one node, a failed creation leaves no
+/// new index behind. Nodes that failed keep whatever they had.
+async fn roll_back_creation(
+    state: &AppState,
+    task: &TaskRecord,
+    nodes: &[NodeTask],
+) -> HttpResult<()> {
+    let Some(uid) = task.index_uid.as_deref() else { return Ok(()) };
+    // Only once: a concurrent refresh may already have finished (and rolled back) the task.
+    if state.store().get_task(task.uid).await?.is_some_and(|t| t.status.is_terminal()) {
+        return Ok(());
+    }
+    tracing::warn!(index = %uid, task = task.uid, "index creation failed on a node; rolling back");
+    state.store().delete_index(uid).await?;
+    let deletions = nodes.iter().filter(|t| t.status() == "succeeded").map(|t| async move {
+        let client = state.clients().get(&t.node).ok()?;
+        let path = format!("/indexes/{uid}");
+        client.send(Method::DELETE, &path, None, NodeAuth::NodeKey).await.ok()
+    });
+    join_all(deletions).await;
+    Ok(())
+}
+
+/// The details a finished task shows, computed from the stored details, their hints and the
+/// node tasks.
+pub fn final_details(
+    state: &AppState,
+    stored: Value,
+    nodes: &[NodeTask],
+    status: TaskStatus,
+) -> Value {
+    let Value::Object(mut stored) = stored else { return stored };
+    let hints: Hints =
+        stored.remove(HINTS_KEY).and_then(|h| serde_json::from_value(h).ok()).unwrap_or_default();
+    let mut details = stored.clone();
+    if hints.node_details {
+        if let Some(Value::Object(first)) = nodes.first().and_then(|t| t.task.get("details")) {
+            details = first.clone();
+            for key in &hints.keep {
+                if let Some(value) = stored.get(key) {
+                    details.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    for field in &hints.sum {
+        details.insert(field.clone(), Value::from(counted_once(state, nodes, field)));
+    }
+    if hints.indexed_from_received {
+        let received = details.get("receivedDocuments").cloned().unwrap_or(Value::from(0));
+        let indexed = if status == TaskStatus::Succeeded { received } else { Value::from(0) };
+        details.insert("indexedDocuments".to_owned(), indexed);
+    }
+    if hints.settings {
+        crate::settings::translate::client_details(&mut details, &hints);
+    }
+    Value::Object(details)
+}
+
+/// A counter summed over the nodes of one replica group and divided by RF, so each document
+/// counts once; the largest such count over groups (a group that missed a node undercounts).
+fn counted_once(state: &AppState, nodes: &[NodeTask], field: &str) -> u64 {
+    let mut per_group: BTreeMap<String, u64> = BTreeMap::new();
+    for task in nodes {
+        let value = task.task.get("details").and_then(|d| d.get(field)).and_then(Value::as_u64);
+        let group = state.topology().group_of(&task.node).map(ToString::to_string);
+        if let (Some(value), Some(group)) = (value, group) {
+            *per_group.entry(group).or_default() += value;
+        }
+    }
+    let rf = state.replication_factor().max(1) as u64;
+    per_group.values().map(|sum| sum / rf).max().unwrap_or(0)
+}
+
+/// Removes `_miroir_shard` from a list of filterable attributes (string or object form).
+pub fn strip_shard_field(list: &mut Value) {
+    if let Value::Array(items) = list {
+        items.retain(|item| match item {
+            Value::String(s) => s != SHARD_FIELD,
+            Value::Object(o) => !o
+                .get("attributePatterns")
+                .and_then(Value::as_array)
+                .is_some_and(|p| p.len() == 1 && p[0] == SHARD_FIELD),
+            _ => true,
+        });
+    }
+}

@@ -1,0 +1,11 @@
+//! Miroir's task registry on the task store: recording tasks, deriving their status from the
+//! node tasks they map to, and the `/tasks` routes.
+
+pub(crate) mod derive;
+mod record;
+pub mod routes;
+pub(crate) mod view;
+
+pub use derive::refresh;
+pub use record::{enqueue, failed_task, Hints};
+pub use view::{render, summary};

@@ -1,0 +1,292 @@
+//! The integration harness: development nodes, Miroir in front of them on `127.0.0.1:0`, a real
+//! SQLite task store in a temporary directory, and a client with bounded waits.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use miroir_config::{Config, NodeConfig, Secret};
+use miroir_devnode::testing::TestNode;
+use miroir_http::{router, AppState};
+use miroir_store_sqlite::{SqliteConfig, SqliteStore};
+use miroir_types::{GroupId, NodeId};
+use serde_json::Value;
+
+/// The key every node is started with and Miroir sends to them.
+pub const NODE_KEY: &str = "node-master-key-for-tests";
+
+/// The directory holding the shared datasets and contract.
+pub fn shared_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("MIROIR_SHARED_DIR") {
+        return PathBuf::from(dir);
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    assert!(
+        dir.join("datasets").is_dir(),
+        "shared dir not found at {}: set MIROIR_SHARED_DIR",
+        dir.display()
+    );
+    dir
+}
+
+/// The 2,000 products.
+pub fn products() -> Vec<Value> {
+    let path = shared_dir().join("datasets/products-2k.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("products parse")
+}
+
+/// How to build a cluster.
+pub struct ClusterBuilder {
+    groups: usize,
+    per_group: usize,
+    rf: u32,
+    shards: u32,
+    master_key: Option<String>,
+    max_body_bytes: Option<u64>,
+    store_dir: Option<PathBuf>,
+    task_delay: Duration,
+}
+
+/// Development nodes with Miroir in front.
+pub struct Cluster {
+    pub nodes: Vec<Option<TestNode>>,
+    pub node_ids: Vec<NodeId>,
+    pub url: String,
+    pub addr: SocketAddr,
+    pub master_key: Option<String>,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub config: Config,
+    pub store_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl ClusterBuilder {
+    pub fn new(groups: usize, per_group: usize, rf: u32) -> Self {
+        ClusterBuilder {
+            groups,
+            per_group,
+            rf,
+            shards: 64,
+            master_key: None,
+            max_body_bytes: None,
+            store_dir: None,
+            task_delay: Duration::ZERO,
+        }
+    }
+
+    pub fn master_key(mut self, key: &str) -> Self {
+        self.master_key = Some(key.to_owned());
+        self
+    }
+
+    pub fn shards(mut self, shards: u32) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// Nodes keep each task `processing` this long.
+    pub fn task_delay(mut self, delay: Duration) -> Self {
+        self.task_delay = delay;
+        self
+    }
+
+    pub fn max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    pub async fn start(self) -> Cluster {
+        let mut nodes = Vec::new();
+        let mut configs = Vec::new();
+        let mut ids = Vec::new();
+        for g in 0..self.groups {
+            for n in 0..self.per_group {
+                let node = TestNode::start_with_delay(Some(NODE_KEY), self.task_delay);
+                let id = NodeId::new(format!("g{g}-n{n}")).expect("node id");
+                configs.push(NodeConfig {
+                    id: id.clone(),
+                    address: node.url(),
+                    replica_group: Some(GroupId::new(format!("g{g}")).expect("group")),
+                });
+                ids.push(id);
+                nodes.push(Some(node));
+            }
+        }
+        let mut config = Config {
+            nodes: configs,
+            shards: self.shards,
+            replication_factor: self.rf,
+            ..Config::default()
+        };
+        config.secrets.master_key = self.master_key.as_deref().map(Secret::new);
+        config.secrets.node_master_key = Some(Secret::new(NODE_KEY));
+        config.scatter.node_timeout = miroir_config::HumanDuration::from_secs(5);
+        if let Some(bytes) = self.max_body_bytes {
+            config.server.max_body_bytes = bytes;
+        }
+        let (temp, store_dir) = match self.store_dir {
+            Some(dir) => (None, dir),
+            None => {
+                let temp = tempfile::tempdir().expect("temp dir");
+                let dir = temp.path().to_owned();
+                (Some(temp), dir)
+            }
+        };
+        let (addr, state, server) = serve(&config, &store_dir).await;
+        Cluster {
+            nodes,
+            node_ids: ids,
+            url: format!("http://{addr}"),
+            addr,
+            master_key: self.master_key,
+            state,
+            http: reqwest::Client::new(),
+            config,
+            store_dir,
+            _temp: temp,
+            server,
+        }
+    }
+}
+
+/// Serves Miroir for `config` with a SQLite store in `dir`.
+pub async fn serve(
+    config: &Config,
+    dir: &std::path::Path,
+) -> (SocketAddr, AppState, tokio::task::JoinHandle<()>) {
+    let store =
+        SqliteStore::open(SqliteConfig::new(dir.join("miroir.db"))).await.expect("sqlite store");
+    let state = AppState::new(config.clone(), Arc::new(store)).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = router(state.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    (addr, state, server)
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// An HTTP answer: status, headers and JSON body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Cluster {
+    fn key(&self) -> Option<&str> {
+        self.master_key.as_deref()
+    }
+
+    /// Restarts Miroir (same store file, same nodes).
+    pub async fn restart_miroir(&mut self) {
+        self.server.abort();
+        let (addr, state, server) = serve(&self.config, &self.store_dir).await;
+        self.url = format!("http://{addr}");
+        self.addr = addr;
+        self.state = state;
+        self.server = server;
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.url, path))
+            .timeout(Duration::from_secs(60));
+        if let Some(key) = self.key() {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some((content_type, bytes)) = body {
+            request = request.header("content-type", content_type).body(bytes);
+        }
+        let response = request.send().await.expect("miroir answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Answer { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, None, &[]).await
+    }
+
+    pub async fn send_json(&self, method: &str, path: &str, body: &Value) -> Answer {
+        self.call(
+            method,
+            path,
+            Some(("application/json", serde_json::to_vec(body).expect("json"))),
+            &[],
+        )
+        .await
+    }
+
+    /// Polls `GET /tasks/{uid}` until the task is finished (at most 60 s).
+    pub async fn wait_task(&self, uid: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let task = self.get(&format!("/tasks/{uid}")).await;
+            assert_eq!(task.status, 200, "{:?}", task.body);
+            if matches!(task.body["status"].as_str(), Some("succeeded" | "failed" | "canceled")) {
+                return task.body;
+            }
+            assert!(Instant::now() < deadline, "task {uid} did not finish: {:?}", task.body);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends and waits for the task the answer names.
+    pub async fn send_and_wait(&self, method: &str, path: &str, body: &Value) -> Value {
+        let answer = self.send_json(method, path, body).await;
+        assert_eq!(answer.status, 202, "{path}: {:?}", answer.body);
+        self.wait_task(answer.body["taskUid"].as_u64().expect("taskUid")).await
+    }
+
+    /// Asks a node directly.
+    pub async fn node_get(&self, index: usize, path: &str) -> (u16, Value) {
+        let node = self.nodes[index].as_ref().expect("node running");
+        let response = self
+            .http
+            .get(format!("{}{}", node.url(), path))
+            .bearer_auth(NODE_KEY)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("node answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stops node `index`.
+    pub fn stop_node(&mut self, index: usize) {
+        self.nodes[index] = None;
+    }
+}
