@@ -53,6 +53,7 @@ fn main() {
         max_values_per_facet: 100,
         sort_facet_values_by: vec![("*".into(), "alpha".into())],
         primary_key: "id".into(),
+        distinct_attribute: None,
     };
     let rounds = 300;
     for _ in 0..20 {

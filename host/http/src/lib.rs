@@ -22,9 +22,11 @@ pub mod idempotency;
 mod indexes;
 mod keys;
 mod passthrough;
+pub mod search;
 pub mod settings;
 pub mod stack;
 mod state;
+mod stats;
 pub mod tasks;
 
 use axum::extract::DefaultBodyLimit;
@@ -48,7 +50,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/health", get(passthrough::health))
         .route("/version", get(passthrough::forward))
-        .route("/stats", get(passthrough::forward))
+        .route("/stats", get(stats::global_stats))
         .route("/keys", get(keys::read_keys).post(keys::create_key))
         .route("/keys/{key}", get(keys::read_keys).patch(keys::update_key).delete(keys::delete_key))
         .route("/indexes", get(indexes::list_indexes).post(indexes::create_index))
@@ -83,9 +85,9 @@ pub fn router(state: AppState) -> Router {
             "/indexes/{uid}/documents/{id}",
             get(documents::get_document).delete(documents::delete_document),
         )
-        .route("/indexes/{uid}/stats", get(passthrough::forward))
-        .route("/indexes/{uid}/search", get(passthrough::forward).post(passthrough::forward))
-        .route("/indexes/{uid}/facet-search", post(passthrough::forward))
+        .route("/indexes/{uid}/stats", get(stats::index_stats))
+        .route("/indexes/{uid}/search", get(search::search_get).post(search::search_post))
+        .route("/indexes/{uid}/facet-search", post(search::facet_search))
         .route("/indexes/{uid}/similar", get(passthrough::forward).post(passthrough::forward))
         .route("/tasks", get(tasks::routes::list_tasks).delete(tasks::routes::delete_tasks))
         .route("/tasks/cancel", post(tasks::routes::cancel_tasks))

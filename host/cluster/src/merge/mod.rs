@@ -6,6 +6,7 @@
 //! ([`order`]), the client's page is cut, totals and facets are combined ([`facets`]), and
 //! fields the client did not ask for are stripped.
 
+mod facet_search;
 mod facets;
 mod order;
 mod request;
@@ -14,6 +15,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+pub use facet_search::merge_facet_search;
 pub use order::{compare_hits, RankKey};
 pub use request::{node_request, ClientPage};
 
@@ -28,6 +30,8 @@ pub struct MergeSettings {
     pub sort_facet_values_by: Vec<(String, String)>,
     /// The primary key, for deterministic tie-breaks.
     pub primary_key: String,
+    /// The index's `distinctAttribute` setting, applied when the search names none.
+    pub distinct_attribute: Option<String>,
 }
 
 /// Fields Miroir keeps on nodes for itself; never shown to clients.
@@ -36,7 +40,8 @@ pub const RESERVED_PREFIX: &str = "_miroir_";
 /// Merge node answers (each a Meilisearch search response) to `client` (the client's request).
 pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings) -> Value {
     let page = ClientPage::from_request(client);
-    let distinct_on = client.get("distinct").and_then(Value::as_str);
+    let distinct_on =
+        client.get("distinct").and_then(Value::as_str).or(settings.distinct_attribute.as_deref());
     let wanted = page.offset.saturating_add(page.limit).min(settings.max_total_hits);
     let hits = merge_sorted(answers, wanted, distinct_on, &settings.primary_key);
     let total: u64 = answers.iter().map(|a| total_of(a, page.paged)).sum();
@@ -44,9 +49,10 @@ pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings)
     let want_score = client.get("showRankingScore").and_then(Value::as_bool).unwrap_or(false);
     let want_details =
         client.get("showRankingScoreDetails").and_then(Value::as_bool).unwrap_or(false);
+    let hidden = added_fields(client, &settings.primary_key, distinct_on);
     let page_hits: Vec<Value> = hits[start..]
         .iter()
-        .map(|h| Value::Object(client_hit(h, want_score, want_details)))
+        .map(|h| Value::Object(client_hit(h, want_score, want_details, &hidden)))
         .collect();
 
     let mut out = Map::new();
@@ -139,11 +145,37 @@ fn tie_break(a: &Map<String, Value>, b: &Map<String, Value>, pk: &str) -> Orderi
     }
 }
 
-/// A hit as the client asked for it: bookkeeping stripped, scores only when asked.
-fn client_hit(hit: &Map<String, Value>, score: bool, details: bool) -> Map<String, Value> {
+/// Fields the node request added to `attributesToRetrieve` for the merge (see
+/// [`node_request`]) and the client did not ask for.
+fn added_fields<'a>(
+    client: &Value,
+    primary_key: &'a str,
+    distinct: Option<&'a str>,
+) -> Vec<&'a str> {
+    let Some(asked) = client.get("attributesToRetrieve").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    if asked.iter().any(|f| f == "*") {
+        return Vec::new();
+    }
+    [Some(primary_key), distinct]
+        .into_iter()
+        .flatten()
+        .filter(|field| !asked.iter().any(|f| f == field))
+        .collect()
+}
+
+/// A hit as the client asked for it: bookkeeping and merge-only fields stripped, scores only
+/// when asked.
+fn client_hit(
+    hit: &Map<String, Value>,
+    score: bool,
+    details: bool,
+    hidden: &[&str],
+) -> Map<String, Value> {
     let mut out: Map<String, Value> = hit
         .iter()
-        .filter(|(k, _)| !k.starts_with(RESERVED_PREFIX))
+        .filter(|(k, _)| !k.starts_with(RESERVED_PREFIX) && !hidden.contains(&k.as_str()))
         .filter(|(k, _)| score || k.as_str() != "_rankingScore")
         .filter(|(k, _)| details || k.as_str() != "_rankingScoreDetails")
         .map(|(k, v)| (k.clone(), v.clone()))

@@ -42,6 +42,13 @@ impl ClientPage {
 /// must be retrieved even if the client's `attributesToRetrieve` leaves them out.
 pub fn node_request(client: &Value, keep: &[&str]) -> Value {
     let page = ClientPage::from_request(client);
+    let bad_number = ["page", "hitsPerPage", "offset", "limit"]
+        .iter()
+        .any(|k| client.get(*k).is_some_and(|v| v.as_u64().is_none()));
+    if bad_number {
+        // Leave the request as it is: each node answers Meilisearch's own error for it.
+        return client.clone();
+    }
     let mut out: Map<String, Value> = client.as_object().cloned().unwrap_or_default();
     for key in ["page", "hitsPerPage", "offset", "limit"] {
         out.remove(key);

@@ -75,6 +75,7 @@ fn settings_of(index: &Index) -> MergeSettings {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         primary_key: "id".into(),
+        distinct_attribute: index.settings.distinct_attribute.clone(),
     }
 }
 
@@ -182,6 +183,7 @@ fn sorted_hits_merge_by_sort_value_not_by_score() {
         max_values_per_facet: 100,
         sort_facet_values_by: vec![("*".into(), "alpha".into())],
         primary_key: "id".into(),
+        distinct_attribute: None,
     };
     let merged = merge_search(&client, &[a, b], &settings);
     let ids: Vec<&str> =
@@ -203,6 +205,7 @@ fn facet_counts_are_summed_and_cut_in_the_index_order() {
         max_values_per_facet: 2,
         sort_facet_values_by: vec![("*".into(), "alpha".into())],
         primary_key: "id".into(),
+        distinct_attribute: None,
     };
     let client = json!({"q": "", "facets": ["brand", "price"]});
     let merged = merge_search(&client, &[a.clone(), b.clone()], &settings);

@@ -1,0 +1,328 @@
+//! The search read path: one replica group (round-robin), a covering set in it, the search
+//! sent to each node of the set restricted to the shards that node answers for, and the
+//! answers merged as one node holding every document would answer (`miroir_cluster::merge`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex};
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use miroir_cluster::merge::{merge_facet_search, merge_search, node_request, MergeSettings};
+use miroir_cluster::{CoveringSet, NodeAuth, NodeBody};
+use miroir_config::UnavailableShardPolicy;
+use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::body::RawBody;
+use crate::bookkeeping::shard_filter;
+use crate::error::{HttpError, HttpResult};
+use crate::AppState;
+
+/// Round-robin over replica groups, per instance.
+static NEXT_GROUP: AtomicUsize = AtomicUsize::new(0);
+
+/// The merge settings of each index, by settings version (read from a node once per version).
+static MERGE_SETTINGS: LazyLock<Mutex<HashMap<String, (u64, MergeSettings)>>> =
+    LazyLock::new(Default::default);
+
+/// `POST /indexes/{uid}/search`
+pub async fn search_post(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+    RawBody(body): RawBody,
+) -> HttpResult<Response> {
+    let request: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::MalformedPayload,
+            format!("The json payload provided is malformed. `{e}`."),
+        )
+    })?;
+    scatter_gather(&state, &caller, &uid, request).await
+}
+
+/// `GET /indexes/{uid}/search`: the query string as the equivalent POST body.
+pub async fn search_get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+    RawQuery(query): RawQuery,
+) -> HttpResult<Response> {
+    scatter_gather(&state, &caller, &uid, get_params_as_body(query.as_deref())).await
+}
+
+/// Meilisearch's GET search parameters as a POST body: lists are comma-separated, numbers and
+/// booleans are text. Values that do not parse are passed as text, so the node reports them.
+fn get_params_as_body(query: Option<&str>) -> Value {
+    const LISTS: &[&str] = &[
+        "attributesToRetrieve",
+        "attributesToCrop",
+        "attributesToHighlight",
+        "attributesToSearchOn",
+        "facets",
+        "sort",
+        "locales",
+    ];
+    const NUMBERS: &[&str] =
+        &["offset", "limit", "page", "hitsPerPage", "cropLength", "rankingScoreThreshold"];
+    const BOOLS: &[&str] =
+        &["showMatchesPosition", "showRankingScore", "showRankingScoreDetails", "retrieveVectors"];
+    let mut body = serde_json::Map::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let parsed = if LISTS.contains(&key.as_ref()) {
+            Value::from(split_list(&value))
+        } else if NUMBERS.contains(&key.as_ref()) {
+            serde_json::from_str::<serde_json::Number>(&value)
+                .map(Value::Number)
+                .unwrap_or_else(|_| Value::from(value.as_ref()))
+        } else if BOOLS.contains(&key.as_ref()) {
+            value.parse::<bool>().map(Value::Bool).unwrap_or_else(|_| Value::from(value.as_ref()))
+        } else if key == "vector" {
+            serde_json::from_str(&value).unwrap_or_else(|_| Value::from(value.as_ref()))
+        } else {
+            Value::from(value.as_ref())
+        };
+        body.insert(key.into_owned(), parsed);
+    }
+    Value::Object(body)
+}
+
+/// Split a comma-separated list, keeping commas inside parentheses (`_geoPoint(1, 2):asc`).
+fn split_list(value: &str) -> Vec<String> {
+    let (mut out, mut current, mut depth) = (Vec::new(), String::new(), 0usize);
+    for c in value.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut current).trim().to_owned());
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    out.push(current.trim().to_owned());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+async fn scatter_gather(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    request: Value,
+) -> HttpResult<Response> {
+    let scatter = scatter(state, caller, uid, "search", &request).await?;
+    let merged = merge_search(&request, &scatter.answers, &scatter.settings);
+    Ok(scatter.respond(merged))
+}
+
+/// `POST /indexes/{uid}/facet-search`: counts summed over one covering set.
+pub async fn facet_search(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+    RawBody(body): RawBody,
+) -> HttpResult<Response> {
+    let request: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::MalformedPayload,
+            format!("The json payload provided is malformed. `{e}`."),
+        )
+    })?;
+    let scatter = scatter(&state, &caller, &uid, "facet-search", &request).await?;
+    let merged = merge_facet_search(&request, &scatter.answers, &scatter.settings);
+    Ok(scatter.respond(merged))
+}
+
+/// What one scatter gathered.
+struct Scatter {
+    answers: Vec<Value>,
+    missing: BTreeSet<ShardId>,
+    settings: MergeSettings,
+}
+
+impl Scatter {
+    /// The merged answer, with `X-Miroir-Degraded` when some shards did not answer.
+    fn respond(&self, merged: Value) -> Response {
+        let mut response = Json(merged).into_response();
+        if !self.missing.is_empty() {
+            let list =
+                self.missing.iter().map(|s| s.get().to_string()).collect::<Vec<_>>().join(",");
+            if let Ok(value) = HeaderValue::from_str(&format!("shards={list}")) {
+                response.headers_mut().insert("x-miroir-degraded", value);
+            }
+        }
+        response
+    }
+}
+
+/// Send `request` (as the node request of `route`) to one covering set of the next group.
+async fn scatter(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    route: &str,
+    request: &Value,
+) -> HttpResult<Scatter> {
+    let meta = state.store().get_index(uid).await?.ok_or_else(|| ApiError::index_not_found(uid))?;
+    let assignment = state.assignment(meta.shard_count);
+    let groups = state.topology().groups();
+    let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+    let group = &groups[rotation % groups.len()];
+    let covering = CoveringSet::build(&assignment, &group.id, rotation, |_| true);
+    let primary_key = meta.primary_key.clone().unwrap_or_else(|| "id".to_owned());
+    let settings = merge_settings(state, uid, meta.settings_version, &primary_key).await?;
+    let base = if route == "search" {
+        let mut keep = vec![primary_key.as_str()];
+        keep.extend(request.get("distinct").and_then(Value::as_str));
+        keep.extend(settings.distinct_attribute.as_deref());
+        node_request(request, &keep)
+    } else {
+        request.clone()
+    };
+    let path = format!("/indexes/{uid}/{route}");
+    let calls = covering.nodes.iter().map(|(node, shards)| {
+        let owned = assignment.shards_of(node).into_iter().collect::<BTreeSet<ShardId>>();
+        let body = restricted(&base, shards, &owned);
+        let path = path.clone();
+        let node = node.clone();
+        async move {
+            let client = state.clients().get(&node)?;
+            let bytes =
+                serde_json::to_vec(&body).map_err(|e| HttpError::Internal(e.to_string()))?;
+            let answer = client
+                .send(Method::POST, &path, Some(NodeBody::json(bytes)), caller.node_auth())
+                .await;
+            Ok::<_, HttpError>((node, shards.clone(), answer))
+        }
+    });
+    let mut answers = Vec::new();
+    let mut missing: BTreeSet<ShardId> = covering.missing.iter().copied().collect();
+    for result in futures_util::future::join_all(calls).await {
+        let (node, shards, answer) = result?;
+        match answer {
+            Ok(response) if response.is_success() => answers.push(response.json()),
+            Ok(response) if response.status < 500 => {
+                // The same error one node would give (bad filter, unknown field...).
+                return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
+            }
+            Ok(_) | Err(_) => {
+                tracing::warn!(node = %node, "a node failed to answer a {route}");
+                missing.extend(shards);
+            }
+        }
+    }
+    if !missing.is_empty()
+        && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
+    {
+        return Err(HttpError::api(
+            ErrorCode::MiroirShardUnavailable,
+            format!("{} shard(s) of index `{uid}` have no replica answering.", missing.len()),
+        ));
+    }
+    Ok(Scatter { answers, missing, settings })
+}
+
+/// The node request, restricted to `answering` when the node also holds other shards (replicas
+/// another node answers for in this search), so no document is counted twice.
+fn restricted(base: &Value, answering: &[ShardId], owned: &BTreeSet<ShardId>) -> Value {
+    if answering.len() == owned.len() && answering.iter().all(|s| owned.contains(s)) {
+        return base.clone();
+    }
+    let only: Vec<Value> = answering.iter().map(|s| Value::from(shard_filter(*s))).collect();
+    let mut body = base.clone();
+    let combined = match body.get("filter").cloned() {
+        None | Some(Value::Null) => Value::Array(vec![Value::Array(only)]),
+        Some(Value::Array(mut items)) => {
+            items.push(Value::Array(only));
+            Value::Array(items)
+        }
+        Some(other) => Value::Array(vec![other, Value::Array(only)]),
+    };
+    body["filter"] = combined;
+    body
+}
+
+/// The index settings the merge needs, read from one node and cached per settings version.
+async fn merge_settings(
+    state: &AppState,
+    uid: &str,
+    version: u64,
+    primary_key: &str,
+) -> HttpResult<MergeSettings> {
+    if let Some((v, cached)) = MERGE_SETTINGS.lock().expect("cache lock").get(uid) {
+        if *v == version && cached.primary_key == primary_key {
+            return Ok(cached.clone());
+        }
+    }
+    let nodes: Vec<NodeId> = state.topology().nodes().cloned().collect();
+    let path = format!("/indexes/{uid}/settings");
+    let response =
+        crate::fanout::first_answer(state, NodeAuth::NodeKey, nodes, Method::GET, &path, None)
+            .await?;
+    if !response.is_success() {
+        return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
+    }
+    let s = response.json();
+    let settings = MergeSettings {
+        max_total_hits: s["pagination"]["maxTotalHits"].as_u64().unwrap_or(1000) as usize,
+        max_values_per_facet: s["faceting"]["maxValuesPerFacet"].as_u64().unwrap_or(100) as usize,
+        sort_facet_values_by: s["faceting"]["sortFacetValuesBy"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("alpha").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![("*".to_owned(), "alpha".to_owned())]),
+        primary_key: primary_key.to_owned(),
+        distinct_attribute: s["distinctAttribute"].as_str().map(str::to_owned),
+    };
+    MERGE_SETTINGS.lock().expect("cache lock").insert(uid.to_owned(), (version, settings.clone()));
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn get_parameters_become_a_body() {
+        let body = get_params_as_body(Some(
+            "q=router&limit=8&showRankingScore=true&sort=_geoPoint(1.5,%202):asc,price:desc&facets=a,b",
+        ));
+        assert_eq!(
+            body,
+            json!({"q": "router", "limit": 8, "showRankingScore": true,
+                   "sort": ["_geoPoint(1.5, 2):asc", "price:desc"], "facets": ["a", "b"]})
+        );
+    }
+
+    #[test]
+    fn nodes_holding_other_shards_are_restricted_to_theirs() {
+        let owned: BTreeSet<ShardId> = [0, 1, 2].into_iter().map(ShardId::new).collect();
+        let base = json!({"q": "x", "filter": "brand = Acme"});
+        let all = [ShardId::new(0), ShardId::new(1), ShardId::new(2)];
+        assert_eq!(restricted(&base, &all, &owned), base, "a node answering for all it holds");
+        let some = restricted(&base, &[ShardId::new(1)], &owned);
+        assert_eq!(some["filter"], json!(["brand = Acme", ["_miroir_shard.s1 EXISTS"]]));
+        let arr = restricted(
+            &json!({"filter": ["a = 1", ["b = 2", "b = 3"]]}),
+            &[ShardId::new(2)],
+            &owned,
+        );
+        assert_eq!(
+            arr["filter"],
+            json!(["a = 1", ["b = 2", "b = 3"], ["_miroir_shard.s2 EXISTS"]])
+        );
+        let none = restricted(&json!({"q": ""}), &[ShardId::new(0), ShardId::new(2)], &owned);
+        assert_eq!(none["filter"], json!([["_miroir_shard.s0 EXISTS", "_miroir_shard.s2 EXISTS"]]));
+    }
+}
