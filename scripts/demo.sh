@@ -1,19 +1,50 @@
 #!/usr/bin/env bash
-# Start a local development node, load the sample catalogue, and print one search.
-# The node keeps running until Ctrl-C.
+# Start Miroir on its embedded defaults (SQLite task store) in front of three local nodes, load
+# the sample catalogue through it, and print a search. The nodes are real `meilisearch` when it
+# is on the PATH, development nodes otherwise. Everything runs until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PORT="${DEMO_PORT:-7700}"
 KEY="${DEMO_MASTER_KEY:-demo-master-key}"
+NODE_KEY="${DEMO_NODE_KEY:-demo-node-key}"
 DOCS="${DEMO_DOCS:-2000}"
 URL="http://127.0.0.1:${PORT}"
+WORK="$(mktemp -d)"
 
-cargo build --quiet -p miroir-devnode
-BIN="${CARGO_TARGET_DIR:-target}/debug/miroir-devnode"
-"$BIN" --http-addr "127.0.0.1:${PORT}" --master-key "$KEY" >/tmp/miroir-demo-node.log 2>&1 &
-NODE_PID=$!
-trap 'kill $NODE_PID 2>/dev/null || true' EXIT
+cargo build --quiet -p miroir -p miroir-devnode
+BIN="${CARGO_TARGET_DIR:-target}/debug"
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+NODES_YAML=""
+for i in 0 1 2; do
+  node_port="$(free_port)"
+  if command -v meilisearch >/dev/null; then
+    meilisearch --http-addr "127.0.0.1:${node_port}" --master-key "$NODE_KEY" \
+      --db-path "$WORK/node-$i" --no-analytics >"$WORK/node-$i.log" 2>&1 &
+  else
+    "$BIN/miroir-devnode" --http-addr "127.0.0.1:${node_port}" --master-key "$NODE_KEY" \
+      >"$WORK/node-$i.log" 2>&1 &
+  fi
+  PIDS+=($!)
+  NODES_YAML+="  - { id: node-$i, address: \"http://127.0.0.1:${node_port}\", replica_group: a }"$'\n'
+done
+node_kind=$(command -v meilisearch >/dev/null && echo "meilisearch" || echo "development nodes")
+
+cat >"$WORK/miroir.yaml" <<YAML
+server: { bind: 127.0.0.1, port: ${PORT} }
+nodes:
+${NODES_YAML}shards: 8
+metrics: { enabled: false }
+task_store: { backend: sqlite, path: miroir.db }
+YAML
+MIROIR_MASTER_KEY="$KEY" MIROIR_NODE_MASTER_KEY="$NODE_KEY" \
+  "$BIN/miroir" serve --config "$WORK/miroir.yaml" >"$WORK/miroir.log" 2>&1 &
+PIDS+=($!)
 
 python3 - "$URL" "$KEY" "$DOCS" <<'PY'
 import json, subprocess, sys, time, urllib.request
@@ -27,25 +58,28 @@ def call(method, path, body=None):
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read() or b"null")
 
-for _ in range(100):  # up to 10 s for the node to start
+def wait(task):
+    for _ in range(1200):
+        status = call("GET", f"/tasks/{task['taskUid']}")["status"]
+        if status in ("succeeded", "failed", "canceled"):
+            return status
+        time.sleep(0.05)
+    return "timeout"
+
+for _ in range(200):  # up to 20 s for Miroir and the nodes to start
     try:
         call("GET", "/health"); break
     except OSError:
         time.sleep(0.1)
 else:
-    sys.exit("the node did not start; see /tmp/miroir-demo-node.log")
+    sys.exit("Miroir did not start; see the logs in the work directory")
 
 docs = json.loads(subprocess.check_output([sys.executable, "examples/data/gen_products.py", n]))
-call("POST", "/indexes", {"uid": "products", "primaryKey": "id"})
-call("PATCH", "/indexes/products/settings", {"filterableAttributes": ["brand", "category", "price"],
-                                              "sortableAttributes": ["price"]})
-task = call("POST", "/indexes/products/documents", docs)
-for _ in range(600):
-    status = call("GET", f"/tasks/{task['taskUid']}")["status"]
-    if status in ("succeeded", "failed", "canceled"):
-        break
-    time.sleep(0.05)
-print(f"loaded {n} products: task {task['taskUid']} {status}")
+wait(call("POST", "/indexes", {"uid": "products", "primaryKey": "id"}))
+wait(call("PATCH", "/indexes/products/settings", {"filterableAttributes": ["brand", "category", "price"],
+                                                   "sortableAttributes": ["price"]}))
+status = wait(call("POST", "/indexes/products/documents", docs))
+print(f"loaded {n} products through Miroir (8 shards over 3 nodes): {status}")
 query = {"q": "wireless headphones", "filter": "price < 2000", "limit": 5, "showRankingScore": True}
 answer = call("POST", "/indexes/products/search", query)
 print(f"search {json.dumps(query)}: {answer['estimatedTotalHits']} hits")
@@ -53,5 +87,5 @@ for hit in answer["hits"]:
     print(f"  {hit['_rankingScore']:.4f}  {hit['id']}  {hit['title']}  ${hit['price']}")
 PY
 
-echo "development node running at ${URL} (master key: ${KEY}); Ctrl-C to stop"
-wait $NODE_PID
+echo "Miroir running at ${URL} (master key: ${KEY}) in front of 3 ${node_kind}; logs in ${WORK}; Ctrl-C to stop"
+wait "${PIDS[-1]}"
