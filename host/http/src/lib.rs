@@ -23,6 +23,7 @@ mod indexes;
 mod keys;
 mod passthrough;
 pub mod search;
+pub mod session;
 pub mod settings;
 pub mod stack;
 mod state;

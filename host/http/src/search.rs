@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use miroir_cluster::merge::{merge_facet_search, merge_search, node_request, MergeSettings};
@@ -20,6 +20,7 @@ use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::bookkeeping::shard_filter;
 use crate::error::{HttpError, HttpResult};
+use crate::session::{pin_read, session_id};
 use crate::AppState;
 
 /// Round-robin over replica groups, per instance.
@@ -34,6 +35,7 @@ pub async fn search_post(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
     let request: Value = serde_json::from_slice(&body).map_err(|e| {
@@ -42,7 +44,7 @@ pub async fn search_post(
             format!("The json payload provided is malformed. `{e}`."),
         )
     })?;
-    scatter_gather(&state, &caller, &uid, request).await
+    scatter_gather(&state, &caller, &uid, &headers, request).await
 }
 
 /// `GET /indexes/{uid}/search`: the query string as the equivalent POST body.
@@ -50,9 +52,10 @@ pub async fn search_get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> HttpResult<Response> {
-    scatter_gather(&state, &caller, &uid, get_params_as_body(query.as_deref())).await
+    scatter_gather(&state, &caller, &uid, &headers, get_params_as_body(query.as_deref())).await
 }
 
 /// Meilisearch's GET search parameters as a POST body: lists are comma-separated, numbers and
@@ -115,9 +118,10 @@ async fn scatter_gather(
     state: &AppState,
     caller: &Caller,
     uid: &str,
+    headers: &HeaderMap,
     request: Value,
 ) -> HttpResult<Response> {
-    let scatter = scatter(state, caller, uid, "search", &request).await?;
+    let scatter = scatter(state, caller, uid, headers, "search", &request).await?;
     let merged = merge_search(&request, &scatter.answers, &scatter.settings);
     Ok(scatter.respond(merged))
 }
@@ -127,6 +131,7 @@ pub async fn facet_search(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
     let request: Value = serde_json::from_slice(&body).map_err(|e| {
@@ -135,7 +140,7 @@ pub async fn facet_search(
             format!("The json payload provided is malformed. `{e}`."),
         )
     })?;
-    let scatter = scatter(&state, &caller, &uid, "facet-search", &request).await?;
+    let scatter = scatter(&state, &caller, &uid, &headers, "facet-search", &request).await?;
     let merged = merge_facet_search(&request, &scatter.answers, &scatter.settings);
     Ok(scatter.respond(merged))
 }
@@ -167,6 +172,7 @@ async fn scatter(
     state: &AppState,
     caller: &Caller,
     uid: &str,
+    headers: &HeaderMap,
     route: &str,
     request: &Value,
 ) -> HttpResult<Scatter> {
@@ -174,7 +180,13 @@ async fn scatter(
     let assignment = state.assignment(meta.shard_count);
     let groups = state.topology().groups();
     let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-    let group = &groups[rotation % groups.len()];
+    let pinned = match session_id(state, headers) {
+        Some(session) => pin_read(state, &session).await?,
+        None => None,
+    };
+    let group = pinned
+        .and_then(|id| groups.iter().find(|g| g.id == id))
+        .unwrap_or(&groups[rotation % groups.len()]);
     let covering = CoveringSet::build(&assignment, &group.id, rotation, |_| true);
     let primary_key = meta.primary_key.clone().unwrap_or_else(|| "id".to_owned());
     let settings = merge_settings(state, uid, meta.settings_version, &primary_key).await?;

@@ -129,6 +129,9 @@ async fn write(
     if let Some(pending) = pending {
         pending.finish(&state, record.uid).await?;
     }
+    if let Some(session) = crate::session::session_id(&state, &headers) {
+        crate::session::record_write(&state, &session, record.uid, report.as_ref()).await?;
+    }
     Ok(accepted(&record, report.as_ref()))
 }
 
