@@ -197,6 +197,9 @@ async fn housekeeping(
                 .background_queue_depth
                 .set(i64::try_from(depth.queued + depth.claimed).unwrap_or(i64::MAX));
         }
+        if let Ok(keys) = store.idempotency_count().await {
+            metrics.idempotency_cache_entries.set(i64::try_from(keys).unwrap_or(i64::MAX));
+        }
         if let Ok(sessions) = store.session_count().await {
             metrics
                 .session_pinning_active_sessions

@@ -51,4 +51,22 @@ impl IdempotencyStore for RedisStore {
         })
         .await
     }
+
+    async fn idempotency_count(&self) -> StoreResult<u64> {
+        // Keys expire natively, so counting the `idem:` keys counts the live ones. SCAN keeps
+        // the server responsive; the gauge is refreshed in the background, not per request.
+        self.run("idempotency_count", async {
+            let pattern = self.keys.idempotency("*");
+            let mut conn = self.conn();
+            let mut keys: redis::AsyncIter<'_, String> =
+                conn.scan_match(&pattern).await.map_err(redis_err)?;
+            let mut count = 0u64;
+            while let Some(item) = futures_util::StreamExt::next(&mut keys).await {
+                item.map_err(redis_err)?;
+                count += 1;
+            }
+            Ok(count)
+        })
+        .await
+    }
 }

@@ -57,4 +57,16 @@ impl IdempotencyStore for SqliteStore {
         let key = key.to_owned();
         self.call("get_idempotency", move |conn| live(conn, &key, now_ms())).await
     }
+
+    async fn idempotency_count(&self) -> StoreResult<u64> {
+        self.call("idempotency_count", move |conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM idempotency WHERE expires_at > ?1",
+                [now_ms()],
+                |row| row.get::<_, u64>(0),
+            )
+            .map_err(sql_err)
+        })
+        .await
+    }
 }

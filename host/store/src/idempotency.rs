@@ -34,4 +34,7 @@ pub trait IdempotencyStore: Send + Sync {
 
     /// The live record under `key`; expired records are never returned.
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+
+    /// How many live idempotency keys the store holds (`miroir_idempotency_cache_entries`).
+    async fn idempotency_count(&self) -> StoreResult<u64>;
 }

@@ -31,6 +31,7 @@ pub async fn idempotency_put_if_absent<F: StoreFactory>(f: &F) {
         store.put_idempotency_if_absent("k2", &rec("h2", 2), LONG).await.expect("put"),
         None
     );
+    assert_eq!(store.idempotency_count().await.expect("count"), 2);
 }
 
 /// Of many concurrent puts of one key, exactly one stores.
@@ -64,6 +65,7 @@ pub async fn idempotency_key_expires<F: StoreFactory>(f: &F) {
     })
     .await;
     assert!(gone.is_some(), "idempotency key outlived its TTL");
+    assert_eq!(store.idempotency_count().await.expect("count"), 1, "expired keys are not counted");
     assert_eq!(store.get_idempotency("long").await.expect("get"), Some(rec("h", 2)));
     let reput = store.put_idempotency_if_absent("short", &rec("h9", 9), LONG).await.expect("put");
     assert_eq!(reput, None);
