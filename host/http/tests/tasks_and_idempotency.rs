@@ -171,3 +171,22 @@ async fn settings_are_verified_committed_and_read_back_as_written() {
         cluster.node_get(0, "/indexes/products/settings/filterable-attributes").await;
     assert_eq!(on_node, json!(["_miroir_shard"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_tasks_removes_them_from_miroir_and_the_nodes() {
+    let cluster = ClusterBuilder::new(1, 2, 1).master_key("k").start().await;
+    let created =
+        cluster.send_and_wait("POST", "/indexes", &json!({"uid": "t", "primaryKey": "id"})).await;
+    let added = cluster.send_and_wait("POST", "/indexes/t/documents", &json!([{"id": 1}])).await;
+    assert_eq!(added["status"], "succeeded");
+    let (first, second) = (created["uid"].as_u64().unwrap(), added["uid"].as_u64().unwrap());
+    let answer = cluster.call("DELETE", &format!("/tasks?uids={first}"), None, &[]).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let deletion = cluster.wait_task(answer.body["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(deletion["type"], "taskDeletion");
+    assert_eq!(deletion["status"], "succeeded", "{deletion}");
+    assert_eq!(cluster.get(&format!("/tasks/{first}")).await.status, 404);
+    assert_eq!(cluster.get(&format!("/tasks/{second}")).await.status, 200, "other tasks stay");
+    let listed = cluster.get(&format!("/tasks?uids={first},{second}")).await;
+    assert_eq!(listed.body["total"], 1, "{:?}", listed.body);
+}

@@ -203,4 +203,28 @@ impl TaskLog for RedisStore {
         })
         .await
     }
+
+    async fn delete_tasks(&self, uids: &[u64]) -> StoreResult<u64> {
+        self.run("delete_tasks", async {
+            let mut conn = self.conn();
+            let mut deleted = 0;
+            for chunk in uids.chunks(BATCH as usize) {
+                let tasks = self.read_tasks(&mut conn, chunk).await?;
+                let done: Vec<u64> =
+                    tasks.iter().filter(|t| t.status.is_terminal()).map(|t| t.uid).collect();
+                if done.is_empty() {
+                    continue;
+                }
+                let keys: Vec<String> = done.iter().map(|u| self.keys.task(*u)).collect();
+                let mut pipe = redis::pipe();
+                pipe.atomic().del(keys).ignore();
+                pipe.zrem(self.keys.tasks(), &done).ignore();
+                pipe.zrem(self.keys.tasks_finished(), &done).ignore();
+                pipe.exec_async(&mut conn).await.map_err(redis_err)?;
+                deleted += done.len() as u64;
+            }
+            Ok(deleted)
+        })
+        .await
+    }
 }

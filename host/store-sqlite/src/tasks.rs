@@ -203,4 +203,26 @@ impl TaskLog for SqliteStore {
         })
         .await
     }
+
+    async fn delete_tasks(&self, uids: &[u64]) -> StoreResult<u64> {
+        let uids = uids.to_vec();
+        self.call("delete_tasks", move |conn| {
+            let tx = conn.transaction().map_err(sql_err)?;
+            let mut deleted = 0;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "DELETE FROM tasks WHERE uid = ?1
+                         AND status IN ('succeeded', 'failed', 'canceled')",
+                    )
+                    .map_err(sql_err)?;
+                for uid in uids {
+                    deleted += st.execute([uid]).map_err(sql_err)? as u64;
+                }
+            }
+            tx.commit().map_err(sql_err)?;
+            Ok(deleted)
+        })
+        .await
+    }
 }

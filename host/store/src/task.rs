@@ -218,6 +218,10 @@ pub trait TaskLog: Send + Sync {
 
     /// Deletes terminal tasks that finished before `older_than`; returns how many.
     async fn prune_tasks(&self, older_than: OffsetDateTime) -> StoreResult<u64>;
+
+    /// Deletes the finished (succeeded, failed or canceled) tasks among `uids`, as
+    /// `DELETE /tasks` does; unfinished ones are kept. Returns how many were deleted.
+    async fn delete_tasks(&self, uids: &[u64]) -> StoreResult<u64>;
 }
 
 #[cfg(test)]

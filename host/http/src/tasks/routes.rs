@@ -323,6 +323,11 @@ async fn act_on_tasks(
         for task in tasks.iter().filter(|t| !t.status.is_terminal()) {
             state.store().plugin_put(NAMESPACE, &canceled_by_key(task.uid), by.as_bytes()).await?;
         }
+    } else {
+        // Miroir's own records of the finished matching tasks go too, as on one node.
+        let finished: Vec<u64> =
+            tasks.iter().filter(|t| t.status.is_terminal()).map(|t| t.uid).collect();
+        state.store().delete_tasks(&finished).await?;
     }
     Ok((StatusCode::ACCEPTED, Json(summary(&record))).into_response())
 }
@@ -336,7 +341,7 @@ pub async fn cancel_tasks(
     act_on_tasks(&state, &caller, query, true).await
 }
 
-/// `DELETE /tasks`. The node tasks are deleted; Miroir's own records stay until pruned.
+/// `DELETE /tasks`: the finished matching tasks are deleted, on the nodes and in Miroir.
 pub async fn delete_tasks(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

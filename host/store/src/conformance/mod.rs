@@ -81,6 +81,7 @@ macro_rules! conformance_tests {
             task_listing_date_bounds,
             task_listing_pagination,
             prune_removes_only_old_terminal_tasks,
+            delete_removes_only_finished_tasks,
             index_catalog_crud,
             settings_version_bumps_atomically,
             idempotency_put_if_absent,

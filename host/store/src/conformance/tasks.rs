@@ -222,3 +222,24 @@ pub async fn prune_removes_only_old_terminal_tasks<F: StoreFactory>(f: &F) {
     assert_eq!(store.prune_tasks(cutoff).await.expect("prune again"), 0);
     assert_eq!(store.list_tasks(&filter(10)).await.expect("list").total, 3);
 }
+
+/// Deleting tasks removes the finished ones among the uids and keeps unfinished ones.
+pub async fn delete_removes_only_finished_tasks<F: StoreFactory>(f: &F) {
+    let store = f.fresh().await;
+    let mut uids = Vec::new();
+    for status in [TaskStatus::Succeeded, TaskStatus::Failed, TaskStatus::Processing] {
+        let mut t = store.create_task(new_task("a", "x", base())).await.expect("create");
+        t.status = status;
+        t.finished_at = status.is_terminal().then(base);
+        store.update_task(&t).await.expect("update");
+        uids.push(t.uid);
+    }
+    let other = store.create_task(new_task("b", "x", base())).await.expect("create");
+    assert_eq!(store.delete_tasks(&uids).await.expect("delete"), 2);
+    assert!(store.get_task(uids[0]).await.expect("get").is_none());
+    assert!(store.get_task(uids[1]).await.expect("get").is_none());
+    assert!(store.get_task(uids[2]).await.expect("get").is_some(), "unfinished tasks stay");
+    assert!(store.get_task(other.uid).await.expect("get").is_some(), "other tasks stay");
+    assert_eq!(store.list_tasks(&filter(10)).await.expect("list").total, 2);
+    assert_eq!(store.delete_tasks(&uids).await.expect("delete again"), 0);
+}
