@@ -38,13 +38,19 @@ pub async fn search_post(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
-    let request: Value = serde_json::from_slice(&body).map_err(|e| {
+    let request = json_request(&body)?;
+    scatter_gather(&state, &caller, &uid, &headers, request).await
+}
+
+/// A JSON request body, or Meilisearch's `malformed_payload` error.
+fn json_request(body: &[u8]) -> HttpResult<Value> {
+    serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorCode::MalformedPayload,
             format!("The json payload provided is malformed. `{e}`."),
         )
-    })?;
-    scatter_gather(&state, &caller, &uid, &headers, request).await
+        .into()
+    })
 }
 
 /// `GET /indexes/{uid}/search`: the query string as the equivalent POST body.
@@ -134,12 +140,7 @@ pub async fn facet_search(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
-    let request: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::MalformedPayload,
-            format!("The json payload provided is malformed. `{e}`."),
-        )
-    })?;
+    let request = json_request(&body)?;
     let scatter = scatter(&state, &caller, &uid, &headers, "facet-search", &request).await?;
     let merged = merge_facet_search(&request, &scatter.answers, &scatter.settings);
     Ok(scatter.respond(merged))
