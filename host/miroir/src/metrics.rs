@@ -77,6 +77,34 @@ impl Default for Metrics {
     }
 }
 
+/// Middleware counting the client requests being served in `gauge`
+/// (`miroir_requests_in_flight`); a request dropped midway is uncounted too. Use with
+/// `axum::middleware::from_fn_with_state(gauge, count_in_flight)`.
+pub async fn count_in_flight(
+    axum::extract::State(gauge): axum::extract::State<IntGauge>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _counted = InFlight::enter(gauge);
+    next.run(request).await
+}
+
+/// One request counted in the in-flight gauge until dropped.
+struct InFlight(IntGauge);
+
+impl InFlight {
+    fn enter(gauge: IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Feeds store latencies into `miroir_task_store_latency_seconds`.
 pub struct StoreLatency(pub HistogramVec);
 

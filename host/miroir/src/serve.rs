@@ -49,12 +49,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let state = AppState::new(config.clone(), Arc::clone(&runtime.store))
         .context("cannot set up the gateway")?;
-    let server = axum::serve(listener, router(state).merge(runtime.admin_router()))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // The receiver lives until `run` returns; a send error would only mean nobody waits.
-            let _ = stopping_tx.send(true);
-        });
+    let app =
+        router(state).merge(runtime.admin_router()).layer(axum::middleware::from_fn_with_state(
+            runtime.metrics.requests_in_flight.clone(),
+            crate::metrics::count_in_flight,
+        ));
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // The receiver lives until `run` returns; a send error would only mean nobody waits.
+        let _ = stopping_tx.send(true);
+    });
     let grace: Duration = config.server.shutdown_timeout.get();
     let deadline = async move {
         // Resolves once the signal arrived and the grace period ran out.

@@ -197,6 +197,15 @@ fn serve_answers_health_and_stops_on_sigterm() {
         client.get(format!("{base}/health")).send().expect("GET /health").json().expect("json");
     assert_eq!(health, serde_json::json!({ "status": "available" }));
 
+    // The metrics request itself is in flight while the gauge is read.
+    let metrics = client
+        .get(format!("{base}/_miroir/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(metrics.contains("miroir_requests_in_flight 1"), "{metrics}");
+
     let response = client.get(format!("{base}/nope")).send().expect("GET /nope");
     assert_eq!(response.status(), 404);
     let error: serde_json::Value = response.json().expect("json error");
