@@ -34,6 +34,15 @@ pub(crate) fn load_component(
             match deserialize_artifact(engine, artifact) {
                 Ok(component) => {
                     tracing::debug!(plugin, artifact = %artifact.display(), "loaded precompiled plugin");
+                    if artifact != &candidates[0] {
+                        // Found in the shared cache: keep a copy beside the component when that
+                        // directory is writable, so the artifact travels with it.
+                        let copied = std::fs::read(artifact)
+                            .and_then(|compiled| write_artifact(&candidates[0], &compiled));
+                        if let Err(e) = copied {
+                            tracing::debug!(plugin, error = %e, "artifact not copied beside the component");
+                        }
+                    }
                     return Ok(component);
                 }
                 Err(e) => {
