@@ -45,6 +45,11 @@ pub use state::{AppState, StateError};
 
 /// The whole application: every route behind the one stack.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The application with `extra` routes (plugin routes) behind the same stack.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let max_body = usize::try_from(state.config().server.max_body_bytes).unwrap_or(usize::MAX);
     let max_concurrent =
         usize::try_from(state.config().server.max_concurrent_requests).unwrap_or(usize::MAX).max(1);
@@ -93,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks", get(tasks::routes::list_tasks).delete(tasks::routes::delete_tasks))
         .route("/tasks/cancel", post(tasks::routes::cancel_tasks))
         .route("/tasks/{uid}", get(tasks::routes::get_task))
+        .merge(extra)
         .fallback(route_not_found);
     routes
         .layer(

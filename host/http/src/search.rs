@@ -132,6 +132,26 @@ async fn scatter_gather(
     Ok(scatter.respond(merged))
 }
 
+/// A merged search run on behalf of the gateway itself (plugins' `search` import), with the
+/// node key.
+pub async fn search_value(state: &AppState, uid: &str, request: Value) -> HttpResult<Value> {
+    let scatter =
+        scatter(state, &Caller::Master, uid, &HeaderMap::new(), "search", &request).await?;
+    Ok(merge_search(&request, &scatter.answers, &scatter.settings))
+}
+
+/// The raw answers of one covering set to a search (plugins' `scatter` import): each node's
+/// answer to the node request, with the shards it answered for.
+pub async fn scatter_answers(
+    state: &AppState,
+    uid: &str,
+    request: Value,
+) -> HttpResult<Vec<(Vec<ShardId>, Value)>> {
+    let scatter =
+        scatter(state, &Caller::Master, uid, &HeaderMap::new(), "search", &request).await?;
+    Ok(scatter.shards.into_iter().zip(scatter.answers).collect())
+}
+
 /// `POST /indexes/{uid}/facet-search`: counts summed over one covering set.
 pub async fn facet_search(
     State(state): State<AppState>,
@@ -149,6 +169,8 @@ pub async fn facet_search(
 /// What one scatter gathered.
 struct Scatter {
     answers: Vec<Value>,
+    /// The shards each answer covers, in the same order.
+    shards: Vec<Vec<ShardId>>,
     missing: BTreeSet<ShardId>,
     settings: MergeSettings,
 }
@@ -216,11 +238,15 @@ async fn scatter(
         }
     });
     let mut answers = Vec::new();
+    let mut answered = Vec::new();
     let mut missing: BTreeSet<ShardId> = covering.missing.iter().copied().collect();
     for result in futures_util::future::join_all(calls).await {
         let (node, shards, answer) = result?;
         match answer {
-            Ok(response) if response.is_success() => answers.push(response.json()),
+            Ok(response) if response.is_success() => {
+                answers.push(response.json());
+                answered.push(shards);
+            }
             Ok(response) if response.status < 500 => {
                 // The same error one node would give (bad filter, unknown field...).
                 return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
@@ -239,7 +265,7 @@ async fn scatter(
             format!("{} shard(s) of index `{uid}` have no replica answering.", missing.len()),
         ));
     }
-    Ok(Scatter { answers, missing, settings })
+    Ok(Scatter { answers, shards: answered, missing, settings })
 }
 
 /// The node request, restricted to `answering` when the node also holds other shards (replicas

@@ -8,6 +8,7 @@ mod cli;
 mod instance;
 mod logging;
 mod metrics;
+mod plugins;
 mod runtime;
 mod serve;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use miroir_config::Config;
-use miroir_http::{router, AppState};
+use miroir_http::{router_with, AppState};
 use tokio::net::TcpListener;
 
 /// Runs the gateway until SIGINT or SIGTERM, then lets in-flight requests finish (for at most
@@ -49,11 +49,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let state = AppState::new(config.clone(), Arc::clone(&runtime.store))
         .context("cannot set up the gateway")?;
-    let app =
-        router(state).merge(runtime.admin_router()).layer(axum::middleware::from_fn_with_state(
+    // With every plugin disabled this loads nothing and creates no wasmtime engine.
+    let host = Arc::new(crate::plugins::GatewayHost { state: state.clone() });
+    let plugins = miroir_plugins::PluginRuntime::from_config(&config, host)
+        .await
+        .context("cannot load the enabled plugins")?;
+    if !plugins.plugin_names().is_empty() {
+        tracing::info!(plugins = ?plugins.plugin_names(), "plugins loaded");
+    }
+    let plugin_routes = crate::plugins::plugin_routes(Arc::new(plugins));
+    let app = router_with(state, plugin_routes).merge(runtime.admin_router()).layer(
+        axum::middleware::from_fn_with_state(
             runtime.metrics.requests_in_flight.clone(),
             crate::metrics::count_in_flight,
-        ));
+        ),
+    );
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         // The receiver lives until `run` returns; a send error would only mean nobody waits.
@@ -125,7 +135,8 @@ mod tests {
         let state = AppState::new(config.clone(), store).expect("state");
         let request =
             Request::builder().method(method).uri(path).body(Body::empty()).expect("request");
-        let response = router(state).oneshot(request).await.expect("infallible");
+        let response =
+            router_with(state, axum::Router::new()).oneshot(request).await.expect("infallible");
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
         (status, serde_json::from_slice(&bytes).expect("json body"))

@@ -172,7 +172,7 @@ fn serve_answers_health_and_stops_on_sigterm() {
     let path = write_config(
         dir.path(),
         &format!(
-            "{NODES}server: {{ bind: 127.0.0.1, port: {port} }}\nmetrics: {{ port: {metrics_port} }}\n"
+            "{NODES}server: {{ bind: 127.0.0.1, port: {port} }}\nmetrics: {{ port: {metrics_port} }}\ntask_store: {{ path: miroir.db }}\n"
         ),
     );
     let child = miroir()

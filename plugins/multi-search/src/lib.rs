@@ -33,9 +33,16 @@ impl QueryError {
         QueryError { status, code: code.to_owned(), message: message.into() }
     }
 
-    /// The same error, located at query `position`.
+    /// The same error, located at query `position`. Meilisearch answers a query's error with
+    /// 400 whatever its code (recorded: `index_not_found` inside a multi-search is a 400), but
+    /// keeps authentication statuses.
     pub(crate) fn at(self, position: usize) -> Self {
-        QueryError { message: format!("Inside `.queries[{position}]`: {}", self.message), ..self }
+        let status = if matches!(self.status, 401 | 403) { self.status } else { 400 };
+        QueryError {
+            status,
+            message: format!("Inside `.queries[{position}]`: {}", self.message),
+            ..self
+        }
     }
 
     fn into_response(self) -> Response {

@@ -1,0 +1,177 @@
+//! `POST /multi-search` through `miroir serve` with the multi-search plugin enabled, in front of
+//! three development nodes: every query answers what the same search sent alone answers.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use miroir_devnode::testing::TestNode;
+use serde_json::{json, Value};
+
+const KEY: &str = "multi-master-key";
+const NODE_KEY: &str = "multi-node-key";
+
+fn plugins_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = target.join("plugins");
+    assert!(
+        dir.join("multi_search.wasm").exists(),
+        "{} is missing: run `make plugins` first",
+        dir.join("multi_search.wasm").display()
+    );
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+struct Miroir(Child);
+
+impl Drop for Miroir {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn call(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    method: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client
+        .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
+        .bearer_auth(KEY);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().expect("miroir answers");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+fn wait_task(client: &reqwest::blocking::Client, base: &str, answer: &(u16, Value)) {
+    assert_eq!(answer.0, 202, "{answer:?}");
+    let uid = answer.1["taskUid"].as_u64().expect("task uid");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let (_, task) = call(client, &format!("{base}/tasks/{uid}"), "GET", None);
+        match task["status"].as_str() {
+            Some("succeeded") => return,
+            Some("failed" | "canceled") => panic!("task failed: {task}"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    panic!("task {uid} did not finish");
+}
+
+#[test]
+fn multi_search_through_the_plugin_answers_like_single_searches() {
+    let nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut config = format!(
+        "server: {{ bind: 127.0.0.1, port: {port} }}\nmetrics: {{ enabled: false }}\nshards: 8\n\
+         task_store: {{ path: miroir.db }}\n\
+         multi_search: {{ enabled: true }}\nplugins: {{ dir: \"{}\" }}\nnodes:\n",
+        plugins_dir().display()
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        config.push_str(&format!(
+            "  - {{ id: n{i}, address: \"{}\", replica_group: g }}\n",
+            node.url()
+        ));
+    }
+    let path = dir.path().join("miroir.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let _miroir = Miroir(
+        Command::new(env!("CARGO_BIN_EXE_miroir"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("MIROIR_MASTER_KEY", KEY)
+            .env("MIROIR_NODE_MASTER_KEY", NODE_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start miroir"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.get(format!("{base}/health")).send().is_err() {
+        assert!(Instant::now() < deadline, "miroir did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let create = call(
+        &client,
+        &format!("{base}/indexes"),
+        "POST",
+        Some(json!({"uid": "items", "primaryKey": "id"})),
+    );
+    wait_task(&client, &base, &create);
+    let settings = json!({"filterableAttributes": ["kind"], "sortableAttributes": ["price"]});
+    wait_task(
+        &client,
+        &base,
+        &call(&client, &format!("{base}/indexes/items/settings"), "PATCH", Some(settings)),
+    );
+    let words = ["alpha", "bravo", "charlie", "delta", "echo"];
+    let docs: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({"id": i, "title": format!("{} {} item", words[i % 5], words[(i / 5) % 5]),
+                        "kind": words[i % 3], "price": (i * 37) % 101})
+        })
+        .collect();
+    wait_task(
+        &client,
+        &base,
+        &call(&client, &format!("{base}/indexes/items/documents"), "POST", Some(json!(docs))),
+    );
+
+    let queries = [
+        json!({"q": "alpha", "limit": 5, "showRankingScore": true}),
+        json!({"q": "bravo delta", "filter": "kind = echo", "limit": 4}),
+        json!({"q": "", "sort": ["price:asc"], "limit": 6, "offset": 3}),
+    ];
+    let batch: Vec<Value> = queries
+        .iter()
+        .map(|q| {
+            let mut q = q.clone();
+            q["indexUid"] = json!("items");
+            q
+        })
+        .collect();
+    let (status, multi) =
+        call(&client, &format!("{base}/multi-search"), "POST", Some(json!({"queries": batch})));
+    assert_eq!(status, 200, "{multi}");
+    let results = multi["results"].as_array().expect("results");
+    assert_eq!(results.len(), queries.len());
+    for (query, result) in queries.iter().zip(results) {
+        let (_, alone) =
+            call(&client, &format!("{base}/indexes/items/search"), "POST", Some(query.clone()));
+        assert_eq!(result["indexUid"], "items");
+        assert_eq!(result["hits"], alone["hits"], "query {query}");
+        assert_eq!(result["estimatedTotalHits"], alone["estimatedTotalHits"], "query {query}");
+    }
+
+    let (status, error) = call(
+        &client,
+        &format!("{base}/multi-search"),
+        "POST",
+        Some(
+            json!({"queries": [{"indexUid": "items", "q": "x"}, {"indexUid": "missing", "q": "x"}]}),
+        ),
+    );
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["code"], "index_not_found");
+    assert!(error["message"].as_str().unwrap_or_default().contains(".queries[1]"), "{error}");
+}
