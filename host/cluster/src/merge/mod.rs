@@ -50,6 +50,7 @@ pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings)
     let want_details =
         client.get("showRankingScoreDetails").and_then(Value::as_bool).unwrap_or(false);
     let hidden = added_fields(client, &settings.primary_key, distinct_on);
+    let shown = hits.len().saturating_sub(start) as u64;
     let page_hits: Vec<Value> = hits[start..]
         .iter()
         .map(|h| Value::Object(client_hit(h, want_score, want_details, &hidden)))
@@ -76,10 +77,23 @@ pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings)
         out.insert("facetStats".into(), stats);
     }
     if answers.iter().any(|a| a.get("semanticHitCount").is_some()) {
-        let semantic: u64 = answers.iter().filter_map(|a| a["semanticHitCount"].as_u64()).sum();
-        out.insert("semanticHitCount".into(), Value::from(semantic));
+        out.insert("semanticHitCount".into(), Value::from(semantic_hit_count(answers, shown)));
     }
     Value::Object(out)
+}
+
+/// `semanticHitCount` counts the hits of the answer that came from the semantic search. Nodes
+/// report it for their own page, which says whether their hits were semantic; the merged page
+/// holds `shown` hits: all semantic when every node's were, none when no node's were, and
+/// otherwise at most what the nodes counted.
+fn semantic_hit_count(answers: &[Value], shown: u64) -> u64 {
+    let counted = |a: &Value| a["semanticHitCount"].as_u64().unwrap_or(0);
+    let returned = |a: &Value| a["hits"].as_array().map_or(0, |h| h.len() as u64);
+    if answers.iter().all(|a| counted(a) == returned(a)) {
+        shown
+    } else {
+        answers.iter().map(counted).sum::<u64>().min(shown)
+    }
 }
 
 fn total_of(answer: &Value, paged: bool) -> u64 {
