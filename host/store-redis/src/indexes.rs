@@ -10,7 +10,8 @@ use redis::{AsyncCommands, Script};
 use time::OffsetDateTime;
 
 use crate::error::{parse_u64, redis_err};
-use crate::lua::FENCE_OK;
+
+use crate::lua::{DELETE_MEMBER, FENCE_OK};
 use crate::RedisStore;
 
 /// KEYS: index key, index set. ARGV: uid, create-only flag, then field/value pairs.
@@ -22,14 +23,6 @@ static WRITE: LazyLock<Script> = LazyLock::new(|| {
          redis.call('HSET', KEYS[1], unpack(ARGV, 3))
          redis.call('SADD', KEYS[2], ARGV[1])
          return 1",
-    )
-});
-
-/// KEYS: index key, index set. ARGV: uid. Returns whether the index existed.
-static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "redis.call('SREM', KEYS[2], ARGV[1])
-         return redis.call('DEL', KEYS[1])",
     )
 });
 
@@ -163,7 +156,7 @@ impl IndexCatalog for RedisStore {
 
     async fn delete_index(&self, uid: &str) -> StoreResult<bool> {
         self.run("delete_index", async {
-            let n: i64 = DELETE
+            let n: i64 = DELETE_MEMBER
                 .key(self.keys.index(uid))
                 .key(self.keys.indexes())
                 .arg(uid)

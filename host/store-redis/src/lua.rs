@@ -27,3 +27,12 @@ pub(crate) static PURGE_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
         return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)"
     ))
 });
+
+/// Deletes a record and removes its id from the set that lists such records.
+/// KEYS: the record key, the set. ARGV: the id. Returns whether the record existed.
+pub(crate) static DELETE_MEMBER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "redis.call('SREM', KEYS[2], ARGV[1])
+         return redis.call('DEL', KEYS[1])",
+    )
+});

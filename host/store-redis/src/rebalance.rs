@@ -7,7 +7,8 @@ use miroir_store::{Fence, RebalanceStore, StoreError, StoreResult, Versioned};
 use redis::{AsyncCommands, Script};
 
 use crate::error::{from_json, parse_u64, redis_err};
-use crate::lua::FENCE_OK;
+
+use crate::lua::{DELETE_MEMBER, FENCE_OK};
 use crate::RedisStore;
 
 /// KEYS: run key, run set, fence token key. ARGV: expected version, doc, run id, token or ''.
@@ -22,14 +23,6 @@ static SAVE: LazyLock<Script> = LazyLock::new(|| {
         redis.call('SADD', KEYS[2], ARGV[3])
         return {{1, current + 1}}"
     ))
-});
-
-/// KEYS: run key, run set. ARGV: run id. Returns whether the run existed.
-static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "redis.call('SREM', KEYS[2], ARGV[1])
-         return redis.call('DEL', KEYS[1])",
-    )
 });
 
 #[async_trait]
@@ -101,7 +94,7 @@ impl RebalanceStore for RedisStore {
 
     async fn delete_rebalance(&self, run_id: &str) -> StoreResult<bool> {
         self.run("delete_rebalance", async {
-            let n: i64 = DELETE
+            let n: i64 = DELETE_MEMBER
                 .key(self.keys.rebalance(run_id))
                 .key(self.keys.rebalances())
                 .arg(run_id)
