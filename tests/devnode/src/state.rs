@@ -7,6 +7,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+use crate::error::ApiError;
 use crate::index::Index;
 use crate::keys::KeyStore;
 use crate::process::process_task;
@@ -23,6 +24,11 @@ pub struct Db {
 }
 
 impl Db {
+    /// The index `uid`, or Meilisearch's `index_not_found`.
+    pub fn index(&self, uid: &str) -> Result<&Index, ApiError> {
+        self.indexes.get(uid).ok_or_else(|| ApiError::index_not_found(uid))
+    }
+
     /// Add a task to the queue and return a copy of it.
     pub fn enqueue(&mut self, index_uid: Option<String>, kind: TaskKind) -> Task {
         let uid = self.next_task_uid;

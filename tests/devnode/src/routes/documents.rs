@@ -85,7 +85,7 @@ fn invalid_filter(e: crate::filter::FilterError) -> ApiError {
 
 fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiError> {
     let db = node.db();
-    let index = db.indexes.get(uid).ok_or_else(|| ApiError::index_not_found(uid))?;
+    let index = db.index(uid)?;
     if let Some(filter) = &browse.filter {
         filter
             .check_filterable(uid, &index.settings.filterable_patterns())
@@ -235,7 +235,7 @@ pub async fn get_one(
         }
     }
     let db = node.db();
-    let index = db.indexes.get(&uid).ok_or_else(|| ApiError::index_not_found(&uid))?;
+    let index = db.index(&uid)?;
     let doc = index.documents.get(&id).ok_or_else(|| {
         ApiError::new("document_not_found", format!("Document `{id}` not found."))
     })?;

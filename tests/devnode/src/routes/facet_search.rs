@@ -107,7 +107,7 @@ pub async fn facet_search_post(
     let request = parse(&json_body(&headers, &body)?)?;
     let query = parse_search_body(&request.search)?;
     let db = node.db();
-    let index = db.indexes.get(&uid).ok_or_else(|| ApiError::index_not_found(&uid))?;
+    let index = db.index(&uid)?;
     check_facet_searchable(index, &request.name)?;
     let outcome = run(index, &query, None)?;
     let wanted = request.query.clone().unwrap_or_default();

@@ -133,7 +133,7 @@ pub async fn get(
     check_uid(&uid)?;
     auth(&node, &headers, "indexes.get", Some(&uid))?;
     let db = node.db();
-    let index = db.indexes.get(&uid).ok_or_else(|| ApiError::index_not_found(&uid))?;
+    let index = db.index(&uid)?;
     Ok(ok_json(index_json(index)))
 }
 
@@ -177,7 +177,7 @@ pub async fn stats(
     check_uid(&uid)?;
     auth(&node, &headers, "stats.get", Some(&uid))?;
     let db = node.db();
-    let index = db.indexes.get(&uid).ok_or_else(|| ApiError::index_not_found(&uid))?;
+    let index = db.index(&uid)?;
     Ok(ok_json(index_stats(&db, index)))
 }
 

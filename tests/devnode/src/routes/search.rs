@@ -14,7 +14,7 @@ use crate::state::Node;
 
 fn run(node: &Node, uid: &str, query: &SearchQuery) -> Result<Response, ApiError> {
     let db = node.db();
-    let index = db.indexes.get(uid).ok_or_else(|| ApiError::index_not_found(uid))?;
+    let index = db.index(uid)?;
     Ok(ok_json(search(index, query)?))
 }
 

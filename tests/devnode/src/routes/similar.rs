@@ -158,7 +158,7 @@ fn answer(index: &Index, request: Similar) -> Result<Value, ApiError> {
 
 fn respond(node: &Node, uid: &str, request: Similar) -> Result<Response, ApiError> {
     let db = node.db();
-    let index = db.indexes.get(uid).ok_or_else(|| ApiError::index_not_found(uid))?;
+    let index = db.index(uid)?;
     Ok(ok_json(answer(index, request)?))
 }
 
