@@ -90,6 +90,9 @@ error_codes! {
     MiroirPluginFailed => "miroir_plugin_failed", 502, Internal;
     /// The request body is larger than `server.max_body_bytes`.
     MiroirPayloadTooLarge => "miroir_payload_too_large", 413, InvalidRequest;
+    /// A multi-search (or one of its queries) ran past `multi_search.total_timeout` or
+    /// `multi_search.query_timeout`.
+    MiroirTimeout => "miroir_timeout", 504, System;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -246,6 +249,7 @@ mod tests {
         (ErrorCode::MiroirInvalidAuth, 401, "miroir_invalid_auth", "auth"),
         (ErrorCode::MiroirPluginFailed, 502, "miroir_plugin_failed", "internal"),
         (ErrorCode::MiroirPayloadTooLarge, 413, "miroir_payload_too_large", "invalid_request"),
+        (ErrorCode::MiroirTimeout, 504, "miroir_timeout", "system"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
