@@ -34,7 +34,15 @@ pub async fn serve(
     processing_delay: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let node = Node::new(master_key, processing_delay);
+    serve_node(listener, Node::new(master_key, processing_delay), shutdown).await
+}
+
+/// Serve `node` on `listener` until `shutdown` resolves; the task worker runs alongside.
+pub async fn serve_node(
+    listener: TcpListener,
+    node: Arc<Node>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let worker = tokio::spawn(Arc::clone(&node).run_worker());
     let result = axum::serve(listener, routes::router(node)).with_graceful_shutdown(shutdown).await;
     worker.abort();

@@ -18,6 +18,10 @@ struct Cli {
     /// Time every task spends in `processing`, to make task states observable in tests.
     #[arg(long, default_value_t = 0)]
     processing_delay_ms: u64,
+    /// Time every search, facet search, similar and multi-search waits before answering, to
+    /// make the node slow in tests.
+    #[arg(long, default_value_t = 0)]
+    search_delay_ms: u64,
 }
 
 #[tokio::main]
@@ -38,12 +42,11 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    miroir_devnode::serve(
-        listener,
+    let node = miroir_devnode::Node::new(
         cli.master_key.filter(|k| !k.is_empty()),
         Duration::from_millis(cli.processing_delay_ms),
-        shutdown,
-    )
-    .await?;
+    );
+    node.set_search_delay(Duration::from_millis(cli.search_delay_ms));
+    miroir_devnode::serve_node(listener, node, shutdown).await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The node's whole state behind one lock, and the worker that processes tasks in order.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,6 +48,9 @@ pub struct Node {
     pub master_key: Option<String>,
     /// Time each task spends in `processing` (0 in normal use; tests raise it to watch states).
     pub processing_delay: Duration,
+    /// Milliseconds every search-like request waits before it is answered (0 in normal use;
+    /// tests raise it to make a node slow).
+    search_delay_ms: AtomicU64,
 }
 
 impl Node {
@@ -55,7 +59,24 @@ impl Node {
         if let Some(key) = &master_key {
             db.keys = KeyStore::with_default_keys(key);
         }
-        Arc::new(Self { db: Mutex::new(db), wake: Notify::new(), master_key, processing_delay })
+        Arc::new(Self {
+            db: Mutex::new(db),
+            wake: Notify::new(),
+            master_key,
+            processing_delay,
+            search_delay_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Make every search, facet search, similar and multi-search wait `delay` before answering.
+    pub fn set_search_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.search_delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The current search delay.
+    pub fn search_delay(&self) -> Duration {
+        Duration::from_millis(self.search_delay_ms.load(Ordering::Relaxed))
     }
 
     /// The state, locked. Never held across an await.

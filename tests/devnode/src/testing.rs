@@ -1,14 +1,18 @@
 //! Starting a development node inside a test process, on a free loopback port.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::Node;
+
 /// A development node serving on `127.0.0.1` from a background thread; stops when dropped.
 pub struct TestNode {
     addr: SocketAddr,
+    node: Arc<Node>,
     master_key: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -25,7 +29,8 @@ impl TestNode {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let key = master_key.map(String::from);
-        let thread_key = key.clone();
+        let node = Node::new(key.clone(), delay);
+        let thread_node = Arc::clone(&node);
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -40,11 +45,11 @@ impl TestNode {
                 let shutdown = async {
                     let _ = stop_rx.await;
                 };
-                crate::serve(listener, thread_key, delay, shutdown).await.expect("serve");
+                crate::serve_node(listener, thread_node, shutdown).await.expect("serve");
             });
         });
         let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("the node starts");
-        Self { addr, master_key: key, stop: Some(stop_tx), thread: Some(thread) }
+        Self { addr, node, master_key: key, stop: Some(stop_tx), thread: Some(thread) }
     }
 
     /// `http://127.0.0.1:PORT`
@@ -58,6 +63,11 @@ impl TestNode {
 
     pub fn master_key(&self) -> Option<&str> {
         self.master_key.as_deref()
+    }
+
+    /// Make this node's searches wait `delay` before answering (`Duration::ZERO` to stop).
+    pub fn set_search_delay(&self, delay: Duration) {
+        self.node.set_search_delay(delay);
     }
 }
 

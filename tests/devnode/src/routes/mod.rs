@@ -15,8 +15,9 @@ mod tasks;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -68,15 +69,31 @@ pub fn router(node: Arc<Node>) -> Router {
             "/indexes/{uid}/documents/{id}",
             get(documents::get_one).delete(documents::delete_one),
         )
-        .route("/indexes/{uid}/search", get(search::search_get).post(search::search_post))
-        .route("/indexes/{uid}/facet-search", post(facet_search::facet_search_post))
-        .route("/indexes/{uid}/similar", get(similar::similar_get).post(similar::similar_post))
-        .route("/multi-search", post(multi_search::multi_search))
+        .merge(search_routes(Arc::clone(&node)))
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{uid}", get(tasks::get_one))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .with_state(node)
+}
+
+/// The search-like routes, behind the node's optional search delay.
+fn search_routes(node: Arc<Node>) -> Router<Arc<Node>> {
+    Router::new()
+        .route("/indexes/{uid}/search", get(search::search_get).post(search::search_post))
+        .route("/indexes/{uid}/facet-search", post(facet_search::facet_search_post))
+        .route("/indexes/{uid}/similar", get(similar::similar_get).post(similar::similar_post))
+        .route("/multi-search", post(multi_search::multi_search))
+        .layer(middleware::from_fn_with_state(node, search_delay))
+}
+
+/// Waits the node's search delay (see [`Node::set_search_delay`]) before answering.
+async fn search_delay(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let delay = node.search_delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    next.run(request).await
 }
 
 /// Check the request's bearer token for `action` (on `index`, when the route has one).
