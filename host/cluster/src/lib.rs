@@ -9,16 +9,20 @@
 
 mod assignment;
 mod covering;
+mod health;
 pub mod merge;
 mod node_client;
+mod read_plan;
 mod topology;
 pub mod write_routing;
 
 pub use assignment::{rendezvous_score, shard_of, Assignment};
 pub use covering::CoveringSet;
+pub use health::{HealthRegistry, HealthState, HealthThresholds, Transition};
 pub use node_client::{
     with_request_id, NodeAuth, NodeBody, NodeClient, NodeClients, NodeError, NodeResponse,
     REQUEST_ID_HEADER,
 };
+pub use read_plan::ReadPlan;
 pub use topology::{Group, Topology, TopologyError};
 pub use write_routing::{quorum_size, QuorumReport};

@@ -1,0 +1,221 @@
+//! Which nodes a read asks: the replica group (round-robin, skipping groups that cannot cover
+//! every shard), its covering set, and — when a node fails or times out — the replacements for
+//! its shards, first in the same group and then in the others.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use miroir_types::{GroupId, NodeId, ShardId};
+
+use crate::assignment::Assignment;
+use crate::covering::CoveringSet;
+use crate::health::HealthRegistry;
+use crate::topology::Topology;
+
+/// The plan of one read: the groups in the order they are tried and the first covering set.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    /// The chosen group first, then the other groups in topology order after it.
+    pub group_order: Vec<GroupId>,
+    /// The first round: one available node per shard in the chosen group.
+    pub covering: CoveringSet,
+    rotation: usize,
+}
+
+impl ReadPlan {
+    /// Choose the group for a read. A `pinned` group (session read-your-writes) is used as is.
+    /// Otherwise, starting at `rotation`, the first group whose healthy nodes cover every shard;
+    /// failing that, the first whose available (not down) nodes do; failing that, the rotation's
+    /// group, with its uncovered shards left for [`ReadPlan::replacements`].
+    pub fn new(
+        topology: &Topology,
+        assignment: &Assignment,
+        health: &HealthRegistry,
+        rotation: usize,
+        pinned: Option<&GroupId>,
+    ) -> Self {
+        let groups: Vec<&GroupId> = topology.groups().iter().map(|g| &g.id).collect();
+        let start = pinned
+            .and_then(|p| groups.iter().position(|g| *g == p))
+            .unwrap_or(rotation % groups.len().max(1));
+        let rotated: Vec<GroupId> =
+            (0..groups.len()).map(|i| groups[(start + i) % groups.len()].clone()).collect();
+        let build = |group: &GroupId, usable: &dyn Fn(&NodeId) -> bool| {
+            CoveringSet::build(assignment, group, rotation, usable)
+        };
+        let chosen = if pinned.is_some() {
+            Some(build(&rotated[0], &|n| health.is_available(n)))
+        } else {
+            let healthy = |n: &NodeId| health.is_healthy(n);
+            let available = |n: &NodeId| health.is_available(n);
+            rotated.iter().map(|g| build(g, &healthy)).find(CoveringSet::is_complete).or_else(
+                || rotated.iter().map(|g| build(g, &available)).find(CoveringSet::is_complete),
+            )
+        };
+        let covering = chosen.unwrap_or_else(|| build(&rotated[0], &|n| health.is_available(n)));
+        let group_order = std::iter::once(covering.group.clone())
+            .chain(rotated.into_iter().filter(|g| *g != covering.group))
+            .collect();
+        ReadPlan { group_order, covering, rotation }
+    }
+
+    /// Nodes to ask for `shards` (whose node failed, or which had none), never one of `tried`
+    /// nor one that is down: an owner in the chosen group first, then in the next groups. A node
+    /// already picked for another of these shards is preferred, so each node is asked once.
+    /// Returns the picks and the shards no node is left for.
+    pub fn replacements(
+        &self,
+        assignment: &Assignment,
+        health: &HealthRegistry,
+        shards: &BTreeSet<ShardId>,
+        tried: &BTreeSet<NodeId>,
+    ) -> (BTreeMap<NodeId, Vec<ShardId>>, BTreeSet<ShardId>) {
+        let mut picks: BTreeMap<NodeId, Vec<ShardId>> = BTreeMap::new();
+        let mut left = BTreeSet::new();
+        for &shard in shards {
+            // The first group, in order, that still has a usable owner of the shard.
+            let usable = self.group_order.iter().find_map(|g| {
+                let owners: Vec<&NodeId> = assignment
+                    .owners(g, shard)
+                    .iter()
+                    .filter(|n| !tried.contains(*n) && health.is_available(n))
+                    .collect();
+                (!owners.is_empty()).then_some(owners)
+            });
+            let Some(owners) = usable else {
+                left.insert(shard);
+                continue;
+            };
+            let pick = owners
+                .iter()
+                .find(|n| picks.contains_key(**n))
+                .copied()
+                .unwrap_or(owners[(self.rotation + shard.get() as usize) % owners.len()]);
+            picks.entry(pick.clone()).or_default().push(shard);
+        }
+        (picks, left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::HealthThresholds;
+
+    /// `groups` groups of `per_group` nodes named `g<G>-n<N>`.
+    fn cluster(
+        groups: usize,
+        per_group: usize,
+        rf: usize,
+    ) -> (Topology, Assignment, HealthRegistry) {
+        let mut nodes = Vec::new();
+        for g in 0..groups {
+            for n in 0..per_group {
+                nodes.push((
+                    NodeId::new(format!("g{g}-n{n}")).unwrap(),
+                    GroupId::new(format!("g{g}")).unwrap(),
+                ));
+            }
+        }
+        let topology = Topology::new(nodes, rf).unwrap();
+        let assignment = Assignment::new(&topology, 32);
+        let health = HealthRegistry::new(
+            topology.nodes(),
+            HealthThresholds { degraded_after: 1, down_after: 2, recover_after: 1 },
+        );
+        (topology, assignment, health)
+    }
+
+    fn node(name: &str) -> NodeId {
+        NodeId::new(name).unwrap()
+    }
+
+    fn take_down(health: &HealthRegistry, name: &str) {
+        health.record(&node(name), false);
+        health.record(&node(name), false);
+    }
+
+    #[test]
+    fn round_robin_over_groups_when_all_are_healthy() {
+        let (t, a, h) = cluster(2, 2, 1);
+        let first = ReadPlan::new(&t, &a, &h, 0, None);
+        let second = ReadPlan::new(&t, &a, &h, 1, None);
+        assert_ne!(first.covering.group, second.covering.group);
+        assert!(first.covering.is_complete() && second.covering.is_complete());
+        assert_eq!(first.group_order.len(), 2);
+    }
+
+    #[test]
+    fn a_group_with_a_down_node_is_skipped() {
+        let (t, a, h) = cluster(2, 2, 1);
+        take_down(&h, "g0-n1");
+        for rotation in 0..4 {
+            let plan = ReadPlan::new(&t, &a, &h, rotation, None);
+            assert_eq!(plan.covering.group.as_str(), "g1", "rotation {rotation}");
+            assert!(plan.covering.is_complete());
+        }
+    }
+
+    #[test]
+    fn healthy_groups_are_preferred_to_degraded_ones() {
+        let (t, a, h) = cluster(2, 2, 1);
+        h.record(&node("g1-n0"), false);
+        for rotation in 0..4 {
+            assert_eq!(ReadPlan::new(&t, &a, &h, rotation, None).covering.group.as_str(), "g0");
+        }
+        h.record(&node("g0-n0"), false);
+        let groups: BTreeSet<String> = (0..4)
+            .map(|r| ReadPlan::new(&t, &a, &h, r, None).covering.group.as_str().to_owned())
+            .collect();
+        assert_eq!(groups.len(), 2, "both degraded: round-robin again");
+    }
+
+    #[test]
+    fn a_pinned_group_is_kept_even_when_incomplete() {
+        let (t, a, h) = cluster(2, 2, 1);
+        take_down(&h, "g1-n0");
+        let g1 = GroupId::new("g1").unwrap();
+        let plan = ReadPlan::new(&t, &a, &h, 0, Some(&g1));
+        assert_eq!(plan.covering.group, g1);
+        assert_eq!(plan.covering.missing, a.shards_of(&node("g1-n0")));
+        assert_eq!(plan.group_order[1].as_str(), "g0");
+    }
+
+    #[test]
+    fn replacements_try_the_same_group_first_then_the_next() {
+        let (t, a, h) = cluster(2, 3, 2);
+        let plan = ReadPlan::new(&t, &a, &h, 0, None);
+        let group = plan.covering.group.clone();
+        let (failed, shards) = plan.covering.nodes.iter().next().unwrap();
+        let shards: BTreeSet<ShardId> = shards.iter().copied().collect();
+        let tried: BTreeSet<NodeId> = [failed.clone()].into_iter().collect();
+        let (picks, left) = plan.replacements(&a, &h, &shards, &tried);
+        assert!(left.is_empty());
+        for (n, s) in &picks {
+            assert_ne!(n, failed);
+            assert_eq!(t.group_of(n), Some(&group), "RF 2: the other replica in the same group");
+            for shard in s {
+                assert!(a.owners(&group, *shard).contains(n));
+            }
+        }
+        // Every node of the chosen group tried: the other group answers.
+        let all_of_group: BTreeSet<NodeId> =
+            t.group(&group).unwrap().nodes.iter().cloned().collect();
+        let (picks, left) = plan.replacements(&a, &h, &shards, &all_of_group);
+        assert!(left.is_empty());
+        assert!(picks.keys().all(|n| t.group_of(n) != Some(&group)));
+        let covered: BTreeSet<ShardId> = picks.values().flatten().copied().collect();
+        assert_eq!(covered, shards);
+    }
+
+    #[test]
+    fn shards_without_any_available_owner_are_left() {
+        let (t, a, h) = cluster(1, 3, 1);
+        let plan = ReadPlan::new(&t, &a, &h, 0, None);
+        let failed = node("g0-n1");
+        let shards: BTreeSet<ShardId> = a.shards_of(&failed).into_iter().collect();
+        let tried: BTreeSet<NodeId> = [failed].into_iter().collect();
+        let (picks, left) = plan.replacements(&a, &h, &shards, &tried);
+        assert!(picks.is_empty());
+        assert_eq!(left, shards);
+    }
+}
