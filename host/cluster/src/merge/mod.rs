@@ -6,18 +6,22 @@
 //! ([`order`]), the client's page is cut, totals and facets are combined ([`facets`]), and
 //! fields the client did not ask for are stripped.
 
+mod browse;
 mod facet_search;
 mod facets;
 mod order;
 mod request;
+mod similar;
 
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+pub use browse::{browse_plan, ShardSlice};
 pub use facet_search::merge_facet_search;
 pub use order::{compare_hits, RankKey};
 pub use request::{node_request, ClientPage};
+pub use similar::merge_similar;
 
 /// The index settings the merge needs.
 #[derive(Debug, Clone, PartialEq)]
