@@ -50,7 +50,8 @@ impl NodeStep {
 pub type NodeOutcome = Result<NodeResponse, NodeError>;
 
 /// Runs every call in parallel (the steps of one call in order); returns each node's outcome of
-/// its last step. A failed bookkeeping step stops that node's call.
+/// its last step. A failed bookkeeping step stops that node's call; a node that is down is not
+/// asked and counts as unreachable.
 pub async fn run(
     state: &AppState,
     auth: NodeAuth<'_>,
@@ -64,6 +65,13 @@ pub async fn run(
 }
 
 async fn run_steps(state: &AppState, auth: NodeAuth<'_>, call: &NodeCall) -> NodeOutcome {
+    if !state.health().is_available(&call.node) {
+        // Waiting for a node the probes say is down would only delay the answer.
+        return Err(NodeError::Unreachable {
+            node: call.node.clone(),
+            reason: "down according to its health probes".into(),
+        });
+    }
     let client = state.clients().get(&call.node)?;
     let mut last = None;
     for step in &call.steps {

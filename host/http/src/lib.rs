@@ -18,6 +18,7 @@ mod catalog;
 pub mod documents;
 pub mod error;
 pub mod fanout;
+pub mod health;
 pub mod idempotency;
 mod indexes;
 mod keys;

@@ -2,7 +2,7 @@
 //! sent to each node of the set restricted to the shards that node answers for, and the
 //! answers merged as one node holding every document would answer (`miroir_cluster::merge`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use miroir_cluster::merge::{merge_facet_search, merge_search, node_request, MergeSettings};
-use miroir_cluster::{CoveringSet, NodeAuth, NodeBody};
+use miroir_cluster::{Assignment, NodeAuth, NodeBody, NodeError, NodeResponse, ReadPlan};
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::Value;
@@ -66,7 +66,7 @@ pub async fn search_get(
 
 /// Meilisearch's GET search parameters as a POST body: lists are comma-separated, numbers and
 /// booleans are text. Values that do not parse are passed as text, so the node reports them.
-fn get_params_as_body(query: Option<&str>) -> Value {
+pub(crate) fn get_params_as_body(query: Option<&str>) -> Value {
     const LISTS: &[&str] = &[
         "attributesToRetrieve",
         "attributesToCrop",
@@ -167,17 +167,17 @@ pub async fn facet_search(
 }
 
 /// What one scatter gathered.
-struct Scatter {
-    answers: Vec<Value>,
+pub(crate) struct Scatter {
+    pub(crate) answers: Vec<Value>,
     /// The shards each answer covers, in the same order.
-    shards: Vec<Vec<ShardId>>,
-    missing: BTreeSet<ShardId>,
-    settings: MergeSettings,
+    pub(crate) shards: Vec<Vec<ShardId>>,
+    pub(crate) missing: BTreeSet<ShardId>,
+    pub(crate) settings: MergeSettings,
 }
 
 impl Scatter {
     /// The merged answer, with `X-Miroir-Degraded` when some shards did not answer.
-    fn respond(&self, merged: Value) -> Response {
+    pub(crate) fn respond(&self, merged: Value) -> Response {
         let mut response = Json(merged).into_response();
         if !self.missing.is_empty() {
             let list =
@@ -190,7 +190,7 @@ impl Scatter {
     }
 }
 
-/// Send `request` (as the node request of `route`) to one covering set of the next group.
+/// Send `request` (as the node request of `route`) to one covering set; see [`scatter_with`].
 async fn scatter(
     state: &AppState,
     caller: &Caller,
@@ -199,63 +199,87 @@ async fn scatter(
     route: &str,
     request: &Value,
 ) -> HttpResult<Scatter> {
+    let requests = |settings: &MergeSettings, _: &[ShardId]| {
+        let base = if route == "search" {
+            let mut keep = vec![settings.primary_key.as_str()];
+            keep.extend(request.get("distinct").and_then(Value::as_str));
+            keep.extend(settings.distinct_attribute.as_deref());
+            node_request(request, &keep)
+        } else {
+            request.clone()
+        };
+        (route.to_owned(), base)
+    };
+    scatter_with(state, caller, uid, headers, route, &requests).await
+}
+
+/// The request a node of a scatter is sent, given the merge settings and the shards the node
+/// answers for: the route under `/indexes/{uid}/` and the JSON body, before the restriction to
+/// those shards is added.
+pub(crate) type NodeRequests<'a> =
+    dyn Fn(&MergeSettings, &[ShardId]) -> (String, Value) + Send + Sync + 'a;
+
+/// Send each node of one covering set of the next group that can cover every shard its
+/// request (`requests`; `label` names it in logs); a node that fails or times out has its
+/// shards asked of another replica in the same group, then in the other groups.
+pub(crate) async fn scatter_with(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    headers: &HeaderMap,
+    route: &str,
+    requests: &NodeRequests<'_>,
+) -> HttpResult<Scatter> {
     let meta = state.store().get_index(uid).await?.ok_or_else(|| ApiError::index_not_found(uid))?;
     let assignment = state.assignment(meta.shard_count);
-    let groups = state.topology().groups();
     let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
     let pinned = match session_id(state, headers) {
         Some(session) => pin_read(state, &session).await?,
         None => None,
     };
-    let group = pinned
-        .and_then(|id| groups.iter().find(|g| g.id == id))
-        .unwrap_or(&groups[rotation % groups.len()]);
-    let covering = CoveringSet::build(&assignment, &group.id, rotation, |_| true);
+    let plan =
+        ReadPlan::new(state.topology(), &assignment, state.health(), rotation, pinned.as_ref());
     let primary_key = meta.primary_key.clone().unwrap_or_else(|| "id".to_owned());
     let settings = merge_settings(state, uid, meta.settings_version, &primary_key).await?;
-    let base = if route == "search" {
-        let mut keep = vec![primary_key.as_str()];
-        keep.extend(request.get("distinct").and_then(Value::as_str));
-        keep.extend(settings.distinct_attribute.as_deref());
-        node_request(request, &keep)
-    } else {
-        request.clone()
-    };
-    let path = format!("/indexes/{uid}/{route}");
-    let calls = covering.nodes.iter().map(|(node, shards)| {
-        let owned = assignment.shards_of(node).into_iter().collect::<BTreeSet<ShardId>>();
-        let body = restricted(&base, shards, &owned);
-        let path = path.clone();
-        let node = node.clone();
-        async move {
-            let client = state.clients().get(&node)?;
-            let bytes =
-                serde_json::to_vec(&body).map_err(|e| HttpError::Internal(e.to_string()))?;
-            let answer = client
-                .send(Method::POST, &path, Some(NodeBody::json(bytes)), caller.node_auth())
-                .await;
-            Ok::<_, HttpError>((node, shards.clone(), answer))
-        }
-    });
     let mut answers = Vec::new();
     let mut answered = Vec::new();
-    let mut missing: BTreeSet<ShardId> = covering.missing.iter().copied().collect();
-    for result in futures_util::future::join_all(calls).await {
-        let (node, shards, answer) = result?;
-        match answer {
-            Ok(response) if response.is_success() => {
-                answers.push(response.json());
-                answered.push(shards);
-            }
-            Ok(response) if response.status < 500 => {
-                // The same error one node would give (bad filter, unknown field...).
-                return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
-            }
-            Ok(_) | Err(_) => {
-                tracing::warn!(node = %node, "a node failed to answer a {route}");
-                missing.extend(shards);
+    let mut tried = BTreeSet::new();
+    // The first round asks the covering set, plus replacements for the shards it could not
+    // cover; each next round asks replacements for the shards whose node failed.
+    let uncovered: BTreeSet<ShardId> = plan.covering.missing.iter().copied().collect();
+    let (mut round, mut missing) =
+        plan.replacements(&assignment, state.health(), &uncovered, &tried);
+    for (node, shards) in &plan.covering.nodes {
+        round.entry(node.clone()).or_default().extend(shards.iter().copied());
+    }
+    while !round.is_empty() {
+        tried.extend(round.keys().cloned());
+        let mut failed = BTreeSet::new();
+        for (node, shards, answer) in
+            ask(state, caller, &assignment, uid, &settings, requests, round).await
+        {
+            match answer {
+                Ok(response) if response.is_success() => {
+                    answers.push(response.json());
+                    answered.push(shards);
+                }
+                Ok(response) if response.status < 500 => {
+                    // The same error one node would give (bad filter, unknown field...).
+                    return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
+                }
+                Ok(response) => {
+                    tracing::warn!(node = %node, status = response.status, "a node failed a {route}; asking a replica");
+                    failed.extend(shards);
+                }
+                Err(error) => {
+                    tracing::warn!(node = %node, %error, "a node failed a {route}; asking a replica");
+                    failed.extend(shards);
+                }
             }
         }
+        let (next, left) = plan.replacements(&assignment, state.health(), &failed, &tried);
+        missing.extend(left);
+        round = next;
     }
     if !missing.is_empty()
         && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
@@ -268,9 +292,44 @@ async fn scatter(
     Ok(Scatter { answers, shards: answered, missing, settings })
 }
 
+/// Sends each node of `round` its request (`requests`), restricted to the shards it answers
+/// for; returns each node's outcome with those shards.
+async fn ask(
+    state: &AppState,
+    caller: &Caller,
+    assignment: &Assignment,
+    uid: &str,
+    settings: &MergeSettings,
+    requests: &NodeRequests<'_>,
+    round: BTreeMap<NodeId, Vec<ShardId>>,
+) -> Vec<(NodeId, Vec<ShardId>, Result<NodeResponse, NodeError>)> {
+    let calls = round.into_iter().map(|(node, shards)| {
+        let owned = assignment.shards_of(&node).into_iter().collect::<BTreeSet<ShardId>>();
+        let (route, base) = requests(settings, &shards);
+        let path = format!("/indexes/{uid}/{route}");
+        let body = restricted(&base, &shards, &owned);
+        async move {
+            let answer = match (state.clients().get(&node), serde_json::to_vec(&body)) {
+                (Ok(client), Ok(bytes)) => {
+                    client
+                        .send(Method::POST, &path, Some(NodeBody::json(bytes)), caller.node_auth())
+                        .await
+                }
+                (Err(error), _) => Err(error),
+                (_, Err(error)) => Err(NodeError::Unreachable {
+                    node: node.clone(),
+                    reason: format!("request not serializable: {error}"),
+                }),
+            };
+            (node, shards, answer)
+        }
+    });
+    futures_util::future::join_all(calls).await
+}
+
 /// The node request, restricted to `answering` when the node also holds other shards (replicas
 /// another node answers for in this search), so no document is counted twice.
-fn restricted(base: &Value, answering: &[ShardId], owned: &BTreeSet<ShardId>) -> Value {
+pub(crate) fn restricted(base: &Value, answering: &[ShardId], owned: &BTreeSet<ShardId>) -> Value {
     if answering.len() == owned.len() && answering.iter().all(|s| owned.contains(s)) {
         return base.clone();
     }

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use miroir_cluster::{Assignment, NodeClients, NodeError, Topology, TopologyError};
+use miroir_cluster::{
+    Assignment, HealthRegistry, HealthThresholds, NodeClients, NodeError, Topology, TopologyError,
+};
 use miroir_config::Config;
 use miroir_store::TaskStore;
 use miroir_types::GroupId;
@@ -31,6 +33,7 @@ struct Inner {
     config: Config,
     topology: Topology,
     clients: NodeClients,
+    health: HealthRegistry,
     store: Arc<dyn TaskStore>,
     keys: KeyCache,
     assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
@@ -52,11 +55,18 @@ impl AppState {
             config.secrets.node_master_key.as_ref().map(|k| k.expose().to_owned()),
             config.scatter.node_timeout.get(),
         )?;
+        let thresholds = HealthThresholds {
+            degraded_after: config.health.degraded_after,
+            down_after: config.health.down_after,
+            recover_after: config.health.recover_after,
+        };
+        let health = HealthRegistry::new(topology.nodes(), thresholds);
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
                 topology,
                 clients,
+                health,
                 store,
                 keys: KeyCache::default(),
                 assignments: Mutex::new(HashMap::new()),
@@ -78,6 +88,11 @@ impl AppState {
     /// The node clients.
     pub fn clients(&self) -> &NodeClients {
         &self.inner.clients
+    }
+
+    /// What Miroir believes of each node's health (fed by [`crate::health::spawn_prober`]).
+    pub fn health(&self) -> &HealthRegistry {
+        &self.inner.health
     }
 
     /// The task store.

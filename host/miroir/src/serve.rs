@@ -49,6 +49,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let state = AppState::new(config.clone(), Arc::clone(&runtime.store))
         .context("cannot set up the gateway")?;
+    let prober = miroir_http::health::spawn_prober(state.clone());
     // With every plugin disabled this loads nothing and creates no wasmtime engine.
     let host = Arc::new(crate::plugins::GatewayHost { state: state.clone() });
     let plugins = miroir_plugins::PluginRuntime::from_config(&config, host)
@@ -83,6 +84,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
     }
     tracing::debug!(instance = %runtime.instance_id, backend = runtime.store.backend(), "stopping");
+    prober.abort();
     runtime.shutdown().await;
     tracing::info!("miroir stopped");
     Ok(())

@@ -49,6 +49,8 @@ pub struct ClusterBuilder {
     max_body_bytes: Option<u64>,
     store_dir: Option<PathBuf>,
     task_delay: Duration,
+    configure: Option<Box<dyn FnOnce(&mut Config)>>,
+    health_probes: bool,
 }
 
 /// Development nodes with Miroir in front.
@@ -64,6 +66,7 @@ pub struct Cluster {
     pub store_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     server: tokio::task::JoinHandle<()>,
+    prober: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ClusterBuilder {
@@ -77,7 +80,21 @@ impl ClusterBuilder {
             max_body_bytes: None,
             store_dir: None,
             task_delay: Duration::ZERO,
+            configure: None,
+            health_probes: false,
         }
+    }
+
+    /// Changes the configuration Miroir starts with (after the builder's own settings).
+    pub fn configure(mut self, change: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.configure = Some(Box::new(change));
+        self
+    }
+
+    /// Runs the health prober (`health.*` settings) alongside the server.
+    pub fn health_probes(mut self) -> Self {
+        self.health_probes = true;
+        self
     }
 
     pub fn master_key(mut self, key: &str) -> Self {
@@ -130,6 +147,9 @@ impl ClusterBuilder {
         if let Some(bytes) = self.max_body_bytes {
             config.server.max_body_bytes = bytes;
         }
+        if let Some(change) = self.configure {
+            change(&mut config);
+        }
         let (temp, store_dir) = match self.store_dir {
             Some(dir) => (None, dir),
             None => {
@@ -139,6 +159,7 @@ impl ClusterBuilder {
             }
         };
         let (addr, state, server) = serve(&config, &store_dir).await;
+        let prober = self.health_probes.then(|| miroir_http::health::spawn_prober(state.clone()));
         Cluster {
             nodes,
             node_ids: ids,
@@ -151,6 +172,7 @@ impl ClusterBuilder {
             store_dir,
             _temp: temp,
             server,
+            prober,
         }
     }
 }
@@ -175,6 +197,9 @@ pub async fn serve(
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(prober) = &self.prober {
+            prober.abort();
+        }
     }
 }
 
@@ -199,6 +224,10 @@ impl Cluster {
         self.addr = addr;
         self.state = state;
         self.server = server;
+        if let Some(prober) = self.prober.take() {
+            prober.abort();
+            self.prober = Some(miroir_http::health::spawn_prober(self.state.clone()));
+        }
     }
 
     pub async fn call(
