@@ -79,7 +79,12 @@ mod tests {
     #[test]
     fn scores_and_details_only_when_asked() {
         let answer = json!({"hits": [hit(3, 0.9)], "estimatedTotalHits": 1});
-        let plain = merge_similar(&json!({"id": 1}), &json!("1"), &[answer.clone()], &settings());
+        let plain = merge_similar(
+            &json!({"id": 1}),
+            &json!("1"),
+            std::slice::from_ref(&answer),
+            &settings(),
+        );
         assert_eq!(plain["hits"], json!([{"id": 3}]));
         let details = merge_similar(
             &json!({"id": 1, "showRankingScoreDetails": true}),

@@ -1,67 +1,143 @@
-//! Browsing documents (`GET .../documents`, `POST .../documents/fetch`): one node per shard of
-//! one group, totals summed, pages concatenated then cut to the client's offset and limit.
+//! Browsing documents (`GET .../documents`, `POST .../documents/fetch`) with one global offset
+//! and limit over every shard, as one node holding every document pages them.
 //!
-//! Not yet the final merge: a single node returns documents in its internal order, which no
-//! other server can reproduce, so the page order here is node by node.
+//! The order is shard-major (see [`miroir_cluster::merge::browse_plan`]): one node's internal
+//! order cannot be reproduced across shards, and this order is the same whichever replicas
+//! answer. Two rounds: every shard is counted (`limit: 0`, restricted to the shard with
+//! `_miroir_shard.s<N> EXISTS`), then only the shards the page reaches are asked for their
+//! slice, on the node that counted them. `total` is the sum over shards, so each document is
+//! counted once, never once per replica. A request a node refuses is sent again unchanged to
+//! one node, so the client gets exactly the error one node gives.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::future::join_all;
-use miroir_cluster::{CoveringSet, NodeBody};
-use miroir_types::ForwardedError;
+use miroir_cluster::merge::browse_plan;
+use miroir_cluster::{CoveringSet, NodeBody, NodeResponse};
+use miroir_config::UnavailableShardPolicy;
+use miroir_types::{ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
+use crate::bookkeeping::shard_filter;
 use crate::catalog::{check_uid, existing};
 use crate::documents::strip_document;
 use crate::error::{HttpError, HttpResult};
 use crate::AppState;
-use axum::http::Method;
 
-async fn scatter(
-    state: &AppState,
-    caller: &Caller,
-    uid: &str,
-    offset: usize,
-    limit: usize,
-    request: impl Fn(usize) -> (Method, String, Option<NodeBody>),
-) -> HttpResult<Response> {
-    let meta = existing(state, uid).await?;
-    let assignment = state.assignment(meta.shard_count);
-    let group = state
-        .topology()
-        .groups()
-        .first()
-        .map(|g| g.id.clone())
-        .ok_or_else(|| HttpError::Internal("no replica group".into()))?;
-    let covering = CoveringSet::build(&assignment, &group, 0, |_| true);
-    let calls = covering.nodes.keys().map(|node| {
-        let (method, path, body) = request(offset + limit);
-        async move {
-            let client = state.clients().get(node)?;
-            Ok::<_, HttpError>(client.send(method, &path, body, caller.node_auth()).await?)
-        }
-    });
-    let mut results = Vec::new();
-    let mut total = 0u64;
-    for answer in join_all(calls).await {
-        let answer = answer?;
-        if !answer.is_success() {
-            return Err(ForwardedError::new(answer.status, answer.body.to_vec()).into());
-        }
-        let json = answer.json();
-        total += json.get("total").and_then(Value::as_u64).unwrap_or(0);
-        if let Some(Value::Array(items)) = json.get("results") {
-            results.extend(items.iter().cloned());
+/// Meilisearch's default page size for documents.
+const DEFAULT_LIMIT: usize = 20;
+
+/// Round-robin over replica groups for browsing, per instance.
+static NEXT_GROUP: AtomicUsize = AtomicUsize::new(0);
+
+/// The client's browse request, in the form it came.
+enum Browse {
+    /// `GET .../documents`: the query parameters.
+    Get(Vec<(String, String)>),
+    /// `POST .../documents/fetch`: the JSON body.
+    Fetch(Value),
+}
+
+/// A node request: method, path with query, body.
+type NodeRequest = (Method, String, Option<NodeBody>);
+
+impl Browse {
+    /// The client's `offset` and `limit`; `None` when either is malformed (one node then reports
+    /// it).
+    fn window(&self) -> Option<(usize, usize)> {
+        match self {
+            Browse::Get(params) => {
+                let number = |name: &str, default: usize| {
+                    params
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map_or(Some(default), |(_, v)| v.parse().ok())
+                };
+                Some((number("offset", 0)?, number("limit", DEFAULT_LIMIT)?))
+            }
+            Browse::Fetch(body) => {
+                let object = body.as_object()?;
+                let number = |name: &str, default: usize| match object.get(name) {
+                    None => Some(default),
+                    Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()),
+                };
+                Some((number("offset", 0)?, number("limit", DEFAULT_LIMIT)?))
+            }
         }
     }
-    let mut page: Vec<Value> = results.into_iter().skip(offset).take(limit).collect();
-    page.iter_mut().for_each(strip_document);
-    Ok(Json(json!({ "results": page, "offset": offset, "limit": limit, "total": total }))
-        .into_response())
+
+    /// The client's request as it came, for one node.
+    fn unchanged(&self, uid: &str) -> NodeRequest {
+        match self {
+            Browse::Get(params) => (Method::GET, get_path(uid, params.iter()), None),
+            Browse::Fetch(body) => fetch_request(uid, body),
+        }
+    }
+
+    /// The request for `limit` documents from `offset` of `shard` only.
+    fn for_shard(&self, uid: &str, shard: ShardId, offset: usize, limit: usize) -> NodeRequest {
+        let only = shard_filter(shard);
+        match self {
+            Browse::Get(params) => {
+                let filter = match params.iter().find(|(k, _)| k == "filter") {
+                    Some((_, client)) if !client.trim().is_empty() => {
+                        format!("({client}) AND {only}")
+                    }
+                    _ => only,
+                };
+                let kept = params
+                    .iter()
+                    .filter(|(k, _)| !["offset", "limit", "filter"].contains(&k.as_str()))
+                    .cloned();
+                let added = [
+                    ("filter".to_owned(), filter),
+                    ("offset".to_owned(), offset.to_string()),
+                    ("limit".to_owned(), limit.to_string()),
+                ];
+                let all: Vec<(String, String)> = kept.chain(added).collect();
+                (Method::GET, get_path(uid, all.iter()), None)
+            }
+            Browse::Fetch(body) => {
+                let mut body = body.clone();
+                body["filter"] = match body.get("filter").cloned() {
+                    None | Some(Value::Null) => json!([only]),
+                    Some(Value::Array(mut items)) => {
+                        items.push(Value::from(only));
+                        Value::Array(items)
+                    }
+                    Some(other) => json!([other, only]),
+                };
+                body["offset"] = json!(offset);
+                body["limit"] = json!(limit);
+                fetch_request(uid, &body)
+            }
+        }
+    }
+}
+
+fn get_path<'a>(uid: &str, params: impl Iterator<Item = &'a (String, String)>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        query.append_pair(k, v);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        format!("/indexes/{uid}/documents")
+    } else {
+        format!("/indexes/{uid}/documents?{query}")
+    }
+}
+
+fn fetch_request(uid: &str, body: &Value) -> NodeRequest {
+    let bytes = serde_json::to_vec(body).expect("a JSON value serializes");
+    (Method::POST, format!("/indexes/{uid}/documents/fetch"), Some(NodeBody::json(bytes)))
 }
 
 /// `GET /indexes/{uid}/documents`.
@@ -72,26 +148,10 @@ pub async fn browse_get(
     RawQuery(query): RawQuery,
 ) -> HttpResult<Response> {
     check_uid(&uid)?;
-    let params: Vec<(String, String)> =
-        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    let number = |name: &str, default: usize| {
-        params.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.parse().ok()).unwrap_or(default)
-    };
-    let (offset, limit) = (number("offset", 0), number("limit", 20));
-    let rest: Vec<&(String, String)> =
-        params.iter().filter(|(k, _)| k != "offset" && k != "limit").collect();
-    scatter(&state, &caller, &uid, offset, limit, |reach| {
-        let mut serializer = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &rest {
-            serializer.append_pair(k, v);
-        }
-        serializer.append_pair("offset", "0");
-        serializer.append_pair("limit", &reach.to_string());
-        (Method::GET, format!("/indexes/{uid}/documents?{}", serializer.finish()), None)
-    })
-    .await
+    let params = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    browse(&state, &caller, &uid, Browse::Get(params)).await
 }
 
 /// `POST /indexes/{uid}/documents/fetch`.
@@ -104,14 +164,224 @@ pub async fn browse_post(
 ) -> HttpResult<Response> {
     check_uid(&uid)?;
     let request = json_body(&headers, &body)?;
-    let offset = request.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let limit = request.get("limit").and_then(Value::as_u64).unwrap_or(20) as usize;
-    scatter(&state, &caller, &uid, offset, limit, |reach| {
-        let mut node_request = request.clone();
-        node_request["offset"] = json!(0);
-        node_request["limit"] = json!(reach);
-        let bytes = serde_json::to_vec(&node_request).unwrap_or_default();
-        (Method::POST, format!("/indexes/{uid}/documents/fetch"), Some(NodeBody::json(bytes)))
-    })
-    .await
+    browse(&state, &caller, &uid, Browse::Fetch(request)).await
+}
+
+/// One shard's answer: the node that gave it and what it said.
+struct ShardAnswer {
+    node: NodeId,
+    response: NodeResponse,
+}
+
+async fn browse(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    request: Browse,
+) -> HttpResult<Response> {
+    let meta = existing(state, uid).await?;
+    let assignment = state.assignment(meta.shard_count);
+    let groups = state.topology().groups();
+    let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+    let group = &groups[rotation % groups.len()].id;
+    let covering = CoveringSet::build(&assignment, group, rotation, |_| true);
+    let shards: Vec<ShardId> = (0..meta.shard_count).map(ShardId::new).collect();
+    // Every owner of each shard: the covering set's node, its group, then the other groups.
+    let candidates: Vec<Vec<NodeId>> = shards
+        .iter()
+        .map(|shard| {
+            let mut list: Vec<NodeId> = covering
+                .nodes
+                .iter()
+                .filter(|(_, answering)| answering.contains(shard))
+                .map(|(node, _)| node.clone())
+                .collect();
+            let owners = assignment.owners(group, *shard).iter();
+            let others = assignment.write_targets(*shard).flat_map(|(_, o)| o.iter());
+            for node in owners.chain(others) {
+                if !list.contains(node) {
+                    list.push(node.clone());
+                }
+            }
+            list
+        })
+        .collect();
+    let Some((offset, limit)) = request.window() else {
+        return Err(exact_error(state, caller, uid, &request, &candidates[0], None).await);
+    };
+
+    // Round 1: how many matching documents each shard holds.
+    let counts = join_all(shards.iter().zip(&candidates).map(|(shard, nodes)| {
+        ask_shard(state, caller, nodes, request.for_shard(uid, *shard, 0, 0))
+    }))
+    .await;
+    let mut missing = BTreeSet::new();
+    let mut totals = Vec::with_capacity(shards.len());
+    let mut counted: Vec<Option<NodeId>> = Vec::with_capacity(shards.len());
+    for (shard, answer) in shards.iter().zip(counts) {
+        match answer {
+            Some(ShardAnswer { node, response }) if response.is_success() => {
+                totals.push(response.json()["total"].as_u64().unwrap_or(0));
+                counted.push(Some(node));
+            }
+            Some(ShardAnswer { node, response }) => {
+                let refused = ForwardedError::new(response.status, response.body.to_vec());
+                let nodes = std::slice::from_ref(&node);
+                return Err(exact_error(state, caller, uid, &request, nodes, Some(refused)).await);
+            }
+            None => {
+                missing.insert(*shard);
+                totals.push(0);
+                counted.push(None);
+            }
+        }
+    }
+
+    // Round 2: the slices of the shards the page reaches, on the node that counted each.
+    let slices = browse_plan(&totals, offset, limit);
+    let pages = join_all(slices.iter().map(|slice| {
+        let shard = shards[slice.position];
+        let mut nodes = candidates[slice.position].clone();
+        if let Some(first) = &counted[slice.position] {
+            nodes.retain(|n| n != first);
+            nodes.insert(0, first.clone());
+        }
+        let node_request = request.for_shard(uid, shard, slice.offset, slice.limit);
+        async move { ask_shard(state, caller, &nodes, node_request).await }
+    }))
+    .await;
+    let mut results = Vec::with_capacity(limit.min(1000));
+    for (slice, answer) in slices.iter().zip(pages) {
+        match answer {
+            Some(ShardAnswer { response, .. }) if response.is_success() => {
+                if let Value::Array(items) = response.json()["results"].take() {
+                    results.extend(items);
+                }
+            }
+            Some(ShardAnswer { response, .. }) => {
+                return Err(ForwardedError::new(response.status, response.body.to_vec()).into())
+            }
+            None => {
+                missing.insert(shards[slice.position]);
+            }
+        }
+    }
+    if !missing.is_empty()
+        && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
+    {
+        return Err(HttpError::api(
+            ErrorCode::MiroirShardUnavailable,
+            format!("{} shard(s) of index `{uid}` have no replica answering.", missing.len()),
+        ));
+    }
+    results.iter_mut().for_each(strip_document);
+    let total: u64 = totals.iter().sum();
+    let mut response = Json(json!({
+        "results": results, "offset": offset, "limit": limit, "total": total,
+    }))
+    .into_response();
+    if !missing.is_empty() {
+        let list = missing.iter().map(|s| s.get().to_string()).collect::<Vec<_>>().join(",");
+        if let Ok(value) = HeaderValue::from_str(&format!("shards={list}")) {
+            response.headers_mut().insert(crate::fanout::DEGRADED, value);
+        }
+    }
+    Ok(response)
+}
+
+/// Sends `node_request` to the first of `nodes` that answers (a 4xx is an answer); `None` when
+/// every one failed.
+async fn ask_shard(
+    state: &AppState,
+    caller: &Caller,
+    nodes: &[NodeId],
+    (method, path, body): NodeRequest,
+) -> Option<ShardAnswer> {
+    for node in nodes {
+        let Ok(client) = state.clients().get(node) else { continue };
+        match client.send(method.clone(), &path, body.clone(), caller.node_auth()).await {
+            Ok(response) if response.status < 500 => {
+                return Some(ShardAnswer { node: node.clone(), response });
+            }
+            Ok(response) => {
+                tracing::warn!(node = %node, status = response.status, "a node failed a browse");
+            }
+            Err(error) => tracing::warn!(node = %node, %error, "a node failed a browse"),
+        }
+    }
+    None
+}
+
+/// The error one node gives the client's request as it came (asked of the first of `nodes`
+/// that answers), else `refused` (what a node said to a shard's request), else a generic one.
+async fn exact_error(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    request: &Browse,
+    nodes: &[NodeId],
+    refused: Option<ForwardedError>,
+) -> HttpError {
+    match ask_shard(state, caller, nodes, request.unchanged(uid)).await {
+        Some(ShardAnswer { response, .. }) if !response.is_success() => {
+            ForwardedError::new(response.status, response.body.to_vec()).into()
+        }
+        _ => match refused {
+            Some(error) => error.into(),
+            None => HttpError::Internal("a node accepted a browse request it refused".into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(query: &str) -> Browse {
+        Browse::Get(
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn shard_requests_keep_the_client_filter_and_add_the_shard() {
+        let (_, path, _) =
+            get("fields=id&filter=a%20%3D%201&limit=3").for_shard("i", ShardId::new(4), 2, 5);
+        assert_eq!(
+            path,
+            "/indexes/i/documents?fields=id&filter=%28a+%3D+1%29+AND+_miroir_shard.s4+EXISTS\
+             &offset=2&limit=5"
+        );
+        let (_, path, _) = get("").for_shard("i", ShardId::new(0), 0, 0);
+        assert_eq!(path, "/indexes/i/documents?filter=_miroir_shard.s0+EXISTS&offset=0&limit=0");
+    }
+
+    #[test]
+    fn fetch_filters_become_arrays_with_the_shard() {
+        let body = |b: Value, shard| {
+            let (_, _, body) = Browse::Fetch(b).for_shard("i", ShardId::new(shard), 1, 2);
+            serde_json::from_slice::<Value>(&body.expect("a body").bytes).expect("json")
+        };
+        assert_eq!(
+            body(json!({"filter": "a = 1", "fields": ["id"]}), 3),
+            json!({"filter": ["a = 1", "_miroir_shard.s3 EXISTS"], "fields": ["id"],
+                   "offset": 1, "limit": 2})
+        );
+        assert_eq!(
+            body(json!({"filter": [["a = 1", "a = 2"]]}), 0)["filter"],
+            json!([["a = 1", "a = 2"], "_miroir_shard.s0 EXISTS"])
+        );
+        assert_eq!(body(json!({}), 1)["filter"], json!(["_miroir_shard.s1 EXISTS"]));
+    }
+
+    #[test]
+    fn malformed_windows_are_left_to_the_node() {
+        assert_eq!(get("offset=3").window(), Some((3, 20)));
+        assert_eq!(get("limit=x").window(), None);
+        assert_eq!(Browse::Fetch(json!({"limit": -1})).window(), None);
+        assert_eq!(Browse::Fetch(json!([])).window(), None);
+        assert_eq!(Browse::Fetch(json!({"offset": 5, "limit": 0})).window(), Some((5, 0)));
+    }
 }
