@@ -26,6 +26,7 @@ mod passthrough;
 pub mod search;
 pub mod session;
 pub mod settings;
+mod similar;
 pub mod stack;
 mod state;
 mod stats;
@@ -95,7 +96,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/indexes/{uid}/stats", get(stats::index_stats))
         .route("/indexes/{uid}/search", get(search::search_get).post(search::search_post))
         .route("/indexes/{uid}/facet-search", post(search::facet_search))
-        .route("/indexes/{uid}/similar", get(passthrough::forward).post(passthrough::forward))
+        .route("/indexes/{uid}/similar", get(similar::similar_get).post(similar::similar_post))
         .route("/tasks", get(tasks::routes::list_tasks).delete(tasks::routes::delete_tasks))
         .route("/tasks/cancel", post(tasks::routes::cancel_tasks))
         .route("/tasks/{uid}", get(tasks::routes::get_task))

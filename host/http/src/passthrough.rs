@@ -1,6 +1,5 @@
-//! Routes that belong to the read path and are not merged yet: they are forwarded to one node
-//! and only have bookkeeping stripped, so later write steps keep working. NOT YET MERGED: a
-//! search answered this way covers only the shards that node holds.
+//! Routes any one node answers for the whole cluster (`/version`): forwarded to the first node
+//! that answers, with bookkeeping stripped.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
