@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 /// Every metric the gateway exports, registered once.
 pub struct Metrics {
@@ -13,6 +16,10 @@ pub struct Metrics {
     pub session_pinning_active_sessions: IntGauge,
     pub requests_in_flight: IntGauge,
     pub is_leader: IntGauge,
+    /// Finished tasks this instance pruned past their retention.
+    pub tasks_pruned: IntCounter,
+    /// Singleton writes the store refused because a newer leader holds the lease, by `job`.
+    pub fenced_writes_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -46,6 +53,19 @@ impl Metrics {
             ),
             requests_in_flight: gauge("miroir_requests_in_flight", "Client requests being served."),
             is_leader: gauge("miroir_is_leader", "1 while this instance holds the leader lease."),
+            tasks_pruned: IntCounter::with_opts(Opts::new(
+                "miroir_tasks_pruned_total",
+                "Finished tasks pruned past their retention by this instance.",
+            ))
+            .expect("valid counter"),
+            fenced_writes_refused: IntCounterVec::new(
+                Opts::new(
+                    "miroir_fenced_writes_refused_total",
+                    "Leader-only writes refused because a newer leader holds the lease, by job.",
+                ),
+                &["job"],
+            )
+            .expect("valid counter"),
             registry,
         };
         for collector in [
@@ -55,6 +75,8 @@ impl Metrics {
             Box::new(metrics.session_pinning_active_sessions.clone()),
             Box::new(metrics.requests_in_flight.clone()),
             Box::new(metrics.is_leader.clone()),
+            Box::new(metrics.tasks_pruned.clone()),
+            Box::new(metrics.fenced_writes_refused.clone()),
         ] {
             metrics.registry.register(collector).expect("each metric is registered once");
         }
@@ -129,6 +151,7 @@ mod tests {
             true,
         );
         metrics.background_queue_depth.set(4);
+        metrics.fenced_writes_refused.with_label_values(&["prune"]).inc();
         let text = metrics.render();
         assert!(
             text.contains(
@@ -137,10 +160,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("miroir_background_queue_depth 4"), "{text}");
+        assert!(text.contains("miroir_fenced_writes_refused_total{job=\"prune\"} 1"), "{text}");
         for name in [
             "miroir_idempotency_cache_entries",
             "miroir_session_pinning_active_sessions",
             "miroir_requests_in_flight",
+            "miroir_tasks_pruned_total",
         ] {
             assert!(text.contains(name), "{name} missing");
         }

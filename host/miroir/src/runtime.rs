@@ -1,6 +1,8 @@
 //! What runs beside the HTTP routes: the task store chosen by the config, leader election on
 //! it, the singleton work only the leader does, and the admin routes that report on them.
 
+mod prune;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +21,12 @@ use miroir_store_redis::{RedisConfig, RedisStore};
 use miroir_store_sqlite::{SqliteConfig, SqliteStore};
 use miroir_types::{ApiError, ErrorCode};
 use subtle::ConstantTimeEq as _;
-use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
 use crate::metrics::{Metrics, StoreLatency};
+use prune::{prune_loop, PruneSettings};
 
-/// How often the leader prunes old tasks and every instance refreshes its gauges.
+/// How often every instance refreshes its gauges and purges expired keys.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 
 /// The store, the election and the background loops of one running instance.
@@ -35,6 +37,7 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     leader: LeaderHandle,
     housekeeping: JoinHandle<()>,
+    pruning: JoinHandle<()>,
     admin_key: Option<String>,
 }
 
@@ -74,12 +77,19 @@ impl Runtime {
             open_store(config, Arc::new(StoreLatency(metrics.task_store_latency.clone()))).await?;
         let election = LeaderConfig::new(instance_id.clone())
             .with_timing(config.leader.lease_ttl.get(), config.leader.renew_interval.get());
+        let lease = election.lease_name.clone();
         let leader = LeaderElector::spawn(Arc::clone(&store), election);
         let housekeeping = tokio::spawn(housekeeping(
             Arc::clone(&store),
             Arc::clone(&metrics),
             leader.subscribe(),
-            config.task_store.task_retention.get(),
+        ));
+        let pruning = tokio::spawn(prune_loop(
+            Arc::clone(&store),
+            Arc::clone(&metrics),
+            leader.subscribe(),
+            lease,
+            PruneSettings::from_config(&config.task_store),
         ));
         tracing::info!(
             instance = %instance_id,
@@ -92,6 +102,7 @@ impl Runtime {
             metrics,
             leader,
             housekeeping,
+            pruning,
             admin_key: config.secrets.admin_api_key.as_ref().map(|k| k.expose().to_owned()),
         })
     }
@@ -119,6 +130,7 @@ impl Runtime {
     /// Stop the background loops and hand the lease over.
     pub async fn shutdown(self) {
         self.housekeeping.abort();
+        self.pruning.abort();
         if let Err(error) = self.leader.release().await {
             tracing::warn!(%error, "could not release the leader lease; it expires by itself");
         }
@@ -179,13 +191,12 @@ fn exposition(metrics: &Metrics) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()).into_response()
 }
 
-/// Every instance refreshes its gauges; only the leader prunes old tasks, and it stops as soon
-/// as it is no longer leader (the state is read before each run).
+/// Every instance refreshes its gauges and purges expired keys (pruning old tasks is the
+/// leader's, in [`prune`]).
 async fn housekeeping(
     store: Arc<dyn TaskStore>,
     metrics: Arc<Metrics>,
     leader: tokio::sync::watch::Receiver<LeaderState>,
-    retention: Duration,
 ) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     loop {
@@ -207,14 +218,6 @@ async fn housekeeping(
         }
         if let Err(error) = store.purge_expired().await {
             tracing::warn!(%error, "purging expired keys failed");
-        }
-        if is_leader {
-            let cutoff = OffsetDateTime::now_utc() - retention;
-            match store.prune_tasks(cutoff).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "pruned finished tasks past their retention"),
-                Err(error) => tracing::warn!(%error, "pruning tasks failed"),
-            }
         }
     }
 }

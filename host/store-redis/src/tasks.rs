@@ -6,16 +6,21 @@
 //! soon as the page is full (the total is the index's size). Other filters read every record to
 //! count the total, which is fine for the retention-bounded task table (7 days by default).
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use miroir_store::clock::unix_ms;
-use miroir_store::{NewTask, StoreError, StoreResult, TaskFilter, TaskLog, TaskPage, TaskRecord};
+use miroir_store::{
+    Fence, NewTask, StoreError, StoreResult, TaskFilter, TaskLog, TaskPage, TaskRecord,
+};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use time::OffsetDateTime;
 
 use crate::error::{from_json, redis_err, to_json};
+use crate::leases::stale_fence;
+use crate::lua::FENCE_OK;
 use crate::RedisStore;
 
 /// How many records one listing round trip reads.
@@ -33,6 +38,27 @@ static UPDATE: LazyLock<Script> = LazyLock::new(|| {
          end
          return 1",
     )
+});
+
+/// One fenced pruning batch. KEYS: fence token key, uid index, finished index, then one task
+/// key per uid. ARGV: fence token, cutoff in ms, then the uids. Returns -1 for a stale fence
+/// (nothing deleted), else how many records it deleted; a uid whose finish score moved past
+/// the cutoff since it was read is kept.
+static PRUNE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{FENCE_OK}
+        if not fence_ok(KEYS[1], ARGV[1]) then return -1 end
+        local deleted = 0
+        for i = 3, #ARGV do
+          local score = redis.call('ZSCORE', KEYS[3], ARGV[i])
+          if score and tonumber(score) <= tonumber(ARGV[2]) then
+            deleted = deleted + redis.call('DEL', KEYS[i + 1])
+            redis.call('ZREM', KEYS[2], ARGV[i])
+            redis.call('ZREM', KEYS[3], ARGV[i])
+          end
+        end
+        return deleted"
+    ))
 });
 
 /// The finish-index score of `task`: its finish time if it is terminal.
@@ -170,36 +196,47 @@ impl TaskLog for RedisStore {
         .await
     }
 
-    async fn prune_tasks(&self, older_than: OffsetDateTime) -> StoreResult<u64> {
+    async fn prune_tasks(
+        &self,
+        older_than: OffsetDateTime,
+        limit: usize,
+        fence: &Fence,
+    ) -> StoreResult<u64> {
         self.run("prune_tasks", async {
             let mut conn = self.conn();
-            // Scores are milliseconds; read the candidates and compare exact dates.
-            let candidates: Vec<u64> = conn
-                .zrangebyscore(self.keys.tasks_finished(), "-inf", unix_ms(older_than))
+            // Scores are milliseconds: read the earliest candidates, compare exact dates here,
+            // and let the script check the fence and delete in one atomic step.
+            let candidates: Vec<u64> = redis::cmd("ZRANGEBYSCORE")
+                .arg(self.keys.tasks_finished())
+                .arg("-inf")
+                .arg(unix_ms(older_than))
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit)
+                .query_async(&mut conn)
                 .await
                 .map_err(redis_err)?;
-            let mut pruned = 0;
-            for chunk in candidates.chunks(BATCH as usize) {
-                let tasks = self.read_tasks(&mut conn, chunk).await?;
-                let old: Vec<u64> = tasks
-                    .iter()
-                    .filter(|t| {
-                        t.status.is_terminal() && t.finished_at.is_some_and(|f| f < older_than)
-                    })
-                    .map(|t| t.uid)
-                    .collect();
-                if old.is_empty() {
-                    continue;
-                }
-                let keys: Vec<String> = old.iter().map(|u| self.keys.task(*u)).collect();
-                let mut pipe = redis::pipe();
-                pipe.atomic().del(keys).ignore();
-                pipe.zrem(self.keys.tasks(), &old).ignore();
-                pipe.zrem(self.keys.tasks_finished(), &old).ignore();
-                pipe.exec_async(&mut conn).await.map_err(redis_err)?;
-                pruned += old.len() as u64;
+            let tasks = self.read_tasks(&mut conn, &candidates).await?;
+            let young: HashSet<u64> = tasks
+                .iter()
+                .filter(|t| {
+                    !(t.status.is_terminal() && t.finished_at.is_some_and(|f| f < older_than))
+                })
+                .map(|t| t.uid)
+                .collect();
+            // A candidate without a record is a stale index entry: the script drops it too.
+            let old: Vec<u64> = candidates.into_iter().filter(|u| !young.contains(u)).collect();
+            let mut script = PRUNE.key(self.keys.lease_token(&fence.lease));
+            script.key(self.keys.tasks()).key(self.keys.tasks_finished());
+            for uid in &old {
+                script.key(self.keys.task(*uid));
             }
-            Ok(pruned)
+            script.arg(fence.token).arg(unix_ms(older_than)).arg(&old);
+            let deleted: i64 = script.invoke_async(&mut conn).await.map_err(redis_err)?;
+            if deleted < 0 {
+                return Err(stale_fence(Some(fence)));
+            }
+            Ok(deleted as u64)
         })
         .await
     }

@@ -4,12 +4,15 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use miroir_store::clock::{from_nanos, to_nanos};
-use miroir_store::{NewTask, StoreError, StoreResult, TaskFilter, TaskLog, TaskPage, TaskRecord};
+use miroir_store::{
+    Fence, NewTask, StoreError, StoreResult, TaskFilter, TaskLog, TaskPage, TaskRecord,
+};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row, TransactionBehavior};
 use time::OffsetDateTime;
 
 use crate::error::{json_col, sql_err};
+use crate::leases::check_fence_in;
 use crate::SqliteStore;
 
 const COLUMNS: &str =
@@ -189,16 +192,32 @@ impl TaskLog for SqliteStore {
         .await
     }
 
-    async fn prune_tasks(&self, older_than: OffsetDateTime) -> StoreResult<u64> {
+    async fn prune_tasks(
+        &self,
+        older_than: OffsetDateTime,
+        limit: usize,
+        fence: &Fence,
+    ) -> StoreResult<u64> {
         let cutoff = to_nanos(older_than)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let fence = fence.clone();
         self.call("prune_tasks", move |conn| {
-            let deleted = conn
-                .execute(
-                    "DELETE FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ?1
-                     AND status IN ('succeeded', 'failed', 'canceled')",
-                    [cutoff],
+            // Immediate: the fence is read under the write lock, so no newer leader can be
+            // elected between the check and the delete.
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
+            check_fence_in(&tx, &fence)?;
+            let deleted = tx
+                .prepare_cached(
+                    "DELETE FROM tasks WHERE uid IN (
+                       SELECT uid FROM tasks
+                       WHERE finished_at IS NOT NULL AND finished_at < ?1
+                       AND status IN ('succeeded', 'failed', 'canceled')
+                       ORDER BY finished_at, uid LIMIT ?2)",
                 )
+                .and_then(|mut st| st.execute(params![cutoff, limit]))
                 .map_err(sql_err)?;
+            tx.commit().map_err(sql_err)?;
             Ok(deleted as u64)
         })
         .await

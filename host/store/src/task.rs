@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::clock::serde_nanos;
-use crate::{StoreError, StoreResult};
+use crate::{Fence, StoreError, StoreResult};
 
 /// The status of a Miroir task, named as Meilisearch names task statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -216,8 +216,18 @@ pub trait TaskLog: Send + Sync {
     /// The tasks that pass `filter`, newest first, with the total and the next page's `from`.
     async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<TaskPage>;
 
-    /// Deletes terminal tasks that finished before `older_than`; returns how many.
-    async fn prune_tasks(&self, older_than: OffsetDateTime) -> StoreResult<u64>;
+    /// One batch of task pruning, leader-only work: deletes at most `limit` terminal tasks that
+    /// finished before `older_than`, earliest finish first, and returns how many it deleted.
+    ///
+    /// The fence is checked atomically with the delete: when `fence` is not the latest token
+    /// issued for its lease (a newer leader exists), nothing is deleted and the answer is
+    /// `Conflict`. A batch that deleted fewer than `limit` tasks left nothing old to prune.
+    async fn prune_tasks(
+        &self,
+        older_than: OffsetDateTime,
+        limit: usize,
+        fence: &Fence,
+    ) -> StoreResult<u64>;
 
     /// Deletes the finished (succeeded, failed or canceled) tasks among `uids`, as
     /// `DELETE /tasks` does; unfinished ones are kept. Returns how many were deleted.

@@ -40,6 +40,14 @@ pub struct TaskStoreConfig {
     pub url: Option<String>,
     /// How long finished tasks are kept before pruning. Default `"7d"`.
     pub task_retention: HumanDuration,
+    /// How often the leader looks for finished tasks past their retention. Default `"30s"`.
+    pub prune_interval: HumanDuration,
+    /// How many tasks one pruning batch deletes at most; a run deletes batch after batch until
+    /// nothing old is left. Default `1000`.
+    pub prune_batch_size: usize,
+    /// How long to wait between two batches of one run, to keep pruning gentle on the store.
+    /// Default `"0s"`.
+    pub prune_batch_pause: HumanDuration,
     /// Put before every Redis key, so several clusters can share one Redis. Default `miroir:`.
     /// With Redis Cluster use a hash tag such as `{miroir}:`.
     pub key_prefix: String,
@@ -52,6 +60,9 @@ impl Default for TaskStoreConfig {
             path: PathBuf::from("miroir.db"),
             url: None,
             task_retention: HumanDuration::from_secs(7 * 24 * 3600),
+            prune_interval: HumanDuration::from_secs(30),
+            prune_batch_size: 1000,
+            prune_batch_pause: HumanDuration::from_secs(0),
             key_prefix: "miroir:".to_owned(),
         }
     }
@@ -92,5 +103,52 @@ impl TaskStoreConfig {
                 "keep finished tasks for a while, e.g. \"7d\"",
             );
         }
+        if self.prune_interval.is_zero() {
+            report.push(
+                "task_store.prune_interval",
+                "must be longer than 0s",
+                "look for old tasks now and then, e.g. \"30s\"",
+            );
+        }
+        if self.prune_batch_size == 0 {
+            report.push(
+                "task_store.prune_batch_size",
+                "must be at least 1",
+                "delete old tasks in batches of, e.g., 1000",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem_paths(config: &TaskStoreConfig) -> Vec<String> {
+        let mut report = Report::default();
+        config.validate(&mut report);
+        report.into_problems().into_iter().map(|p| p.path).collect()
+    }
+
+    #[test]
+    fn pruning_defaults_are_valid() {
+        let config = TaskStoreConfig::default();
+        assert_eq!(config.prune_batch_size, 1000);
+        assert_eq!(config.prune_interval, HumanDuration::from_secs(30));
+        assert!(config.prune_batch_pause.is_zero());
+        assert!(problem_paths(&config).is_empty());
+    }
+
+    #[test]
+    fn empty_batches_and_a_zero_interval_are_refused() {
+        let config = TaskStoreConfig {
+            prune_batch_size: 0,
+            prune_interval: HumanDuration::from_secs(0),
+            ..TaskStoreConfig::default()
+        };
+        assert_eq!(
+            problem_paths(&config),
+            ["task_store.prune_interval", "task_store.prune_batch_size"]
+        );
     }
 }

@@ -16,6 +16,7 @@ mod jobs;
 mod kv;
 mod leader;
 mod leases;
+mod prune;
 mod tasks;
 mod ttl;
 
@@ -32,6 +33,7 @@ pub use jobs::*;
 pub use kv::*;
 pub use leader::*;
 pub use leases::*;
+pub use prune::*;
 pub use tasks::*;
 pub use ttl::*;
 
@@ -81,6 +83,8 @@ macro_rules! conformance_tests {
             task_listing_date_bounds,
             task_listing_pagination,
             prune_removes_only_old_terminal_tasks,
+            prune_deletes_in_bounded_batches_oldest_first,
+            fenced_prune_is_refused_after_a_newer_leader,
             delete_removes_only_finished_tasks,
             index_catalog_crud,
             settings_version_bumps_atomically,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use time::{Duration, OffsetDateTime};
 
+use super::prune::leader_fence;
 use super::StoreFactory;
 use crate::prelude::*;
 use crate::{NewTask, StoreError, TaskFilter, TaskRecord, TaskStatus};
@@ -44,7 +45,9 @@ pub async fn task_uids_strictly_increase<F: StoreFactory>(f: &F) {
     newest.status = TaskStatus::Succeeded;
     newest.finished_at = Some(base());
     store.update_task(&newest).await.expect("update");
-    assert_eq!(store.prune_tasks(base() + Duration::seconds(1)).await.expect("prune"), 1);
+    let fence = leader_fence(&*store).await;
+    let pruned = store.prune_tasks(base() + Duration::seconds(1), 10, &fence).await;
+    assert_eq!(pruned.expect("prune"), 1);
     let next = store.create_task(new_task("a", "indexCreation", base())).await.expect("create");
     assert!(next.uid > last, "uid {} reused after pruning {last}", next.uid);
 }
@@ -214,12 +217,13 @@ pub async fn prune_removes_only_old_terminal_tasks<F: StoreFactory>(f: &F) {
         store.update_task(&t).await.expect("update");
         uids.push(t.uid);
     }
-    assert_eq!(store.prune_tasks(cutoff).await.expect("prune"), 3);
+    let fence = leader_fence(&*store).await;
+    assert_eq!(store.prune_tasks(cutoff, 10, &fence).await.expect("prune"), 3);
     for (i, uid) in uids.iter().enumerate() {
         let kept = store.get_task(*uid).await.expect("get").is_some();
         assert_eq!(kept, i >= 3, "task {i}");
     }
-    assert_eq!(store.prune_tasks(cutoff).await.expect("prune again"), 0);
+    assert_eq!(store.prune_tasks(cutoff, 10, &fence).await.expect("prune again"), 0);
     assert_eq!(store.list_tasks(&filter(10)).await.expect("list").total, 3);
 }
 
