@@ -1,5 +1,6 @@
-//! Authentication: the master key on the Meilisearch API, the admin key on `/_miroir/*`, and API
-//! keys created through Miroir (which exist on every node with the same value).
+//! Authentication: the master key on the Meilisearch API, the admin key on `/_miroir/*` (except
+//! the `/_miroir/ready` probe, open like `/health`), and API keys created through Miroir (which
+//! exist on every node with the same value).
 //!
 //! Keys are compared in constant time. Without a master key every route is open (development
 //! mode). A request made with an API key is accepted when that key exists on the nodes and its
@@ -177,7 +178,7 @@ pub async fn authenticate(
 async fn decide(state: &AppState, request: &Presented) -> Result<Caller, HttpError> {
     let path = request.path.as_str();
     let secrets = &state.config().secrets;
-    if path == "/health" {
+    if path == "/health" || path == "/_miroir/ready" {
         return Ok(Caller::Open);
     }
     if path.starts_with("/_miroir/") || path == "/_miroir" {

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod body;
 pub mod bookkeeping;
 mod catalog;
+mod cluster_status;
 pub mod documents;
 pub mod error;
 pub mod fanout;
@@ -57,6 +58,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         usize::try_from(state.config().server.max_concurrent_requests).unwrap_or(usize::MAX).max(1);
     let routes = Router::new()
         .route("/health", get(passthrough::health))
+        .route("/_miroir/ready", get(cluster_status::ready))
+        .route("/_miroir/topology", get(cluster_status::topology))
+        .route("/_miroir/shards", get(cluster_status::shards))
         .route("/version", get(passthrough::forward))
         .route("/stats", get(stats::global_stats))
         .route("/keys", get(keys::read_keys).post(keys::create_key))

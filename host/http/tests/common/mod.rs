@@ -39,6 +39,9 @@ pub fn products() -> Vec<Value> {
     serde_json::from_slice(&bytes).expect("products parse")
 }
 
+/// A change to the configuration a cluster starts with.
+type ConfigChange = Box<dyn FnOnce(&mut Config)>;
+
 /// How to build a cluster.
 pub struct ClusterBuilder {
     groups: usize,
@@ -49,7 +52,7 @@ pub struct ClusterBuilder {
     max_body_bytes: Option<u64>,
     store_dir: Option<PathBuf>,
     task_delay: Duration,
-    configure: Option<Box<dyn FnOnce(&mut Config)>>,
+    configure: Option<ConfigChange>,
     health_probes: bool,
 }
 

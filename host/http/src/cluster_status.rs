@@ -1,0 +1,141 @@
+//! What the cluster looks like from this instance: `GET /_miroir/topology` (nodes, groups and
+//! their health), `GET /_miroir/shards` (which nodes own each shard of each index) and
+//! `GET /_miroir/ready` (whether every shard of every index can be searched).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use miroir_types::{ApiError, ShardId};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::HttpResult;
+use crate::AppState;
+
+/// `GET /_miroir/topology` (admin key): replica groups, their nodes with address and health.
+pub async fn topology(State(state): State<AppState>) -> Json<Value> {
+    let health = state.health().snapshot();
+    let groups: Vec<Value> = state
+        .topology()
+        .groups()
+        .iter()
+        .map(|group| {
+            let nodes: Vec<Value> = group
+                .nodes
+                .iter()
+                .map(|node| {
+                    let address = state.clients().get(node).map(|c| c.base_url().to_owned()).ok();
+                    json!({
+                        "id": node.as_str(),
+                        "address": address,
+                        "health": health.get(node).map(|h| h.as_str()),
+                    })
+                })
+                .collect();
+            json!({"id": group.id.as_str(), "nodes": nodes})
+        })
+        .collect();
+    Json(json!({
+        "replicationFactor": state.replication_factor(),
+        "defaultShards": state.config().shards,
+        "groups": groups,
+    }))
+}
+
+/// The query of `GET /_miroir/shards`.
+#[derive(Debug, Deserialize)]
+pub struct ShardsQuery {
+    /// Only this index.
+    index: Option<String>,
+}
+
+/// `GET /_miroir/shards` (admin key): for each index (or `?index=`), each shard's owners per
+/// group, with the shards no available node owns listed apart.
+pub async fn shards(
+    State(state): State<AppState>,
+    Query(query): Query<ShardsQuery>,
+) -> HttpResult<Json<Value>> {
+    let indexes = match &query.index {
+        Some(uid) => {
+            vec![state
+                .store()
+                .get_index(uid)
+                .await?
+                .ok_or_else(|| ApiError::index_not_found(uid))?]
+        }
+        None => state.store().list_indexes().await?,
+    };
+    let mut out = serde_json::Map::new();
+    for meta in indexes {
+        let assignment = state.assignment(meta.shard_count);
+        let shards: Vec<Value> = (0..meta.shard_count)
+            .map(|s| {
+                let shard = ShardId::new(s);
+                let owners: BTreeMap<&str, Vec<&str>> = state
+                    .topology()
+                    .groups()
+                    .iter()
+                    .map(|g| {
+                        let nodes = assignment.owners(&g.id, shard).iter().map(|n| n.as_str());
+                        (g.id.as_str(), nodes.collect())
+                    })
+                    .collect();
+                json!({"shard": s, "owners": owners})
+            })
+            .collect();
+        out.insert(
+            meta.uid.clone(),
+            json!({
+                "shardCount": meta.shard_count,
+                "unavailableShards": unavailable_shards(&state, meta.shard_count),
+                "shards": shards,
+            }),
+        );
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// The shards of an index with `shard_count` shards that no available node owns, in any group.
+fn unavailable_shards(state: &AppState, shard_count: u32) -> Vec<u32> {
+    let assignment = state.assignment(shard_count);
+    (0..shard_count)
+        .filter(|&s| {
+            let shard = ShardId::new(s);
+            !state.topology().groups().iter().any(|g| {
+                assignment.owners(&g.id, shard).iter().any(|n| state.health().is_available(n))
+            })
+        })
+        .collect()
+}
+
+/// `GET /_miroir/ready` (open, for readiness probes): 200 when the task store answers and every
+/// shard of every index has a node that is not down in at least one group; 503 otherwise, with
+/// the reason.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let indexes = match state.store().list_indexes().await {
+        Ok(indexes) => indexes,
+        Err(error) => {
+            tracing::warn!(%error, "readiness: the task store does not answer");
+            return not_ready(json!({"reason": "task store unavailable"}));
+        }
+    };
+    let missing: BTreeMap<String, Vec<u32>> = indexes
+        .iter()
+        .map(|meta| (meta.uid.clone(), unavailable_shards(&state, meta.shard_count)))
+        .filter(|(_, shards)| !shards.is_empty())
+        .collect();
+    if !missing.is_empty() {
+        return not_ready(
+            json!({"reason": "shards without an available replica", "unavailableShards": missing}),
+        );
+    }
+    Json(json!({"status": "ready"})).into_response()
+}
+
+fn not_ready(mut details: Value) -> Response {
+    details["status"] = json!("unavailable");
+    (StatusCode::SERVICE_UNAVAILABLE, Json(details)).into_response()
+}
