@@ -16,6 +16,44 @@ pub fn search(index: &str, request: &Value) -> Result<Value, HostError> {
     })
 }
 
+fn parse_answer(text: &str) -> Result<Value, HostError> {
+    serde_json::from_str(text).map_err(|e| HostError {
+        status: 502,
+        code: "invalid_response".into(),
+        message: format!("the host's search answer is not JSON: {e}"),
+    })
+}
+
+/// Runs several searches at once through the host's scatter-gather, each as [`search`] does,
+/// and returns their answers in the same order. Each search is bounded by `timeout_ms` (`None`:
+/// the plugin's deadline); one that runs past it fails alone with a `miroir_timeout` error
+/// (status 504).
+pub fn search_batch(
+    queries: &[(&str, &Value)],
+    timeout_ms: Option<u32>,
+) -> Vec<Result<Value, HostError>> {
+    let queries: Vec<bindings::search::SearchQuery> = queries
+        .iter()
+        .map(|(index, request)| bindings::search::SearchQuery {
+            index: (*index).to_owned(),
+            request: request.to_string(),
+        })
+        .collect();
+    bindings::search::search_batch(&queries, timeout_ms)
+        .into_iter()
+        .map(|answer| parse_answer(&answer?))
+        .collect()
+}
+
+/// Runs a federated multi-search (`{"federation": {...}, "queries": [...]}`, each query with its
+/// `indexUid`) over every shard and returns the merged response as one Meilisearch node answers
+/// it, totals counting each document once. Bounded by `timeout_ms` like [`search_batch`]. A
+/// query's error comes back with its Meilisearch status and an ``Inside `.queries[i]`: ``
+/// message.
+pub fn federated_search(request: &Value, timeout_ms: Option<u32>) -> Result<Value, HostError> {
+    parse_answer(&bindings::search::federated_search(&request.to_string(), timeout_ms)?)
+}
+
 /// Sends `request` to every shard of `index` and returns each shard's raw answer, in shard order.
 pub fn scatter(index: &str, request: &Value) -> Result<Vec<ShardResponse>, HostError> {
     let responses = bindings::search::scatter(index, &request.to_string())?;

@@ -51,7 +51,9 @@ mod host;
 mod plugin;
 mod types;
 
-pub use host::{clock, http, kv, log, metrics, random, scatter, search};
+pub use host::{
+    clock, federated_search, http, kv, log, metrics, random, scatter, search, search_batch,
+};
 pub use plugin::Plugin;
 pub use types::{
     Hook, HookError, HostError, Manifest, Method, Request, Response, Route, ShardResponse, Timing,

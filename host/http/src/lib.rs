@@ -19,6 +19,7 @@ mod cluster_status;
 pub mod documents;
 pub mod error;
 pub mod fanout;
+pub mod federated;
 pub mod health;
 pub mod idempotency;
 mod indexes;

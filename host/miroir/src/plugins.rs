@@ -69,6 +69,13 @@ impl PluginHost for GatewayHost {
         }
     }
 
+    async fn federated_search(&self, request: Value) -> Result<Value, HostCallError> {
+        match miroir_http::federated::federated_search(&self.state, &request).await {
+            Ok(answer) => Ok(answer),
+            Err(error) => Err(host_error(error).await),
+        }
+    }
+
     async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, HostCallError> {
         self.state.store().plugin_get(plugin, key).await.map_err(store_error)
     }

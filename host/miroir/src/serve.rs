@@ -58,7 +58,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if !plugins.plugin_names().is_empty() {
         tracing::info!(plugins = ?plugins.plugin_names(), "plugins loaded");
     }
-    let plugin_routes = crate::plugins::plugin_routes(Arc::new(plugins));
+    let plugins = Arc::new(plugins);
+    // The `tick` hook of the plugins declaring it, on a task of its own; stops with `serve`.
+    let _ticks = plugins.start_ticks(Duration::from_millis(config.plugins.tick_interval_ms));
+    let plugin_routes = crate::plugins::plugin_routes(plugins);
     let app = router_with(state, plugin_routes).merge(runtime.admin_router()).layer(
         axum::middleware::from_fn_with_state(
             runtime.metrics.requests_in_flight.clone(),

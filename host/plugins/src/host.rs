@@ -86,6 +86,14 @@ pub trait PluginHost: Send + Sync + 'static {
     async fn scatter(&self, index: &str, request: Value)
         -> Result<Vec<ShardAnswer>, HostCallError>;
 
+    /// Runs a federated multi-search (`{federation, queries}`) over every shard of every index
+    /// it names and returns the merged federated response, with totals counting each document
+    /// once. Default: not offered (`501`), for hosts without a cluster behind them.
+    async fn federated_search(&self, request: Value) -> Result<Value, HostCallError> {
+        let _ = request;
+        Err(HostCallError::new(501, "not_implemented", "this host does not offer federated search"))
+    }
+
     /// The value of `key` in `plugin`'s namespace.
     async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, HostCallError>;
 
@@ -150,13 +158,15 @@ pub async fn send_http(
     Ok(HttpResponse { status, headers, body })
 }
 
-/// A [`PluginHost`] that answers searches from fixed data and keeps key-value data and metrics
-/// in memory. Its `http_send` is real (through `reqwest`), so tests can check target policy
+/// A [`PluginHost`] that answers searches (and federated searches) from fixed data and keeps
+/// key-value data and metrics in memory. Its `http_send` is real (through `reqwest`), so tests can check target policy
 /// against a local server.
 #[derive(Debug, Default)]
 pub struct InMemoryHost {
     searches: Mutex<BTreeMap<String, Value>>,
     shards: Mutex<BTreeMap<String, Vec<ShardAnswer>>>,
+    federated: Mutex<Option<Value>>,
+    federated_requests: Mutex<Vec<Value>>,
     kv: Mutex<BTreeMap<(String, String), Vec<u8>>>,
     metrics: Mutex<Vec<(String, MetricSample)>>,
     client: reqwest::Client,
@@ -178,6 +188,17 @@ impl InMemoryHost {
         lock(&self.searches).insert(index.to_owned(), response);
         lock(&self.shards).insert(index.to_owned(), shards);
         self
+    }
+
+    /// Makes `federated_search` answer `response` (and record each request it receives).
+    pub fn with_federated(self, response: Value) -> Self {
+        *lock(&self.federated) = Some(response);
+        self
+    }
+
+    /// The requests `federated_search` received, in order.
+    pub fn federated_requests(&self) -> Vec<Value> {
+        lock(&self.federated_requests).clone()
     }
 
     /// The value of `key` in `plugin`'s namespace.
@@ -212,6 +233,13 @@ impl PluginHost for InMemoryHost {
         _request: Value,
     ) -> Result<Vec<ShardAnswer>, HostCallError> {
         lock(&self.shards).get(index).cloned().ok_or_else(|| index_not_found(index))
+    }
+
+    async fn federated_search(&self, request: Value) -> Result<Value, HostCallError> {
+        lock(&self.federated_requests).push(request);
+        lock(&self.federated).clone().ok_or_else(|| {
+            HostCallError::new(501, "not_implemented", "no federated answer was configured")
+        })
     }
 
     async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, HostCallError> {

@@ -90,7 +90,72 @@ impl metrics::Host for StoreState {
     }
 }
 
+/// The `host-error` of a host call that ran past `timeout`.
+fn timed_out(timeout: Duration) -> types::HostError {
+    types::HostError {
+        status: 504,
+        code: "miroir_timeout".into(),
+        message: format!("the search took longer than {} ms", timeout.as_millis()),
+    }
+}
+
+impl StoreState {
+    /// `timeout-ms` of a call, capped at the plugin's deadline.
+    fn call_timeout(&self, timeout_ms: Option<u32>) -> Duration {
+        timeout_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)).min(self.context.deadline))
+            .unwrap_or(self.context.deadline)
+    }
+}
+
 impl search::Host for StoreState {
+    async fn search_batch(
+        &mut self,
+        queries: Vec<search::SearchQuery>,
+        timeout_ms: Option<u32>,
+    ) -> Vec<Result<String, types::HostError>> {
+        let timeout = self.call_timeout(timeout_ms);
+        // One task per query, so that they run at once (the node requests of each overlap).
+        let tasks: Vec<_> = queries
+            .into_iter()
+            .map(|query| {
+                let host = Arc::clone(&self.context.host);
+                tokio::spawn(async move {
+                    let request = parse_json(&query.request)?;
+                    match tokio::time::timeout(timeout, host.search(&query.index, request)).await {
+                        Ok(answer) => answer.map(|v| v.to_string()).map_err(wit_error),
+                        Err(_elapsed) => Err(timed_out(timeout)),
+                    }
+                })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            answers.push(task.await.unwrap_or_else(|e| {
+                Err(types::HostError {
+                    status: 500,
+                    code: "internal".into(),
+                    message: format!("the search task failed: {e}"),
+                })
+            }));
+        }
+        answers
+    }
+
+    async fn federated_search(
+        &mut self,
+        request: String,
+        timeout_ms: Option<u32>,
+    ) -> Result<String, types::HostError> {
+        let request = parse_json(&request)?;
+        let timeout = self.call_timeout(timeout_ms);
+        let host = Arc::clone(&self.context.host);
+        match tokio::time::timeout(timeout, host.federated_search(request)).await {
+            Ok(answer) => answer.map(|v| v.to_string()).map_err(wit_error),
+            Err(_elapsed) => Err(timed_out(timeout)),
+        }
+    }
+
     async fn search(&mut self, index: String, request: String) -> Result<String, types::HostError> {
         let request = parse_json(&request)?;
         let host = Arc::clone(&self.context.host);

@@ -77,6 +77,16 @@ pub struct OffPathReport {
     pub failures: Vec<PluginError>,
 }
 
+/// The task calling `tick` on a timer ([`PluginRuntime::start_ticks`]); stops when dropped.
+#[derive(Debug)]
+pub struct TickTask(tokio::task::JoinHandle<()>);
+
+impl Drop for TickTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The loaded plugins. With no plugin enabled it holds nothing, and no wasmtime engine exists.
 pub struct PluginRuntime {
     loaded: Option<Loaded>,
@@ -285,6 +295,30 @@ impl PluginRuntime {
         self.off_path(types::Hook::Tick, || Call::Tick).await
     }
 
+    /// Calls [`PluginRuntime::tick`] every `interval` on a task of its own, off every client's
+    /// path, until the returned handle is dropped. A tick that traps or runs past the deadline is
+    /// counted in the plugin's [`PluginStats::failures`] and logged, and the next tick still
+    /// comes. `None` (and no task) when no loaded plugin declares `tick`. Must be called inside a
+    /// tokio runtime.
+    pub fn start_ticks(self: &Arc<Self>, interval: Duration) -> Option<TickTask> {
+        if !self.has_hook(types::Hook::Tick) {
+            return None;
+        }
+        let runtime = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let mut timer = tokio::time::interval(interval);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick of an interval completes at once: skip it so the first call comes
+            // one interval after start.
+            timer.tick().await;
+            loop {
+                timer.tick().await;
+                runtime.tick().await;
+            }
+        });
+        Some(TickTask(task))
+    }
+
     async fn off_path(&self, hook: types::Hook, call: impl Fn() -> Call) -> OffPathReport {
         let mut report = OffPathReport::default();
         for plugin in self.with_hook(hook) {
@@ -346,8 +380,10 @@ fn load_one(
         return Err(LoadError::Link {
             plugin: spec.name.clone(),
             message: format!(
-                "it imports {} which Miroir does not provide (is it built against miroir:plugin@0.1?)",
-                foreign.join(", ")
+                "it imports {} which Miroir does not provide (rebuild it against \
+                 miroir:plugin@{})",
+                foreign.join(", "),
+                wasi::PACKAGE_VERSION
             ),
         });
     }

@@ -9,6 +9,10 @@ use serde_json::Value;
 use crate::error::LoadError;
 use crate::imports::origin_of;
 
+/// How much longer than `multi_search.total_timeout` the multi-search plugin's call may run: time
+/// to build its `miroir_timeout` answer after the host's searches were cut.
+const MULTI_SEARCH_MARGIN: Duration = Duration::from_millis(500);
+
 /// One plugin to load: which component, its limits, its configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginSpec {
@@ -64,10 +68,17 @@ impl PluginSpec {
                 plugin: feature.to_owned(),
                 message: format!("cannot serialize its configuration: {e}"),
             })?;
+            let mut deadline = Duration::from_millis(plugins.deadline_ms);
+            if feature == "multi_search" {
+                // The plugin answers `miroir_timeout` itself when the batch runs past
+                // `total_timeout`: its call must not be cut first.
+                let total: Duration = config.multi_search.total_timeout.into();
+                deadline = deadline.max(total + MULTI_SEARCH_MARGIN);
+            }
             specs.push(PluginSpec {
                 name: feature.to_owned(),
                 component: plugins.dir.join(format!("{feature}.wasm")),
-                deadline: Duration::from_millis(plugins.deadline_ms),
+                deadline,
                 memory_mb: plugins.memory_mb,
                 http_targets: targets,
                 config: section,

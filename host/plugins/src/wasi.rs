@@ -87,8 +87,13 @@ fn random_u64() -> wasmtime::Result<u64> {
     Ok(u64::from_le_bytes(buf))
 }
 
-/// The imports of `component` that are neither WASI nor the `miroir:plugin@0.1` interfaces: a
-/// component that needs one of them was written for another host.
+/// The package version whose imports the host provides.
+pub(crate) const PACKAGE_VERSION: &str = "0.1.1";
+
+/// The imports of `component` that are neither WASI nor the `miroir:plugin@0.1.1` interfaces: a
+/// component that needs one of them was written for another host, or built against another
+/// version of the package (wasmtime would link such an import as a trap, so it is refused at
+/// load instead).
 pub(crate) fn foreign_imports(engine: &wasmtime::Engine, component: &Component) -> Vec<String> {
     component
         .component_type()
@@ -101,7 +106,10 @@ pub(crate) fn foreign_imports(engine: &wasmtime::Engine, component: &Component) 
                 .component_type()
                 .imports(engine)
                 .map(|(name, _)| name)
-                .filter(|name| name.starts_with("miroir:plugin/") && !name.contains("@0.1."))
+                .filter(|name| {
+                    name.starts_with("miroir:plugin/")
+                        && name.rsplit_once('@').map(|(_, v)| v) != Some(PACKAGE_VERSION)
+                })
                 .map(str::to_owned),
         )
         .collect()

@@ -9,7 +9,20 @@ use common::{json, plugins_dir, request};
 use miroir_plugins::{InMemoryHost, PluginRuntime};
 use serde_json::json;
 
+/// What the in-memory host answers to every federated search.
+static FEDERATED: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+    json!({
+        "hits": [{ "id": "b1", "_federation":
+            { "indexUid": "books", "queriesPosition": 1, "weightedRankingScore": 1.6 } }],
+        "processingTimeMs": 1, "limit": 2, "offset": 0, "estimatedTotalHits": 2
+    })
+});
+
 async fn runtime() -> PluginRuntime {
+    runtime_and_host().await.0
+}
+
+async fn runtime_and_host() -> (PluginRuntime, Arc<InMemoryHost>) {
     common::component("multi_search.wasm");
     let mut config = miroir_config::Config::default();
     config.multi_search.enabled = true;
@@ -34,8 +47,11 @@ async fn runtime() -> PluginRuntime {
                 "estimatedTotalHits": 1, "limit": 20, "offset": 0, "processingTimeMs": 1
             }),
             Vec::new(),
-        );
-    PluginRuntime::from_config(&config, Arc::new(host)).await.expect("multi-search loads")
+        )
+        .with_federated(FEDERATED.clone());
+    let host = Arc::new(host);
+    let runtime = PluginRuntime::from_config(&config, host.clone()).await.expect("loads");
+    (runtime, host)
 }
 
 async fn multi_search(
@@ -104,32 +120,22 @@ async fn a_failing_query_fails_the_request_with_its_position() {
 }
 
 #[tokio::test]
-async fn federated_search_merges_by_weighted_score() {
-    let runtime = runtime().await;
-    let (status, body) = multi_search(
-        &runtime,
-        json!({
-            "federation": { "limit": 2, "offset": 0 },
-            "queries": [
-                { "indexUid": "movies", "q": "dune" },
-                { "indexUid": "books", "q": "dune", "federationOptions": { "weight": 2.0 } }
-            ]
-        }),
-    )
-    .await;
+async fn federated_search_is_validated_then_merged_by_the_host() {
+    let (runtime, host) = runtime_and_host().await;
+    let queries = json!([
+        { "indexUid": "movies", "q": "dune" },
+        { "indexUid": "books", "q": "dune", "federationOptions": { "weight": 2.0 } }
+    ]);
+    let (status, body) =
+        multi_search(&runtime, json!({ "federation": { "limit": 2 }, "queries": queries.clone() }))
+            .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["limit"], 2);
-    assert_eq!(body["offset"], 0);
-    assert_eq!(body["estimatedTotalHits"], 3);
-    let hits = body["hits"].as_array().unwrap();
-    assert_eq!(hits.len(), 2);
-    assert_eq!(hits[0]["id"], "b1", "0.8 x 2 beats 0.9");
+    assert_eq!(body, FEDERATED.clone(), "the host's merged answer, unchanged");
     assert_eq!(
-        hits[0]["_federation"],
-        json!({ "indexUid": "books", "queriesPosition": 1, "weightedRankingScore": 1.6 })
+        host.federated_requests(),
+        vec![json!({ "federation": { "limit": 2, "offset": 0 }, "queries": queries })],
+        "the host gets the client's queries and the paging with its defaults"
     );
-    assert_eq!(hits[1]["id"], 1);
-    assert!(hits[1].get("_rankingScore").is_none(), "scores only when asked");
 
     let (status, body) = multi_search(
         &runtime,
@@ -140,12 +146,13 @@ async fn federated_search_merges_by_weighted_score() {
         (status, body["code"].as_str()),
         (400, Some("invalid_multi_search_query_pagination"))
     );
-
-    let (_, body) = multi_search(
+    let (status, body) = multi_search(
         &runtime,
-        json!({ "federation": { "offset": 1, "limit": 5 }, "queries": [{ "indexUid": "movies" }] }),
+        json!({ "federation": {}, "queries": [
+            { "indexUid": "movies", "federationOptions": { "weight": -1 } }
+        ] }),
     )
     .await;
-    assert_eq!(body["hits"].as_array().unwrap().len(), 1, "offset skips the best hit: {body}");
-    assert_eq!(body["hits"][0]["id"], 2);
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_multi_search_weight")));
+    assert_eq!(host.federated_requests().len(), 1, "invalid requests never reach the host");
 }

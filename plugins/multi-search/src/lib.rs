@@ -5,19 +5,27 @@
 //!   the index's search response with its `indexUid`. The first query that fails fails the
 //!   request with its own error, its message prefixed with ``Inside `.queries[i]`: `` as
 //!   Meilisearch does.
-//! - With `federation: {limit, offset}`: every query's hits are merged into one list ordered by
-//!   ranking score times the query's `federationOptions.weight` (default 1), each hit carrying
-//!   `_federation: {indexUid, queriesPosition, weightedRankingScore}`.
+//!   The queries run at once (the `search-batch` import).
+//! - With `federation: {limit, offset}`: the plugin validates the request and hands it to the
+//!   host's `federated-search`, which asks each node of one replica group a single federated
+//!   request restricted to the shards it answers for and merges the nodes' answers: hits ordered
+//!   by ranking score times the query's `federationOptions.weight` (default 1), each carrying
+//!   `_federation: {indexUid, queriesPosition, weightedRankingScore}`, each document once, and
+//!   `estimatedTotalHits` counting a document matched by several queries once.
 //!
-//! Configuration: the `multi_search` section (`max_queries_per_batch`, `total_timeout`).
+//! Configuration: the `multi_search` section (`max_queries_per_batch`, `query_timeout`,
+//! `total_timeout`). A batch past either answers `miroir_timeout` (504).
 
 mod federation;
 
 use miroir_plugin_sdk::serde_json::{json, Map, Value};
-use miroir_plugin_sdk::{clock, search, Manifest, Method, Plugin, Request, Response};
+use miroir_plugin_sdk::{
+    clock, federated_search, search_batch, Manifest, Method, Plugin, Request, Response,
+};
 
 struct MultiSearch {
     max_queries: usize,
+    query_timeout_ms: u64,
     total_timeout_ms: u64,
 }
 
@@ -35,9 +43,9 @@ impl QueryError {
 
     /// The same error, located at query `position`. Meilisearch answers a query's error with
     /// 400 whatever its code (recorded: `index_not_found` inside a multi-search is a 400), but
-    /// keeps authentication statuses.
+    /// keeps authentication statuses; Miroir's `miroir_timeout` keeps its 504.
     pub(crate) fn at(self, position: usize) -> Self {
-        let status = if matches!(self.status, 401 | 403) { self.status } else { 400 };
+        let status = if matches!(self.status, 401 | 403 | 504) { self.status } else { 400 };
         QueryError {
             status,
             message: format!("Inside `.queries[{position}]`: {}", self.message),
@@ -66,12 +74,26 @@ fn duration_ms(text: &str) -> Option<u64> {
     number.checked_mul(factor)
 }
 
+/// The duration `key` of the configuration in milliseconds (a number of milliseconds or a
+/// humantime string), `default` when absent.
+fn timeout_of(config: &Value, key: &str, default: u64) -> Result<u64, String> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(ms)) => {
+            ms.as_u64().ok_or_else(|| format!("{key} {ms} is not a duration"))
+        }
+        Some(Value::String(text)) => {
+            duration_ms(text).ok_or_else(|| format!("{key} `{text}` is not a duration"))
+        }
+        Some(other) => Err(format!("{key} {other} is not a duration")),
+    }
+}
+
 /// One query of the batch, validated.
 pub(crate) struct Query {
     pub position: usize,
     pub index: String,
     pub body: Map<String, Value>,
-    pub weight: f64,
 }
 
 fn parse_queries(body: &Value, federated: bool, max: usize) -> Result<Vec<Query>, QueryError> {
@@ -110,7 +132,8 @@ fn parse_queries(body: &Value, federated: bool, max: usize) -> Result<Vec<Query>
             }
         };
         let options = query.remove("federationOptions");
-        let weight = match (&options, federated) {
+        // The weight is the host's to apply; here it is only validated.
+        match (&options, federated) {
             (Some(Value::Null) | None, _) => 1.0,
             (Some(_), false) => {
                 return Err(QueryError::new(
@@ -152,21 +175,45 @@ fn parse_queries(body: &Value, federated: bool, max: usize) -> Result<Vec<Query>
                 .at(position));
             }
         }
-        parsed.push(Query { position, index, body: query, weight });
+        parsed.push(Query { position, index, body: query });
     }
     Ok(parsed)
 }
 
 impl MultiSearch {
-    fn check_time(&self, started_ms: u64) -> Result<(), QueryError> {
-        if clock::now_ms().saturating_sub(started_ms) > self.total_timeout_ms {
-            return Err(QueryError::new(
+    /// The time limit of the next host call: `query_timeout`, or what is left of `total_timeout`
+    /// when that is less. `None` when the total is already spent.
+    fn budget(&self, started_ms: u64) -> Budget {
+        let left = self.total_timeout_ms.saturating_sub(clock::now_ms().saturating_sub(started_ms));
+        if left <= self.query_timeout_ms {
+            Budget { ms: left, total: true }
+        } else {
+            Budget { ms: self.query_timeout_ms, total: false }
+        }
+    }
+
+    /// The `miroir_timeout` error for a call bounded by `budget`; `position` is the query that
+    /// ran late, when known.
+    fn timeout_error(&self, budget: Budget, position: Option<usize>) -> QueryError {
+        if budget.total {
+            return QueryError::new(
                 504,
                 "miroir_timeout",
-                format!("the multi-search took longer than {} ms", self.total_timeout_ms),
-            ));
+                format!(
+                    "The multi-search took longer than `multi_search.total_timeout` ({} ms).",
+                    self.total_timeout_ms
+                ),
+            );
         }
-        Ok(())
+        let message = format!(
+            "The query took longer than `multi_search.query_timeout` ({} ms).",
+            self.query_timeout_ms
+        );
+        let error = QueryError::new(504, "miroir_timeout", message);
+        match position {
+            Some(position) => error.at(position),
+            None => error,
+        }
     }
 
     fn run(&self, body: &Value) -> Result<Value, QueryError> {
@@ -183,13 +230,28 @@ impl MultiSearch {
             }
         };
         let queries = parse_queries(body, federation.is_some(), self.max_queries)?;
+        let budget = self.budget(started_ms);
+        if budget.ms == 0 {
+            return Err(self.timeout_error(budget, None));
+        }
+        let timeout = Some(u32::try_from(budget.ms).unwrap_or(u32::MAX));
         match federation {
             None => {
+                // Every query at once: the batch takes as long as its slowest query.
+                let requests: Vec<(&str, Value)> = queries
+                    .iter()
+                    .map(|q| (q.index.as_str(), Value::Object(q.body.clone())))
+                    .collect();
+                let batch: Vec<(&str, &Value)> = requests.iter().map(|(i, r)| (*i, r)).collect();
+                let answers = search_batch(&batch, timeout);
                 let mut results = Vec::with_capacity(queries.len());
-                for query in queries {
-                    self.check_time(started_ms)?;
-                    let answer = search(&query.index, &Value::Object(query.body)).map_err(|e| {
-                        QueryError::new(e.status, &e.code, e.message).at(query.position)
+                for (query, answer) in queries.into_iter().zip(answers) {
+                    let answer = answer.map_err(|e| {
+                        if e.code == "miroir_timeout" {
+                            self.timeout_error(budget, Some(query.position))
+                        } else {
+                            QueryError::new(e.status, &e.code, e.message).at(query.position)
+                        }
                     })?;
                     let mut result = Map::new();
                     result.insert("indexUid".into(), Value::String(query.index));
@@ -201,34 +263,34 @@ impl MultiSearch {
                 Ok(json!({ "results": results }))
             }
             Some(options) => {
-                let mut answers = Vec::with_capacity(queries.len());
-                for query in &queries {
-                    self.check_time(started_ms)?;
-                    let request = options.shard_request(&query.body);
-                    let answer = search(&query.index, &request).map_err(|e| {
-                        QueryError::new(e.status, &e.code, e.message).at(query.position)
-                    })?;
-                    answers.push(answer);
-                }
-                let took = clock::now_ms().saturating_sub(started_ms);
-                Ok(federation::merge(&options, &queries, answers, took))
+                let request = options.host_request(body);
+                federated_search(&request, timeout).map_err(|e| {
+                    if e.code == "miroir_timeout" {
+                        self.timeout_error(budget, None)
+                    } else {
+                        // The host already located the failing query, as Meilisearch does.
+                        QueryError::new(e.status, &e.code, e.message)
+                    }
+                })
             }
         }
     }
+}
+
+/// The time limit of one host call, and which configured limit it comes from.
+#[derive(Clone, Copy)]
+struct Budget {
+    ms: u64,
+    total: bool,
 }
 
 impl Plugin for MultiSearch {
     fn init(config: Value) -> Result<Self, String> {
         let max_queries =
             config.get("max_queries_per_batch").and_then(Value::as_u64).unwrap_or(100);
-        let total_timeout_ms = match config.get("total_timeout") {
-            None => 30_000,
-            Some(Value::Number(ms)) => ms.as_u64().unwrap_or(30_000),
-            Some(Value::String(text)) => duration_ms(text)
-                .ok_or_else(|| format!("total_timeout `{text}` is not a duration"))?,
-            Some(other) => return Err(format!("total_timeout {other} is not a duration")),
-        };
-        Ok(MultiSearch { max_queries: max_queries as usize, total_timeout_ms })
+        let query_timeout_ms = timeout_of(&config, "query_timeout", 5_000)?;
+        let total_timeout_ms = timeout_of(&config, "total_timeout", 30_000)?;
+        Ok(MultiSearch { max_queries: max_queries as usize, query_timeout_ms, total_timeout_ms })
     }
 
     fn manifest(&self) -> Manifest {

@@ -48,6 +48,9 @@ pub struct PluginsConfig {
     pub deadline_ms: u64,
     /// Default memory cap of one plugin instance, in MiB. Default `64`.
     pub memory_mb: u64,
+    /// How often the `tick` hook of the plugins that declare it is called, in milliseconds.
+    /// Default `1000`.
+    pub tick_interval_ms: u64,
     /// The user's plugins. Default: none.
     pub custom: Vec<CustomPlugin>,
 }
@@ -58,6 +61,7 @@ impl Default for PluginsConfig {
             dir: PathBuf::from("plugins"),
             deadline_ms: 1000,
             memory_mb: 64,
+            tick_interval_ms: 1000,
             custom: Vec::new(),
         }
     }
@@ -80,6 +84,9 @@ impl PluginsConfig {
     /// Checks values; whether component files exist is checked in `crate::validate`.
     pub(crate) fn validate(&self, report: &mut Report, first_party: &[&str]) {
         check_limits(report, "plugins", Some(self.deadline_ms), Some(self.memory_mb));
+        if self.tick_interval_ms == 0 {
+            report.push("plugins.tick_interval_ms", "must be at least 1", "e.g. 1000 (one second)");
+        }
         for (i, plugin) in self.custom.iter().enumerate() {
             let path = format!("plugins.custom[{i}]");
             let name_ok = !plugin.name.is_empty()

@@ -1,0 +1,250 @@
+//! Federated multi-search over shards: the plugins' `federated-search` import.
+//!
+//! Meilisearch counts a document matched by several queries of a federated search once, in its
+//! `estimatedTotalHits` and in its hits. Per-query totals cannot tell which documents several
+//! queries share, but shards can: the documents of an index are disjoint across its shards. So
+//! every node of one covering set per index (all in one replica group) is asked one federated
+//! request holding every query of the batch, each restricted to the shards that node answers for
+//! (`_miroir_shard.s<N> EXISTS`, as a plain search is). Each node deduplicates its own documents,
+//! no document is seen by two nodes, and the nodes' totals add up to the exact total. The hits
+//! are merged by weighted ranking score, then query position, then primary key.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+use axum::http::Method;
+use miroir_cluster::merge::RESERVED_PREFIX;
+use miroir_cluster::{CoveringSet, NodeAuth, NodeBody};
+use miroir_config::UnavailableShardPolicy;
+use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
+use serde_json::{json, Map, Value};
+
+use crate::error::{HttpError, HttpResult};
+use crate::search::restricted;
+use crate::AppState;
+
+/// Round-robin over replica groups for federated searches, per instance.
+static NEXT_GROUP: AtomicUsize = AtomicUsize::new(0);
+
+/// Meilisearch's default federated `limit`.
+const DEFAULT_LIMIT: u64 = 20;
+
+/// One hit of a node's answer, before the merge.
+struct Candidate {
+    score: f64,
+    position: u64,
+    key: Value,
+    hit: Map<String, Value>,
+}
+
+/// Runs the federated multi-search `request` (`{federation: {limit, offset}, queries}`, each
+/// query with its `indexUid` and optional `federationOptions`, already validated by the caller)
+/// and answers as one node holding every document would.
+pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<Value> {
+    let queries = request["queries"].as_array().ok_or_else(|| {
+        HttpError::api(ErrorCode::BadRequest, "Missing field `queries`: expected an array")
+    })?;
+    let limit = request["federation"]["limit"].as_u64().unwrap_or(DEFAULT_LIMIT);
+    let offset = request["federation"]["offset"].as_u64().unwrap_or(0);
+
+    let groups = state.topology().groups();
+    let rotation = NEXT_GROUP.fetch_add(1, AtomicOrdering::Relaxed);
+    let group = &groups[rotation % groups.len()];
+    let mut per_node: BTreeMap<NodeId, Vec<(u64, Value)>> = BTreeMap::new();
+    let mut primary_keys: HashMap<String, String> = HashMap::new();
+    let mut missing = 0usize;
+    for (position, query) in queries.iter().enumerate() {
+        let uid = query["indexUid"].as_str().unwrap_or_default();
+        let meta = state
+            .store()
+            .get_index(uid)
+            .await?
+            .ok_or_else(|| inside(position, &ApiError::index_not_found(uid)))?;
+        primary_keys.insert(uid.to_owned(), meta.primary_key.unwrap_or_else(|| "id".to_owned()));
+        let assignment = state.assignment(meta.shard_count);
+        let covering = CoveringSet::build(&assignment, &group.id, rotation, |_| true);
+        missing += covering.missing.len();
+        for (node, shards) in &covering.nodes {
+            let owned: BTreeSet<ShardId> = assignment.shards_of(node).into_iter().collect();
+            let body = restricted(query, shards, &owned);
+            per_node.entry(node.clone()).or_default().push((position as u64, body));
+        }
+    }
+
+    let calls = per_node.into_iter().map(|(node, local)| async move {
+        let (positions, bodies): (Vec<u64>, Vec<Value>) = local.into_iter().unzip();
+        let body = json!({
+            "federation": { "offset": 0, "limit": offset + limit },
+            "queries": bodies,
+        });
+        let bytes = serde_json::to_vec(&body).map_err(|e| HttpError::Internal(e.to_string()))?;
+        let client = state.clients().get(&node)?;
+        let answer = client
+            .send(Method::POST, "/multi-search", Some(NodeBody::json(bytes)), NodeAuth::NodeKey)
+            .await;
+        Ok::<_, HttpError>((node, positions, answer))
+    });
+    let mut candidates = Vec::new();
+    let mut total = 0u64;
+    let mut slowest = 0u64;
+    for result in futures_util::future::join_all(calls).await {
+        let (node, positions, answer) = result?;
+        match answer {
+            Ok(response) if response.is_success() => {
+                let body = response.json();
+                total += body["estimatedTotalHits"].as_u64().unwrap_or(0);
+                slowest = slowest.max(body["processingTimeMs"].as_u64().unwrap_or(0));
+                let hits = body["hits"].as_array().cloned().unwrap_or_default();
+                candidates.extend(
+                    hits.into_iter()
+                        .filter_map(|hit| candidate(hit, &positions, queries, &primary_keys)),
+                );
+            }
+            Ok(response) if response.status < 500 => {
+                return Err(relocated(response.status, &response.json(), &positions));
+            }
+            Ok(_) | Err(_) => {
+                tracing::warn!(node = %node, "a node failed to answer a federated search");
+                missing += 1;
+            }
+        }
+    }
+    if missing > 0
+        && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
+    {
+        return Err(HttpError::api(
+            ErrorCode::MiroirShardUnavailable,
+            "Some shards of the federated search have no replica answering.",
+        ));
+    }
+    candidates.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.position.cmp(&b.position))
+            .then_with(|| compare_keys(&a.key, &b.key))
+    });
+    let hits: Vec<Value> = candidates
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(|c| Value::Object(c.hit))
+        .collect();
+    Ok(json!({
+        "hits": hits,
+        "processingTimeMs": slowest,
+        "limit": limit,
+        "offset": offset,
+        "estimatedTotalHits": total,
+    }))
+}
+
+/// A node's hit with its query position made the batch's, and Miroir's fields removed.
+fn candidate(
+    hit: Value,
+    positions: &[u64],
+    queries: &[Value],
+    primary_keys: &HashMap<String, String>,
+) -> Option<Candidate> {
+    let Value::Object(mut hit) = hit else { return None };
+    let federation = hit.get_mut("_federation")?.as_object_mut()?;
+    let local = usize::try_from(federation.get("queriesPosition")?.as_u64()?).ok()?;
+    let position = *positions.get(local)?;
+    federation.insert("queriesPosition".into(), json!(position));
+    let score = federation.get("weightedRankingScore").and_then(Value::as_f64).unwrap_or(0.0);
+    let index = queries.get(usize::try_from(position).ok()?)?["indexUid"].as_str()?;
+    let key = primary_keys.get(index).and_then(|pk| hit.get(pk)).cloned().unwrap_or(Value::Null);
+    strip_reserved(&mut hit);
+    Some(Candidate { score, position, key, hit })
+}
+
+/// Removes `_miroir_*` fields from a hit, its `_formatted` and its `_matchesPosition`.
+fn strip_reserved(hit: &mut Map<String, Value>) {
+    hit.retain(|k, _| !k.starts_with(RESERVED_PREFIX));
+    for nested in ["_formatted", "_matchesPosition"] {
+        if let Some(Value::Object(inner)) = hit.get_mut(nested) {
+            inner.retain(|k, _| !k.starts_with(RESERVED_PREFIX));
+        }
+    }
+}
+
+/// Primary keys in ascending order: numbers by value, strings by text, numbers first.
+fn compare_keys(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0))
+        }
+        (Value::Number(_), _) => Ordering::Less,
+        (_, Value::Number(_)) => Ordering::Greater,
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+/// `error` located at query `position` of the batch, as Meilisearch answers it: status 400
+/// (authentication statuses kept), message prefixed with ``Inside `.queries[i]`: ``.
+fn inside(position: usize, error: &ApiError) -> HttpError {
+    let status = if matches!(error.status(), 401 | 403) { error.status() } else { 400 };
+    let located =
+        ApiError::new(error.code(), format!("Inside `.queries[{position}]`: {}", error.message()));
+    ForwardedError::new(status, located.to_body()).into()
+}
+
+/// A node's error to its part of the batch, with the query position in its message made the
+/// batch's.
+fn relocated(status: u16, body: &Value, positions: &[u64]) -> HttpError {
+    let mut body = body.clone();
+    if let Some(message) = body["message"].as_str() {
+        let local = message
+            .strip_prefix("Inside `.queries[")
+            .and_then(|rest| rest.split_once("]`"))
+            .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)));
+        if let Some((local, rest)) = local {
+            if let Some(position) = positions.get(local) {
+                body["message"] = json!(format!("Inside `.queries[{position}]`{rest}"));
+            }
+        }
+    }
+    ForwardedError::new(status, serde_json::to_vec(&body).unwrap_or_default()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_positions_become_the_batch_positions() {
+        let queries = vec![json!({"indexUid": "a"}), json!({"indexUid": "b"})];
+        let keys: HashMap<String, String> =
+            [("a".to_owned(), "id".to_owned()), ("b".to_owned(), "sku".to_owned())].into();
+        let hit = json!({"sku": "x1", "_miroir_shard": {"s3": null},
+                         "_formatted": {"_miroir_shard": {}, "sku": "x1"},
+                         "_federation": {"indexUid": "b", "queriesPosition": 0,
+                                         "weightedRankingScore": 0.5}});
+        let c = candidate(hit, &[1], &queries, &keys).expect("a candidate");
+        assert_eq!(c.position, 1);
+        assert_eq!(c.key, json!("x1"));
+        assert_eq!(c.hit["_federation"]["queriesPosition"], json!(1));
+        assert!(!c.hit.contains_key("_miroir_shard"));
+        assert_eq!(c.hit["_formatted"], json!({"sku": "x1"}));
+    }
+
+    #[test]
+    fn node_errors_name_the_batch_position() {
+        let body = json!({"message": "Inside `.queries[1]`: Attribute `x` is not filterable.",
+                          "code": "invalid_search_filter"});
+        let HttpError::Forwarded(error) = relocated(400, &body, &[0, 4]) else {
+            panic!("a forwarded error")
+        };
+        let (status, bytes) = error.into_parts();
+        let answer: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(status, 400);
+        assert_eq!(answer["message"], "Inside `.queries[4]`: Attribute `x` is not filterable.");
+    }
+
+    #[test]
+    fn keys_order_numbers_by_value() {
+        assert_eq!(compare_keys(&json!(9), &json!(10)), Ordering::Less);
+        assert_eq!(compare_keys(&json!("b"), &json!("a")), Ordering::Greater);
+        assert_eq!(compare_keys(&json!(1), &json!("a")), Ordering::Less);
+    }
+}
