@@ -3,7 +3,9 @@
 //! Changes run as propose (the node-translated patch goes to every node), verify (once the node
 //! tasks finished, every node's settings are read back and compared by a canonical hash) and
 //! commit (the index's settings version is bumped; answered as `X-Miroir-Settings-Version`).
+//! A node whose settings diverge is repaired from the settings most nodes hold ([`drift`]).
 
+pub mod drift;
 pub mod translate;
 mod verify;
 

@@ -75,6 +75,7 @@ pub fn spawn(state: AppState, uid: String, task_uid: u64) {
             hashes.iter().flatten().map(|(_, hash)| hash).collect();
         if distinct.len() != 1 || hashes.iter().any(Option::is_none) {
             tracing::warn!(index = %uid, task_uid, "node settings diverge after a settings change");
+            super::drift::check_index(&state, &uid).await;
             return;
         }
         match state.store().bump_settings_version(&uid, OffsetDateTime::now_utc(), None).await {

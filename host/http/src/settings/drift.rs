@@ -1,0 +1,97 @@
+//! Settings drift: every node must hold the same settings for an index, or ranking scores stop
+//! being comparable across shards. [`check_and_repair`] reads every node's settings of every
+//! index, takes the settings most nodes agree on as the reference, and sends it to each node
+//! that differs. It runs on the leader every `rebalancer.drift_check_interval`, and after a
+//! settings change whose verify step found a divergence.
+
+use std::collections::BTreeMap;
+
+use axum::http::Method;
+use futures_util::future::join_all;
+use miroir_cluster::{NodeAuth, NodeBody};
+use miroir_types::NodeId;
+use serde_json::Value;
+
+use super::verify::canonical_hash;
+use crate::AppState;
+
+/// What the check found for one index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDrift {
+    /// The index.
+    pub index: String,
+    /// Nodes whose settings differed from the reference and were sent it.
+    pub repaired: Vec<NodeId>,
+    /// Why nothing could be repaired, when that is the case (no majority, no node answered).
+    pub unresolved: Option<String>,
+}
+
+/// Checks every index known to the task store; returns the indexes that drifted.
+pub async fn check_and_repair(state: &AppState) -> Vec<IndexDrift> {
+    let indexes = match state.store().list_indexes().await {
+        Ok(indexes) => indexes,
+        Err(error) => {
+            tracing::warn!(%error, "drift check: cannot list indexes");
+            return Vec::new();
+        }
+    };
+    let mut drifted = Vec::new();
+    for meta in indexes {
+        if let Some(drift) = check_index(state, &meta.uid).await {
+            drifted.push(drift);
+        }
+    }
+    drifted
+}
+
+/// Checks one index; `None` when every node that answered holds the same settings.
+pub async fn check_index(state: &AppState, uid: &str) -> Option<IndexDrift> {
+    let path = format!("/indexes/{uid}/settings");
+    let reads = state.clients().iter().filter(|c| state.health().is_available(c.id())).map(|c| {
+        let path = path.clone();
+        async move {
+            let response = c.send(Method::GET, &path, None, NodeAuth::NodeKey).await.ok()?;
+            response.is_success().then(|| (c.id().clone(), response.json()))
+        }
+    });
+    let settings: Vec<(NodeId, Value)> = join_all(reads).await.into_iter().flatten().collect();
+    let mut by_hash: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, (_, value)) in settings.iter().enumerate() {
+        by_hash.entry(canonical_hash(value)).or_default().push(i);
+    }
+    if by_hash.len() <= 1 {
+        return None;
+    }
+    let mut groups: Vec<&Vec<usize>> = by_hash.values().collect();
+    groups.sort_by_key(|members| std::cmp::Reverse(members.len()));
+    if groups[0].len() == groups[1].len() {
+        tracing::warn!(index = %uid, "node settings diverge with no majority; not repaired");
+        return Some(IndexDrift {
+            index: uid.to_owned(),
+            repaired: Vec::new(),
+            unresolved: Some("no majority among the nodes' settings".into()),
+        });
+    }
+    let reference = &settings[groups[0][0]].1;
+    let body = serde_json::to_vec(reference).unwrap_or_default();
+    let divergent: Vec<&NodeId> =
+        groups[1..].iter().flat_map(|members| members.iter().map(|&i| &settings[i].0)).collect();
+    let mut repaired = Vec::new();
+    for node in divergent {
+        let Ok(client) = state.clients().get(node) else { continue };
+        let sent = client
+            .send(Method::PATCH, &path, Some(NodeBody::json(body.clone())), NodeAuth::NodeKey)
+            .await;
+        match sent {
+            Ok(response) if response.is_success() => {
+                tracing::warn!(index = %uid, %node, "node settings drifted; repair sent");
+                repaired.push(node.clone());
+            }
+            Ok(response) => tracing::warn!(index = %uid, %node, status = response.status,
+                "node settings drifted; the repair was refused"),
+            Err(error) => tracing::warn!(index = %uid, %node, %error,
+                "node settings drifted; the repair could not be sent"),
+        }
+    }
+    Some(IndexDrift { index: uid.to_owned(), repaired, unresolved: None })
+}
