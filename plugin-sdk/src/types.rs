@@ -243,9 +243,16 @@ impl HookError {
         HookError { status, code: code.to_owned(), message: message.into() }
     }
 
-    /// Meilisearch's error object: `{message, code, type, link}`.
+    /// Meilisearch's error object: `{message, code, type, link}`. The type follows the status:
+    /// `auth` for 401 and 403, `system` for 503 and 504 (the system around the server failed or
+    /// was too slow), `internal` for other 5xx, `invalid_request` otherwise.
     pub fn to_json(&self) -> Value {
-        let kind = if self.status < 500 { "invalid_request" } else { "internal" };
+        let kind = match self.status {
+            401 | 403 => "auth",
+            503 | 504 => "system",
+            500.. => "internal",
+            _ => "invalid_request",
+        };
         serde_json::json!({
             "message": self.message,
             "code": self.code,

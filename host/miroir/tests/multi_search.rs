@@ -242,3 +242,151 @@ fn multi_search_through_the_plugin_answers_like_single_searches() {
     assert_eq!(error["code"], "index_not_found");
     assert!(error["message"].as_str().unwrap_or_default().contains(".queries[1]"), "{error}");
 }
+
+/// Creates index `uid` (primary key `id`) through `base` and adds `docs`.
+fn load_index(client: &reqwest::blocking::Client, base: &str, uid: &str, docs: &[Value]) {
+    let create = call(
+        client,
+        &format!("{base}/indexes"),
+        "POST",
+        Some(json!({"uid": uid, "primaryKey": "id"})),
+    );
+    wait_task(client, base, &create);
+    let add = call(client, &format!("{base}/indexes/{uid}/documents"), "POST", Some(json!(docs)));
+    wait_task(client, base, &add);
+}
+
+/// Documents whose titles make queries overlap: many documents match several queries.
+fn overlapping_docs(count: usize, offset: usize) -> Vec<Value> {
+    let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+    (0..count)
+        .map(|i| {
+            json!({"id": i + offset,
+                   "title": format!("{} {} {}", words[i % 6], words[(i / 6) % 6], words[(i / 3) % 6])})
+        })
+        .collect()
+}
+
+/// The hits' `(id, _federation)` in order.
+fn federated_hits(answer: &Value) -> Vec<(Value, Value)> {
+    answer["hits"]
+        .as_array()
+        .unwrap_or_else(|| panic!("hits in {answer}"))
+        .iter()
+        .map(|h| (h["id"].clone(), h["_federation"].clone()))
+        .collect()
+}
+
+#[test]
+fn federated_multi_search_answers_like_one_node_holding_everything() {
+    let (_nodes, _dir, _miroir, base, client) = start_cluster();
+    let lone = TestNode::start(Some(NODE_KEY));
+    let lone_client = reqwest::blocking::Client::new();
+    let lone_call = |body: Value| -> (u16, Value) {
+        let response = lone_client
+            .post(format!("{}/multi-search", lone.url()))
+            .bearer_auth(NODE_KEY)
+            .json(&body)
+            .send()
+            .expect("the lone node answers");
+        (response.status().as_u16(), response.json().unwrap_or(Value::Null))
+    };
+    let lone_load = |uid: &str, docs: &[Value]| {
+        for (path, body) in [
+            ("/indexes".to_owned(), json!({"uid": uid, "primaryKey": "id"})),
+            (format!("/indexes/{uid}/documents"), json!(docs)),
+        ] {
+            let answer: Value = lone_client
+                .post(format!("{}{path}", lone.url()))
+                .bearer_auth(NODE_KEY)
+                .json(&body)
+                .send()
+                .expect("the lone node answers")
+                .json()
+                .expect("json");
+            let uid = answer["taskUid"].as_u64().expect("a task");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let task: Value = lone_client
+                    .get(format!("{}/tasks/{uid}", lone.url()))
+                    .bearer_auth(NODE_KEY)
+                    .send()
+                    .expect("task")
+                    .json()
+                    .expect("json");
+                if task["status"] == "succeeded" {
+                    break;
+                }
+                assert!(Instant::now() < deadline && task["status"] != "failed", "{task}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    let first = overlapping_docs(240, 0);
+    let second = overlapping_docs(90, 1000);
+    for (uid, docs) in [("first", &first), ("second", &second)] {
+        load_index(&client, &base, uid, docs);
+        lone_load(uid, docs);
+    }
+
+    let requests = [
+        json!({"federation": {"limit": 15}, "queries": [
+            {"indexUid": "first", "q": "alpha"},
+            {"indexUid": "first", "q": "bravo", "federationOptions": {"weight": 0.9}}]}),
+        json!({"federation": {"limit": 12, "offset": 7}, "queries": [
+            {"indexUid": "first", "q": "charlie delta"},
+            {"indexUid": "second", "q": "charlie", "federationOptions": {"weight": 1.3}},
+            {"indexUid": "first", "q": "charlie", "federationOptions": {"weight": 0.4}}]}),
+        json!({"federation": {}, "queries": [
+            {"indexUid": "second", "q": "echo"},
+            {"indexUid": "second", "q": "echo foxtrot"}]}),
+    ];
+    for request in requests {
+        let (status, miroir) =
+            call(&client, &format!("{base}/multi-search"), "POST", Some(request.clone()));
+        assert_eq!(status, 200, "{miroir}");
+        let (status, one) = lone_call(request.clone());
+        assert_eq!(status, 200, "{one}");
+        for field in ["estimatedTotalHits", "limit", "offset"] {
+            assert_eq!(miroir[field], one[field], "{field} of {request}");
+        }
+        assert_eq!(federated_hits(&miroir), federated_hits(&one), "hits of {request}");
+        let hit = &miroir["hits"][0];
+        assert!(hit.get("_miroir_shard").is_none(), "bookkeeping leaked: {hit}");
+    }
+}
+
+#[test]
+fn a_multi_search_past_its_timeout_answers_miroir_timeout_and_the_gateway_keeps_serving() {
+    let (nodes, _dir, _miroir, base, client) =
+        start_cluster_with(", query_timeout: 300ms, total_timeout: 2s");
+    load_index(&client, &base, "slow", &overlapping_docs(60, 0));
+    let plain = json!({"queries": [
+        {"indexUid": "slow", "q": "alpha"}, {"indexUid": "slow", "q": "bravo"}]});
+    let federated = json!({"federation": {}, "queries": [
+        {"indexUid": "slow", "q": "alpha"}, {"indexUid": "slow", "q": "bravo"}]});
+
+    // One slow node: every search needs it (8 shards over 3 nodes).
+    nodes[1].set_search_delay(Duration::from_secs(3));
+    let (status, error) =
+        call(&client, &format!("{base}/multi-search"), "POST", Some(plain.clone()));
+    assert_eq!(status, 504, "{error}");
+    assert_eq!(error["code"], "miroir_timeout");
+    assert_eq!(error["type"], "system");
+    assert_eq!(error["link"], "https://docs.meilisearch.com/errors#miroir_timeout");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Inside `.queries[0]`: "), "{message}");
+    assert!(message.contains("multi_search.query_timeout` (300 ms)"), "{message}");
+
+    let (status, error) =
+        call(&client, &format!("{base}/multi-search"), "POST", Some(federated.clone()));
+    assert_eq!(status, 504, "{error}");
+    assert_eq!(error["code"], "miroir_timeout");
+
+    // The node is fast again: the same requests are served.
+    nodes[1].set_search_delay(Duration::ZERO);
+    let (status, answer) = call(&client, &format!("{base}/multi-search"), "POST", Some(plain));
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = call(&client, &format!("{base}/multi-search"), "POST", Some(federated));
+    assert_eq!(status, 200, "{answer}");
+}
