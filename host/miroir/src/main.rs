@@ -5,6 +5,7 @@
 //! library crates it wires together.
 
 mod cli;
+mod drift;
 mod instance;
 mod logging;
 mod metrics;

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub tasks_pruned: IntCounter,
     /// Singleton writes the store refused because a newer leader holds the lease, by `job`.
     pub fenced_writes_refused: IntCounterVec,
+    /// Nodes whose drifted settings the leader repaired.
+    pub settings_drift_repairs: IntCounter,
 }
 
 impl Metrics {
@@ -66,6 +68,11 @@ impl Metrics {
                 &["job"],
             )
             .expect("valid counter"),
+            settings_drift_repairs: IntCounter::with_opts(Opts::new(
+                "miroir_settings_drift_repairs_total",
+                "Nodes whose index settings differed from the other nodes' and were repaired.",
+            ))
+            .expect("valid counter"),
             registry,
         };
         for collector in [
@@ -77,6 +84,7 @@ impl Metrics {
             Box::new(metrics.is_leader.clone()),
             Box::new(metrics.tasks_pruned.clone()),
             Box::new(metrics.fenced_writes_refused.clone()),
+            Box::new(metrics.settings_drift_repairs.clone()),
         ] {
             metrics.registry.register(collector).expect("each metric is registered once");
         }

@@ -107,6 +107,11 @@ impl Runtime {
         })
     }
 
+    /// This instance's view of the leader election, for leader-only loops.
+    pub fn leader_state(&self) -> tokio::sync::watch::Receiver<LeaderState> {
+        self.leader.subscribe()
+    }
+
     /// `/_miroir/leader` and `/_miroir/metrics`, behind the admin key.
     pub fn admin_router(&self) -> Router {
         let state = Arc::new(AdminState {

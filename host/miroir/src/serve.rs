@@ -50,6 +50,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(config.clone(), Arc::clone(&runtime.store))
         .context("cannot set up the gateway")?;
     let prober = miroir_http::health::spawn_prober(state.clone());
+    let drift = crate::drift::spawn(
+        state.clone(),
+        runtime.leader_state(),
+        config.rebalancer.drift_check_interval.get(),
+        runtime.metrics.settings_drift_repairs.clone(),
+    );
     // With every plugin disabled this loads nothing and creates no wasmtime engine.
     let host = Arc::new(crate::plugins::GatewayHost { state: state.clone() });
     let plugins = miroir_plugins::PluginRuntime::from_config(&config, host)
@@ -88,6 +94,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::debug!(instance = %runtime.instance_id, backend = runtime.store.backend(), "stopping");
     prober.abort();
+    drift.abort();
     runtime.shutdown().await;
     tracing::info!("miroir stopped");
     Ok(())

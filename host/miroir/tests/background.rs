@@ -1,0 +1,174 @@
+//! The background loops of `miroir serve` over real development nodes: the leader's settings
+//! drift check repairs a node changed behind Miroir's back, and the health prober drives
+//! `/_miroir/ready`.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use miroir_devnode::testing::TestNode;
+use serde_json::{json, Value};
+
+const KEY: &str = "background-master-key";
+const NODE_KEY: &str = "background-node-key";
+
+struct Miroir(Child);
+
+impl Drop for Miroir {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+fn send(
+    client: &reqwest::blocking::Client,
+    method: &str,
+    url: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, String) {
+    let mut request = client
+        .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
+        .bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().expect("answer");
+    let status = response.status().as_u16();
+    (status, response.text().expect("body"))
+}
+
+fn json_of(answer: (u16, String)) -> Value {
+    serde_json::from_str(&answer.1).unwrap_or(Value::Null)
+}
+
+/// Polls `check` every 50 ms for at most `limit`.
+fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_miroir_task(client: &reqwest::blocking::Client, base: &str, answer: (u16, String)) {
+    assert_eq!(answer.0, 202, "{}", answer.1);
+    let uid = json_of(answer)["taskUid"].as_u64().expect("task uid");
+    wait_for(Duration::from_secs(30), "a Miroir task", || {
+        let task = json_of(send(client, "GET", &format!("{base}/tasks/{uid}"), KEY, None));
+        assert_ne!(task["status"], "failed", "{task}");
+        task["status"] == "succeeded"
+    });
+}
+
+#[test]
+fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
+    let mut nodes: Vec<Option<TestNode>> =
+        (0..3).map(|_| Some(TestNode::start(Some(NODE_KEY)))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut config = format!(
+        "server: {{ bind: 127.0.0.1, port: {port} }}\nmetrics: {{ enabled: false }}\nshards: 8\n\
+         task_store: {{ path: miroir.db }}\n\
+         rebalancer: {{ drift_check_interval: 300ms }}\n\
+         health: {{ interval: 150ms, timeout: 100ms, down_after: 2 }}\nnodes:\n"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        let url = node.as_ref().expect("node").url();
+        config.push_str(&format!("  - {{ id: n{i}, address: \"{url}\", replica_group: g }}\n"));
+    }
+    let path = dir.path().join("miroir.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let _miroir = Miroir(
+        Command::new(env!("CARGO_BIN_EXE_miroir"))
+            .current_dir(dir.path())
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("MIROIR_MASTER_KEY", KEY)
+            .env("MIROIR_NODE_MASTER_KEY", NODE_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start miroir"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    wait_for(Duration::from_secs(60), "miroir to start", || {
+        client.get(format!("{base}/health")).send().is_ok()
+    });
+    wait_for(Duration::from_secs(30), "this instance to lead", || {
+        json_of(send(&client, "GET", &format!("{base}/_miroir/leader"), KEY, None))["is_leader"]
+            == true
+    });
+
+    let created =
+        send(&client, "POST", &format!("{base}/indexes"), KEY, Some(json!({"uid": "books"})));
+    wait_miroir_task(&client, &base, created);
+    let patched = send(
+        &client,
+        "PATCH",
+        &format!("{base}/indexes/books/settings"),
+        KEY,
+        Some(json!({"synonyms": {"sf": ["science fiction"]}, "stopWords": ["the"]})),
+    );
+    wait_miroir_task(&client, &base, patched);
+    let node_url = |i: usize| nodes[i].as_ref().expect("node").url();
+    let settings_of = |i: usize| {
+        json_of(send(
+            &client,
+            "GET",
+            &format!("{}/indexes/books/settings", node_url(i)),
+            NODE_KEY,
+            None,
+        ))
+    };
+    let expected = settings_of(0);
+    assert_eq!(settings_of(2), expected);
+
+    // An operator changes node 2 directly; the leader's drift check puts it back.
+    let direct = send(
+        &client,
+        "PATCH",
+        &format!("{}/indexes/books/settings", node_url(2)),
+        NODE_KEY,
+        Some(json!({"synonyms": {}, "rankingRules": ["words", "sort"]})),
+    );
+    assert_eq!(direct.0, 202, "{}", direct.1);
+    let node_task = json_of(direct)["taskUid"].as_u64().expect("node task");
+    wait_for(Duration::from_secs(20), "node 2 to apply the direct change", || {
+        let task = json_of(send(
+            &client,
+            "GET",
+            &format!("{}/tasks/{node_task}", node_url(2)),
+            NODE_KEY,
+            None,
+        ));
+        task["status"] == "succeeded"
+    });
+    wait_for(Duration::from_secs(20), "node 2's settings to be repaired", || {
+        settings_of(2) == expected
+    });
+    let metrics = send(&client, "GET", &format!("{base}/_miroir/metrics"), KEY, None).1;
+    let repairs = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("miroir_settings_drift_repairs_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("the repairs counter");
+    assert!(repairs >= 1.0, "{repairs}");
+
+    // Readiness follows the prober: node 1 stops, its shards have no replica (RF 1).
+    let ready = client.get(format!("{base}/_miroir/ready")).send().expect("ready");
+    assert_eq!(ready.status(), 200);
+    nodes[1] = None;
+    wait_for(Duration::from_secs(20), "readiness to fail", || {
+        client.get(format!("{base}/_miroir/ready")).send().expect("ready").status() == 503
+    });
+}
