@@ -2,120 +2,20 @@
 //! killed the other takes over within the lease TTL with a larger fencing token; a leader that
 //! was frozen past its lease steps down as soon as it runs again.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod instances;
+
 use std::time::{Duration, Instant};
 
+use instances::{fresh_prefix, redis_url, token, wait_for, Instance};
 use serde_json::Value;
-
-const ADMIN_KEY: &str = "leader-test-admin-key";
-
-/// The Redis URL CI provides; without it the test fails in CI and is skipped elsewhere.
-fn redis_url() -> Option<String> {
-    match std::env::var("MIROIR_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!("MIROIR_TEST_REDIS_URL must be set in CI"),
-        _ => {
-            eprintln!("MIROIR_TEST_REDIS_URL is not set: leader election test skipped");
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
-
-struct Instance {
-    name: String,
-    port: u16,
-    child: Child,
-}
-
-impl Instance {
-    fn start(dir: &Path, name: &str, redis: &str, prefix: &str) -> Self {
-        let port = free_port();
-        let config = format!(
-            "nodes:\n  - {{ id: n0, address: \"http://127.0.0.1:9\", replica_group: g }}\n\
-             server: {{ bind: 127.0.0.1, port: {port} }}\n\
-             metrics: {{ enabled: false }}\n\
-             replicas: 2\n\
-             instance_id: {name}\n\
-             task_store: {{ backend: redis, url: \"{redis}\", key_prefix: \"{prefix}\" }}\n\
-             leader: {{ lease_ttl: 2s, renew_interval: 500ms }}\n"
-        );
-        let path = dir.join(format!("{name}.yaml"));
-        std::fs::write(&path, config).expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_miroir"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("MIROIR_ADMIN_API_KEY", ADMIN_KEY)
-            .env_remove("MIROIR_MASTER_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start miroir serve");
-        Self { name: name.to_owned(), port, child }
-    }
-
-    /// `GET /_miroir/leader`, or None while the instance does not answer.
-    fn leader(&self) -> Option<Value> {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()
-            .expect("client");
-        let resp = client
-            .get(format!("http://127.0.0.1:{}/_miroir/leader", self.port))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .ok()?;
-        resp.json().ok()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {signal} {}", self.name);
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Poll until `check` returns Some, at most `limit`.
-fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(found) = check() {
-            return Some(found);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
-fn token(state: &Value) -> u64 {
-    state["fencing_token"].as_u64().expect("a leader has a fencing token")
-}
 
 #[test]
 fn one_leader_and_takeover_within_the_lease_ttl() {
     let Some(redis) = redis_url() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
-    let prefix = format!("miroir-leader-test-{}:", std::process::id());
-    let mut a = Instance::start(dir.path(), "inst-a", &redis, &prefix);
-    let mut b = Instance::start(dir.path(), "inst-b", &redis, &prefix);
+    let prefix = fresh_prefix("leader");
+    let mut a = Instance::start(dir.path(), "inst-a", &redis, &prefix, "");
+    let mut b = Instance::start(dir.path(), "inst-b", &redis, &prefix, "");
 
     // Exactly one leader, and both agree on who it is.
     let (first, second) = wait_for(Duration::from_secs(15), || {
@@ -155,7 +55,7 @@ fn one_leader_and_takeover_within_the_lease_ttl() {
     // Freeze the new leader past its lease: a fresh instance takes over; once the frozen one
     // runs again it sees its lease is gone and steps down.
     let frozen = follower;
-    let fresh = Instance::start(dir.path(), "inst-c", &redis, &prefix);
+    let fresh = Instance::start(dir.path(), "inst-c", &redis, &prefix, "");
     wait_for(Duration::from_secs(10), || fresh.leader()).expect("the fresh instance answers");
     frozen.signal("-STOP");
     let state =
