@@ -21,6 +21,7 @@ pub mod error;
 pub mod fanout;
 pub mod federated;
 pub mod health;
+mod hybrid;
 pub mod idempotency;
 mod indexes;
 mod keys;

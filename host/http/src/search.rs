@@ -127,6 +127,11 @@ async fn scatter_gather(
     headers: &HeaderMap,
     request: Value,
 ) -> HttpResult<Response> {
+    if let Some((scatter, merged)) =
+        crate::hybrid::keyword_answer(state, caller, uid, headers, &request).await?
+    {
+        return Ok(scatter.respond(merged));
+    }
     let scatter = scatter(state, caller, uid, headers, "search", &request).await?;
     let merged = merge_search(&request, &scatter.answers, &scatter.settings);
     Ok(scatter.respond(merged))
@@ -135,6 +140,12 @@ async fn scatter_gather(
 /// A merged search run on behalf of the gateway itself (plugins' `search` import), with the
 /// node key.
 pub async fn search_value(state: &AppState, uid: &str, request: Value) -> HttpResult<Value> {
+    let (caller, headers) = (&Caller::Master, &HeaderMap::new());
+    if let Some((_, merged)) =
+        crate::hybrid::keyword_answer(state, caller, uid, headers, &request).await?
+    {
+        return Ok(merged);
+    }
     let scatter =
         scatter(state, &Caller::Master, uid, &HeaderMap::new(), "search", &request).await?;
     Ok(merge_search(&request, &scatter.answers, &scatter.settings))
@@ -191,7 +202,7 @@ impl Scatter {
 }
 
 /// Send `request` (as the node request of `route`) to one covering set; see [`scatter_with`].
-async fn scatter(
+pub(crate) async fn scatter(
     state: &AppState,
     caller: &Caller,
     uid: &str,

@@ -9,6 +9,7 @@
 mod browse;
 mod facet_search;
 mod facets;
+mod hybrid;
 mod order;
 mod request;
 mod similar;
@@ -19,6 +20,7 @@ use serde_json::{Map, Value};
 
 pub use browse::{browse_plan, ShardSlice};
 pub use facet_search::merge_facet_search;
+pub use hybrid::{keyword_first_ratio, keyword_good_enough, GOOD_ENOUGH};
 pub use order::{compare_hits, RankKey};
 pub use request::{node_request, ClientPage};
 pub use similar::merge_similar;
@@ -81,12 +83,15 @@ pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings)
         out.insert("facetStats".into(), stats);
     }
     if answers.iter().any(|a| a.get("semanticHitCount").is_some()) {
-        out.insert("semanticHitCount".into(), Value::from(semantic_hit_count(answers, shown)));
+        let count = hybrid::semantic_hits(&hits[start..])
+            .unwrap_or_else(|| semantic_hit_count(answers, shown));
+        out.insert("semanticHitCount".into(), Value::from(count));
     }
     Value::Object(out)
 }
 
-/// `semanticHitCount` counts the hits of the answer that came from the semantic search. Nodes
+/// `semanticHitCount` counts the hits of the answer that came from the semantic search. Hits
+/// with ranking score details say so themselves ([`hybrid::semantic_hits`]); otherwise: nodes
 /// report it for their own page, which says whether their hits were semantic; the merged page
 /// holds `shown` hits: all semantic when every node's were, none when no node's were, and
 /// otherwise at most what the nodes counted.
