@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use axum::http::Method;
 use futures_util::future::join_all;
-use miroir_cluster::{HealthState, NodeAuth};
+pub use miroir_cluster::HealthState;
+use miroir_cluster::NodeAuth;
 use miroir_types::NodeId;
 use tokio::task::JoinHandle;
 

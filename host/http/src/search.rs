@@ -263,7 +263,9 @@ pub(crate) async fn scatter_with(
     for (node, shards) in &plan.covering.nodes {
         round.entry(node.clone()).or_default().extend(shards.iter().copied());
     }
+    let stats = state.read_stats();
     while !round.is_empty() {
+        stats.sent(round.len(), !tried.is_empty());
         tried.extend(round.keys().cloned());
         let mut failed = BTreeSet::new();
         for (node, shards, answer) in
@@ -280,10 +282,12 @@ pub(crate) async fn scatter_with(
                 }
                 Ok(response) => {
                     tracing::warn!(node = %node, status = response.status, "a node failed a {route}; asking a replica");
+                    stats.node_failed(&node);
                     failed.extend(shards);
                 }
                 Err(error) => {
                     tracing::warn!(node = %node, %error, "a node failed a {route}; asking a replica");
+                    stats.node_failed(&node);
                     failed.extend(shards);
                 }
             }
@@ -295,10 +299,14 @@ pub(crate) async fn scatter_with(
     if !missing.is_empty()
         && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
     {
+        stats.unavailable();
         return Err(HttpError::api(
             ErrorCode::MiroirShardUnavailable,
             format!("{} shard(s) of index `{uid}` have no replica answering.", missing.len()),
         ));
+    }
+    if !missing.is_empty() {
+        stats.partial();
     }
     Ok(Scatter { answers, shards: answered, missing, settings })
 }

@@ -11,6 +11,7 @@ use miroir_store::TaskStore;
 use miroir_types::GroupId;
 
 use crate::auth::KeyCache;
+use crate::read_stats::ReadStats;
 
 /// Why the state cannot be built from a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,7 @@ struct Inner {
     topology: Topology,
     clients: NodeClients,
     health: HealthRegistry,
+    read_stats: ReadStats,
     store: Arc<dyn TaskStore>,
     keys: KeyCache,
     assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
@@ -67,6 +69,7 @@ impl AppState {
                 topology,
                 clients,
                 health,
+                read_stats: ReadStats::default(),
                 store,
                 keys: KeyCache::default(),
                 assignments: Mutex::new(HashMap::new()),
@@ -93,6 +96,11 @@ impl AppState {
     /// What Miroir believes of each node's health (fed by [`crate::health::spawn_prober`]).
     pub fn health(&self) -> &HealthRegistry {
         &self.inner.health
+    }
+
+    /// What the search read path did (for metrics).
+    pub fn read_stats(&self) -> &ReadStats {
+        &self.inner.read_stats
     }
 
     /// The task store.

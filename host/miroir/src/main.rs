@@ -6,6 +6,7 @@
 
 mod cli;
 mod drift;
+mod gateway_metrics;
 mod instance;
 mod logging;
 mod metrics;

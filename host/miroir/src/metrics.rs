@@ -91,6 +91,13 @@ impl Metrics {
         metrics
     }
 
+    /// Adds a collector read at every scrape (the gateway's own state).
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        if let Err(error) = self.registry.register(collector) {
+            tracing::error!(%error, "cannot register a metrics collector");
+        }
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

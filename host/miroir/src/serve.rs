@@ -12,6 +12,8 @@ use miroir_config::Config;
 use miroir_http::{router_with, AppState};
 use tokio::net::TcpListener;
 
+use crate::gateway_metrics::GatewayCollector;
+
 /// Runs the gateway until SIGINT or SIGTERM, then lets in-flight requests finish (for at most
 /// `server.shutdown_timeout`).
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -49,6 +51,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let state = AppState::new(config.clone(), Arc::clone(&runtime.store))
         .context("cannot set up the gateway")?;
+    runtime.metrics.register(Box::new(GatewayCollector::new(state.clone())));
     let prober = miroir_http::health::spawn_prober(state.clone());
     let drift = crate::drift::spawn(
         state.clone(),

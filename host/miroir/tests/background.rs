@@ -171,4 +171,26 @@ fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
     wait_for(Duration::from_secs(20), "readiness to fail", || {
         client.get(format!("{base}/_miroir/ready")).send().expect("ready").status() == 503
     });
+
+    // A search now misses node 1's shards; the metrics say so.
+    let search = client
+        .post(format!("{base}/indexes/books/search"))
+        .bearer_auth(KEY)
+        .json(&json!({"q": ""}))
+        .send()
+        .expect("search");
+    assert_eq!(search.status(), 200);
+    assert!(search.headers().contains_key("x-miroir-degraded"));
+    let metrics = send(&client, "GET", &format!("{base}/_miroir/metrics"), KEY, None).1;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} not in the metrics:\n{metrics}"))
+    };
+    assert_eq!(value("miroir_node_health{group=\"g\",node=\"n0\"} "), 1.0);
+    assert_eq!(value("miroir_node_health{group=\"g\",node=\"n1\"} "), 0.0);
+    assert_eq!(value("miroir_scatter_partial_responses_total "), 1.0);
+    assert!(value("miroir_scatter_node_requests_total ") >= 2.0);
 }

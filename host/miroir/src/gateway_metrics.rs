@@ -1,0 +1,127 @@
+//! The metrics read from the gateway's own state at scrape time: each node's health and what
+//! the search read path did (node requests, failures by node, replacements, partial answers).
+
+use miroir_http::health::HealthState;
+use miroir_http::AppState;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, Opts};
+
+/// A Prometheus collector over an [`AppState`].
+pub struct GatewayCollector {
+    state: AppState,
+    node_health: GaugeVec,
+    node_requests: IntCounter,
+    replacements: IntCounter,
+    partial_answers: IntCounter,
+    unavailable_errors: IntCounter,
+    node_failures: IntCounterVec,
+}
+
+impl GatewayCollector {
+    /// A collector reading `state`.
+    pub fn new(state: AppState) -> Self {
+        let counter = |name: &str, help: &str| {
+            IntCounter::with_opts(Opts::new(name, help)).expect("valid counter")
+        };
+        GatewayCollector {
+            state,
+            node_health: GaugeVec::new(
+                Opts::new(
+                    "miroir_node_health",
+                    "Each node's health from its probes: 1 healthy, 0.5 degraded, 0 down.",
+                ),
+                &["node", "group"],
+            )
+            .expect("valid gauge"),
+            node_requests: counter(
+                "miroir_scatter_node_requests_total",
+                "Requests sent to nodes by searches (fan-out), replacements included.",
+            ),
+            replacements: counter(
+                "miroir_scatter_replacements_total",
+                "Requests sent to another replica because a node failed or timed out.",
+            ),
+            partial_answers: counter(
+                "miroir_scatter_partial_responses_total",
+                "Searches answered without some shards (X-Miroir-Degraded: shards=...).",
+            ),
+            unavailable_errors: counter(
+                "miroir_scatter_unavailable_total",
+                "Searches refused with miroir_shard_unavailable.",
+            ),
+            node_failures: IntCounterVec::new(
+                Opts::new(
+                    "miroir_scatter_node_failures_total",
+                    "Search requests a node failed or did not answer in time, by node.",
+                ),
+                &["node"],
+            )
+            .expect("valid counter"),
+        }
+    }
+
+    fn refresh(&self) {
+        let topology = self.state.topology();
+        for (node, health) in self.state.health().snapshot() {
+            let group = topology.group_of(&node).map(|g| g.as_str()).unwrap_or_default();
+            let value = match health {
+                HealthState::Healthy => 1.0,
+                HealthState::Degraded => 0.5,
+                HealthState::Down => 0.0,
+            };
+            self.node_health.with_label_values(&[node.as_str(), group]).set(value);
+        }
+        let stats = self.state.read_stats().snapshot();
+        for (counter, value) in [
+            (&self.node_requests, stats.node_requests),
+            (&self.replacements, stats.replacements),
+            (&self.partial_answers, stats.partial_answers),
+            (&self.unavailable_errors, stats.unavailable_errors),
+        ] {
+            set_counter(counter, value);
+        }
+        for (node, failures) in &stats.node_failures {
+            set_counter(&self.node_failures.with_label_values(&[node.as_str()]), *failures);
+        }
+    }
+}
+
+/// Brings a counter mirrored from a monotonic count up to `value`.
+fn set_counter(counter: &IntCounter, value: u64) {
+    let current = counter.get();
+    if value > current {
+        counter.inc_by(value - current);
+    }
+}
+
+impl Collector for GatewayCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut descs = self.node_health.desc();
+        for counter in [
+            &self.node_requests,
+            &self.replacements,
+            &self.partial_answers,
+            &self.unavailable_errors,
+        ] {
+            descs.extend(counter.desc());
+        }
+        descs.extend(self.node_failures.desc());
+        descs
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.refresh();
+        let mut families = self.node_health.collect();
+        for counter in [
+            &self.node_requests,
+            &self.replacements,
+            &self.partial_answers,
+            &self.unavailable_errors,
+        ] {
+            families.extend(counter.collect());
+        }
+        families.extend(self.node_failures.collect());
+        families
+    }
+}
