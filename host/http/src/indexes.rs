@@ -264,8 +264,7 @@ pub async fn delete_index(
         .await?;
         return Ok(accepted(&record));
     };
-    let lock = state.write_lock(&uid);
-    let _guard = lock.lock().await;
+    let _guard = state.index_write_guard(&uid).await?;
     let step = NodeStep::new(Method::DELETE, format!("/indexes/{uid}"), None);
     let outcomes =
         fanout::run(&state, caller.node_auth(), fanout::broadcast(&state, vec![step])).await;

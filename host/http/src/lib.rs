@@ -35,6 +35,7 @@ pub mod stack;
 mod state;
 mod stats;
 pub mod tasks;
+mod write_guard;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
@@ -48,6 +49,7 @@ use tower::ServiceBuilder;
 
 pub use error::{HttpError, HttpResult};
 pub use state::{AppState, StateError};
+pub use write_guard::IndexWriteGuard;
 
 /// The whole application: every route behind the one stack.
 pub fn router(state: AppState) -> Router {

@@ -40,6 +40,7 @@ struct Inner {
     keys: KeyCache,
     assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
     write_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    instance_tag: String,
 }
 
 impl AppState {
@@ -74,6 +75,7 @@ impl AppState {
                 keys: KeyCache::default(),
                 assignments: Mutex::new(HashMap::new()),
                 write_locks: Mutex::new(HashMap::new()),
+                instance_tag: instance_tag(),
             }),
         })
     }
@@ -128,10 +130,28 @@ impl AppState {
         )
     }
 
-    /// The lock serializing writes to one index, so bookkeeping settings reach each node before
-    /// the documents that need them.
-    pub fn write_lock(&self, index: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// A name unique to this instance, for the leases it takes.
+    pub(crate) fn instance_tag(&self) -> &str {
+        &self.inner.instance_tag
+    }
+
+    /// This instance's lock for writes to one index; see [`AppState::index_write_guard`], which
+    /// also serializes writes across instances.
+    pub(crate) fn write_lock(&self, index: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.inner.write_locks.lock().expect("write lock table poisoned");
         Arc::clone(locks.entry(index.to_owned()).or_default())
     }
+}
+
+/// A name for this process unlikely to be shared by another: host name, process id and start
+/// time.
+fn instance_tag() -> String {
+    let host = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "miroir".to_owned());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{host}-{}-{started:x}", std::process::id())
 }

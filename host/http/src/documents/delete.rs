@@ -117,8 +117,7 @@ pub async fn delete_document(
     Path((uid, id)): Path<(String, String)>,
 ) -> HttpResult<Response> {
     check_uid(&uid)?;
-    let lock = state.write_lock(&uid);
-    let _guard = lock.lock().await;
+    let _guard = state.index_write_guard(&uid).await?;
     let (record, report) = delete_ids(&state, &caller, &uid, vec![id], true).await?;
     Ok(accepted(&record, report.as_ref()))
 }
@@ -159,8 +158,7 @@ pub async fn delete_batch(
             }
         }
     }
-    let lock = state.write_lock(&uid);
-    let _guard = lock.lock().await;
+    let _guard = state.index_write_guard(&uid).await?;
     let (record, report) = delete_ids(&state, &caller, &uid, ids, false).await?;
     if let Some(pending) = pending {
         pending.finish(&state, record.uid).await?;
@@ -181,8 +179,7 @@ async fn broadcast_deletion(
         failed["deletedDocuments"] = json!(0);
         return missing_index_deletion(state, uid, failed).await;
     };
-    let lock = state.write_lock(uid);
-    let _guard = lock.lock().await;
+    let _guard = state.index_write_guard(uid).await?;
     let outcomes =
         fanout::run(state, caller.node_auth(), fanout::broadcast(state, vec![step])).await;
     let enqueued = fanout::collect_enqueued(&outcomes)?;

@@ -160,8 +160,7 @@ async fn write_inner(
     let kind = "documentAdditionOrUpdate";
     let failed_details = json!({ "receivedDocuments": received, "indexedDocuments": 0 });
 
-    let lock = state.write_lock(uid);
-    let _guard = lock.lock().await;
+    let _guard = state.index_write_guard(uid).await?;
     let (meta, created) = ensure(state, uid).await?;
     let query_key = query_param(query, "primaryKey");
     if let (Some(index_key), Some(query_key)) = (&meta.primary_key, &query_key) {

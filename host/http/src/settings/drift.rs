@@ -1,8 +1,8 @@
 //! Settings drift: every node must hold the same settings for an index, or ranking scores stop
 //! being comparable across shards. [`check_and_repair`] reads every node's settings of every
 //! index, takes the settings most nodes agree on as the reference, and sends it to each node
-//! that differs. It runs on the leader every `rebalancer.drift_check_interval`, and after a
-//! settings change whose verify step found a divergence.
+//! that differs. It runs on the leader every `rebalancer.drift_check_interval`, for indexes
+//! whose nodes have no task in flight.
 
 use std::collections::BTreeMap;
 
@@ -44,8 +44,13 @@ pub async fn check_and_repair(state: &AppState) -> Vec<IndexDrift> {
     drifted
 }
 
-/// Checks one index; `None` when every node that answered holds the same settings.
+/// Checks one index; `None` when every node that answered holds the same settings, or when a
+/// node still has tasks of the index to process (a change in flight is not drift).
 pub async fn check_index(state: &AppState, uid: &str) -> Option<IndexDrift> {
+    if busy(state, uid).await {
+        tracing::debug!(index = %uid, "drift check skipped: node tasks in flight");
+        return None;
+    }
     let path = format!("/indexes/{uid}/settings");
     let reads = state.clients().iter().filter(|c| state.health().is_available(c.id())).map(|c| {
         let path = path.clone();
@@ -94,4 +99,21 @@ pub async fn check_index(state: &AppState, uid: &str) -> Option<IndexDrift> {
         }
     }
     Some(IndexDrift { index: uid.to_owned(), repaired, unresolved: None })
+}
+
+/// Whether some node has an enqueued or processing task of `uid` (or does not answer).
+async fn busy(state: &AppState, uid: &str) -> bool {
+    let path = format!("/tasks?indexUids={uid}&statuses=enqueued,processing&limit=1");
+    let reads = state.clients().iter().filter(|c| state.health().is_available(c.id())).map(|c| {
+        let path = path.clone();
+        async move {
+            match c.send(Method::GET, &path, None, NodeAuth::NodeKey).await {
+                Ok(response) if response.is_success() => {
+                    response.json()["total"].as_u64().unwrap_or(1) > 0
+                }
+                _ => true,
+            }
+        }
+    });
+    join_all(reads).await.into_iter().any(|busy| busy)
 }

@@ -147,8 +147,7 @@ async fn propose(
     patch: Map<String, Value>,
 ) -> HttpResult<Response> {
     let (meta, created) = ensure(state, uid).await?;
-    let lock = state.write_lock(uid);
-    let _guard = lock.lock().await;
+    let _guard = state.index_write_guard(uid).await?;
     let node = translate::to_node(&patch, created);
     let body = serde_json::to_vec(&Value::Object(node.patch.clone()))
         .map_err(|e| HttpError::Internal(e.to_string()))?;

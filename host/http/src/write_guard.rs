@@ -1,0 +1,91 @@
+//! One write to an index at a time, across every instance sharing the task store.
+//!
+//! Nodes apply an index's tasks in the order they receive them. Two writes sent at the same
+//! moment by two instances (or two requests of one) could reach node A in one order and node B
+//! in the other, leaving replicas with different documents and nodes with different settings.
+//! So a write holds the instance's own lock for the index and the store lease
+//! `index-write/{uid}` while it sends its requests to the nodes; every node then receives the
+//! index's writes in the same order. The lease is released as soon as the requests are sent
+//! (the nodes process them later), so it is held for one fan-out, not for the indexing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use miroir_store::LeaseOutcome;
+use miroir_types::{ApiError, ErrorCode};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::error::{HttpError, HttpResult};
+use crate::AppState;
+
+/// How long a write waits for another instance's write to the same index before giving up.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Distinguishes the acquisitions of one instance, so a late release never frees a lease a
+/// later write of the same instance took.
+static NEXT_HOLDER: AtomicU64 = AtomicU64::new(0);
+
+/// Held while a write to one index is sent to the nodes; released when dropped.
+pub struct IndexWriteGuard {
+    _local: OwnedMutexGuard<()>,
+    state: AppState,
+    lease: String,
+    holder: String,
+    token: u64,
+}
+
+impl AppState {
+    /// Waits until this request may send a write to `index` (see the module documentation).
+    /// `miroir_timeout` if another instance keeps the index for longer than 30 s.
+    pub async fn index_write_guard(&self, index: &str) -> HttpResult<IndexWriteGuard> {
+        let local = self.write_lock(index).lock_owned().await;
+        let lease = format!("index-write/{index}");
+        let holder =
+            format!("{}#{}", self.instance_tag(), NEXT_HOLDER.fetch_add(1, Ordering::Relaxed));
+        // A write's fan-out waits at most a few node timeouts; the lease outlives it.
+        let ttl = (self.config().scatter.node_timeout.get() * 3).max(Duration::from_secs(30));
+        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match self.store().acquire_lease(&lease, &holder, ttl).await? {
+                LeaseOutcome::Acquired(acquired) => {
+                    return Ok(IndexWriteGuard {
+                        _local: local,
+                        state: self.clone(),
+                        lease,
+                        holder,
+                        token: acquired.token,
+                    });
+                }
+                LeaseOutcome::HeldByOther(other) => {
+                    if tokio::time::Instant::now() + pause > deadline {
+                        return Err(HttpError::Api(ApiError::new(
+                            ErrorCode::MiroirTimeout,
+                            format!(
+                                "Another Miroir instance (`{}`) has been writing to index \
+                                 `{index}` for too long. Retry the request.",
+                                other.holder
+                            ),
+                        )));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for IndexWriteGuard {
+    fn drop(&mut self) {
+        let (state, lease, holder, token) =
+            (self.state.clone(), self.lease.clone(), self.holder.clone(), self.token);
+        // Released in the background; the holder is unique, so this can only free this write's
+        // own acquisition. If it never runs, the lease expires by itself.
+        tokio::spawn(async move {
+            if let Err(error) = state.store().release_lease(&lease, &holder, token).await {
+                tracing::warn!(%error, %lease, "cannot release an index write lease");
+            }
+        });
+    }
+}

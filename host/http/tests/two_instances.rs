@@ -1,0 +1,95 @@
+//! Two Miroir instances on one task store, in front of the same nodes, taking writes for the
+//! same index at the same moment: every node must apply them in the same order, so replicas
+//! hold the same documents and every node the same settings afterwards.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{serve, ClusterBuilder};
+use serde_json::{json, Value};
+
+/// Sends `body` to `url` and returns the Miroir task uid.
+async fn write(http: &reqwest::Client, method: reqwest::Method, url: String, body: Value) -> u64 {
+    let answer: Value = http
+        .request(method, url)
+        .json(&body)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("miroir answers")
+        .json()
+        .await
+        .expect("json");
+    answer["taskUid"].as_u64().unwrap_or_else(|| panic!("no task: {answer}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_through_two_instances_reach_every_node_in_one_order() {
+    let cluster = ClusterBuilder::new(1, 3, 3).shards(4).start().await;
+    cluster.send_and_wait("POST", "/indexes", &json!({"uid": "books", "primaryKey": "id"})).await;
+    // A second instance: same configuration, same store file, its own listener.
+    let (second, _state, _server) = serve(&cluster.config, &cluster.store_dir).await;
+    let urls = [cluster.url.clone(), format!("http://{second}")];
+
+    let http = reqwest::Client::new();
+    let mut writes = Vec::new();
+    for round in 0..40usize {
+        let base = urls[round % 2].clone();
+        let http = http.clone();
+        writes.push(tokio::spawn(async move {
+            let settings = write(
+                &http,
+                reqwest::Method::PATCH,
+                format!("{base}/indexes/books/settings"),
+                json!({"stopWords": [format!("w{round}")]}),
+            )
+            .await;
+            let documents = write(
+                &http,
+                reqwest::Method::POST,
+                format!("{base}/indexes/books/documents"),
+                json!([{"id": 1, "round": round}, {"id": 2, "round": round}]),
+            )
+            .await;
+            (settings, documents)
+        }));
+    }
+    let mut tasks = Vec::new();
+    for write in writes {
+        let (a, b) = write.await.expect("writer");
+        tasks.extend([a, b]);
+    }
+    for uid in tasks {
+        let task = cluster.wait_task(uid).await;
+        assert_eq!(task["status"], "succeeded", "{task}");
+    }
+
+    let mut settings = Vec::new();
+    let mut documents = Vec::new();
+    for i in 0..3 {
+        settings.push(cluster.node_get(i, "/indexes/books/settings").await.1["stopWords"].clone());
+        let one = cluster.node_get(i, "/indexes/books/documents/1").await.1["round"].clone();
+        let two = cluster.node_get(i, "/indexes/books/documents/2").await.1["round"].clone();
+        documents.push((one, two));
+    }
+    assert!(settings.windows(2).all(|w| w[0] == w[1]), "nodes disagree on settings: {settings:?}");
+    // Each node's settings tasks, oldest first: the same sequence everywhere.
+    let mut orders = Vec::new();
+    for i in 0..3 {
+        let (_, tasks) =
+            cluster.node_get(i, "/tasks?types=settingsUpdate&limit=1000&indexUids=books").await;
+        let mut order: Vec<Value> = tasks["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|t| t["details"]["stopWords"].clone())
+            .filter(|w| !w.is_null())
+            .collect();
+        order.reverse();
+        assert_eq!(order.len(), 40, "node {i}: {order:?}");
+        orders.push(order);
+    }
+    assert!(orders.windows(2).all(|w| w[0] == w[1]), "nodes applied settings in different orders");
+    assert!(documents.windows(2).all(|w| w[0] == w[1]), "replicas disagree: {documents:?}");
+}
