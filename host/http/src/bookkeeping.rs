@@ -35,6 +35,28 @@ pub fn is_reserved(field: &str) -> bool {
     field.starts_with(RESERVED_PREFIX)
 }
 
+/// A node's error body with [`SHARD_FIELD`] taken out of the attribute lists its message gives
+/// ("Available filterable attributes are: ..."), so the client reads what one node holding only
+/// its own settings would say. Other bodies are returned unchanged.
+pub fn scrub_error_body(body: Vec<u8>) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(&body) else { return body };
+    if !text.contains(SHARD_FIELD) {
+        return body;
+    }
+    let mut out = text.to_owned();
+    for only in [
+        "Available filterable attribute patterns are: `_miroir_shard`.",
+        "Available filterable attributes patterns are: `_miroir_shard`.",
+        "Available filterable attributes are: `_miroir_shard`.",
+    ] {
+        out = out.replace(only, "This index does not have configured filterable attributes.");
+    }
+    for listed in ["`_miroir_shard`, ", ", `_miroir_shard`", "_miroir_shard, ", ", _miroir_shard"] {
+        out = out.replace(listed, "");
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +67,24 @@ mod tests {
         assert_eq!(shard_filter(ShardId::new(12)), "_miroir_shard.s12 EXISTS");
         assert!(is_reserved("_miroir_shard.s3"));
         assert!(!is_reserved("miroir"));
+    }
+
+    #[test]
+    fn error_messages_do_not_list_the_shard_field() {
+        let scrub = |m: &str| String::from_utf8(scrub_error_body(m.as_bytes().to_vec())).unwrap();
+        assert_eq!(
+            scrub("Available filterable attribute patterns are: `_geo`, `_miroir_shard`, `brand`."),
+            "Available filterable attribute patterns are: `_geo`, `brand`."
+        );
+        assert_eq!(
+            scrub("patterns are: `_miroir_shard, brand, price`."),
+            "patterns are: `brand, price`."
+        );
+        assert_eq!(scrub("are: `brand, _miroir_shard`."), "are: `brand`.");
+        assert_eq!(
+            scrub("Attribute `x` is not filterable. Available filterable attribute patterns are: `_miroir_shard`."),
+            "Attribute `x` is not filterable. This index does not have configured filterable attributes."
+        );
+        assert_eq!(scrub("nothing to do"), "nothing to do");
     }
 }

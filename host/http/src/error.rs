@@ -42,7 +42,10 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
             HttpError::Api(error) => (error.status(), error.to_body()),
-            HttpError::Forwarded(error) => error.into_parts(),
+            HttpError::Forwarded(error) => {
+                let (status, body) = error.into_parts();
+                (status, crate::bookkeeping::scrub_error_body(body))
+            }
             HttpError::Node(error) => {
                 tracing::warn!(%error, "no node answered");
                 let api = ApiError::new(

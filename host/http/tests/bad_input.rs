@@ -1,4 +1,5 @@
-//! Bad writes are refused in Meilisearch's error shape, and nothing of them is written.
+//! Bad input is refused in Meilisearch's error shape, nothing of it is written, and node errors
+//! never mention bookkeeping fields.
 
 mod common;
 
@@ -165,4 +166,60 @@ async fn unknown_indexes_and_documents_are_404() {
     let task = cluster.get("/tasks/123456").await;
     assert_eq!(task.status, 404);
     assert_error(&task.body, "task_not_found");
+}
+
+/// The error one devnode holding the same settings gives to `request` on `/search`.
+async fn one_node_error(settings: &Value, request: &Value) -> Value {
+    let node = miroir_devnode::testing::TestNode::start(None);
+    let http = reqwest::Client::new();
+    let url = node.url();
+    let send = |method: reqwest::Method, path: &str, body: &Value| {
+        http.request(method, format!("{url}{path}")).json(body).send()
+    };
+    send(reqwest::Method::POST, "/indexes", &json!({"uid": "products", "primaryKey": "id"}))
+        .await
+        .expect("create");
+    send(reqwest::Method::PATCH, "/indexes/products/settings", settings).await.expect("settings");
+    for _ in 0..200 {
+        let answer: Value = send(reqwest::Method::POST, "/indexes/products/search", request)
+            .await
+            .expect("search")
+            .json()
+            .await
+            .expect("json");
+        if answer["code"] != "index_not_found" && answer.get("hits").is_none() {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the single node never answered an error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn filter_errors_never_mention_bookkeeping_fields() {
+    let cluster = cluster_with_index().await;
+    let request = json!({"q": "", "filter": "title = x"});
+    let answer = cluster.send_json("POST", "/indexes/products/search", &request).await;
+    assert_eq!(answer.status, 400);
+    assert_error(&answer.body, "invalid_search_filter");
+    let alone = one_node_error(&json!({}), &request).await;
+    assert_eq!(answer.body["message"], alone["message"], "no filterable attribute configured");
+    assert!(!answer.body.to_string().contains("_miroir"), "{}", answer.body);
+
+    cluster
+        .send_and_wait(
+            "PATCH",
+            "/indexes/products/settings",
+            &json!({"filterableAttributes": ["brand", "price"]}),
+        )
+        .await;
+    let answer = cluster.send_json("POST", "/indexes/products/search", &request).await;
+    let alone =
+        one_node_error(&json!({"filterableAttributes": ["brand", "price"]}), &request).await;
+    assert_eq!(answer.body["message"], alone["message"]);
+    let facets = json!({"q": "", "facets": ["title"]});
+    let answer = cluster.send_json("POST", "/indexes/products/search", &facets).await;
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
+    let alone = one_node_error(&json!({"filterableAttributes": ["brand", "price"]}), &facets).await;
+    assert_eq!(answer.body["message"], alone["message"]);
 }
