@@ -58,8 +58,8 @@ impl ReadPlan {
         ReadPlan { group_order, covering, rotation }
     }
 
-    /// Nodes to ask for `shards` (whose node failed, or which had none), never one of `tried`
-    /// nor one that is down: an owner in the chosen group first, then in the next groups. A node
+    /// Nodes to ask for `shards` (whose node failed, or which had none), never one of
+    /// `excluded` (the nodes that failed this read) nor one that is down: an owner in the chosen group first, then in the next groups. A node
     /// already picked for another of these shards is preferred, so each node is asked once.
     /// Returns the picks and the shards no node is left for.
     pub fn replacements(
@@ -67,7 +67,7 @@ impl ReadPlan {
         assignment: &Assignment,
         health: &HealthRegistry,
         shards: &BTreeSet<ShardId>,
-        tried: &BTreeSet<NodeId>,
+        excluded: &BTreeSet<NodeId>,
     ) -> (BTreeMap<NodeId, Vec<ShardId>>, BTreeSet<ShardId>) {
         let mut picks: BTreeMap<NodeId, Vec<ShardId>> = BTreeMap::new();
         let mut left = BTreeSet::new();
@@ -77,7 +77,7 @@ impl ReadPlan {
                 let owners: Vec<&NodeId> = assignment
                     .owners(g, shard)
                     .iter()
-                    .filter(|n| !tried.contains(*n) && health.is_available(n))
+                    .filter(|n| !excluded.contains(*n) && health.is_available(n))
                     .collect();
                 (!owners.is_empty()).then_some(owners)
             });

@@ -254,19 +254,21 @@ pub(crate) async fn scatter_with(
     let settings = merge_settings(state, uid, meta.settings_version, &primary_key).await?;
     let mut answers = Vec::new();
     let mut answered = Vec::new();
-    let mut tried = BTreeSet::new();
+    // Nodes that failed this search; a node that answered may be asked again for other shards.
+    let mut failed_nodes = BTreeSet::new();
     // The first round asks the covering set, plus replacements for the shards it could not
     // cover; each next round asks replacements for the shards whose node failed.
     let uncovered: BTreeSet<ShardId> = plan.covering.missing.iter().copied().collect();
     let (mut round, mut missing) =
-        plan.replacements(&assignment, state.health(), &uncovered, &tried);
+        plan.replacements(&assignment, state.health(), &uncovered, &failed_nodes);
     for (node, shards) in &plan.covering.nodes {
         round.entry(node.clone()).or_default().extend(shards.iter().copied());
     }
     let stats = state.read_stats();
+    let mut first_round = true;
     while !round.is_empty() {
-        stats.sent(round.len(), !tried.is_empty());
-        tried.extend(round.keys().cloned());
+        stats.sent(round.len(), !first_round);
+        first_round = false;
         let mut failed = BTreeSet::new();
         for (node, shards, answer) in
             ask(state, caller, &assignment, uid, &settings, requests, round).await
@@ -283,16 +285,18 @@ pub(crate) async fn scatter_with(
                 Ok(response) => {
                     tracing::warn!(node = %node, status = response.status, "a node failed a {route}; asking a replica");
                     stats.node_failed(&node);
+                    failed_nodes.insert(node.clone());
                     failed.extend(shards);
                 }
                 Err(error) => {
                     tracing::warn!(node = %node, %error, "a node failed a {route}; asking a replica");
                     stats.node_failed(&node);
+                    failed_nodes.insert(node.clone());
                     failed.extend(shards);
                 }
             }
         }
-        let (next, left) = plan.replacements(&assignment, state.health(), &failed, &tried);
+        let (next, left) = plan.replacements(&assignment, state.health(), &failed, &failed_nodes);
         missing.extend(left);
         round = next;
     }

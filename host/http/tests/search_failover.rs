@@ -224,3 +224,20 @@ async fn the_prober_takes_a_stopped_node_down_and_requests_skip_it() {
     let answer = cluster.send_json("POST", "/indexes/products/search", &json!({"q": ""})).await;
     assert_eq!(answer.body["estimatedTotalHits"], 260, "{:?}", answer.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_node_is_replaced_by_a_replica_already_answering_other_shards() {
+    // One group of three at RF 2: the covering set asks every node, so the replica of a
+    // stopped node's shards is a node that is already answering for its own.
+    let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
+    let documents = load(&cluster, 300).await;
+    let all: Vec<&Value> = documents.iter().collect();
+    cluster.stop_node(1);
+    for attempt in 0..6 {
+        let answer = cluster.send_json("POST", "/indexes/products/search", &sorted_search()).await;
+        assert_eq!(answer.status, 200, "attempt {attempt}: {:?}", answer.body);
+        assert_eq!(degraded(&answer), None, "attempt {attempt}: RF 2 covers every shard");
+        assert_eq!(ids(&answer.body), expected_ids(&all), "attempt {attempt}");
+        assert_eq!(answer.body["estimatedTotalHits"], 300);
+    }
+}
