@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use axum::http::Method;
 use miroir_cluster::merge::RESERVED_PREFIX;
-use miroir_cluster::{CoveringSet, NodeAuth, NodeBody};
+use miroir_cluster::{NodeAuth, NodeBody, NodeError, ReadPlan};
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Map, Value};
@@ -48,12 +48,13 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
     let limit = request["federation"]["limit"].as_u64().unwrap_or(DEFAULT_LIMIT);
     let offset = request["federation"]["offset"].as_u64().unwrap_or(0);
 
-    let groups = state.topology().groups();
     let rotation = NEXT_GROUP.fetch_add(1, AtomicOrdering::Relaxed);
-    let group = &groups[rotation % groups.len()];
-    let mut per_node: BTreeMap<NodeId, Vec<(u64, Value)>> = BTreeMap::new();
+    // Per query: its index's assignment and read plan (health-aware group and covering set).
+    let mut plans = Vec::with_capacity(queries.len());
     let mut primary_keys: HashMap<String, String> = HashMap::new();
+    let mut round: BTreeMap<NodeId, Vec<(u64, Vec<ShardId>)>> = BTreeMap::new();
     let mut missing = 0usize;
+    let no_failures = BTreeSet::new();
     for (position, query) in queries.iter().enumerate() {
         let uid = query["indexUid"].as_str().unwrap_or_default();
         let meta = state
@@ -63,52 +64,91 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
             .ok_or_else(|| inside(position, &ApiError::index_not_found(uid)))?;
         primary_keys.insert(uid.to_owned(), meta.primary_key.unwrap_or_else(|| "id".to_owned()));
         let assignment = state.assignment(meta.shard_count);
-        let covering = CoveringSet::build(&assignment, &group.id, rotation, |_| true);
-        missing += covering.missing.len();
-        for (node, shards) in &covering.nodes {
-            let owned: BTreeSet<ShardId> = assignment.shards_of(node).into_iter().collect();
-            let body = restricted(query, shards, &owned);
-            per_node.entry(node.clone()).or_default().push((position as u64, body));
+        let plan = ReadPlan::new(state.topology(), &assignment, state.health(), rotation, None);
+        let uncovered: BTreeSet<ShardId> = plan.covering.missing.iter().copied().collect();
+        let (extra, left) =
+            plan.replacements(&assignment, state.health(), &uncovered, &no_failures);
+        missing += left.len();
+        for (node, shards) in plan.covering.nodes.iter().chain(&extra) {
+            round.entry(node.clone()).or_default().push((position as u64, shards.clone()));
         }
+        plans.push((assignment, plan));
     }
 
-    let calls = per_node.into_iter().map(|(node, local)| async move {
-        let (positions, bodies): (Vec<u64>, Vec<Value>) = local.into_iter().unzip();
-        let body = json!({
-            "federation": { "offset": 0, "limit": offset + limit },
-            "queries": bodies,
-        });
-        let bytes = serde_json::to_vec(&body).map_err(|e| HttpError::Internal(e.to_string()))?;
-        let client = state.clients().get(&node)?;
-        let answer = client
-            .send(Method::POST, "/multi-search", Some(NodeBody::json(bytes)), NodeAuth::NodeKey)
-            .await;
-        Ok::<_, HttpError>((node, positions, answer))
-    });
     let mut candidates = Vec::new();
     let mut total = 0u64;
     let mut slowest = 0u64;
-    for result in futures_util::future::join_all(calls).await {
-        let (node, positions, answer) = result?;
-        match answer {
-            Ok(response) if response.is_success() => {
-                let body = response.json();
-                total += body["estimatedTotalHits"].as_u64().unwrap_or(0);
-                slowest = slowest.max(body["processingTimeMs"].as_u64().unwrap_or(0));
-                let hits = body["hits"].as_array().cloned().unwrap_or_default();
-                candidates.extend(
-                    hits.into_iter()
-                        .filter_map(|hit| candidate(hit, &positions, queries, &primary_keys)),
-                );
+    let mut failed_nodes = BTreeSet::new();
+    while !round.is_empty() {
+        let calls = round.into_iter().map(|(node, local)| {
+            let plans = &plans;
+            async move {
+                let positions: Vec<u64> = local.iter().map(|(p, _)| *p).collect();
+                let bodies: Vec<Value> = local
+                    .iter()
+                    .map(|(p, shards)| {
+                        let owned: BTreeSet<ShardId> =
+                            plans[*p as usize].0.shards_of(&node).into_iter().collect();
+                        restricted(&queries[*p as usize], shards, &owned)
+                    })
+                    .collect();
+                let body = json!({
+                    "federation": { "offset": 0, "limit": offset + limit },
+                    "queries": bodies,
+                });
+                let answer = match (state.clients().get(&node), serde_json::to_vec(&body)) {
+                    (Ok(client), Ok(bytes)) => {
+                        client
+                            .send(
+                                Method::POST,
+                                "/multi-search",
+                                Some(NodeBody::json(bytes)),
+                                NodeAuth::NodeKey,
+                            )
+                            .await
+                    }
+                    (Err(error), _) => Err(error),
+                    (_, Err(error)) => Err(NodeError::Unreachable {
+                        node: node.clone(),
+                        reason: format!("request not serializable: {error}"),
+                    }),
+                };
+                (node, local, positions, answer)
             }
-            Ok(response) if response.status < 500 => {
-                return Err(relocated(response.status, &response.json(), &positions));
-            }
-            Ok(_) | Err(_) => {
-                tracing::warn!(node = %node, "a node failed to answer a federated search");
-                missing += 1;
+        });
+        let mut next: BTreeMap<NodeId, Vec<(u64, Vec<ShardId>)>> = BTreeMap::new();
+        for (node, local, positions, answer) in futures_util::future::join_all(calls).await {
+            match answer {
+                Ok(response) if response.is_success() => {
+                    let body = response.json();
+                    total += body["estimatedTotalHits"].as_u64().unwrap_or(0);
+                    slowest = slowest.max(body["processingTimeMs"].as_u64().unwrap_or(0));
+                    let hits = body["hits"].as_array().cloned().unwrap_or_default();
+                    candidates.extend(
+                        hits.into_iter()
+                            .filter_map(|hit| candidate(hit, &positions, queries, &primary_keys)),
+                    );
+                }
+                Ok(response) if response.status < 500 => {
+                    return Err(relocated(response.status, &response.json(), &positions));
+                }
+                Ok(_) | Err(_) => {
+                    tracing::warn!(node = %node, "a node failed a federated search; asking a replica");
+                    failed_nodes.insert(node);
+                    for (position, shards) in local {
+                        let (assignment, plan) = &plans[position as usize];
+                        let shards: BTreeSet<ShardId> = shards.into_iter().collect();
+                        let (picks, left) =
+                            plan.replacements(assignment, state.health(), &shards, &failed_nodes);
+                        missing += left.len();
+                        for (node, shards) in picks {
+                            next.entry(node).or_default().push((position, shards));
+                        }
+                    }
+                }
             }
         }
+        round = next;
     }
     if missing > 0
         && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error

@@ -79,12 +79,18 @@ fn start_cluster() -> Cluster {
 
 /// [`start_cluster`] with `multi_search` options, e.g. `query_timeout: 300ms`.
 fn start_cluster_with(multi_search: &str) -> Cluster {
+    start_cluster_configured(multi_search, "")
+}
+
+/// [`start_cluster_with`] plus top-level configuration lines (`extra`, e.g.
+/// `"replication_factor: 2\n"`).
+fn start_cluster_configured(multi_search: &str, extra: &str) -> Cluster {
     let nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let mut config = format!(
         "server: {{ bind: 127.0.0.1, port: {port} }}\nmetrics: {{ enabled: false }}\nshards: 8\n\
-         task_store: {{ path: miroir.db }}\n\
+         task_store: {{ path: miroir.db }}\n{extra}\
          multi_search: {{ enabled: true{multi_search} }}\nplugins: {{ dir: \"{}\" }}\nnodes:\n",
         plugins_dir().display()
     );
@@ -353,6 +359,48 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
         assert_eq!(federated_hits(&miroir), federated_hits(&one), "hits of {request}");
         let hit = &miroir["hits"][0];
         assert!(hit.get("_miroir_shard").is_none(), "bookkeeping leaked: {hit}");
+    }
+}
+
+#[test]
+fn multi_search_survives_a_stopped_node_when_a_replica_holds_its_shards() {
+    let (mut nodes, _dir, _miroir, base, client) =
+        start_cluster_configured("", "replication_factor: 2\n");
+    load_index(&client, &base, "first", &overlapping_docs(240, 0));
+    load_index(&client, &base, "second", &overlapping_docs(90, 1000));
+    let requests = [
+        json!({"federation": {"limit": 30}, "queries": [
+            {"indexUid": "first", "q": "alpha"},
+            {"indexUid": "second", "q": "bravo", "federationOptions": {"weight": 0.9}}]}),
+        json!({"queries": [
+            {"indexUid": "first", "q": "charlie", "limit": 30},
+            {"indexUid": "second", "q": "delta", "limit": 30}]}),
+    ];
+    let before: Vec<Value> = requests
+        .iter()
+        .map(|r| call(&client, &format!("{base}/multi-search"), "POST", Some(r.clone())).1)
+        .collect();
+    drop(nodes.remove(1));
+    for _ in 0..3 {
+        for (request, expected) in requests.iter().zip(&before) {
+            let (status, answer) =
+                call(&client, &format!("{base}/multi-search"), "POST", Some(request.clone()));
+            assert_eq!(status, 200, "{answer}");
+            if request.get("federation").is_some() {
+                assert_eq!(answer["estimatedTotalHits"], expected["estimatedTotalHits"]);
+                assert_eq!(federated_hits(&answer), federated_hits(expected), "{request}");
+            } else {
+                for (got, want) in answer["results"]
+                    .as_array()
+                    .expect("results")
+                    .iter()
+                    .zip(expected["results"].as_array().expect("results"))
+                {
+                    assert_eq!(got["hits"], want["hits"], "{request}");
+                    assert_eq!(got["estimatedTotalHits"], want["estimatedTotalHits"]);
+                }
+            }
+        }
     }
 }
 
