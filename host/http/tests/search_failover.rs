@@ -1,7 +1,8 @@
 //! Searches when nodes fail: a slow node is replaced by another replica of its shards, a node
 //! that is gone by another group, and a shard with no replica left gives a partial answer with
 //! `X-Miroir-Degraded` (policy `partial`) or 503 `miroir_shard_unavailable` (policy `error`).
-//! The health prober takes a stopped node `down`, and writes and searches then skip it.
+//! The health prober takes a stopped node `down`, and writes and searches then skip it. Document
+//! browsing fails over the same way.
 
 mod common;
 
@@ -240,4 +241,45 @@ async fn a_stopped_node_is_replaced_by_a_replica_already_answering_other_shards(
         assert_eq!(ids(&answer.body), expected_ids(&all), "attempt {attempt}");
         assert_eq!(answer.body["estimatedTotalHits"], 300);
     }
+}
+
+/// Every id a browse returns, page by page (`limit` 70), with the `total` it reports.
+async fn browse_all(cluster: &Cluster) -> (BTreeSet<String>, u64, Option<String>) {
+    let mut ids = BTreeSet::new();
+    let (mut total, mut header) = (0, None);
+    for offset in (0..300).step_by(70) {
+        let page =
+            cluster.get(&format!("/indexes/products/documents?offset={offset}&limit=70")).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        total = page.body["total"].as_u64().expect("total");
+        header = degraded(&page);
+        for doc in page.body["results"].as_array().expect("results") {
+            assert!(ids.insert(doc["id"].as_str().expect("id").to_owned()), "{doc} twice");
+        }
+    }
+    (ids, total, header)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browsing_survives_a_stopped_node_and_says_what_is_missing() {
+    let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
+    load(&cluster, 300).await;
+    cluster.stop_node(0);
+    let (ids, total, header) = browse_all(&cluster).await;
+    assert_eq!((ids.len(), total, header), (300, 300, None), "RF 2 holds every shard twice");
+
+    let (cluster, reachable, lost) = cluster_missing_a_node(UnavailableShardPolicy::Partial).await;
+    let (ids, total, header) = browse_all(&cluster).await;
+    let expected: BTreeSet<String> =
+        reachable.iter().map(|d| d["id"].as_str().expect("id").to_owned()).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(total, reachable.len() as u64);
+    let listed: BTreeSet<u32> = header
+        .expect("X-Miroir-Degraded")
+        .strip_prefix("shards=")
+        .expect("shards=")
+        .split(',')
+        .map(|s| s.parse().expect("shard"))
+        .collect();
+    assert_eq!(listed, lost);
 }

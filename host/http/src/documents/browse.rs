@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::future::join_all;
 use miroir_cluster::merge::browse_plan;
-use miroir_cluster::{CoveringSet, NodeBody, NodeResponse};
+use miroir_cluster::{NodeBody, NodeResponse, ReadPlan};
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Value};
@@ -181,25 +181,24 @@ async fn browse(
 ) -> HttpResult<Response> {
     let meta = existing(state, uid).await?;
     let assignment = state.assignment(meta.shard_count);
-    let groups = state.topology().groups();
     let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-    let group = &groups[rotation % groups.len()].id;
-    let covering = CoveringSet::build(&assignment, group, rotation, |_| true);
+    let plan = ReadPlan::new(state.topology(), &assignment, state.health(), rotation, None);
     let shards: Vec<ShardId> = (0..meta.shard_count).map(ShardId::new).collect();
-    // Every owner of each shard: the covering set's node, its group, then the other groups.
+    // Every owner of each shard that is not down: the covering set's node, then the owners in
+    // the plan's group order.
     let candidates: Vec<Vec<NodeId>> = shards
         .iter()
         .map(|shard| {
-            let mut list: Vec<NodeId> = covering
+            let mut list: Vec<NodeId> = plan
+                .covering
                 .nodes
                 .iter()
                 .filter(|(_, answering)| answering.contains(shard))
                 .map(|(node, _)| node.clone())
                 .collect();
-            let owners = assignment.owners(group, *shard).iter();
-            let others = assignment.write_targets(*shard).flat_map(|(_, o)| o.iter());
-            for node in owners.chain(others) {
-                if !list.contains(node) {
+            let owners = plan.group_order.iter().flat_map(|g| assignment.owners(g, *shard));
+            for node in owners {
+                if !list.contains(node) && state.health().is_available(node) {
                     list.push(node.clone());
                 }
             }
