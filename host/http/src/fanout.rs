@@ -186,8 +186,8 @@ pub fn owners(state: &AppState, shard_count: u32, shards: &BTreeSet<ShardId>) ->
     targets_of(&state.assignment(shard_count), shards)
 }
 
-/// Sends one request to the first node (in topology order) that answers; used for reads that
-/// any node can serve.
+/// Sends one request to the first node of `candidates` that answers, nodes the health probes
+/// say are down tried last; used for reads that any of them can serve.
 pub async fn first_answer(
     state: &AppState,
     auth: NodeAuth<'_>,
@@ -196,6 +196,8 @@ pub async fn first_answer(
     path: &str,
     body: Option<Bytes>,
 ) -> HttpResult<NodeResponse> {
+    let mut candidates: Vec<NodeId> = candidates.into_iter().collect();
+    candidates.sort_by_key(|node| !state.health().is_available(node));
     let mut last_error = None;
     for node in candidates {
         let client = state.clients().get(&node)?;
