@@ -201,11 +201,22 @@ fn exposition(metrics: &Metrics) -> Response {
 async fn housekeeping(
     store: Arc<dyn TaskStore>,
     metrics: Arc<Metrics>,
-    leader: tokio::sync::watch::Receiver<LeaderState>,
+    mut leader: tokio::sync::watch::Receiver<LeaderState>,
 ) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     loop {
-        tick.tick().await;
+        // A change of leadership updates `miroir_is_leader` at once; the rest waits for the tick.
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let is_leader = leader.borrow_and_update().is_leader;
+                metrics.is_leader.set(i64::from(is_leader));
+                continue;
+            }
+        }
         let is_leader = leader.borrow().is_leader;
         metrics.is_leader.set(i64::from(is_leader));
         if let Ok(depth) = store.job_depth().await {

@@ -109,6 +109,11 @@ fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
             == true
     });
 
+    wait_for(Duration::from_secs(5), "miroir_is_leader to say so", || {
+        let metrics = send(&client, "GET", &format!("{base}/_miroir/metrics"), KEY, None).1;
+        metrics.lines().any(|l| l == "miroir_is_leader 1")
+    });
+
     let created =
         send(&client, "POST", &format!("{base}/indexes"), KEY, Some(json!({"uid": "books"})));
     wait_miroir_task(&client, &base, created);
