@@ -2,28 +2,16 @@
 //! drift check repairs a node changed behind Miroir's back, and the health prober drives
 //! `/_miroir/ready`.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gateway::{nodes_section, Gateway};
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
+mod gateway;
+
 const KEY: &str = "background-master-key";
 const NODE_KEY: &str = "background-node-key";
-
-struct Miroir(Child);
-
-impl Drop for Miroir {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
 
 fn send(
     client: &reqwest::blocking::Client,
@@ -71,39 +59,18 @@ fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
     let mut nodes: Vec<Option<TestNode>> =
         (0..3).map(|_| Some(TestNode::start(Some(NODE_KEY)))).collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let mut config = format!(
-        "server: {{ bind: 127.0.0.1, port: {port} }}\nmetrics: {{ enabled: false }}\nshards: 8\n\
-         task_store: {{ path: miroir.db }}\n\
+    let config = format!(
+        "metrics: {{ enabled: false }}\nshards: 8\n\
          rebalancer: {{ drift_check_interval: 300ms }}\n\
-         health: {{ interval: 150ms, timeout: 100ms, down_after: 2 }}\nnodes:\n"
+         health: {{ interval: 150ms, timeout: 100ms, down_after: 2 }}\n{}",
+        nodes_section(nodes.iter().map(|n| n.as_ref().expect("node").url())),
     );
-    for (i, node) in nodes.iter().enumerate() {
-        let url = node.as_ref().expect("node").url();
-        config.push_str(&format!("  - {{ id: n{i}, address: \"{url}\", replica_group: g }}\n"));
-    }
-    let path = dir.path().join("miroir.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let _miroir = Miroir(
-        Command::new(env!("CARGO_BIN_EXE_miroir"))
-            .current_dir(dir.path())
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("MIROIR_MASTER_KEY", KEY)
-            .env("MIROIR_NODE_MASTER_KEY", NODE_KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start miroir"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    let base = miroir.base.clone();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    wait_for(Duration::from_secs(60), "miroir to start", || {
-        client.get(format!("{base}/health")).send().is_ok()
-    });
     wait_for(Duration::from_secs(30), "this instance to lead", || {
         json_of(send(&client, "GET", &format!("{base}/_miroir/leader"), KEY, None))["is_leader"]
             == true

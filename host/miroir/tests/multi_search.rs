@@ -1,11 +1,13 @@
 //! `POST /multi-search` through `miroir serve` with the multi-search plugin enabled, in front of
 //! three development nodes: every query answers what the same search sent alone answers.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod gateway;
+
+use gateway::{nodes_section, Gateway};
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
@@ -23,19 +25,6 @@ fn plugins_dir() -> PathBuf {
         dir.join("multi_search.wasm").display()
     );
     dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
-
-struct Miroir(Child);
-
-impl Drop for Miroir {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn call(
@@ -70,7 +59,7 @@ fn wait_task(client: &reqwest::blocking::Client, base: &str, answer: &(u16, Valu
     panic!("task {uid} did not finish");
 }
 
-type Cluster = (Vec<TestNode>, tempfile::TempDir, Miroir, String, reqwest::blocking::Client);
+type Cluster = (Vec<TestNode>, tempfile::TempDir, Gateway, String, reqwest::blocking::Client);
 
 /// Three development nodes and `miroir serve` with the multi-search plugin in front of them.
 fn start_cluster() -> Cluster {
@@ -87,43 +76,18 @@ fn start_cluster_with(multi_search: &str) -> Cluster {
 fn start_cluster_configured(multi_search: &str, extra: &str) -> Cluster {
     let nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let mut config = format!(
-        "server: {{ bind: 127.0.0.1, port: {port} }}\nmetrics: {{ enabled: false }}\nshards: 8\n\
-         task_store: {{ path: miroir.db }}\n{extra}\
-         multi_search: {{ enabled: true{multi_search} }}\nplugins: {{ dir: \"{}\" }}\nnodes:\n",
-        plugins_dir().display()
+    let config = format!(
+        "metrics: {{ enabled: false }}\nshards: 8\n{extra}\
+         multi_search: {{ enabled: true{multi_search} }}\nplugins: {{ dir: \"{}\" }}\n{}",
+        plugins_dir().display(),
+        nodes_section(nodes.iter().map(TestNode::url)),
     );
-    for (i, node) in nodes.iter().enumerate() {
-        config.push_str(&format!(
-            "  - {{ id: n{i}, address: \"{}\", replica_group: g }}\n",
-            node.url()
-        ));
-    }
-    let path = dir.path().join("miroir.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let miroir = Miroir(
-        Command::new(env!("CARGO_BIN_EXE_miroir"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("MIROIR_MASTER_KEY", KEY)
-            .env("MIROIR_NODE_MASTER_KEY", NODE_KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start miroir"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    let base = miroir.base.clone();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.get(format!("{base}/health")).send().is_err() {
-        assert!(Instant::now() < deadline, "miroir did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
     (nodes, dir, miroir, base, client)
 }
 

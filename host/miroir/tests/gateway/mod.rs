@@ -1,0 +1,69 @@
+//! One `miroir serve` process with a SQLite task store in front of development nodes, for the
+//! tests that need the whole binary (plugins, background loops).
+
+#![allow(dead_code)] // each test binary uses its own part of this harness
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+/// A running `miroir serve`; killed when dropped.
+pub struct Gateway {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Gateway {
+    /// Writes `config` (YAML without the `server` and `task_store` sections, which this adds)
+    /// to `dir`, starts `miroir serve` there with `master_key` and `node_key`, and waits until
+    /// it answers `/health` (at most 60 s).
+    pub fn start(dir: &Path, config: &str, master_key: &str, node_key: &str) -> Self {
+        let port = free_port();
+        let config = format!(
+            "server: {{ bind: 127.0.0.1, port: {port} }}\ntask_store: {{ path: miroir.db }}\n{config}"
+        );
+        let path = dir.join("miroir.yaml");
+        std::fs::write(&path, config).expect("write config");
+        let child = Command::new(env!("CARGO_BIN_EXE_miroir"))
+            .current_dir(dir)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("MIROIR_MASTER_KEY", master_key)
+            .env("MIROIR_NODE_MASTER_KEY", node_key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start miroir");
+        let gateway = Gateway { child, base: format!("http://127.0.0.1:{port}") };
+        let probe = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while probe.get(format!("{}/health", gateway.base)).send().is_err() {
+            assert!(Instant::now() < deadline, "miroir did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gateway
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `nodes:` section for `urls`, all in replica group `g`, named `n0`, `n1`...
+pub fn nodes_section(urls: impl IntoIterator<Item = String>) -> String {
+    let mut section = String::from("nodes:\n");
+    for (i, url) in urls.into_iter().enumerate() {
+        section.push_str(&format!("  - {{ id: n{i}, address: \"{url}\", replica_group: g }}\n"));
+    }
+    section
+}
