@@ -35,12 +35,7 @@ impl CoveringSet {
                 missing.push(shard);
                 continue;
             }
-            // Prefer a node already asked, so a node holding several shards is asked once.
-            let pick = healthy
-                .iter()
-                .find(|n| nodes.contains_key(**n))
-                .copied()
-                .unwrap_or(healthy[(rotation + s as usize) % healthy.len()]);
+            let pick = pick_replica(&healthy, &nodes, rotation, shard);
             nodes.entry(pick.clone()).or_default().push(shard);
         }
         Self { group: group.clone(), nodes, missing }
@@ -50,6 +45,22 @@ impl CoveringSet {
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty()
     }
+}
+
+/// One of `candidates` (not empty) for `shard`: a node already in `picked`, so a node holding
+/// several shards is asked once, else the next one in `rotation` order, so load spreads over
+/// the replicas.
+pub(crate) fn pick_replica<'a, V>(
+    candidates: &[&'a NodeId],
+    picked: &BTreeMap<NodeId, V>,
+    rotation: usize,
+    shard: ShardId,
+) -> &'a NodeId {
+    candidates
+        .iter()
+        .find(|n| picked.contains_key(**n))
+        .copied()
+        .unwrap_or(candidates[(rotation + shard.get() as usize) % candidates.len()])
 }
 
 #[cfg(test)]

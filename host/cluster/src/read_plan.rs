@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use miroir_types::{GroupId, NodeId, ShardId};
 
 use crate::assignment::Assignment;
-use crate::covering::CoveringSet;
+use crate::covering::{pick_replica, CoveringSet};
 use crate::health::HealthRegistry;
 use crate::topology::Topology;
 
@@ -85,11 +85,7 @@ impl ReadPlan {
                 left.insert(shard);
                 continue;
             };
-            let pick = owners
-                .iter()
-                .find(|n| picks.contains_key(**n))
-                .copied()
-                .unwrap_or(owners[(self.rotation + shard.get() as usize) % owners.len()]);
+            let pick = pick_replica(&owners, &picks, self.rotation, shard);
             picks.entry(pick.clone()).or_default().push(shard);
         }
         (picks, left)
