@@ -4,27 +4,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use common::ClusterBuilder;
-use miroir_cluster::HealthState;
-use miroir_config::HumanDuration;
 use serde_json::json;
 
 const KEY: &str = "status-master-key";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readiness_and_topology_follow_node_health() {
-    let mut cluster = ClusterBuilder::new(1, 3, 1)
-        .master_key(KEY)
-        .configure(|config| {
-            config.health.interval = HumanDuration::from_millis(100);
-            config.health.timeout = HumanDuration::from_millis(80);
-            config.health.down_after = 2;
-        })
-        .health_probes()
-        .start()
-        .await;
+    let mut cluster = ClusterBuilder::new(1, 3, 1).master_key(KEY).health_probes().start().await;
     cluster.send_and_wait("POST", "/indexes", &json!({"uid": "books", "primaryKey": "id"})).await;
 
     // The readiness probe needs no key; the other two need the admin key.
@@ -54,12 +42,7 @@ async fn readiness_and_topology_follow_node_health() {
 
     // Node 1 stops: once the prober says it is down, its shards have no replica.
     let stopped = cluster.node_ids[1].clone();
-    cluster.stop_node(1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cluster.state.health().state(&stopped) != HealthState::Down {
-        assert!(Instant::now() < deadline, "the prober never took {stopped} down");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster.stop_node_until_down(1).await;
     let lost: Vec<u32> =
         cluster.state.assignment(64).shards_of(&stopped).into_iter().map(|s| s.get()).collect();
     let ready = http.get(format!("{}/_miroir/ready", cluster.url)).send().await.expect("ready");

@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{products, Cluster, ClusterBuilder};
 use miroir_cluster::{shard_of, HealthState};
@@ -186,24 +186,11 @@ async fn a_shard_without_replicas_is_an_error_under_the_error_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_prober_takes_a_stopped_node_down_and_requests_skip_it() {
-    let mut cluster = ClusterBuilder::new(2, 2, 1)
-        .configure(|config| {
-            config.health.interval = HumanDuration::from_millis(100);
-            config.health.timeout = HumanDuration::from_millis(80);
-            config.health.down_after = 2;
-        })
-        .health_probes()
-        .start()
-        .await;
+    let mut cluster = ClusterBuilder::new(2, 2, 1).health_probes().start().await;
     let documents = load(&cluster, 200).await;
     let stopped = cluster.node_ids[2].clone();
     assert_eq!(cluster.state.health().state(&stopped), HealthState::Healthy);
-    cluster.stop_node(2);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cluster.state.health().state(&stopped) != HealthState::Down {
-        assert!(Instant::now() < deadline, "the prober never took {stopped} down");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cluster.stop_node_until_down(2).await;
     let others = cluster.state.health().snapshot();
     assert_eq!(others.values().filter(|s| **s == HealthState::Healthy).count(), 3, "{others:?}");
 

@@ -94,7 +94,8 @@ impl ClusterBuilder {
         self
     }
 
-    /// Runs the health prober (`health.*` settings) alongside the server.
+    /// Runs the health prober alongside the server, probing every 100 ms and taking a node down
+    /// after 2 failed probes.
     pub fn health_probes(mut self) -> Self {
         self.health_probes = true;
         self
@@ -149,6 +150,11 @@ impl ClusterBuilder {
         config.scatter.node_timeout = miroir_config::HumanDuration::from_secs(5);
         if let Some(bytes) = self.max_body_bytes {
             config.server.max_body_bytes = bytes;
+        }
+        if self.health_probes {
+            config.health.interval = miroir_config::HumanDuration::from_millis(100);
+            config.health.timeout = miroir_config::HumanDuration::from_millis(80);
+            config.health.down_after = 2;
         }
         if let Some(change) = self.configure {
             change(&mut config);
@@ -320,5 +326,16 @@ impl Cluster {
     /// Stops node `index`.
     pub fn stop_node(&mut self, index: usize) {
         self.nodes[index] = None;
+    }
+
+    /// Stops node `index` and waits (at most 10 s) until the prober says it is down.
+    pub async fn stop_node_until_down(&mut self, index: usize) {
+        self.stop_node(index);
+        let node = self.node_ids[index].clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.state.health().state(&node) != miroir_http::health::HealthState::Down {
+            assert!(Instant::now() < deadline, "the prober never took {node} down");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
