@@ -21,6 +21,7 @@ use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Map, Value};
 
 use crate::error::{HttpError, HttpResult};
+use crate::read_catalog::index_for_read;
 use crate::search::restricted;
 use crate::AppState;
 
@@ -57,12 +58,13 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
     let no_failures = BTreeSet::new();
     for (position, query) in queries.iter().enumerate() {
         let uid = query["indexUid"].as_str().unwrap_or_default();
-        let meta = state
-            .store()
-            .get_index(uid)
-            .await?
-            .ok_or_else(|| inside(position, &ApiError::index_not_found(uid)))?;
-        primary_keys.insert(uid.to_owned(), meta.primary_key.unwrap_or_else(|| "id".to_owned()));
+        let meta = match index_for_read(state, uid).await {
+            Ok(meta) => meta,
+            Err(HttpError::Api(error)) => return Err(inside(position, &error)),
+            Err(error) => return Err(error),
+        };
+        let primary_key = meta.primary_key.clone().unwrap_or_else(|| "id".to_owned());
+        primary_keys.insert(uid.to_owned(), primary_key);
         let assignment = state.assignment(meta.shard_count);
         let plan = ReadPlan::new(state.topology(), &assignment, state.health(), rotation, None);
         let uncovered: BTreeSet<ShardId> = plan.covering.missing.iter().copied().collect();

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::error::{HttpError, HttpResult};
+use crate::read_catalog::index_for_read;
 use crate::search::{scatter, Scatter};
 use crate::AppState;
 
@@ -30,6 +31,10 @@ pub(crate) async fn keyword_answer(
     request: &Value,
 ) -> HttpResult<Option<(Scatter, Value)>> {
     let Some(ratio) = keyword_first_ratio(request) else { return Ok(None) };
+    if every_group_holds_whole(state, uid).await? {
+        // The node asked holds every document and decides as one node does.
+        return Ok(None);
+    }
     let mut keyword = request.clone();
     keyword["hybrid"]["semanticRatio"] = json!(0.0);
     let scatter = match scatter(state, caller, uid, headers, "search", &keyword).await {
@@ -49,4 +54,17 @@ pub(crate) async fn keyword_answer(
     }
     let merged = merge_search(request, &scatter.answers, &scatter.settings);
     Ok(Some((scatter, merged)))
+}
+
+/// Whether every replica group has a node holding every shard of `uid`, so that a search is
+/// answered by one such node with the client's own request (see `search::scatter_with`).
+async fn every_group_holds_whole(state: &AppState, uid: &str) -> HttpResult<bool> {
+    let meta = index_for_read(state, uid).await?;
+    let assignment = state.assignment(meta.shard_count);
+    let shards = meta.shard_count as usize;
+    Ok(state
+        .topology()
+        .groups()
+        .iter()
+        .all(|g| g.nodes.iter().any(|n| assignment.shards_of(n).len() == shards)))
 }

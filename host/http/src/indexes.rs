@@ -193,6 +193,7 @@ async fn rollback(
     outcomes: &std::collections::BTreeMap<miroir_types::NodeId, fanout::NodeOutcome>,
 ) {
     let _ = state.store().delete_index(uid).await;
+    state.read_catalog().forget(uid);
     let created: Vec<NodeCall> = outcomes
         .iter()
         .filter(|(_, o)| matches!(o, Ok(r) if r.is_success()))
@@ -236,6 +237,7 @@ pub async fn update_index(
             fresh.primary_key = primary_key.clone();
             fresh.updated_at = OffsetDateTime::now_utc();
             state.store().put_index(&fresh).await?;
+            state.read_catalog().forget(&uid);
         }
     }
     let details = json!({ "primaryKey": primary_key });
@@ -276,6 +278,7 @@ pub async fn delete_index(
         &enqueued.accepted,
     )?;
     state.store().delete_index(&uid).await?;
+    state.read_catalog().forget(&uid);
     let hints = Hints { sum: vec!["deletedDocuments".into()], ..Hints::default() };
     let details = json!({ "deletedDocuments": Value::Null });
     let record =
@@ -340,5 +343,7 @@ async fn swap_catalog(state: &AppState, a: &str, b: &str) -> HttpResult<()> {
     std::mem::swap(&mut meta_a.uid, &mut meta_b.uid);
     state.store().put_index(&meta_a).await?;
     state.store().put_index(&meta_b).await?;
+    state.read_catalog().forget(&meta_a.uid);
+    state.read_catalog().forget(&meta_b.uid);
     Ok(())
 }

@@ -26,6 +26,7 @@ pub mod idempotency;
 mod indexes;
 mod keys;
 mod passthrough;
+pub mod read_catalog;
 pub mod read_stats;
 pub mod search;
 pub mod session;

@@ -10,7 +10,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use miroir_cluster::merge::{merge_facet_search, merge_search, node_request, MergeSettings};
+use miroir_cluster::merge::{
+    merge_facet_search, merge_search, node_request, whole_answer, MergeSettings,
+};
 use miroir_cluster::{Assignment, NodeAuth, NodeBody, NodeError, NodeResponse, ReadPlan};
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
@@ -20,6 +22,7 @@ use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::bookkeeping::shard_filter;
 use crate::error::{HttpError, HttpResult};
+use crate::read_catalog::index_for_read;
 use crate::session::{pin_read, session_id};
 use crate::AppState;
 
@@ -132,9 +135,22 @@ async fn scatter_gather(
     {
         return Ok(scatter.respond(merged));
     }
-    let scatter = scatter(state, caller, uid, headers, "search", &request).await?;
-    let merged = merge_search(&request, &scatter.answers, &scatter.settings);
+    let mut scatter = scatter_search(state, caller, uid, headers, &request).await?;
+    let merged = scatter.merged_search(&request);
     Ok(scatter.respond(merged))
+}
+
+/// A search's scatter, where one node holding the whole index may answer the client's own
+/// request (see [`scatter_with`]).
+async fn scatter_search(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    headers: &HeaderMap,
+    request: &Value,
+) -> HttpResult<Scatter> {
+    let requests = search_requests(request, "search");
+    scatter_with(state, caller, uid, headers, "search", &requests, Some(request)).await
 }
 
 /// A merged search run on behalf of the gateway itself (plugins' `search` import), with the
@@ -146,9 +162,8 @@ pub async fn search_value(state: &AppState, uid: &str, request: Value) -> HttpRe
     {
         return Ok(merged);
     }
-    let scatter =
-        scatter(state, &Caller::Master, uid, &HeaderMap::new(), "search", &request).await?;
-    Ok(merge_search(&request, &scatter.answers, &scatter.settings))
+    let mut scatter = scatter_search(state, caller, uid, headers, &request).await?;
+    Ok(scatter.merged_search(&request))
 }
 
 /// The raw answers of one covering set to a search (plugins' `scatter` import): each node's
@@ -184,10 +199,22 @@ pub(crate) struct Scatter {
     pub(crate) shards: Vec<Vec<ShardId>>,
     pub(crate) missing: BTreeSet<ShardId>,
     pub(crate) settings: MergeSettings,
+    /// Whether the one answer is a node's answer to the client's own request, from a node
+    /// holding the whole index (nothing to merge).
+    pub(crate) whole: bool,
 }
 
 impl Scatter {
     /// The merged answer, with `X-Miroir-Degraded` when some shards did not answer.
+    /// The search answer one node holding everything gives: the whole-index answer as it is
+    /// (bookkeeping taken out), else the merge of every answer.
+    pub(crate) fn merged_search(&mut self, request: &Value) -> Value {
+        match (self.whole, self.answers.as_mut_slice()) {
+            (true, [answer]) => whole_answer(std::mem::take(answer)),
+            _ => merge_search(request, &self.answers, &self.settings),
+        }
+    }
+
     pub(crate) fn respond(&self, merged: Value) -> Response {
         let mut response = Json(merged).into_response();
         if !self.missing.is_empty() {
@@ -210,7 +237,17 @@ pub(crate) async fn scatter(
     route: &str,
     request: &Value,
 ) -> HttpResult<Scatter> {
-    let requests = |settings: &MergeSettings, _: &[ShardId]| {
+    let requests = search_requests(request, route);
+    scatter_with(state, caller, uid, headers, route, &requests, None).await
+}
+
+/// The node requests of `route` for the client's `request`: a search asks for what the merge
+/// needs ([`node_request`]), other routes send the request as it is.
+fn search_requests<'a>(
+    request: &'a Value,
+    route: &'a str,
+) -> impl Fn(&MergeSettings, &[ShardId]) -> (String, Value) + Send + Sync + 'a {
+    move |settings: &MergeSettings, _: &[ShardId]| {
         let base = if route == "search" {
             let mut keep = vec![settings.primary_key.as_str()];
             keep.extend(request.get("distinct").and_then(Value::as_str));
@@ -220,8 +257,7 @@ pub(crate) async fn scatter(
             request.clone()
         };
         (route.to_owned(), base)
-    };
-    scatter_with(state, caller, uid, headers, route, &requests).await
+    }
 }
 
 /// The request a node of a scatter is sent, given the merge settings and the shards the node
@@ -231,8 +267,12 @@ pub(crate) type NodeRequests<'a> =
     dyn Fn(&MergeSettings, &[ShardId]) -> (String, Value) + Send + Sync + 'a;
 
 /// Send each node of one covering set of the next group that can cover every shard its
-/// request (`requests`; `label` names it in logs); a node that fails or times out has its
+/// request (`requests`; `route` names it in logs); a node that fails or times out has its
 /// shards asked of another replica in the same group, then in the other groups.
+///
+/// With `whole` (the client's own request), when the plan asks a single node that holds every
+/// shard of the index, that node is sent `whole` as it is: its answer is already the answer
+/// (no merge, no ranking details to compute or parse), and the scatter says so.
 pub(crate) async fn scatter_with(
     state: &AppState,
     caller: &Caller,
@@ -240,8 +280,9 @@ pub(crate) async fn scatter_with(
     headers: &HeaderMap,
     route: &str,
     requests: &NodeRequests<'_>,
+    whole: Option<&Value>,
 ) -> HttpResult<Scatter> {
-    let meta = state.store().get_index(uid).await?.ok_or_else(|| ApiError::index_not_found(uid))?;
+    let meta = index_for_read(state, uid).await?;
     let assignment = state.assignment(meta.shard_count);
     let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
     let pinned = match session_id(state, headers) {
@@ -265,6 +306,38 @@ pub(crate) async fn scatter_with(
         round.entry(node.clone()).or_default().extend(shards.iter().copied());
     }
     let stats = state.read_stats();
+    if let Some(client_request) = whole.filter(|_| holds_whole_index(&plan, &assignment)) {
+        let node = plan.covering.nodes.keys().next().expect("one node").clone();
+        stats.sent(1, false);
+        match ask_whole(state, caller, uid, route, &node, client_request).await {
+            Ok(response) if response.is_success() => {
+                let shards = round.remove(&node).unwrap_or_default();
+                let answers = vec![response.json()];
+                return Ok(Scatter {
+                    answers,
+                    shards: vec![shards],
+                    missing,
+                    settings,
+                    whole: true,
+                });
+            }
+            Ok(response) if response.status < 500 => {
+                return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
+            }
+            outcome => {
+                let status = outcome.as_ref().map(|r| r.status).ok();
+                tracing::warn!(node = %node, ?status, "a node failed a {route}; asking a replica");
+                stats.node_failed(&node);
+                failed_nodes.insert(node.clone());
+                let shards: BTreeSet<ShardId> =
+                    round.remove(&node).unwrap_or_default().into_iter().collect();
+                let (next, left) =
+                    plan.replacements(&assignment, state.health(), &shards, &failed_nodes);
+                missing.extend(left);
+                round = next;
+            }
+        }
+    }
     let mut first_round = true;
     while !round.is_empty() {
         stats.sent(round.len(), !first_round);
@@ -312,7 +385,35 @@ pub(crate) async fn scatter_with(
     if !missing.is_empty() {
         stats.partial();
     }
-    Ok(Scatter { answers, shards: answered, missing, settings })
+    Ok(Scatter { answers, shards: answered, missing, settings, whole: false })
+}
+
+/// Whether the plan's first round is one node that owns, and answers for, every shard.
+fn holds_whole_index(plan: &ReadPlan, assignment: &Assignment) -> bool {
+    let shards = assignment.shards() as usize;
+    plan.covering.missing.is_empty()
+        && plan.covering.nodes.len() == 1
+        && plan.covering.nodes.iter().all(|(node, answering)| {
+            answering.len() == shards && assignment.shards_of(node).len() == shards
+        })
+}
+
+/// Sends the client's own `request` to `node`.
+async fn ask_whole(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    route: &str,
+    node: &NodeId,
+    request: &Value,
+) -> Result<NodeResponse, NodeError> {
+    let client = state.clients().get(node)?;
+    let bytes = serde_json::to_vec(request).map_err(|error| NodeError::Unreachable {
+        node: node.clone(),
+        reason: format!("request not serializable: {error}"),
+    })?;
+    let path = format!("/indexes/{uid}/{route}");
+    client.send(Method::POST, &path, Some(NodeBody::json(bytes)), caller.node_auth()).await
 }
 
 /// Sends each node of `round` its request (`requests`), restricted to the shards it answers

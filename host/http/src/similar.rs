@@ -24,10 +24,11 @@ use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
-use crate::catalog::{check_uid, existing};
+use crate::catalog::check_uid;
 use crate::documents::{encode_path, strip_document};
 use crate::error::HttpResult;
 use crate::fanout::first_answer;
+use crate::read_catalog::index_for_read;
 use crate::search::{get_params_as_body, scatter_with};
 use crate::AppState;
 
@@ -77,7 +78,7 @@ async fn similar(
     request: Value,
     probe: Probe,
 ) -> HttpResult<Response> {
-    let meta = existing(state, uid).await?;
+    let meta = index_for_read(state, uid).await?;
     let assignment = state.assignment(meta.shard_count);
     let id = document_id(&request);
     let (shard, owners) = match &id {
@@ -125,7 +126,7 @@ async fn similar(
             ("search".to_owned(), node_request(&search, &keep))
         }
     };
-    let scatter = scatter_with(state, caller, uid, headers, "similar", &requests).await?;
+    let scatter = scatter_with(state, caller, uid, headers, "similar", &requests, None).await?;
     let merged = merge_similar(&request, &echoed, &scatter.answers, &scatter.settings);
     Ok(scatter.respond(merged))
 }

@@ -11,6 +11,7 @@ use miroir_store::TaskStore;
 use miroir_types::GroupId;
 
 use crate::auth::KeyCache;
+use crate::read_catalog::ReadCatalog;
 use crate::read_stats::ReadStats;
 
 /// Why the state cannot be built from a configuration.
@@ -36,6 +37,7 @@ struct Inner {
     clients: NodeClients,
     health: HealthRegistry,
     read_stats: ReadStats,
+    read_catalog: ReadCatalog,
     store: Arc<dyn TaskStore>,
     keys: KeyCache,
     assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
@@ -71,6 +73,7 @@ impl AppState {
                 clients,
                 health,
                 read_stats: ReadStats::default(),
+                read_catalog: ReadCatalog::default(),
                 store,
                 keys: KeyCache::default(),
                 assignments: Mutex::new(HashMap::new()),
@@ -103,6 +106,11 @@ impl AppState {
     /// What the search read path did (for metrics).
     pub fn read_stats(&self) -> &ReadStats {
         &self.inner.read_stats
+    }
+
+    /// Index metadata recently read by searches (see [`crate::read_catalog`]).
+    pub fn read_catalog(&self) -> &ReadCatalog {
+        &self.inner.read_catalog
     }
 
     /// The task store.

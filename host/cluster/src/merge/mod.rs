@@ -13,6 +13,7 @@ mod hybrid;
 mod order;
 mod request;
 mod similar;
+mod whole;
 
 use std::cmp::Ordering;
 
@@ -24,6 +25,7 @@ pub use hybrid::{keyword_first_ratio, keyword_good_enough, GOOD_ENOUGH};
 pub use order::{compare_hits, RankKey};
 pub use request::{node_request, ClientPage};
 pub use similar::merge_similar;
+pub use whole::whole_answer;
 
 /// The index settings the merge needs.
 #[derive(Debug, Clone, PartialEq)]

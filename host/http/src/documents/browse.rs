@@ -26,9 +26,10 @@ use serde_json::{json, Value};
 use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
 use crate::bookkeeping::shard_filter;
-use crate::catalog::{check_uid, existing};
+use crate::catalog::check_uid;
 use crate::documents::strip_document;
 use crate::error::{HttpError, HttpResult};
+use crate::read_catalog::index_for_read;
 use crate::AppState;
 
 /// Meilisearch's default page size for documents.
@@ -179,7 +180,7 @@ async fn browse(
     uid: &str,
     request: Browse,
 ) -> HttpResult<Response> {
-    let meta = existing(state, uid).await?;
+    let meta = index_for_read(state, uid).await?;
     let assignment = state.assignment(meta.shard_count);
     let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
     let plan = ReadPlan::new(state.topology(), &assignment, state.health(), rotation, None);

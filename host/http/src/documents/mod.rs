@@ -186,6 +186,7 @@ async fn write_inner(
         batch::PrimaryKey::Missing => {
             if created {
                 let _ = state.store().delete_index(uid).await;
+                state.read_catalog().forget(uid);
             }
             return Err(batch::primary_key_required().into());
         }
@@ -240,6 +241,7 @@ async fn write_inner(
             fresh.primary_key = Some(primary_key);
             fresh.updated_at = time::OffsetDateTime::now_utc();
             state.store().put_index(&fresh).await?;
+            state.read_catalog().forget(uid);
         }
     }
     let details = json!({ "receivedDocuments": received, "indexedDocuments": Value::Null });
@@ -259,6 +261,7 @@ async fn fail_write(
 ) -> HttpResult<TaskRecord> {
     if created {
         state.store().delete_index(uid).await?;
+        state.read_catalog().forget(uid);
     }
     failed_task(state, Some(uid), "documentAdditionOrUpdate", details, error).await
 }

@@ -163,6 +163,7 @@ async fn propose(
         Err(error) => {
             if created {
                 let _ = state.store().delete_index(uid).await;
+                state.read_catalog().forget(uid);
             }
             return Err(error);
         }

@@ -79,7 +79,10 @@ pub fn spawn(state: AppState, uid: String, task_uid: u64) {
             tracing::warn!(index = %uid, task_uid, "node settings diverge after a settings change");
             return;
         }
-        match state.store().bump_settings_version(&uid, OffsetDateTime::now_utc(), None).await {
+        let bumped =
+            state.store().bump_settings_version(&uid, OffsetDateTime::now_utc(), None).await;
+        state.read_catalog().forget(&uid);
+        match bumped {
             Ok(version) => tracing::info!(index = %uid, version, "settings committed"),
             Err(error) => tracing::warn!(%error, index = %uid, "cannot commit settings version"),
         }

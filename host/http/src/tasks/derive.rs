@@ -116,6 +116,7 @@ async fn roll_back_creation(
     }
     tracing::warn!(index = %uid, task = task.uid, "index creation failed on a node; rolling back");
     state.store().delete_index(uid).await?;
+    state.read_catalog().forget(uid);
     let deletions = nodes.iter().filter(|t| t.status() == "succeeded").map(|t| async move {
         let client = state.clients().get(&t.node).ok()?;
         let path = format!("/indexes/{uid}");
