@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{shared_dir, ClusterBuilder, NODE_KEY};
-use miroir_cluster::merge::node_request;
 use serde_json::Value;
 
 const MASTER_KEY: &str = "bench-master-key";
@@ -154,7 +153,7 @@ async fn gateway_overhead(
     node: &Target,
     queries: &[Vec<u8>],
 ) {
-    let replay = replay_node(node.url.clone()).await;
+    let (replay, last_search) = replay_node(node.url.clone()).await;
     let mut config = cluster.config.clone();
     config.nodes[0].address = replay.clone();
     let (addr, _state, _server) = common::serve(&config, &cluster.store_dir).await;
@@ -162,12 +161,12 @@ async fn gateway_overhead(
     let direct = Target { name: "replay", url: replay, key: NODE_KEY };
     let mut added = Vec::new();
     for body in queries {
-        let client_request: Value = serde_json::from_slice(body).expect("a query");
-        let rewritten = serde_json::to_vec(&node_request(&client_request, &["id"])).expect("json");
         once(client, &miroir, body).await; // the replay node learns the node request
+                                           // The direct side sends exactly what Miroir sent the node.
+        let sent = last_search.lock().expect("replay lock").clone().expect("a search reached it");
         let (mut d, mut m) = (Vec::new(), Vec::new());
         for _ in 0..PAIRED_REPS * 3 {
-            d.push(once(client, &direct, &rewritten).await);
+            d.push(once(client, &direct, &sent).await);
             m.push(once(client, &miroir, body).await);
         }
         d.sort();
@@ -183,9 +182,12 @@ async fn gateway_overhead(
     );
 }
 
+/// The body of the last search a replay node received.
+type LastSearch = Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
 /// A node that forwards each distinct request to `upstream` once and then answers it from
-/// memory; returns its URL.
-async fn replay_node(upstream: String) -> String {
+/// memory; returns its URL and the body of the last search it received.
+async fn replay_node(upstream: String) -> (String, LastSearch) {
     use axum::body::Bytes;
     use axum::extract::State;
     use axum::http::{Method, StatusCode, Uri};
@@ -194,11 +196,14 @@ async fn replay_node(upstream: String) -> String {
 
     type Seen = Arc<Mutex<HashMap<(String, String, Bytes), (u16, Bytes)>>>;
     async fn answer(
-        State((seen, upstream)): State<(Seen, String)>,
+        State((seen, last, upstream)): State<(Seen, LastSearch, String)>,
         method: Method,
         uri: Uri,
         body: Bytes,
     ) -> (StatusCode, [(&'static str, &'static str); 1], Bytes) {
+        if uri.path().ends_with("/search") {
+            *last.lock().expect("replay lock") = Some(body.to_vec());
+        }
         let key = (method.to_string(), uri.to_string(), body.clone());
         let known = seen.lock().expect("replay lock").get(&key).cloned();
         let (status, bytes) = match known {
@@ -221,12 +226,12 @@ async fn replay_node(upstream: String) -> String {
         let status = StatusCode::from_u16(status).expect("a status");
         (status, [("content-type", "application/json")], bytes)
     }
-    let seen: Seen = Arc::default();
-    let app = axum::Router::new().fallback(answer).with_state((seen, upstream));
+    let (seen, last): (Seen, LastSearch) = (Arc::default(), Arc::default());
+    let app = axum::Router::new().fallback(answer).with_state((seen, Arc::clone(&last), upstream));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await.expect("replay node") });
-    url
+    (url, last)
 }
 
 /// One search; its latency.
