@@ -1,10 +1,10 @@
 //! The background loops of `miroir serve` over real development nodes: the leader's settings
-//! drift check repairs a node changed behind Miroir's back, and the health prober drives
-//! `/_miroir/ready`.
+//! drift check repairs a node changed behind Miroir's back, the health prober drives
+//! `/_miroir/ready`, and plugins declaring `tick` are called on their timer.
 
 use std::time::{Duration, Instant};
 
-use gateway::{nodes_section, Gateway};
+use gateway::{nodes_section, plugins_dir, Gateway};
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
@@ -165,4 +165,35 @@ fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
     assert_eq!(value("miroir_node_health{group=\"g\",node=\"n1\"} "), 0.0);
     assert_eq!(value("miroir_scatter_partial_responses_total "), 1.0);
     assert!(value("miroir_scatter_node_requests_total ") >= 2.0);
+}
+
+#[test]
+fn plugins_declaring_tick_are_ticked_by_the_running_gateway() {
+    let node = TestNode::start(Some(NODE_KEY));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let component = plugins_dir("test_hooks.wasm").join("test_hooks.wasm");
+    let config = format!(
+        "metrics: {{ enabled: false }}\n\
+         plugins: {{ tick_interval_ms: 50, custom: [{{ name: hooks, component: \"{}\" }}] }}\n{}",
+        component.display(),
+        nodes_section([node.url()]),
+    );
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let ticks = || {
+        let events = json_of(send(
+            &client,
+            "GET",
+            &format!("{}/_miroir/x/test/events", miroir.base),
+            KEY,
+            None,
+        ));
+        events.as_array().map_or(0, |e| e.iter().filter(|e| e["hook"] == "tick").count())
+    };
+    wait_for(Duration::from_secs(20), "three ticks", || ticks() >= 3);
+    let seen = ticks();
+    wait_for(Duration::from_secs(20), "more ticks", || ticks() > seen);
 }

@@ -7,25 +7,12 @@ use std::time::{Duration, Instant};
 
 mod gateway;
 
-use gateway::{nodes_section, Gateway};
+use gateway::{nodes_section, plugins_dir, Gateway};
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
 const KEY: &str = "multi-master-key";
 const NODE_KEY: &str = "multi-node-key";
-
-fn plugins_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let dir = target.join("plugins");
-    assert!(
-        dir.join("multi_search.wasm").exists(),
-        "{} is missing: run `make plugins` first",
-        dir.join("multi_search.wasm").display()
-    );
-    dir
-}
 
 fn call(
     client: &reqwest::blocking::Client,
@@ -79,7 +66,7 @@ fn start_cluster_configured(multi_search: &str, extra: &str) -> Cluster {
     let config = format!(
         "metrics: {{ enabled: false }}\nshards: 8\n{extra}\
          multi_search: {{ enabled: true{multi_search} }}\nplugins: {{ dir: \"{}\" }}\n{}",
-        plugins_dir().display(),
+        plugins_dir("multi_search.wasm").display(),
         nodes_section(nodes.iter().map(TestNode::url)),
     );
     let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);

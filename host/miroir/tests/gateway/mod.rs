@@ -4,9 +4,24 @@
 #![allow(dead_code)] // each test binary uses its own part of this harness
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Where `make plugins` puts the components (`target/plugins`); fails when `component` is not
+/// there.
+pub fn plugins_dir(component: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = target.join("plugins");
+    assert!(
+        dir.join(component).exists(),
+        "{} is missing: run `make plugins` first",
+        dir.join(component).display()
+    );
+    dir
+}
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
