@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use common::{shared_dir, ClusterBuilder};
+use common::{contract_check, shared_dir, ClusterBuilder};
 use miroir_devnode::testing::TestNode;
 
 const KEY: &str = "contract-master-key";
@@ -33,12 +33,7 @@ fn recording(name: &str) -> PathBuf {
 
 /// Replays `recording` against `url`; returns the names of the failing steps and the output.
 fn failures(url: &str, recording: &std::path::Path) -> (BTreeSet<String>, String) {
-    let output = std::process::Command::new("python3")
-        .arg(shared_dir().join("contract/contract.py"))
-        .args(["check", "--url", url, "--key", KEY])
-        .arg(recording)
-        .output()
-        .expect("python3 runs the contract");
+    let output = contract_check(url, KEY, recording);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         stdout.lines().last().is_some_and(|l| l.ends_with(" failed")),

@@ -9,11 +9,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use common::{shared_dir, ClusterBuilder};
+use common::{contract_check, contract_record, shared_dir, ClusterBuilder};
 use miroir_devnode::testing::TestNode;
 
 const KEY: &str = "search-master-key";
@@ -73,15 +72,8 @@ fn recordings() -> &'static Recordings {
 fn record_single_node(scenario: &str, dir: &Path) {
     let node = TestNode::start(Some(KEY));
     let out = dir.join(format!("{scenario}.jsonl"));
-    // `record` appends: start from an empty file.
-    let _ = std::fs::remove_file(&out);
-    let output = Command::new("python3")
-        .arg(shared_dir().join("contract/contract.py"))
-        .args(["record", "--url", &node.url(), "--key", KEY, "--out"])
-        .arg(&out)
-        .arg(shared_dir().join(format!("contract/scenarios/{scenario}.json")))
-        .output()
-        .expect("python3 records the scenario");
+    let input = shared_dir().join(format!("contract/scenarios/{scenario}.json"));
+    let output = contract_record(&node.url(), KEY, &input, &out);
     assert!(
         output.status.success(),
         "recording {scenario} failed:\n{}",
@@ -117,16 +109,9 @@ async fn check_topology(groups: usize, per_group: usize, rf: u32) {
         let recording =
             if one_node { recordings.whole(scenario) } else { recordings.shardable(scenario) };
         let url = cluster.url.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("python3")
-                .arg(shared_dir().join("contract/contract.py"))
-                .args(["check", "--url", &url, "--key", KEY])
-                .arg(&recording)
-                .output()
-                .expect("python3 runs the contract")
-        })
-        .await
-        .expect("contract thread");
+        let output = tokio::task::spawn_blocking(move || contract_check(&url, KEY, &recording))
+            .await
+            .expect("contract thread");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),

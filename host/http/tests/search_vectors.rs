@@ -12,10 +12,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{shared_dir, ClusterBuilder};
+use common::{contract_check, contract_record, shared_dir, ClusterBuilder};
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
@@ -59,14 +58,8 @@ fn single_node_recording() -> &'static PathBuf {
         let dir = work_dir();
         let node = TestNode::start(Some(KEY));
         let raw = dir.join("vectors.raw.jsonl");
-        let _ = std::fs::remove_file(&raw);
-        let output = Command::new("python3")
-            .arg(shared_dir().join("contract/contract.py"))
-            .args(["record", "--url", &node.url(), "--key", KEY, "--out"])
-            .arg(&raw)
-            .arg(shared_dir().join("contract/scenarios/vectors.json"))
-            .output()
-            .expect("python3 records the scenario");
+        let input = shared_dir().join("contract/scenarios/vectors.json");
+        let output = contract_record(&node.url(), KEY, &input, &raw);
         assert!(
             output.status.success(),
             "recording vectors failed:\n{}",
@@ -86,16 +79,9 @@ struct Check {
 }
 
 async fn check(url: String, recording: PathBuf) -> Check {
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(shared_dir().join("contract/contract.py"))
-            .args(["check", "--url", &url, "--key", KEY])
-            .arg(&recording)
-            .output()
-            .expect("python3 runs the contract")
-    })
-    .await
-    .expect("contract thread");
+    let output = tokio::task::spawn_blocking(move || contract_check(&url, KEY, &recording))
+        .await
+        .expect("contract thread");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let failed = stdout
         .lines()
@@ -214,20 +200,11 @@ async fn hybrid_decisions_and_similar_forms_equal_one_node() {
     let scenario = dir.join("hybrid.json");
     std::fs::write(&scenario, Value::from(steps).to_string()).expect("write the scenario");
     let recording = dir.join("hybrid.jsonl");
-    let _ = std::fs::remove_file(&recording);
     let node = TestNode::start(Some(KEY));
     let (url, out, input) = (node.url(), recording.clone(), scenario.clone());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(shared_dir().join("contract/contract.py"))
-            .args(["record", "--url", &url, "--key", KEY, "--out"])
-            .arg(&out)
-            .arg(&input)
-            .output()
-            .expect("python3 records the scenario")
-    })
-    .await
-    .expect("record thread");
+    let output = tokio::task::spawn_blocking(move || contract_record(&url, KEY, &input, &out))
+        .await
+        .expect("record thread");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
     // Both sides of the decision are exercised.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use gateway::{nodes_section, plugins_dir, Gateway};
+use gateway::{nodes_section, plugins_dir, send, Gateway};
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
@@ -12,24 +12,6 @@ mod gateway;
 
 const KEY: &str = "background-master-key";
 const NODE_KEY: &str = "background-node-key";
-
-fn send(
-    client: &reqwest::blocking::Client,
-    method: &str,
-    url: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (u16, String) {
-    let mut request = client
-        .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
-        .bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().expect("answer");
-    let status = response.status().as_u16();
-    (status, response.text().expect("body"))
-}
 
 fn json_of(answer: (u16, String)) -> Value {
     serde_json::from_str(&answer.1).unwrap_or(Value::Null)

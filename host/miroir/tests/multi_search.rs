@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 mod gateway;
 
-use gateway::{nodes_section, plugins_dir, Gateway};
+use gateway::{nodes_section, plugins_dir, send, Gateway};
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
@@ -20,15 +20,8 @@ fn call(
     method: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = client
-        .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
-        .bearer_auth(KEY);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().expect("miroir answers");
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
+    let (status, text) = send(client, method, url, KEY, body);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn wait_task(client: &reqwest::blocking::Client, base: &str, answer: &(u16, Value)) {

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,29 @@ pub fn shared_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Runs `contract.py record` against `url` for `scenario` into `out` (emptied first, since
+/// `record` appends); the process output.
+pub fn contract_record(url: &str, key: &str, scenario: &Path, out: &Path) -> std::process::Output {
+    let _ = std::fs::remove_file(out);
+    std::process::Command::new("python3")
+        .arg(shared_dir().join("contract/contract.py"))
+        .args(["record", "--url", url, "--key", key, "--out"])
+        .arg(out)
+        .arg(scenario)
+        .output()
+        .expect("python3 records the scenario")
+}
+
+/// Runs `contract.py check` of `recording` against `url`; the process output.
+pub fn contract_check(url: &str, key: &str, recording: &Path) -> std::process::Output {
+    std::process::Command::new("python3")
+        .arg(shared_dir().join("contract/contract.py"))
+        .args(["check", "--url", url, "--key", key])
+        .arg(recording)
+        .output()
+        .expect("python3 runs the contract")
 }
 
 /// The 2,000 products.

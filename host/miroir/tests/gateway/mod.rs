@@ -74,6 +74,25 @@ impl Drop for Gateway {
     }
 }
 
+/// Sends `method url` with `key` as bearer token and an optional JSON `body`; status and body.
+pub fn send(
+    client: &reqwest::blocking::Client,
+    method: &str,
+    url: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, String) {
+    let mut request = client
+        .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
+        .bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().expect("an answer");
+    let status = response.status().as_u16();
+    (status, response.text().expect("body"))
+}
+
 /// The `nodes:` section for `urls`, all in replica group `g`, named `n0`, `n1`...
 pub fn nodes_section(urls: impl IntoIterator<Item = String>) -> String {
     let mut section = String::from("nodes:\n");
