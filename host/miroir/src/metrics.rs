@@ -22,6 +22,8 @@ pub struct Metrics {
     pub fenced_writes_refused: IntCounterVec,
     /// Nodes whose drifted settings the leader repaired.
     pub settings_drift_repairs: IntCounter,
+    /// Client request duration by route template, method and status.
+    pub request_duration: HistogramVec,
 }
 
 impl Metrics {
@@ -68,6 +70,17 @@ impl Metrics {
                 &["job"],
             )
             .expect("valid counter"),
+            request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "miroir_request_duration_seconds",
+                    "Client request duration, by route template, method and status.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["route", "method", "status"],
+            )
+            .expect("valid histogram"),
             settings_drift_repairs: IntCounter::with_opts(Opts::new(
                 "miroir_settings_drift_repairs_total",
                 "Nodes whose index settings differed from the other nodes' and were repaired.",
@@ -85,6 +98,7 @@ impl Metrics {
             Box::new(metrics.tasks_pruned.clone()),
             Box::new(metrics.fenced_writes_refused.clone()),
             Box::new(metrics.settings_drift_repairs.clone()),
+            Box::new(metrics.request_duration.clone()),
         ] {
             metrics.registry.register(collector).expect("each metric is registered once");
         }
@@ -114,16 +128,38 @@ impl Default for Metrics {
     }
 }
 
-/// Middleware counting the client requests being served in `gauge`
-/// (`miroir_requests_in_flight`); a request dropped midway is uncounted too. Use with
-/// `axum::middleware::from_fn_with_state(gauge, count_in_flight)`.
-pub async fn count_in_flight(
-    axum::extract::State(gauge): axum::extract::State<IntGauge>,
+/// What the request middleware records: `miroir_requests_in_flight` and
+/// `miroir_request_duration_seconds`.
+#[derive(Clone)]
+pub struct RequestMetrics {
+    /// Requests being served.
+    pub in_flight: IntGauge,
+    /// Durations by route template, method and status.
+    pub duration: HistogramVec,
+}
+
+/// Middleware counting the client requests being served and timing each one by route template
+/// (`/indexes/{uid}/search`, never the raw path), method and status; a request dropped midway
+/// is uncounted too. Use with `axum::middleware::from_fn_with_state(metrics, observe_request)`.
+pub async fn observe_request(
+    axum::extract::State(metrics): axum::extract::State<RequestMetrics>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let _counted = InFlight::enter(gauge);
-    next.run(request).await
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().to_string();
+    let _counted = InFlight::enter(metrics.in_flight);
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics
+        .duration
+        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 /// One request counted in the in-flight gauge until dropped.

@@ -73,8 +73,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let plugin_routes = crate::plugins::plugin_routes(plugins);
     let app = router_with(state, plugin_routes).merge(runtime.admin_router()).layer(
         axum::middleware::from_fn_with_state(
-            runtime.metrics.requests_in_flight.clone(),
-            crate::metrics::count_in_flight,
+            crate::metrics::RequestMetrics {
+                in_flight: runtime.metrics.requests_in_flight.clone(),
+                duration: runtime.metrics.request_duration.clone(),
+            },
+            crate::metrics::observe_request,
         ),
     );
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

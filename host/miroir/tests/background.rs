@@ -147,6 +147,9 @@ fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
     assert_eq!(value("miroir_node_health{group=\"g\",node=\"n1\"} "), 0.0);
     assert_eq!(value("miroir_scatter_partial_responses_total "), 1.0);
     assert!(value("miroir_scatter_node_requests_total ") >= 2.0);
+    let searches = "miroir_request_duration_seconds_count\
+                    {method=\"POST\",route=\"/indexes/{uid}/search\",status=\"200\"} ";
+    assert_eq!(value(searches), 1.0, "requests are timed by route template");
 }
 
 #[test]
