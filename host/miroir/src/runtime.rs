@@ -103,7 +103,13 @@ impl Runtime {
             leader,
             housekeeping,
             pruning,
-            admin_key: config.secrets.admin_api_key.as_ref().map(|k| k.expose().to_owned()),
+            // As on every `/_miroir/*` route: the admin key, else the master key.
+            admin_key: config
+                .secrets
+                .admin_api_key
+                .as_ref()
+                .or(config.secrets.master_key.as_ref())
+                .map(|k| k.expose().to_owned()),
         })
     }
 
@@ -150,7 +156,7 @@ struct AdminState {
 }
 
 impl AdminState {
-    /// Admin routes need the admin key when one is configured.
+    /// Admin routes need the admin key (else the master key) when one is configured.
     fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(expected) = &self.admin_key else { return Ok(()) };
         let given = headers

@@ -58,6 +58,12 @@ fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
             == true
     });
 
+    // Only the master key is configured: it guards every admin route.
+    for path in ["/_miroir/leader", "/_miroir/metrics", "/_miroir/topology"] {
+        let anonymous = client.get(format!("{base}{path}")).send().expect("answer");
+        assert_eq!(anonymous.status(), 401, "{path} without a key");
+        assert_eq!(send(&client, "GET", &format!("{base}{path}"), "wrong", None).0, 401);
+    }
     wait_for(Duration::from_secs(5), "miroir_is_leader to say so", || {
         let metrics = send(&client, "GET", &format!("{base}/_miroir/metrics"), KEY, None).1;
         metrics.lines().any(|l| l == "miroir_is_leader 1")
