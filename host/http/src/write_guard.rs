@@ -18,8 +18,9 @@ use tokio::sync::OwnedMutexGuard;
 use crate::error::{HttpError, HttpResult};
 use crate::AppState;
 
-/// How long a write waits for another instance's write to the same index before giving up.
-const WAIT_LIMIT: Duration = Duration::from_secs(30);
+/// How much longer than the lease's lifetime a write waits for another instance's write to the
+/// same index: a lease left by an instance that died expires by then, so waiting writes proceed.
+const WAIT_MARGIN: Duration = Duration::from_secs(5);
 
 /// Distinguishes the acquisitions of one instance, so a late release never frees a lease a
 /// later write of the same instance took.
@@ -36,7 +37,8 @@ pub struct IndexWriteGuard {
 
 impl AppState {
     /// Waits until this request may send a write to `index` (see the module documentation).
-    /// `miroir_timeout` if another instance keeps the index for longer than 30 s.
+    /// `miroir_timeout` if another instance keeps the index for longer than the lease's lifetime
+    /// (30 s, or three node timeouts when that is longer) plus 5 s.
     pub async fn index_write_guard(&self, index: &str) -> HttpResult<IndexWriteGuard> {
         let local = self.write_lock(index).lock_owned().await;
         let lease = format!("index-write/{index}");
@@ -44,7 +46,7 @@ impl AppState {
             format!("{}#{}", self.instance_tag(), NEXT_HOLDER.fetch_add(1, Ordering::Relaxed));
         // A write's fan-out waits at most a few node timeouts; the lease outlives it.
         let ttl = (self.config().scatter.node_timeout.get() * 3).max(Duration::from_secs(30));
-        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+        let deadline = tokio::time::Instant::now() + ttl + WAIT_MARGIN;
         let mut pause = Duration::from_millis(2);
         loop {
             match self.store().acquire_lease(&lease, &holder, ttl).await? {

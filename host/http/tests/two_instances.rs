@@ -93,3 +93,25 @@ async fn concurrent_writes_through_two_instances_reach_every_node_in_one_order()
     assert!(orders.windows(2).all(|w| w[0] == w[1]), "nodes applied settings in different orders");
     assert!(documents.windows(2).all(|w| w[0] == w[1]), "replicas disagree: {documents:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_lease_left_by_a_dead_instance_only_delays_writes_until_it_expires() {
+    let cluster = ClusterBuilder::new(1, 2, 1).start().await;
+    cluster.send_and_wait("POST", "/indexes", &json!({"uid": "books", "primaryKey": "id"})).await;
+    // An instance that died while sending a write: its lease stays until it expires.
+    let ghost = cluster
+        .state
+        .store()
+        .acquire_lease("index-write/books", "dead-instance#0", Duration::from_millis(800))
+        .await
+        .expect("the store answers");
+    assert!(matches!(ghost, miroir_store::LeaseOutcome::Acquired(_)));
+    let started = std::time::Instant::now();
+    let answer = cluster
+        .send_json("POST", "/indexes/books/documents", &json!([{"id": 1, "title": "Dune"}]))
+        .await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    assert!(started.elapsed() >= Duration::from_millis(500), "the write waited for the lease");
+    let task = cluster.wait_task(answer.body["taskUid"].as_u64().expect("uid")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+}
