@@ -103,6 +103,25 @@ fn as_set(results: &Value) -> Vec<String> {
     all
 }
 
+/// Each request of `cases` is refused by the single node, and Miroir answers it with the same
+/// status and body.
+async fn assert_same_errors<const N: usize>(
+    cluster: &Cluster,
+    single: &Single,
+    label: &str,
+    cases: [(&str, &str, Option<Value>); N],
+) {
+    for (method, path, body) in cases {
+        let miroir = match &body {
+            Some(body) => cluster.send_json(method, path, body).await,
+            None => cluster.get(path).await,
+        };
+        let (status, one) = single.call(method, path, body.as_ref()).await;
+        assert!(status >= 400, "{path}: one node accepts {body:?}");
+        assert_eq!((miroir.status, &miroir.body), (status, &one), "{label}: {path} {body:?}");
+    }
+}
+
 async fn browse_checks(topology: (usize, usize, u32)) {
     let docs: Vec<Value> = products().into_iter().take(300).collect();
     let all_ids: BTreeSet<String> = docs.iter().map(|d| d["id"].to_string()).collect();
@@ -177,22 +196,15 @@ async fn browse_checks(topology: (usize, usize, u32)) {
     assert_eq!(as_set(&miroir.body["results"]), as_set(&one["results"]), "{label}: ids");
 
     // Errors exactly as one node gives them.
-    for (method, path, body) in [
+    let errors = [
         ("GET", "/indexes/p/documents?limit=abc", None),
         ("GET", "/indexes/p/documents?filter=brand%20%3D", None),
         ("GET", "/indexes/p/documents?unknown=1", None),
         ("POST", "/indexes/p/documents/fetch", Some(json!({"filter": "brand ="}))),
         ("POST", "/indexes/p/documents/fetch", Some(json!({"offset": -1}))),
         ("POST", "/indexes/p/documents/fetch", Some(json!({"fields": "id"}))),
-    ] {
-        let miroir = match &body {
-            Some(body) => cluster.send_json(method, path, body).await,
-            None => cluster.get(path).await,
-        };
-        let (status, one) = single.call(method, path, body.as_ref()).await;
-        assert!(status >= 400, "{path}: one node accepts {body:?}");
-        assert_eq!((miroir.status, &miroir.body), (status, &one), "{label}: {path} {body:?}");
-    }
+    ];
+    assert_same_errors(&cluster, &single, &label, errors).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +262,7 @@ async fn similar_checks(topology: (usize, usize, u32)) {
     assert_eq!(stable(miroir.body), stable(one), "{label}: GET similar");
 
     // Errors exactly as one node gives them.
-    for (method, path, body) in [
+    let errors = [
         ("POST", "/indexes/v/similar", Some(json!({"embedder": "default"}))),
         ("POST", "/indexes/v/similar", Some(json!({"id": 7}))),
         ("POST", "/indexes/v/similar", Some(json!({"id": 7, "embedder": "nope"}))),
@@ -265,15 +277,8 @@ async fn similar_checks(topology: (usize, usize, u32)) {
         ),
         ("GET", "/indexes/v/similar?id=7&embedder=default&limit=x", None),
         ("POST", "/indexes/nope/similar", Some(json!({"id": 7, "embedder": "default"}))),
-    ] {
-        let miroir = match &body {
-            Some(body) => cluster.send_json(method, path, body).await,
-            None => cluster.get(path).await,
-        };
-        let (status, one) = single.call(method, path, body.as_ref()).await;
-        assert!(status >= 400, "{path}: one node accepts {body:?}");
-        assert_eq!((miroir.status, &miroir.body), (status, &one), "{label}: {path} {body:?}");
-    }
+    ];
+    assert_same_errors(&cluster, &single, &label, errors).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
