@@ -329,31 +329,16 @@ async fn drive(
     concurrency: usize,
     requests: usize,
 ) -> Figures {
-    let url = format!("{}/indexes/products/search", target.url);
     let per_worker = requests.div_ceil(concurrency);
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|w| {
-            let (client, url, queries, key) =
-                (client.clone(), url.clone(), Arc::clone(queries), target.key);
+            let (client, target, queries) = (client.clone(), target.clone(), Arc::clone(queries));
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per_worker);
                 for i in 0..per_worker {
-                    let body = queries[(w * 7 + i) % queries.len()].clone();
-                    let sent = Instant::now();
-                    let response = client
-                        .post(&url)
-                        .bearer_auth(key)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .timeout(Duration::from_secs(30))
-                        .send()
-                        .await
-                        .expect("an answer");
-                    let status = response.status();
-                    let bytes = response.bytes().await.expect("a body");
-                    latencies.push(sent.elapsed());
-                    assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&bytes));
+                    latencies
+                        .push(once(&client, &target, &queries[(w * 7 + i) % queries.len()]).await);
                 }
                 latencies
             })
