@@ -1,7 +1,7 @@
 # One way to build, test and run Miroir. The README and .ci/run use these targets.
 CARGO ?= cargo
 
-.PHONY: demo plugins test lint fmt ci
+.PHONY: demo plugins test chart-test lint fmt ci
 
 ## Start a development node with sample data and print a search.
 demo:
@@ -14,6 +14,12 @@ plugins:
 ## Run the whole test suite (the plugin runtime's tests load the components `plugins` builds).
 test: plugins
 	$(CARGO) test --workspace
+	$(MAKE) chart-test
+
+## The Helm chart's tests: rendered by Helm's engine, validated against Kubernetes' schemas, and
+## the rendered configuration checked by the `miroir` binary the workspace tests built.
+chart-test:
+	python3 -m unittest discover -s charts/tests -v
 
 ## Formatting and lints, as CI checks them.
 lint:
