@@ -1,7 +1,7 @@
 //! Miroir's HTTP edge.
 //!
 //! This crate owns the server side of the gateway: the one tower stack every request passes
-//! through ([`stack`]: request id, tracing, concurrency limit, body limit, [`auth`]), the
+//! through ([`stack`]: request id, tracing, [`admission`], body limit, [`auth`]), the
 //! Meilisearch routes Miroir serves (indexes, documents, settings, tasks, keys), and
 //! [`error::HttpError`], the single place an error becomes a response. It decides *what* to send
 //! to which nodes using `miroir-cluster` (placement, quorum, node clients) and records tasks,
@@ -11,6 +11,7 @@
 //! [`router`] builds the whole application for an [`AppState`]; tests call it without a socket
 //! or serve it on `127.0.0.1:0`.
 
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod bookkeeping;
@@ -45,7 +46,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use miroir_types::ApiError;
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 
 pub use error::{HttpError, HttpResult};
@@ -60,8 +60,7 @@ pub fn router(state: AppState) -> Router {
 /// The application with `extra` routes (plugin routes) behind the same stack.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let max_body = usize::try_from(state.config().server.max_body_bytes).unwrap_or(usize::MAX);
-    let max_concurrent =
-        usize::try_from(state.config().server.max_concurrent_requests).unwrap_or(usize::MAX).max(1);
+    let admission = admission::Admission::new(&state.config().server);
     let routes = Router::new()
         .route("/health", get(passthrough::health))
         .route("/_miroir/ready", get(cluster_status::ready))
@@ -116,7 +115,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(stack::observe))
-                .layer(GlobalConcurrencyLimitLayer::new(max_concurrent))
+                .layer(middleware::from_fn_with_state(admission, admission::admit))
                 .layer(middleware::from_fn_with_state(state.clone(), stack::limit_body))
                 .layer(DefaultBodyLimit::max(max_body))
                 .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate)),

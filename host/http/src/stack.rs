@@ -3,7 +3,9 @@
 //! 1. [`observe`]: takes or makes the `X-Request-Id` (echoed in the response and sent on every
 //!    node request made for it), opens a tracing span for the request and logs method, route,
 //!    status and duration when it ends;
-//! 2. a global concurrency limit (`server.max_concurrent_requests`; excess requests wait);
+//! 2. [`crate::admission::admit`]: request slots (`server.max_concurrent_requests`, probes
+//!    exempt), load shedding after `server.queue_timeout`, the body deadline
+//!    (`server.request_timeout`);
 //! 3. [`limit_body`]: a body declared larger than `server.max_body_bytes` is refused with 413
 //!    `miroir_payload_too_large` before anything is read (streamed bodies are cut by
 //!    [`crate::body::RawBody`] with the same error);

@@ -8,6 +8,7 @@ mod cli;
 mod drift;
 mod gateway_metrics;
 mod instance;
+mod listener;
 mod logging;
 mod metrics;
 mod plugins;

@@ -80,7 +80,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             crate::metrics::observe_request,
         ),
     );
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let settings =
+        crate::listener::ListenerSettings { idle_timeout: config.server.idle_timeout.get() };
+    let server = crate::listener::serve(listener, app, settings, async move {
         shutdown_signal().await;
         // The receiver lives until `run` returns; a send error would only mean nobody waits.
         let _ = stopping_tx.send(true);
@@ -92,7 +94,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        result = server => result.context("the HTTP server failed")?,
+        () = server => {}
         () = deadline => tracing::warn!(
             grace = %config.server.shutdown_timeout,
             "in-flight requests did not finish in time; stopping anyway"

@@ -93,6 +93,10 @@ error_codes! {
     /// A multi-search (or one of its queries) ran past `multi_search.total_timeout` or
     /// `multi_search.query_timeout`.
     MiroirTimeout => "miroir_timeout", 504, System;
+    /// Every request slot stayed busy for `server.queue_timeout`: the gateway sheds load.
+    MiroirOverloaded => "miroir_overloaded", 503, System;
+    /// The client did not send its request body within `server.request_timeout`.
+    MiroirRequestTimeout => "miroir_request_timeout", 408, InvalidRequest;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -250,6 +254,8 @@ mod tests {
         (ErrorCode::MiroirPluginFailed, 502, "miroir_plugin_failed", "internal"),
         (ErrorCode::MiroirPayloadTooLarge, 413, "miroir_payload_too_large", "invalid_request"),
         (ErrorCode::MiroirTimeout, 504, "miroir_timeout", "system"),
+        (ErrorCode::MiroirOverloaded, 503, "miroir_overloaded", "system"),
+        (ErrorCode::MiroirRequestTimeout, 408, "miroir_request_timeout", "invalid_request"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
@@ -384,7 +390,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 9);
+        assert_eq!(miroir.len(), 11);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 

@@ -17,11 +17,17 @@ pub struct ServerConfig {
     pub port: u16,
     /// Largest request body accepted, in bytes. Default 100 MB, as Meilisearch.
     pub max_body_bytes: u64,
-    /// Requests served at once; more wait. Default `1024`.
+    /// Requests served at once; more wait up to `queue_timeout`. `/health` and `/_miroir/ready`
+    /// are never counted. Default `1024`.
     pub max_concurrent_requests: u32,
-    /// Time limit for one client request. Default `"30s"`.
+    /// How long a request waits for one of the `max_concurrent_requests` slots before it is
+    /// refused with 503 `miroir_overloaded`. Default `"2s"`.
+    pub queue_timeout: HumanDuration,
+    /// Time a client has to send a request's body; a slower one gets 408
+    /// `miroir_request_timeout`. Default `"30s"`.
     pub request_timeout: HumanDuration,
-    /// How long an idle keep-alive connection stays open. Default `"60s"`.
+    /// How long a connection may stay idle between requests, or take to send a request's
+    /// headers, before it is closed. Default `"60s"`.
     pub idle_timeout: HumanDuration,
     /// How long shutdown waits for in-flight requests. Default `"30s"`.
     pub shutdown_timeout: HumanDuration,
@@ -34,6 +40,7 @@ impl Default for ServerConfig {
             port: 7700,
             max_body_bytes: 100_000_000,
             max_concurrent_requests: 1024,
+            queue_timeout: HumanDuration::from_secs(2),
             request_timeout: HumanDuration::from_secs(30),
             idle_timeout: HumanDuration::from_secs(60),
             shutdown_timeout: HumanDuration::from_secs(30),
@@ -65,6 +72,7 @@ impl ServerConfig {
             );
         }
         for (key, value) in [
+            ("server.queue_timeout", self.queue_timeout),
             ("server.request_timeout", self.request_timeout),
             ("server.idle_timeout", self.idle_timeout),
         ] {

@@ -33,6 +33,29 @@ pub struct Gateway {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl Gateway {
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits at most `limit` for the process to exit; its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll miroir") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Gateway {
@@ -40,9 +63,22 @@ impl Gateway {
     /// to `dir`, starts `miroir serve` there with `master_key` and `node_key`, and waits until
     /// it answers `/health` (at most 60 s).
     pub fn start(dir: &Path, config: &str, master_key: &str, node_key: &str) -> Self {
+        Self::start_with_server(dir, "", config, master_key, node_key)
+    }
+
+    /// [`Gateway::start`] with more `server` keys, written as flow-mapping entries
+    /// (`"max_concurrent_requests: 2, queue_timeout: 300ms"`).
+    pub fn start_with_server(
+        dir: &Path,
+        server: &str,
+        config: &str,
+        master_key: &str,
+        node_key: &str,
+    ) -> Self {
         let port = free_port();
+        let server = if server.is_empty() { String::new() } else { format!(", {server}") };
         let config = format!(
-            "server: {{ bind: 127.0.0.1, port: {port} }}\ntask_store: {{ path: miroir.db }}\n{config}"
+            "server: {{ bind: 127.0.0.1, port: {port}{server} }}\ntask_store: {{ path: miroir.db }}\n{config}"
         );
         let path = dir.join("miroir.yaml");
         std::fs::write(&path, config).expect("write config");
@@ -56,7 +92,7 @@ impl Gateway {
             .stderr(Stdio::null())
             .spawn()
             .expect("start miroir");
-        let gateway = Gateway { child, base: format!("http://127.0.0.1:{port}") };
+        let gateway = Gateway { child, base: format!("http://127.0.0.1:{port}"), port };
         let probe = reqwest::blocking::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while probe.get(format!("{}/health", gateway.base)).send().is_err() {
