@@ -170,7 +170,10 @@ impl ClusterBuilder {
         };
         config.secrets.master_key = self.master_key.as_deref().map(Secret::new);
         config.secrets.node_master_key = Some(Secret::new(NODE_KEY));
-        config.scatter.node_timeout = miroir_config::HumanDuration::from_secs(5);
+        // Generous: the equality suites run many searches at once on a loaded CI machine, where a
+        // debug-build node can take seconds; a timeout there would make the answer partial.
+        // Tests of timeouts and failover set their own.
+        config.scatter.node_timeout = miroir_config::HumanDuration::from_secs(30);
         if let Some(bytes) = self.max_body_bytes {
             config.server.max_body_bytes = bytes;
         }
