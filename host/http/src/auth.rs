@@ -181,7 +181,8 @@ async fn decide(state: &AppState, request: &Presented) -> Result<Caller, HttpErr
     if path == "/health" || path == "/_miroir/ready" {
         return Ok(Caller::Open);
     }
-    if path.starts_with("/_miroir/") || path == "/_miroir" {
+    // `/_indexes/...` is the operator's guide's path for exports: an admin route too.
+    if path.starts_with("/_miroir/") || path == "/_miroir" || path.starts_with("/_indexes/") {
         let Some(admin) = secrets.admin_api_key.as_ref().or(secrets.master_key.as_ref()) else {
             return Ok(Caller::Open);
         };

@@ -19,6 +19,7 @@ mod catalog;
 mod cluster_status;
 pub mod documents;
 pub mod error;
+mod export;
 pub mod fanout;
 pub mod federated;
 pub mod health;
@@ -109,6 +110,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/tasks", get(tasks::routes::list_tasks).delete(tasks::routes::delete_tasks))
         .route("/tasks/cancel", post(tasks::routes::cancel_tasks))
         .route("/tasks/{uid}", get(tasks::routes::get_task))
+        .route("/_miroir/indexes/{uid}/documents/export", get(export::export_documents))
+        .route("/_indexes/{uid}/documents/export", get(export::export_documents))
+        .route("/_miroir/indexes/{uid}/export/settings", get(export::export_settings))
         .merge(extra)
         .fallback(route_not_found);
     routes

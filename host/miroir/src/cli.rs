@@ -1,4 +1,5 @@
-//! The command line: `miroir serve` and `miroir check-config`.
+//! The command line: `miroir serve`, `miroir check-config`, and the operations commands
+//! ([`crate::ops`]) that talk to a running Miroir.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,6 +39,40 @@ pub enum Command {
         /// The config file to check.
         #[arg(value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Show the fleet: nodes and their health, shard coverage per index, the leader.
+    Status {
+        #[command(flatten)]
+        target: crate::ops::Target,
+    },
+    /// Read Miroir's tasks.
+    Tasks {
+        #[command(flatten)]
+        target: crate::ops::Target,
+        #[command(subcommand)]
+        command: crate::ops::TasksCommand,
+    },
+    /// Back an index up: its settings and every document, to an NDJSON file.
+    Export {
+        #[command(flatten)]
+        target: crate::ops::Target,
+        /// The index.
+        index: String,
+        /// The file to write (default: INDEX.ndjson).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Restore an index from a file `miroir export` wrote (or plain NDJSON documents).
+    Import {
+        #[command(flatten)]
+        target: crate::ops::Target,
+        /// The index to create and fill.
+        index: String,
+        /// The file to read.
+        file: PathBuf,
+        /// Documents per write.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
     },
 }
 

@@ -11,6 +11,7 @@ mod instance;
 mod listener;
 mod logging;
 mod metrics;
+mod ops;
 mod plugins;
 mod runtime;
 mod serve;
@@ -24,5 +25,13 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::CheckConfig { config } => cli::check_config(&config),
         cli::Command::Serve { config } => cli::serve(config.as_deref()),
+        cli::Command::Status { target } => ops::status(&target),
+        cli::Command::Tasks { target, command } => ops::tasks(&target, &command),
+        cli::Command::Export { target, index, output } => {
+            ops::export(&target, &index, output.as_deref())
+        }
+        cli::Command::Import { target, index, file, batch_size } => {
+            ops::import(&target, &index, &file, batch_size)
+        }
     }
 }
