@@ -208,7 +208,7 @@ async fn rebuild_locked(state: &AppState, reason: &str) -> HttpResult<RebuildRep
             sequence_restored_to = report.sequence_restored_to,
             "the task store had lost part of the catalog: rebuilt it from the nodes"
         );
-    } else {
+    } else if reason == "start" {
         tracing::info!(
             reason,
             nodes_read = report.nodes_read,
@@ -217,6 +217,8 @@ async fn rebuild_locked(state: &AppState, reason: &str) -> HttpResult<RebuildRep
             task_mark = report.task_mark,
             "the task store's catalog agrees with the nodes"
         );
+    } else {
+        tracing::debug!(reason, task_mark = report.task_mark, "the task store lacks nothing");
     }
     Ok(report)
 }

@@ -536,3 +536,64 @@ fn a_removed_or_corrupt_sqlite_file_is_rebuilt_from_the_nodes() {
         }
     }
 }
+
+/// The catalog Miroir keeps on the nodes is invisible to clients and cannot be written.
+#[test]
+fn the_catalog_on_the_nodes_is_hidden_and_reserved() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nodes = vec![TestNode::start(Some(NODE_KEY))];
+    let miroir = Miroir::start(
+        dir.path(),
+        "reserved",
+        &format!("{}shards: 2\ntask_store: {{ path: miroir.db }}\n", nodes_section(&nodes)),
+    );
+    miroir.wait_ready(Duration::from_secs(20));
+    let (status, _) =
+        miroir.call("POST", "/indexes", Some(json!({"uid": INDEX, "primaryKey": "id"})));
+    assert_eq!(status, 202);
+    miroir.wait_idle();
+    // The node does hold the catalog.
+    let on_node = client()
+        .get(format!("{}/indexes/_miroir_catalog/documents", nodes[0].url()))
+        .bearer_auth(NODE_KEY)
+        .send()
+        .expect("node answers");
+    assert_eq!(on_node.status().as_u16(), 200);
+
+    let (_, list) = miroir.call("GET", "/indexes", None);
+    assert_eq!(list["total"], 1, "{list}");
+    let (_, stats) = miroir.call("GET", "/stats", None);
+    assert!(stats["indexes"].get("_miroir_catalog").is_none(), "{stats}");
+    for path in [
+        "/indexes/_miroir_catalog",
+        "/indexes/_miroir_catalog/settings",
+        "/indexes/_miroir_catalog/documents",
+        "/indexes/_miroir_catalog/stats",
+    ] {
+        let (status, body) = miroir.call("GET", path, None);
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("index_not_found")),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) =
+        miroir.call("POST", "/indexes/_miroir_catalog/search", Some(json!({"q": ""})));
+    assert_eq!((status, body["code"].as_str()), (404, Some("index_not_found")), "{body}");
+
+    let writes = [
+        ("POST", "/indexes".to_owned(), json!({"uid": "_miroir_catalog"})),
+        ("POST", "/indexes/_miroir_catalog/documents".to_owned(), json!([{"id": "x"}])),
+        ("POST", "/indexes/_miroir_other/documents".to_owned(), json!([{"id": "x"}])),
+        ("PATCH", "/indexes/_miroir_catalog/settings".to_owned(), json!({"stopWords": ["a"]})),
+        ("DELETE", "/indexes/_miroir_catalog".to_owned(), Value::Null),
+        ("POST", "/swap-indexes".to_owned(), json!([{"indexes": [INDEX, "_miroir_catalog"]}])),
+    ];
+    for (method, path, body) in writes {
+        let body = (!body.is_null()).then_some(body);
+        let (status, answer) = miroir.call(method, &path, body);
+        assert_eq!(status, 400, "{method} {path}: {answer}");
+        assert_eq!(answer["code"], "miroir_reserved_index", "{method} {path}");
+        assert_eq!(answer["type"], "invalid_request");
+    }
+}
