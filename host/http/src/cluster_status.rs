@@ -66,7 +66,7 @@ pub async fn shards(
                 .await?
                 .ok_or_else(|| ApiError::index_not_found(uid))?]
         }
-        None => state.store().list_indexes().await?,
+        None => state.catalog().list_indexes().await?,
     };
     let mut out = serde_json::Map::new();
     for meta in indexes {
@@ -111,11 +111,22 @@ fn unavailable_shards(state: &AppState, shard_count: u32) -> Vec<u32> {
         .collect()
 }
 
-/// `GET /_miroir/ready` (open, for readiness probes): 200 when the task store answers and every
-/// shard of every index has a node that is not down in at least one group; 503 otherwise, with
-/// the reason.
+/// `GET /_miroir/ready` (open, for readiness probes): 200 when the task store answers, its
+/// catalog was checked against the nodes' copy and no rebuild is restoring it, and every shard
+/// of every index has a node that is not down in at least one group; 503 otherwise, with the
+/// reason.
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let indexes = match state.store().list_indexes().await {
+    if state.recovery().is_rebuilding() {
+        return not_ready(json!({"reason": "rebuilding the catalog from the nodes"}));
+    }
+    if !state.recovery().is_checked() && state.recovery().is_busy() {
+        return not_ready(json!({"reason": "checking the catalog against the nodes"}));
+    }
+    if let Err(error) = crate::store_recovery::ensure_checked(&state).await {
+        tracing::warn!(%error, "readiness: the catalog cannot be checked against the nodes");
+        return not_ready(json!({"reason": "catalog not checked against the nodes"}));
+    }
+    let indexes = match state.catalog().list_indexes().await {
         Ok(indexes) => indexes,
         Err(error) => {
             tracing::warn!(%error, "readiness: the task store does not answer");

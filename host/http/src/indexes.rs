@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
 use crate::bookkeeping::SHARD_FIELD;
-use crate::catalog::{check_uid, existing};
+use crate::catalog::{check_not_reserved, check_read_uid, check_write_uid, existing};
 use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeCall, NodeStep};
 use crate::tasks::view::date;
@@ -49,7 +49,7 @@ pub async fn get_index(
     State(state): State<AppState>,
     Path(uid): Path<String>,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     Ok(Json(index_object(&existing(&state, &uid).await?)).into_response())
 }
 
@@ -78,7 +78,7 @@ pub async fn list_indexes(
 ) -> HttpResult<Response> {
     let offset = query_number(query.as_deref(), "offset", 0, ErrorCode::BadRequest)?;
     let limit = query_number(query.as_deref(), "limit", 20, ErrorCode::BadRequest)?;
-    let mut all = state.store().list_indexes().await?;
+    let mut all = state.catalog().list_indexes().await?;
     all.retain(|meta| caller.sees_index(&meta.uid));
     let results: Vec<Value> = all.iter().skip(offset).take(limit).map(index_object).collect();
     Ok(Json(json!({ "results": results, "offset": offset, "limit": limit, "total": all.len() }))
@@ -107,6 +107,7 @@ pub async fn create_index(
         }
     };
     let uid = uid.as_str();
+    check_not_reserved(uid)?;
     let primary_key = match body.get("primaryKey") {
         None | Some(Value::Null) => None,
         Some(Value::String(key)) => Some(key.clone()),
@@ -120,7 +121,7 @@ pub async fn create_index(
         }
     };
     let details = json!({ "primaryKey": primary_key });
-    if state.store().get_index(uid).await?.is_some() {
+    if state.catalog().get_index(uid).await?.is_some() {
         let error =
             ApiError::new(ErrorCode::IndexAlreadyExists, format!("Index `{uid}` already exists."));
         return Ok(accepted(
@@ -129,7 +130,7 @@ pub async fn create_index(
     }
     let now = OffsetDateTime::now_utc();
     let meta = IndexMeta::new(uid, state.config().shards, primary_key.clone(), now);
-    match state.store().create_index(&meta).await {
+    match state.catalog().create_index(&meta).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
             let error = ApiError::new(
@@ -192,7 +193,7 @@ async fn rollback(
     uid: &str,
     outcomes: &std::collections::BTreeMap<miroir_types::NodeId, fanout::NodeOutcome>,
 ) {
-    let _ = state.store().delete_index(uid).await;
+    let _ = state.catalog().delete_index(uid).await;
     state.read_catalog().forget(uid);
     let created: Vec<NodeCall> = outcomes
         .iter()
@@ -216,7 +217,7 @@ pub async fn update_index(
     headers: HeaderMap,
     RawBody(raw): RawBody,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     let body = json_body(&headers, &raw)?;
     let meta = existing(&state, &uid).await?;
     let primary_key = body.get("primaryKey").and_then(Value::as_str).map(str::to_owned);
@@ -233,10 +234,10 @@ pub async fn update_index(
     )?;
     if primary_key.is_some() && meta.primary_key.is_none() {
         // Re-read so a settings version bumped meanwhile is not overwritten.
-        if let Some(mut fresh) = state.store().get_index(&uid).await? {
+        if let Some(mut fresh) = state.catalog().get_index(&uid).await? {
             fresh.primary_key = primary_key.clone();
             fresh.updated_at = OffsetDateTime::now_utc();
-            state.store().put_index(&fresh).await?;
+            state.catalog().put_index(&fresh).await?;
             state.read_catalog().forget(&uid);
         }
     }
@@ -253,8 +254,8 @@ pub async fn delete_index(
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
-    let Some(meta) = state.store().get_index(&uid).await? else {
+    check_write_uid(&uid)?;
+    let Some(meta) = state.catalog().get_index(&uid).await? else {
         let details = json!({ "deletedDocuments": 0 });
         let record = failed_task(
             &state,
@@ -277,7 +278,7 @@ pub async fn delete_index(
         &fanout::all_shards(meta.shard_count),
         &enqueued.accepted,
     )?;
-    state.store().delete_index(&uid).await?;
+    state.catalog().delete_index(&uid).await?;
     state.read_catalog().forget(&uid);
     let hints = Hints { sum: vec!["deletedDocuments".into()], ..Hints::default() };
     let details = json!({ "deletedDocuments": Value::Null });
@@ -308,7 +309,11 @@ pub async fn swap_indexes(
             .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
         match names.as_slice() {
-            [a, b] => pairs.push((a.clone(), b.clone())),
+            [a, b] => {
+                check_not_reserved(a)?;
+                check_not_reserved(b)?;
+                pairs.push((a.clone(), b.clone()))
+            }
             _ => {
                 return Err(HttpError::api(
                     ErrorCode::InvalidSwapIndexes,
@@ -335,14 +340,14 @@ pub async fn swap_indexes(
 
 async fn swap_catalog(state: &AppState, a: &str, b: &str) -> HttpResult<()> {
     let (Some(mut meta_a), Some(mut meta_b)) =
-        (state.store().get_index(a).await?, state.store().get_index(b).await?)
+        (state.catalog().get_index(a).await?, state.catalog().get_index(b).await?)
     else {
         // Nodes fail the swap task for a missing index; nothing to swap here.
         return Ok(());
     };
     std::mem::swap(&mut meta_a.uid, &mut meta_b.uid);
-    state.store().put_index(&meta_a).await?;
-    state.store().put_index(&meta_b).await?;
+    state.catalog().put_index(&meta_a).await?;
+    state.catalog().put_index(&meta_b).await?;
     state.read_catalog().forget(&meta_a.uid);
     state.read_catalog().forget(&meta_b.uid);
     Ok(())

@@ -50,7 +50,8 @@ pub async fn index_for_read(state: &AppState, uid: &str) -> HttpResult<Arc<Index
     if let Some(meta) = state.read_catalog().fresh(uid) {
         return Ok(meta);
     }
-    let meta = state.store().get_index(uid).await?.ok_or_else(|| ApiError::index_not_found(uid))?;
+    let meta =
+        state.catalog().get_index(uid).await?.ok_or_else(|| ApiError::index_not_found(uid))?;
     let meta = Arc::new(meta);
     state.read_catalog().keep(Arc::clone(&meta));
     Ok(meta)

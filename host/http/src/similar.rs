@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
-use crate::catalog::check_uid;
+use crate::catalog::check_read_uid;
 use crate::documents::{encode_path, strip_document};
 use crate::error::HttpResult;
 use crate::fanout::first_answer;
@@ -43,7 +43,7 @@ pub async fn similar_post(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     let request = json_body(&headers, &body)?;
     let probe = (Method::POST, format!("/indexes/{uid}/similar"), Some(body));
     similar(&state, &caller, &uid, &headers, request, probe).await
@@ -58,7 +58,7 @@ pub async fn similar_get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     let request = get_params_as_body(query.as_deref());
     let path = match &query {
         Some(q) => format!("/indexes/{uid}/similar?{q}"),

@@ -13,6 +13,7 @@ use miroir_types::GroupId;
 use crate::auth::KeyCache;
 use crate::read_catalog::ReadCatalog;
 use crate::read_stats::ReadStats;
+use crate::store_recovery::Recovery;
 
 /// Why the state cannot be built from a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,7 @@ struct Inner {
     health: HealthRegistry,
     read_stats: ReadStats,
     read_catalog: ReadCatalog,
+    recovery: Recovery,
     store: Arc<dyn TaskStore>,
     keys: KeyCache,
     assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
@@ -74,6 +76,7 @@ impl AppState {
                 health,
                 read_stats: ReadStats::default(),
                 read_catalog: ReadCatalog::default(),
+                recovery: Recovery::default(),
                 store,
                 keys: KeyCache::default(),
                 assignments: Mutex::new(HashMap::new()),
@@ -111,6 +114,17 @@ impl AppState {
     /// Index metadata recently read by searches (see [`crate::read_catalog`]).
     pub fn read_catalog(&self) -> &ReadCatalog {
         &self.inner.read_catalog
+    }
+
+    /// What this instance knows of rebuilding the task store from the nodes.
+    pub fn recovery(&self) -> &Recovery {
+        &self.inner.recovery
+    }
+
+    /// The index catalog and task sequence as routes use them: the store, kept in step with
+    /// the copy on the nodes.
+    pub fn catalog(&self) -> crate::catalog::Catalog<'_> {
+        crate::catalog::Catalog { state: self }
     }
 
     /// The task store.

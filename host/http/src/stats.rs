@@ -22,7 +22,7 @@ pub async fn index_stats(
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
 ) -> HttpResult<Response> {
-    if state.store().get_index(&uid).await?.is_none() {
+    if state.catalog().get_index(&uid).await?.is_none() {
         return Err(ApiError::index_not_found(&uid).into());
     }
     let answers = from_group(&state, &caller, &format!("/indexes/{uid}/stats")).await?;
@@ -41,6 +41,7 @@ pub async fn global_stats(
         .iter()
         .filter_map(|a| a["indexes"].as_object())
         .flat_map(|m| m.keys().cloned())
+        .filter(|name| !crate::node_catalog::is_reserved_index(name))
         .collect();
     for name in names {
         let per_node: Vec<Value> =

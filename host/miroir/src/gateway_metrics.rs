@@ -16,6 +16,9 @@ pub struct GatewayCollector {
     partial_answers: IntCounter,
     unavailable_errors: IntCounter,
     node_failures: IntCounterVec,
+    catalog_rebuilds: IntCounter,
+    indexes_restored: IntCounter,
+    sequence_restores: IntCounter,
 }
 
 impl GatewayCollector {
@@ -58,6 +61,18 @@ impl GatewayCollector {
                 &["node"],
             )
             .expect("valid counter"),
+            catalog_rebuilds: counter(
+                "miroir_catalog_rebuilds_total",
+                "Times the task store was found lacking part of the catalog and rebuilt from the nodes.",
+            ),
+            indexes_restored: counter(
+                "miroir_catalog_indexes_restored_total",
+                "Indexes restored into the task store from the catalog kept on the nodes.",
+            ),
+            sequence_restores: counter(
+                "miroir_task_sequence_restores_total",
+                "Times the task sequence was restored above the high-water mark kept on the nodes.",
+            ),
         }
     }
 
@@ -78,6 +93,14 @@ impl GatewayCollector {
             (&self.replacements, stats.replacements),
             (&self.partial_answers, stats.partial_answers),
             (&self.unavailable_errors, stats.unavailable_errors),
+        ] {
+            set_counter(counter, value);
+        }
+        let recovery = self.state.recovery().stats();
+        for (counter, value) in [
+            (&self.catalog_rebuilds, recovery.rebuilds),
+            (&self.indexes_restored, recovery.indexes_restored),
+            (&self.sequence_restores, recovery.sequence_restores),
         ] {
             set_counter(counter, value);
         }
@@ -103,6 +126,9 @@ impl Collector for GatewayCollector {
             &self.replacements,
             &self.partial_answers,
             &self.unavailable_errors,
+            &self.catalog_rebuilds,
+            &self.indexes_restored,
+            &self.sequence_restores,
         ] {
             descs.extend(counter.desc());
         }
@@ -118,6 +144,9 @@ impl Collector for GatewayCollector {
             &self.replacements,
             &self.partial_answers,
             &self.unavailable_errors,
+            &self.catalog_rebuilds,
+            &self.indexes_restored,
+            &self.sequence_restores,
         ] {
             families.extend(counter.collect());
         }

@@ -51,9 +51,15 @@ pub async fn open_store(
         TaskStoreBackend::Sqlite => {
             let mut sqlite = SqliteConfig::new(&config.task_store.path);
             sqlite.sessions = sessions;
-            let store = SqliteStore::open(sqlite).await.with_context(|| {
-                format!("cannot open the SQLite task store {}", config.task_store.path.display())
-            })?;
+            // A corrupt file is kept aside and a new one started; the catalog and the task
+            // sequence are then rebuilt from the nodes (`miroir_http::store_recovery`).
+            let (store, _set_aside) =
+                SqliteStore::open_setting_aside_corruption(sqlite).await.with_context(|| {
+                    format!(
+                        "cannot open the SQLite task store {}",
+                        config.task_store.path.display()
+                    )
+                })?;
             Arc::new(store.with_metrics(metrics))
         }
         TaskStoreBackend::Redis => {

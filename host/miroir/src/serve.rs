@@ -14,6 +14,9 @@ use tokio::net::TcpListener;
 
 use crate::gateway_metrics::GatewayCollector;
 
+/// How often a running instance looks whether its task store was emptied.
+const STORE_WATCH_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs the gateway until SIGINT or SIGTERM, then lets in-flight requests finish (for at most
 /// `server.shutdown_timeout`).
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -53,6 +56,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("cannot set up the gateway")?;
     runtime.metrics.register(Box::new(GatewayCollector::new(state.clone())));
     let prober = miroir_http::health::spawn_prober(state.clone());
+    // Checks the store against the catalog on the nodes now (restoring what a lost store
+    // lacks), then watches for the store being emptied while Miroir runs.
+    let recovery =
+        tokio::spawn(miroir_http::store_recovery::watch(state.clone(), STORE_WATCH_EVERY));
     let drift = crate::drift::spawn(
         state.clone(),
         runtime.leader_state(),
@@ -102,6 +109,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::debug!(instance = %runtime.instance_id, backend = runtime.store.backend(), "stopping");
     prober.abort();
+    recovery.abort();
     drift.abort();
     runtime.shutdown().await;
     tracing::info!("miroir stopped");

@@ -139,6 +139,10 @@ impl IndexCatalog for RedisStore {
             let mut uids: Vec<String> =
                 conn.smembers(self.keys.indexes()).await.map_err(redis_err)?;
             uids.sort();
+            if uids.is_empty() {
+                // An empty pipeline is no command at all: answer without asking the server.
+                return Ok(Vec::new());
+            }
             let mut pipe = redis::pipe();
             for uid in &uids {
                 pipe.hgetall(self.keys.index(uid));

@@ -2,7 +2,7 @@
 //!
 //! | Key | Type | Holds |
 //! |---|---|---|
-//! | `task:seq` | string (INCR) | the last task uid handed out |
+//! | `task:seq` | string (INCR) | the last task uid handed out; set to 0 on connect when absent, so a later absence means the data was lost |
 //! | `task:{uid}` | string | the task record as JSON |
 //! | `tasks` | sorted set | every task uid, scored by uid |
 //! | `tasks:finished` | sorted set | terminal task uids, scored by finish time (Unix ms) |
@@ -18,7 +18,7 @@
 //! | `rebalance:{run}` | hash | `version`, `doc` |
 //! | `rebalances` | set | every run id |
 //! | `lease:{name}` | string, `PX` | `{token}:{holder}` while held |
-//! | `lease-token:{name}` | string (INCR) | the latest fencing token issued, never expires |
+//! | `lease-token:{name}` | string (INCR) | the latest fencing token issued, never expires; starts at the server clock in ms |
 //! | `plugin:{name}` | hash | the plugin's keys and values |
 //! | `cdc` | hash | index uid → cursor |
 

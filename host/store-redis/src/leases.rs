@@ -27,6 +27,13 @@ static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
            end
            return {0, token, holder, redis.call('PTTL', KEYS[1])}
          end
+         if redis.call('EXISTS', KEYS[2]) == 0 then
+           -- A counter seen for the first time (a new namespace, or one emptied by a loss)
+           -- starts from the server clock in ms, above any token issued before the loss.
+           local t = redis.call('TIME')
+           local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+           redis.call('SET', KEYS[2], string.format('%d', ms))
+         end
          local token = redis.call('INCR', KEYS[2])
          redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'PX', ARGV[2])
          return {1, token, ARGV[1], tonumber(ARGV[2])}",

@@ -100,6 +100,21 @@ impl RedisStore {
         .await
         .map_err(|_| StoreError::Unavailable("redis connect timed out".into()))?
         .map_err(redis_err)?;
+        let mut init = conn.clone();
+        // A new namespace starts its task sequence at 0; one that exists keeps it. From here
+        // on a missing sequence means the data was lost, and `create_task` says so.
+        let _: () = tokio::time::timeout(
+            config.op_timeout,
+            redis::cmd("SET")
+                .arg(keys::Keys::new(config.prefix.clone()).task_seq())
+                .arg(0)
+                .arg("NX")
+                .query_async::<Option<String>>(&mut init),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("redis did not answer in time".into()))?
+        .map(|_| ())
+        .map_err(redis_err)?;
         Ok(RedisStore {
             conn,
             keys: Arc::new(Keys::new(config.prefix)),

@@ -61,6 +61,34 @@ static PRUNE: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// KEYS: sequence. Returns the next uid, or -1 when the sequence is gone (the store was flushed
+/// or replaced since it was opened): counting again from 1 would reuse uids clients hold.
+static NEXT_UID: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+         return redis.call('INCR', KEYS[1])",
+    )
+});
+
+/// KEYS: sequence. ARGV: the floor. Sets the sequence to at least the floor (creating it) and
+/// returns it.
+static RAISE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+         local floor = tonumber(ARGV[1])
+         if floor > cur then
+           redis.call('SET', KEYS[1], ARGV[1])
+           return floor
+         end
+         return cur",
+    )
+});
+
+/// What `create_task` answers on a store that lost its sequence.
+fn sequence_lost() -> StoreError {
+    StoreError::NotFound("task sequence (the store was emptied since it was opened)".into())
+}
+
 /// The finish-index score of `task`: its finish time if it is terminal.
 fn finish_score(task: &TaskRecord) -> Option<i64> {
     task.finished_at.filter(|_| task.status.is_terminal()).map(unix_ms)
@@ -92,7 +120,15 @@ impl TaskLog for RedisStore {
     async fn create_task(&self, task: NewTask) -> StoreResult<TaskRecord> {
         self.run("create_task", async {
             let mut conn = self.conn();
-            let uid: u64 = conn.incr(self.keys.task_seq(), 1).await.map_err(redis_err)?;
+            let uid: i64 = NEXT_UID
+                .key(self.keys.task_seq())
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+            if uid < 0 {
+                return Err(sequence_lost());
+            }
+            let uid = uid as u64;
             let record = TaskRecord::from_new(uid, task);
             let json = to_json("task", &record)?;
             let mut pipe = redis::pipe();
@@ -103,6 +139,27 @@ impl TaskLog for RedisStore {
             }
             pipe.exec_async(&mut conn).await.map_err(redis_err)?;
             Ok(record)
+        })
+        .await
+    }
+
+    async fn task_sequence(&self) -> StoreResult<Option<u64>> {
+        self.run("task_sequence", async {
+            let v: Option<u64> = self.conn().get(self.keys.task_seq()).await.map_err(redis_err)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn raise_task_sequence(&self, at_least: u64) -> StoreResult<u64> {
+        self.run("raise_task_sequence", async {
+            let v: u64 = RAISE
+                .key(self.keys.task_seq())
+                .arg(at_least)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(redis_err)?;
+            Ok(v)
         })
         .await
     }

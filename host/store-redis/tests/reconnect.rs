@@ -45,16 +45,23 @@ async fn store_survives_a_redis_restart_without_being_recreated() {
 
     let _server = RedisServer::start_on(port).expect("restart on the same port");
     let deadline = Instant::now() + Duration::from_secs(15);
-    let after = loop {
+    let lost = loop {
         match store.create_task(task()).await {
-            Ok(t) => break t,
+            Ok(t) => panic!("a task got uid {} from a sequence that was lost", t.uid),
             Err(StoreError::Unavailable(e)) if Instant::now() < deadline => {
                 eprintln!("waiting for reconnection: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => panic!("store did not recover: {e}"),
+            Err(e) => break e,
         }
     };
+    // The restarted server kept nothing: the store says its sequence is gone rather than count
+    // from 1 again, until the caller restores it.
+    assert!(matches!(lost, StoreError::NotFound(_)), "{lost:?}");
+    assert_eq!(store.task_sequence().await.expect("sequence"), None);
+    assert_eq!(store.raise_task_sequence(before.uid + 100).await.expect("raise"), before.uid + 100);
+    let after = store.create_task(task()).await.expect("create after the sequence is restored");
+    assert_eq!(after.uid, before.uid + 101);
     // The restarted server kept nothing (no persistence), and the same handle works on it.
     assert_eq!(store.get_task(after.uid).await.expect("get"), Some(after.clone()));
     let rec = IdempotencyRecord { body_hash: "h".into(), task_uid: after.uid };
@@ -101,4 +108,41 @@ async fn every_key_is_under_the_prefix() {
         .await
         .expect("PTTL");
     assert!(ttl > 50_000 && ttl <= 60_000, "idempotency TTL is native: {ttl}");
+}
+
+/// `FLUSHALL` under a live store (what a fresh Redis looks like): the index list is empty, not
+/// an error; no uid is handed out from a lost sequence; fencing tokens keep growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_redis_reuses_no_uid_and_no_fencing_token() {
+    let Some(server) = RedisServer::start() else { return };
+    let store = RedisStore::connect(RedisConfig::new(server.url()).with_prefix("miroir:"))
+        .await
+        .expect("connect");
+    let first = store.create_task(task()).await.expect("task");
+    let LeaseOutcome::Acquired(old) =
+        store.acquire_lease("leader", "a", Duration::from_secs(60)).await.expect("lease")
+    else {
+        panic!("a free lease is acquired")
+    };
+    let meta = miroir_store::IndexMeta::new("movies", 8, None, OffsetDateTime::now_utc());
+    store.create_index(&meta).await.expect("index");
+
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("raw connection");
+    let () = redis::cmd("FLUSHALL").query_async(&mut conn).await.expect("FLUSHALL");
+
+    assert!(store.list_indexes().await.expect("list an emptied store").is_empty());
+    assert_eq!(store.get_index("movies").await.expect("get"), None);
+    assert_eq!(store.task_sequence().await.expect("sequence"), None);
+    let lost = store.create_task(task()).await;
+    assert!(matches!(lost, Err(StoreError::NotFound(_))), "{lost:?}");
+    assert_eq!(store.get_task(1).await.expect("get"), None, "nothing recorded");
+    store.raise_task_sequence(first.uid + 10_000).await.expect("raise");
+    assert_eq!(store.create_task(task()).await.expect("task").uid, first.uid + 10_001);
+    let LeaseOutcome::Acquired(new) =
+        store.acquire_lease("leader", "b", Duration::from_secs(60)).await.expect("lease")
+    else {
+        panic!("the lease was lost with the data")
+    };
+    assert!(new.token > old.token, "token {} after {}", new.token, old.token);
 }

@@ -77,7 +77,10 @@ impl LeaseStore for SqliteStore {
                     LeaseOutcome::Acquired(lease(holder, token))
                 }
                 row => {
-                    let token = row.map_or(0, |(_, t, _)| t) + 1;
+                    // A lease seen for the first time (a new file, or one rebuilt after a loss)
+                    // starts from the clock in milliseconds, so its tokens exceed any token
+                    // an earlier file issued: fencing never goes back.
+                    let token = row.map_or_else(|| now.max(1) as u64, |(_, t, _)| t + 1);
                     tx.execute(
                         "INSERT INTO leases (name, holder, token, expires_at)
                          VALUES (?1, ?2, ?3, ?4)

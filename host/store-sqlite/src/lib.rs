@@ -85,6 +85,22 @@ impl SqliteStore {
         })
     }
 
+    /// Opens like [`SqliteStore::open`], except that a file SQLite finds corrupt (not a
+    /// database, malformed, or failing `PRAGMA quick_check`) is never opened nor overwritten: it
+    /// is renamed `<file>.corrupt-<unix seconds>` (its `-wal` and `-shm` files likewise) and a
+    /// new, empty database takes its place. Returns the store and where the bad file went, so
+    /// the caller can report it and rebuild what the nodes hold.
+    pub async fn open_setting_aside_corruption(
+        config: SqliteConfig,
+    ) -> StoreResult<(Self, Option<PathBuf>)> {
+        let path = config.path.clone();
+        let set_aside =
+            tokio::task::spawn_blocking(move || set_aside_if_corrupt(&path))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("sqlite check task: {e}")))??;
+        Ok((Self::open(config).await?, set_aside))
+    }
+
     /// The same store reporting its operations to `metrics`.
     pub fn with_metrics(mut self, metrics: SharedMetrics) -> Self {
         self.metrics = metrics;
@@ -121,6 +137,58 @@ impl SqliteStore {
         self.metrics.observe(op, BACKEND, start.elapsed(), result.is_ok());
         result
     }
+}
+
+/// Why SQLite finds the file at `path` corrupt, if it does. A missing file is not corrupt.
+pub fn corruption(path: &std::path::Path) -> Option<String> {
+    if !path.exists() {
+        return None;
+    }
+    let is_corrupt = |e: &rusqlite::Error| {
+        matches!(e, rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
+    };
+    let conn = match Connection::open(path) {
+        Ok(conn) => conn,
+        Err(e) if is_corrupt(&e) => return Some(e.to_string()),
+        // Not a verdict on the file (permissions, locks): `open` reports it.
+        Err(_) => return None,
+    };
+    match conn.query_row("PRAGMA quick_check", [], |row| row.get::<_, String>(0)) {
+        Ok(verdict) if verdict == "ok" => None,
+        Ok(verdict) => Some(verdict),
+        Err(e) if is_corrupt(&e) => Some(e.to_string()),
+        Err(_) => None,
+    }
+}
+
+fn set_aside_if_corrupt(path: &std::path::Path) -> StoreResult<Option<PathBuf>> {
+    let Some(reason) = corruption(path) else { return Ok(None) };
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{secs}"));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside).map_err(|e| {
+        StoreError::Unavailable(format!("cannot move the corrupt {} aside: {e}", path.display()))
+    })?;
+    for suffix in ["-wal", "-shm"] {
+        let mut from = path.as_os_str().to_owned();
+        from.push(suffix);
+        let mut to = aside.as_os_str().to_owned();
+        to.push(suffix);
+        if std::path::Path::new(&from).exists() {
+            let _ = std::fs::rename(&from, &to);
+        }
+    }
+    tracing::error!(
+        path = %path.display(),
+        kept_as = %aside.display(),
+        reason,
+        "the SQLite task store is corrupt: kept it aside and started a new one"
+    );
+    Ok(Some(aside))
 }
 
 fn open_connection(config: &SqliteConfig) -> StoreResult<Connection> {

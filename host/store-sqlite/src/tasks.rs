@@ -131,6 +131,31 @@ impl TaskLog for SqliteStore {
         .await
     }
 
+    async fn task_sequence(&self) -> StoreResult<Option<u64>> {
+        // The file holds its sequence for as long as it exists: never `None` here.
+        self.call("task_sequence", |conn| {
+            let value: Option<u64> = conn
+                .query_row("SELECT value FROM sequences WHERE name = 'task'", [], |row| row.get(0))
+                .optional()
+                .map_err(sql_err)?;
+            Ok(Some(value.unwrap_or(0)))
+        })
+        .await
+    }
+
+    async fn raise_task_sequence(&self, at_least: u64) -> StoreResult<u64> {
+        self.call("raise_task_sequence", move |conn| {
+            conn.query_row(
+                "INSERT INTO sequences (name, value) VALUES ('task', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = max(value, ?1) RETURNING value",
+                [at_least],
+                |row| row.get(0),
+            )
+            .map_err(sql_err)
+        })
+        .await
+    }
+
     async fn get_task(&self, uid: u64) -> StoreResult<Option<TaskRecord>> {
         self.call("get_task", move |conn| {
             let raw = conn

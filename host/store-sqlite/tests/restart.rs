@@ -114,3 +114,33 @@ async fn a_database_from_a_newer_miroir_is_refused() {
     let err = SqliteStore::open(SqliteConfig::new(&path)).await.err().expect("refused");
     assert!(matches!(err, miroir_store::StoreError::Corrupt(_)), "{err:?}");
 }
+
+/// A corrupt file is never opened nor overwritten: it is kept aside under a `.corrupt-<secs>`
+/// name with its bytes intact, and a new database takes its place. A healthy file is left alone.
+#[tokio::test]
+async fn a_corrupt_file_is_kept_aside_and_replaced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("miroir.db");
+    {
+        let store = SqliteStore::open(SqliteConfig::new(&path)).await.expect("create");
+        store.raise_task_sequence(7).await.expect("raise");
+    }
+    let (store, aside) = SqliteStore::open_setting_aside_corruption(SqliteConfig::new(&path))
+        .await
+        .expect("reopen a healthy file");
+    assert_eq!(aside, None, "a healthy file stays");
+    assert_eq!(store.task_sequence().await.expect("sequence"), Some(7));
+    drop(store);
+
+    let garbage = b"this is not a SQLite database, whatever its name says".repeat(100);
+    std::fs::write(&path, &garbage).expect("corrupt the file");
+    let (store, aside) = SqliteStore::open_setting_aside_corruption(SqliteConfig::new(&path))
+        .await
+        .expect("open despite the corruption");
+    let aside = aside.expect("the corrupt file was set aside");
+    let name = aside.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(name.starts_with("miroir.db.corrupt-"), "{name}");
+    assert_eq!(std::fs::read(&aside).expect("kept"), garbage, "kept byte for byte");
+    assert_eq!(store.task_sequence().await.expect("sequence"), Some(0), "a new database");
+    assert!(store.list_indexes().await.expect("list").is_empty());
+}

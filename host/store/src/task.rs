@@ -205,7 +205,20 @@ pub struct TaskPage {
 pub trait TaskLog: Send + Sync {
     /// Records `task` under a new uid, strictly larger than every uid handed out before by this
     /// store (even uids of pruned tasks), and returns the record.
+    ///
+    /// `NotFound` when the store has lost its task sequence since it was opened (a Redis that
+    /// was flushed or replaced): nothing is recorded, since the next uid could be one a client
+    /// already holds. The caller restores the sequence with [`TaskLog::raise_task_sequence`]
+    /// and tries again.
     async fn create_task(&self, task: NewTask) -> StoreResult<TaskRecord>;
+
+    /// The last uid handed out (0 on a new store), or `None` when the store has lost its
+    /// task sequence since it was opened.
+    async fn task_sequence(&self) -> StoreResult<Option<u64>>;
+
+    /// Makes the sequence at least `at_least` (creating it when it was lost) and returns it:
+    /// the next task gets a larger uid. Never lowers the sequence.
+    async fn raise_task_sequence(&self, at_least: u64) -> StoreResult<u64>;
 
     /// The task with `uid`, if it exists.
     async fn get_task(&self, uid: u64) -> StoreResult<Option<TaskRecord>>;

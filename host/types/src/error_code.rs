@@ -97,6 +97,9 @@ error_codes! {
     MiroirOverloaded => "miroir_overloaded", 503, System;
     /// The client did not send its request body within `server.request_timeout`.
     MiroirRequestTimeout => "miroir_request_timeout", 408, InvalidRequest;
+    /// A write names an index uid starting with `_miroir_`, which Miroir reserves for the
+    /// bookkeeping it keeps on the nodes.
+    MiroirReservedIndex => "miroir_reserved_index", 400, InvalidRequest;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -256,6 +259,7 @@ mod tests {
         (ErrorCode::MiroirTimeout, 504, "miroir_timeout", "system"),
         (ErrorCode::MiroirOverloaded, 503, "miroir_overloaded", "system"),
         (ErrorCode::MiroirRequestTimeout, 408, "miroir_request_timeout", "invalid_request"),
+        (ErrorCode::MiroirReservedIndex, 400, "miroir_reserved_index", "invalid_request"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
@@ -390,7 +394,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 11);
+        assert_eq!(miroir.len(), 12);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 

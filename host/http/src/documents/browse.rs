@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
 use crate::bookkeeping::shard_filter;
-use crate::catalog::check_uid;
+use crate::catalog::check_read_uid;
 use crate::documents::strip_document;
 use crate::error::{HttpError, HttpResult};
 use crate::read_catalog::index_for_read;
@@ -148,7 +148,7 @@ pub async fn browse_get(
     Path(uid): Path<String>,
     RawQuery(query): RawQuery,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     let params = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -163,7 +163,7 @@ pub async fn browse_post(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     let request = json_body(&headers, &body)?;
     browse(&state, &caller, &uid, Browse::Fetch(request)).await
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::{accepted, encode_path};
 use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
-use crate::catalog::check_uid;
+use crate::catalog::check_write_uid;
 use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeCall, NodeStep};
 use crate::idempotency::{self, Begin};
@@ -54,7 +54,7 @@ async fn delete_ids(
 ) -> HttpResult<Deleted> {
     let provided = ids.len();
     let details = json!({ "providedIds": provided, "deletedDocuments": Value::Null, "originalFilter": Value::Null });
-    let Some(meta) = state.store().get_index(uid).await? else {
+    let Some(meta) = state.catalog().get_index(uid).await? else {
         let details = json!({ "providedIds": provided, "deletedDocuments": 0, "originalFilter": Value::Null });
         let error = ApiError::index_not_found(uid);
         return Ok((
@@ -116,7 +116,7 @@ pub async fn delete_document(
     Extension(caller): Extension<Caller>,
     Path((uid, id)): Path<(String, String)>,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     let _guard = state.index_write_guard(&uid).await?;
     let (record, report) = delete_ids(&state, &caller, &uid, vec![id], true).await?;
     Ok(accepted(&record, report.as_ref()))
@@ -131,7 +131,7 @@ pub async fn delete_batch(
     uri: Uri,
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     let pending = match idempotency::begin(&state, &headers, &HttpMethod::POST, &uri, &body).await?
     {
         Begin::Replay(task) => return Ok(accepted(&task, None)),
@@ -174,7 +174,7 @@ async fn broadcast_deletion(
     step: NodeStep,
     details: Value,
 ) -> HttpResult<Response> {
-    let Some(meta) = state.store().get_index(uid).await? else {
+    let Some(meta) = state.catalog().get_index(uid).await? else {
         let mut failed = details;
         failed["deletedDocuments"] = json!(0);
         return missing_index_deletion(state, uid, failed).await;
@@ -203,7 +203,7 @@ pub async fn delete_by_filter(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     let parsed = json_body(&headers, &body)?;
     let filter = parsed.get("filter").cloned().unwrap_or(Value::Null);
     let original =
@@ -224,7 +224,7 @@ pub async fn delete_all(
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     let details =
         json!({ "providedIds": 0, "deletedDocuments": Value::Null, "originalFilter": Value::Null });
     let step = NodeStep::new(Method::DELETE, format!("/indexes/{uid}/documents"), None);

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::bookkeeping::SHARD_FIELD;
-use crate::catalog::{check_uid, ensure, existing};
+use crate::catalog::{check_read_uid, check_write_uid, ensure, existing};
 use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeCall, NodeStep};
 use crate::idempotency::{self, Begin};
@@ -118,7 +118,7 @@ async fn write(
     RawBody(body): RawBody,
     method: HttpMethod,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     let format = content_format(&headers)?;
     let pending = match idempotency::begin(&state, &headers, &method, &uri, &body).await? {
         Begin::Replay(task) => return Ok(accepted(&task, None)),
@@ -185,7 +185,7 @@ async fn write_inner(
         }
         batch::PrimaryKey::Missing => {
             if created {
-                let _ = state.store().delete_index(uid).await;
+                let _ = state.catalog().delete_index(uid).await;
                 state.read_catalog().forget(uid);
             }
             return Err(batch::primary_key_required().into());
@@ -237,10 +237,10 @@ async fn write_inner(
     if meta.primary_key.is_none() {
         // Re-read: `put_index` replaces the record, and a settings commit may have bumped the
         // version since `meta` was read.
-        if let Some(mut fresh) = state.store().get_index(uid).await? {
+        if let Some(mut fresh) = state.catalog().get_index(uid).await? {
             fresh.primary_key = Some(primary_key);
             fresh.updated_at = time::OffsetDateTime::now_utc();
-            state.store().put_index(&fresh).await?;
+            state.catalog().put_index(&fresh).await?;
             state.read_catalog().forget(uid);
         }
     }
@@ -260,7 +260,7 @@ async fn fail_write(
     error: ApiError,
 ) -> HttpResult<TaskRecord> {
     if created {
-        state.store().delete_index(uid).await?;
+        state.catalog().delete_index(uid).await?;
         state.read_catalog().forget(uid);
     }
     failed_task(state, Some(uid), "documentAdditionOrUpdate", details, error).await
@@ -273,7 +273,7 @@ pub async fn get_document(
     Path((uid, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     let meta = existing(&state, &uid).await?;
     let assignment = state.assignment(meta.shard_count);
     let shard = shard_of(&id, meta.shard_count);

@@ -28,7 +28,7 @@ pub struct IndexDrift {
 
 /// Checks every index known to the task store; returns the indexes that drifted.
 pub async fn check_and_repair(state: &AppState) -> Vec<IndexDrift> {
-    let indexes = match state.store().list_indexes().await {
+    let indexes = match state.catalog().list_indexes().await {
         Ok(indexes) => indexes,
         Err(error) => {
             tracing::warn!(%error, "drift check: cannot list indexes");

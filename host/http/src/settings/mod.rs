@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
-use crate::catalog::{check_uid, ensure};
+use crate::catalog::{check_read_uid, check_write_uid, ensure};
 use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeStep};
 use crate::tasks::{enqueue, summary};
@@ -33,7 +33,7 @@ fn not_found() -> Response {
 }
 
 async fn with_version(state: &AppState, uid: &str, mut response: Response) -> Response {
-    if let Ok(Some(meta)) = state.store().get_index(uid).await {
+    if let Ok(Some(meta)) = state.catalog().get_index(uid).await {
         if let Ok(value) = HeaderValue::from_str(&meta.settings_version.to_string()) {
             response.headers_mut().insert(SETTINGS_VERSION, value);
         }
@@ -63,7 +63,7 @@ pub async fn get_all(
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     let settings = client_settings(&state, &caller, &uid).await?;
     Ok(with_version(&state, &uid, Json(settings).into_response()).await)
 }
@@ -75,7 +75,7 @@ pub async fn get_one(
     Path((uid, segment)): Path<(String, String)>,
 ) -> HttpResult<Response> {
     let Some(field) = translate::field_for_route(&segment) else { return Ok(not_found()) };
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     let settings = client_settings(&state, &caller, &uid).await?;
     let value = settings.get(field).cloned().unwrap_or(Value::Null);
     Ok(with_version(&state, &uid, Json(value).into_response()).await)
@@ -89,7 +89,7 @@ pub async fn update_all(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     let Value::Object(patch) = json_body(&headers, &body)? else {
         return Err(HttpError::api(
             miroir_types::ErrorCode::BadRequest,
@@ -105,7 +105,7 @@ pub async fn reset_all(
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     propose(&state, &caller, &uid, translate::reset_all_patch()).await
 }
 
@@ -118,7 +118,7 @@ pub async fn update_one(
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
     let Some(field) = translate::field_for_route(&segment) else { return Ok(not_found()) };
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     let value = json_body(&headers, &body)?;
     let mut patch = Map::new();
     patch.insert(field.to_owned(), value);
@@ -132,7 +132,7 @@ pub async fn reset_one(
     Path((uid, segment)): Path<(String, String)>,
 ) -> HttpResult<Response> {
     let Some(field) = translate::field_for_route(&segment) else { return Ok(not_found()) };
-    check_uid(&uid)?;
+    check_write_uid(&uid)?;
     let mut patch = Map::new();
     patch.insert(field.to_owned(), Value::Null);
     propose(&state, &caller, &uid, patch).await
@@ -162,7 +162,7 @@ async fn propose(
         Ok(enqueued) => enqueued,
         Err(error) => {
             if created {
-                let _ = state.store().delete_index(uid).await;
+                let _ = state.catalog().delete_index(uid).await;
                 state.read_catalog().forget(uid);
             }
             return Err(error);

@@ -80,7 +80,7 @@ pub fn spawn(state: AppState, uid: String, task_uid: u64) {
             return;
         }
         let bumped =
-            state.store().bump_settings_version(&uid, OffsetDateTime::now_utc(), None).await;
+            state.catalog().bump_settings_version(&uid, OffsetDateTime::now_utc(), None).await;
         state.read_catalog().forget(&uid);
         match bumped {
             Ok(version) => tracing::info!(index = %uid, version, "settings committed"),

@@ -115,7 +115,7 @@ async fn roll_back_creation(
         return Ok(());
     }
     tracing::warn!(index = %uid, task = task.uid, "index creation failed on a node; rolling back");
-    state.store().delete_index(uid).await?;
+    state.catalog().delete_index(uid).await?;
     state.read_catalog().forget(uid);
     let deletions = nodes.iter().filter(|t| t.status() == "succeeded").map(|t| async move {
         let client = state.clients().get(&t.node).ok()?;

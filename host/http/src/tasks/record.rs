@@ -67,7 +67,7 @@ pub async fn enqueue(
         details: Some(with_hints(details, hints)),
         node_tasks,
     };
-    let mut record = state.store().create_task(task).await?;
+    let mut record = state.catalog().create_task(task).await?;
     if record.node_tasks.is_empty() {
         // Nothing for the nodes to do (e.g. deleting no ids): done at once, as one node would be.
         record = finish_without_nodes(state, record, None).await?;
@@ -92,7 +92,7 @@ pub async fn failed_task(
         details: Some(details),
         node_tasks: BTreeMap::new(),
     };
-    let record = state.store().create_task(task).await?;
+    let record = state.catalog().create_task(task).await?;
     finish_without_nodes(state, record, Some(error)).await
 }
 

@@ -14,6 +14,7 @@ fn meta(uid: &str, shards: u32) -> IndexMeta {
 /// Create refuses duplicates; put replaces; list is sorted; delete forgets.
 pub async fn index_catalog_crud<F: StoreFactory>(f: &F) {
     let store = f.fresh().await;
+    assert!(store.list_indexes().await.expect("list an empty store").is_empty());
     store.create_index(&meta("movies", 64)).await.expect("create movies");
     store.create_index(&meta("books", 8)).await.expect("create books");
     let dup = store.create_index(&meta("movies", 4)).await;
@@ -35,6 +36,10 @@ pub async fn index_catalog_crud<F: StoreFactory>(f: &F) {
     assert!(store.delete_index("books").await.expect("delete"));
     assert!(!store.delete_index("books").await.expect("delete again"));
     assert_eq!(store.get_index("books").await.expect("get"), None);
+    for uid in ["movies", "songs"] {
+        store.delete_index(uid).await.expect("delete");
+    }
+    assert!(store.list_indexes().await.expect("list after deleting every index").is_empty());
 }
 
 /// Concurrent bumps each get their own version; a missing index is `NotFound`.

@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
     ($factory:expr) => {
         $crate::conformance_tests!(@cases $factory;
             task_uids_strictly_increase,
+            task_sequence_is_raised_never_lowered,
             task_roundtrip_and_update,
             task_listing_filters,
             task_listing_date_bounds,

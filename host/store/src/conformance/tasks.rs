@@ -247,3 +247,19 @@ pub async fn delete_removes_only_finished_tasks<F: StoreFactory>(f: &F) {
     assert_eq!(store.list_tasks(&filter(10)).await.expect("list").total, 2);
     assert_eq!(store.delete_tasks(&uids).await.expect("delete again"), 0);
 }
+
+/// The sequence reads back, is raised (never lowered) and the next uid follows it: how Miroir
+/// restores the sequence from the high-water mark it keeps on the nodes after a store loss.
+pub async fn task_sequence_is_raised_never_lowered<F: StoreFactory>(f: &F) {
+    let store = f.fresh().await;
+    assert_eq!(store.task_sequence().await.expect("sequence"), Some(0), "a new store");
+    let first = store.create_task(new_task("a", "indexCreation", base())).await.expect("create");
+    assert_eq!(store.task_sequence().await.expect("sequence"), Some(first.uid));
+    assert_eq!(store.raise_task_sequence(10_000).await.expect("raise"), 10_000);
+    let next = store.create_task(new_task("a", "indexCreation", base())).await.expect("create");
+    assert_eq!(next.uid, 10_001, "the next uid follows the raised sequence");
+    assert_eq!(store.raise_task_sequence(5).await.expect("raise lower"), 10_001, "not lowered");
+    assert_eq!(store.task_sequence().await.expect("sequence"), Some(10_001));
+    let after = store.create_task(new_task("a", "indexCreation", base())).await.expect("create");
+    assert_eq!(after.uid, 10_002);
+}
