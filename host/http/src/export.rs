@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::body::RawBody;
-use crate::catalog::check_uid;
+use crate::catalog::check_read_uid;
 use crate::error::{HttpError, HttpResult};
 use crate::read_catalog::index_for_read;
 use crate::AppState;
@@ -34,7 +34,7 @@ pub async fn export_documents(
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
 ) -> HttpResult<Response> {
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     index_for_read(&state, &uid).await?;
     // The first page is read before answering, so a missing index or an unavailable shard is a
     // proper error status rather than a cut stream.
@@ -81,7 +81,7 @@ pub async fn export_settings(
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
 ) -> HttpResult<Json<Value>> {
-    check_uid(&uid)?;
+    check_read_uid(&uid)?;
     let meta = index_for_read(&state, &uid).await?;
     let settings =
         crate::settings::get_all(State(state.clone()), Extension(caller), Path(uid.clone()))
