@@ -93,6 +93,11 @@ error_codes! {
     /// A multi-search (or one of its queries) ran past `multi_search.total_timeout` or
     /// `multi_search.query_timeout`.
     MiroirTimeout => "miroir_timeout", 504, System;
+    /// An `Idempotency-Key` header that is empty, longer than 256 bytes or not printable ASCII.
+    MiroirInvalidIdempotencyKey => "miroir_invalid_idempotency_key", 400, InvalidRequest;
+    /// A node no longer has the task Miroir mapped (its task history was reset, e.g. it
+    /// restarted without its data): the error of a task settled as failed, never an answer.
+    MiroirTaskLost => "miroir_task_lost", 500, System;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -250,6 +255,13 @@ mod tests {
         (ErrorCode::MiroirPluginFailed, 502, "miroir_plugin_failed", "internal"),
         (ErrorCode::MiroirPayloadTooLarge, 413, "miroir_payload_too_large", "invalid_request"),
         (ErrorCode::MiroirTimeout, 504, "miroir_timeout", "system"),
+        (
+            ErrorCode::MiroirInvalidIdempotencyKey,
+            400,
+            "miroir_invalid_idempotency_key",
+            "invalid_request",
+        ),
+        (ErrorCode::MiroirTaskLost, 500, "miroir_task_lost", "system"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
@@ -384,7 +396,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 9);
+        assert_eq!(miroir.len(), 11);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 
