@@ -142,13 +142,11 @@ struct Presented {
 fn bearer(request: &Presented) -> Result<Option<&str>, HttpError> {
     let Some(value) = &request.authorization else { return Ok(None) };
     let value = value.as_deref().map_err(|_| ApiError::invalid_api_key())?;
+    // Meilisearch reads only a bearer token: any other scheme (`Basic ...`) counts as no
+    // `Authorization` header at all (401 `missing_authorization_header`).
     match value.strip_prefix("Bearer ") {
         Some(token) => Ok(Some(token.trim())),
-        None => Err(ApiError::new(
-            ErrorCode::InvalidApiKey,
-            "The provided API key is invalid. It must use the bearer authorization method.",
-        )
-        .into()),
+        None => Err(ApiError::missing_authorization_header().into()),
     }
 }
 

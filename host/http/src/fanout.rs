@@ -108,6 +108,8 @@ pub struct Enqueued {
     pub kind: Option<String>,
     /// The nodes that accepted.
     pub accepted: BTreeSet<NodeId>,
+    /// Node id → the `enqueuedAt` of the node's summary, which identifies its task later.
+    pub enqueued_at: BTreeMap<String, String>,
 }
 
 /// Reads the task summaries nodes answered. A node's 4xx is the client's fault and is forwarded
@@ -121,6 +123,9 @@ pub fn collect_enqueued(outcomes: &BTreeMap<NodeId, NodeOutcome>) -> HttpResult<
                 if let Some(uid) = json.get("taskUid").and_then(serde_json::Value::as_u64) {
                     enqueued.node_tasks.insert(node.to_string(), uid);
                     enqueued.accepted.insert(node.clone());
+                    if let Some(at) = json.get("enqueuedAt").and_then(|a| a.as_str()) {
+                        enqueued.enqueued_at.insert(node.to_string(), at.to_owned());
+                    }
                     if enqueued.kind.is_none() {
                         enqueued.kind =
                             json.get("type").and_then(|t| t.as_str()).map(str::to_owned);

@@ -15,6 +15,9 @@ use crate::AppState;
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
 
+/// The longest key accepted, in bytes: enough for a UUID or a hash with a prefix.
+pub const MAX_KEY_BYTES: usize = 256;
+
 /// What a write should do about its idempotency key.
 #[derive(Debug)]
 pub enum Begin {
@@ -49,9 +52,10 @@ pub async fn begin(
     uri: &Uri,
     body: &[u8],
 ) -> HttpResult<Begin> {
-    let Some(key) = headers.get(HEADER).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers.get(HEADER) else {
         return Ok(Begin::Proceed(None));
     };
+    let key = valid_key(value.as_bytes())?;
     let hash = request_hash(method, uri, body);
     match state.store().get_idempotency(key).await? {
         None => Ok(Begin::Proceed(Some(Pending { key: key.to_owned(), hash }))),
@@ -71,6 +75,23 @@ pub async fn begin(
     }
 }
 
+/// The key in `value`, or `miroir_invalid_idempotency_key`: a key that is empty, too long or not
+/// printable ASCII is refused rather than ignored, so a client never believes a write is
+/// protected when it is not.
+fn valid_key(value: &[u8]) -> HttpResult<&str> {
+    let printable = value.iter().all(|b| (b' '..=b'~').contains(b));
+    match std::str::from_utf8(value) {
+        Ok(key) if printable && !key.trim().is_empty() && key.len() <= MAX_KEY_BYTES => Ok(key),
+        _ => Err(HttpError::api(
+            ErrorCode::MiroirInvalidIdempotencyKey,
+            format!(
+                "The `Idempotency-Key` header must be 1 to {MAX_KEY_BYTES} printable ASCII \
+                 characters."
+            ),
+        )),
+    }
+}
+
 impl Pending {
     /// Records the key for `task_uid`.
     pub async fn finish(self, state: &AppState, task_uid: u64) -> HttpResult<()> {
@@ -78,5 +99,23 @@ impl Pending {
         let ttl = state.config().idempotency.ttl.get();
         state.store().put_idempotency_if_absent(&self.key, &record, ttl).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_must_be_short_printable_ascii() {
+        assert_eq!(valid_key(b"write-1").expect("valid"), "write-1");
+        assert!(valid_key(&[b'k'; MAX_KEY_BYTES]).is_ok());
+        for bad in [&b""[..], b"  ", "clé".as_bytes(), b"a\tb", &[b'k'; MAX_KEY_BYTES + 1]] {
+            let error = valid_key(bad).expect_err("refused");
+            assert!(
+                matches!(&error, HttpError::Api(e) if e.code() == ErrorCode::MiroirInvalidIdempotencyKey),
+                "{error:?}"
+            );
+        }
     }
 }

@@ -176,15 +176,8 @@ pub async fn create_index(
     // The bookkeeping settings go after the creation on each node (nodes run tasks in order).
     let _ =
         fanout::run(&state, caller.node_auth(), fanout::broadcast(&state, vec![bookkeeping])).await;
-    let record = enqueue(
-        &state,
-        Some(uid),
-        "indexCreation",
-        details,
-        &Hints::default(),
-        enqueued.node_tasks,
-    )
-    .await?;
+    let record =
+        enqueue(&state, Some(uid), "indexCreation", details, &Hints::default(), enqueued).await?;
     Ok(accepted(&record))
 }
 
@@ -243,8 +236,7 @@ pub async fn update_index(
     }
     let details = json!({ "primaryKey": primary_key });
     let record =
-        enqueue(&state, Some(&uid), "indexUpdate", details, &Hints::default(), enqueued.node_tasks)
-            .await?;
+        enqueue(&state, Some(&uid), "indexUpdate", details, &Hints::default(), enqueued).await?;
     Ok(accepted_degraded(&record, &report))
 }
 
@@ -282,8 +274,7 @@ pub async fn delete_index(
     state.read_catalog().forget(&uid);
     let hints = Hints { sum: vec!["deletedDocuments".into()], ..Hints::default() };
     let details = json!({ "deletedDocuments": Value::Null });
-    let record =
-        enqueue(&state, Some(&uid), "indexDeletion", details, &hints, enqueued.node_tasks).await?;
+    let record = enqueue(&state, Some(&uid), "indexDeletion", details, &hints, enqueued).await?;
     Ok(accepted_degraded(&record, &report))
 }
 
@@ -333,8 +324,7 @@ pub async fn swap_indexes(
         swap_catalog(&state, a, b).await?;
     }
     let details = json!({ "swaps": body });
-    let record =
-        enqueue(&state, None, "indexSwap", details, &Hints::default(), enqueued.node_tasks).await?;
+    let record = enqueue(&state, None, "indexSwap", details, &Hints::default(), enqueued).await?;
     Ok(accepted(&record))
 }
 

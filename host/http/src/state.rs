@@ -68,6 +68,7 @@ impl AppState {
             recover_after: config.health.recover_after,
         };
         let health = HealthRegistry::new(topology.nodes(), thresholds);
+        let instance_tag = instance_tag(&config);
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
@@ -81,7 +82,7 @@ impl AppState {
                 keys: KeyCache::default(),
                 assignments: Mutex::new(HashMap::new()),
                 write_locks: Mutex::new(HashMap::new()),
-                instance_tag: instance_tag(),
+                instance_tag,
             }),
         })
     }
@@ -165,15 +166,14 @@ impl AppState {
     }
 }
 
-/// A name for this process unlikely to be shared by another: host name, process id and start
-/// time.
-fn instance_tag() -> String {
-    let host = std::env::var("POD_NAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "miroir".to_owned());
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{host}-{}-{started:x}", std::process::id())
+/// This process as a lease holder (see [`miroir_store::LeaseHolder`]): the instance id, host,
+/// process id and incarnation, so a restarted instance recognises the leases it left.
+fn instance_tag(config: &Config) -> String {
+    let instance = config
+        .instance_id
+        .clone()
+        .filter(|id| !id.is_empty())
+        .or_else(|| std::env::var("POD_NAME").ok().filter(|id| !id.is_empty()))
+        .unwrap_or_else(|| "miroir".to_owned());
+    miroir_store::LeaseHolder::this_process(&instance).encode()
 }

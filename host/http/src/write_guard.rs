@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use miroir_store::LeaseOutcome;
+use miroir_store::{LeaseHolder, LeaseOutcome};
 use miroir_types::{ApiError, ErrorCode};
 use tokio::sync::OwnedMutexGuard;
 
@@ -20,6 +20,8 @@ use crate::AppState;
 
 /// How much longer than the lease's lifetime a write waits for another instance's write to the
 /// same index: a lease left by an instance that died expires by then, so waiting writes proceed.
+/// A lease left by a dead process of this machine (this instance before a restart) is released
+/// at once instead (see [`LeaseHolder::is_dead_predecessor`]).
 const WAIT_MARGIN: Duration = Duration::from_secs(5);
 
 /// Distinguishes the acquisitions of one instance, so a late release never frees a lease a
@@ -43,7 +45,8 @@ impl AppState {
         let local = self.write_lock(index).lock_owned().await;
         let lease = format!("index-write/{index}");
         let holder =
-            format!("{}#{}", self.instance_tag(), NEXT_HOLDER.fetch_add(1, Ordering::Relaxed));
+            format!("{}|{}", self.instance_tag(), NEXT_HOLDER.fetch_add(1, Ordering::Relaxed));
+        let me = LeaseHolder::parse(self.instance_tag());
         // A write's fan-out waits at most a few node timeouts; the lease outlives it.
         let ttl = (self.config().scatter.node_timeout.get() * 3).max(Duration::from_secs(30));
         let deadline = tokio::time::Instant::now() + ttl + WAIT_MARGIN;
@@ -58,6 +61,16 @@ impl AppState {
                         holder,
                         token: acquired.token,
                     });
+                }
+                LeaseOutcome::HeldByOther(other)
+                    if me.as_ref().is_some_and(|me| me.is_dead_predecessor(&other.holder)) =>
+                {
+                    // Left by a process of this machine that died mid-write (this instance
+                    // before a crash): nothing can still be sending under it.
+                    tracing::info!(%lease, holder = %other.holder, "releasing the write lease of a dead process");
+                    if !self.store().release_lease(&lease, &other.holder, other.token).await? {
+                        tokio::time::sleep(pause).await;
+                    }
                 }
                 LeaseOutcome::HeldByOther(other) => {
                     if tokio::time::Instant::now() + pause > deadline {

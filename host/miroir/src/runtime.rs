@@ -15,7 +15,8 @@ use axum::{Json, Router};
 use miroir_config::{Config, TaskStoreBackend};
 use miroir_store::prelude::*;
 use miroir_store::{
-    LeaderConfig, LeaderElector, LeaderHandle, LeaderState, SessionLimits, SharedMetrics,
+    LeaderConfig, LeaderElector, LeaderHandle, LeaderState, LeaseHolder, SessionLimits,
+    SharedMetrics,
 };
 use miroir_store_redis::{RedisConfig, RedisStore};
 use miroir_store_sqlite::{SqliteConfig, SqliteStore};
@@ -81,7 +82,9 @@ impl Runtime {
         let metrics = Arc::new(Metrics::new());
         let store =
             open_store(config, Arc::new(StoreLatency(metrics.task_store_latency.clone()))).await?;
-        let election = LeaderConfig::new(instance_id.clone())
+        // The holder names this process too, so after a crash the restarted instance releases
+        // the lease its dead predecessor left instead of waiting for the TTL.
+        let election = LeaderConfig::new(LeaseHolder::this_process(&instance_id).encode())
             .with_timing(config.leader.lease_ttl.get(), config.leader.renew_interval.get());
         let lease = election.lease_name.clone();
         let leader = LeaderElector::spawn(Arc::clone(&store), election);

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::holder::{holder_instance, LeaseHolder};
 use crate::{Fence, LeaseOutcome, LeaseStore, StoreError, StoreResult};
 
 /// The lease name leader election uses by default.
@@ -24,7 +25,9 @@ pub const LEADER_LEASE: &str = "leader";
 pub struct LeaderConfig {
     /// The lease to compete for.
     pub lease_name: String,
-    /// This instance's id, unique among instances.
+    /// This instance's id, unique among instances. When it is a [`LeaseHolder`] encoding, a
+    /// lease left by a dead earlier process of this machine is released at once, and
+    /// [`LeaderState::leader_id`] shows only the instance part.
     pub holder_id: String,
     /// How long a lease lasts without renewal. Default 30 s.
     pub ttl: Duration,
@@ -179,6 +182,8 @@ where
         leader_id,
         fencing_token: None,
     };
+    let me_holder = LeaseHolder::parse(me);
+    let me_shown = holder_instance(me).to_owned();
     let mut token: Option<u64> = None;
     loop {
         let wait = match token {
@@ -220,14 +225,33 @@ where
                             &tx,
                             LeaderState {
                                 is_leader: true,
-                                leader_id: Some(me.to_owned()),
+                                leader_id: Some(me_shown.clone()),
                                 fencing_token: Some(lease.token),
                             },
                         );
                         config.renew_every
                     }
+                    Ok(Ok(LeaseOutcome::HeldByOther(lease)))
+                        if me_holder
+                            .as_ref()
+                            .is_some_and(|h| h.is_dead_predecessor(&lease.holder)) =>
+                    {
+                        // Left by a process of this machine that is gone (this instance before
+                        // a crash): free it now rather than after its TTL.
+                        tracing::info!(holder = %lease.holder, "releasing the leader lease of a dead process");
+                        match store.release_lease(name, &lease.holder, lease.token).await {
+                            Ok(true) => Duration::ZERO,
+                            Ok(false) => {
+                                config.renew_every.min(lease.remaining + Duration::from_millis(5))
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot release a dead process's lease");
+                                config.renew_every.min(lease.remaining + Duration::from_millis(5))
+                            }
+                        }
+                    }
                     Ok(Ok(LeaseOutcome::HeldByOther(lease))) => {
-                        publish(&tx, follower(Some(lease.holder)));
+                        publish(&tx, follower(Some(holder_instance(&lease.holder).to_owned())));
                         config.renew_every.min(lease.remaining + Duration::from_millis(5))
                     }
                     Ok(Err(e)) => {

@@ -13,6 +13,7 @@
 mod cdc;
 pub mod clock;
 mod error;
+pub mod holder;
 mod idempotency;
 mod index;
 mod job;
@@ -30,6 +31,7 @@ pub mod conformance;
 
 pub use cdc::CdcCursors;
 pub use error::{StoreError, StoreResult};
+pub use holder::{holder_instance, LeaseHolder};
 pub use idempotency::{IdempotencyRecord, IdempotencyStore, IDEMPOTENCY_TTL};
 pub use index::{IndexCatalog, IndexMeta};
 pub use job::{Job, JobDepth, JobQueue, JobState};

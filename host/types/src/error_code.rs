@@ -100,6 +100,11 @@ error_codes! {
     /// A write names an index uid starting with `_miroir_`, which Miroir reserves for the
     /// bookkeeping it keeps on the nodes.
     MiroirReservedIndex => "miroir_reserved_index", 400, InvalidRequest;
+    /// An `Idempotency-Key` header that is empty, longer than 256 bytes or not printable ASCII.
+    MiroirInvalidIdempotencyKey => "miroir_invalid_idempotency_key", 400, InvalidRequest;
+    /// A node no longer has the task Miroir mapped (its task history was reset, e.g. it
+    /// restarted without its data): the error of a task settled as failed, never an answer.
+    MiroirTaskLost => "miroir_task_lost", 500, System;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -260,6 +265,13 @@ mod tests {
         (ErrorCode::MiroirOverloaded, 503, "miroir_overloaded", "system"),
         (ErrorCode::MiroirRequestTimeout, 408, "miroir_request_timeout", "invalid_request"),
         (ErrorCode::MiroirReservedIndex, 400, "miroir_reserved_index", "invalid_request"),
+        (
+            ErrorCode::MiroirInvalidIdempotencyKey,
+            400,
+            "miroir_invalid_idempotency_key",
+            "invalid_request",
+        ),
+        (ErrorCode::MiroirTaskLost, 500, "miroir_task_lost", "system"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
@@ -394,7 +406,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 12);
+        assert_eq!(miroir.len(), 14);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 

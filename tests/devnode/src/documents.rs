@@ -72,8 +72,15 @@ pub fn parse_payload(
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Vec<Document>, ApiError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| malformed(PayloadFormat::Json, e))?;
+    let array = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let value: Value = if array {
+        // Meilisearch ignores whatever follows the closing `]` of a document array.
+        use serde::Deserialize as _;
+        Value::deserialize(&mut serde_json::Deserializer::from_slice(bytes))
+    } else {
+        serde_json::from_slice(bytes)
+    }
+    .map_err(|e| malformed(PayloadFormat::Json, e))?;
     match value {
         Value::Object(doc) => Ok(vec![doc]),
         Value::Array(items) => items
@@ -300,6 +307,8 @@ mod tests {
         assert_eq!(err.code, "malformed_payload");
         let err = parse_payload(b"[1]", PayloadFormat::Json, b',').unwrap_err();
         assert_eq!(err.code, "malformed_payload");
+        let trailing = parse_payload(b"[{\"id\":1}] trailing", PayloadFormat::Json, b',');
+        assert_eq!(trailing.expect("bytes after an array are ignored").len(), 1);
         let err = parse_payload(b"  ", PayloadFormat::Json, b',').unwrap_err();
         assert_eq!(err.code, "missing_payload");
         let err = parse_payload(b"id,n:number\na,xx\n", PayloadFormat::Csv, b',').unwrap_err();

@@ -68,9 +68,10 @@ impl Index {
     }
 }
 
-/// Whether a string is a valid index uid (alphanumeric, `-`, `_`, at most 512 bytes).
+/// Whether a string is a valid index uid (alphanumeric, `-`, `_`, at most 400 bytes: the
+/// message says 512, but Meilisearch refuses 401 bytes).
 pub fn is_valid_index_uid(uid: &str) -> bool {
     !uid.is_empty()
-        && uid.len() <= 512
+        && uid.len() <= 400
         && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

@@ -26,6 +26,12 @@ impl TestNode {
 
     /// Start a node whose tasks each stay `processing` for `delay`.
     pub fn start_with_delay(master_key: Option<&str>, delay: Duration) -> Self {
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), master_key, delay)
+    }
+
+    /// Start a node on `addr` (port 0 for a free one). Given the address of a node that was
+    /// dropped, this is that node restarted empty on its port, as after a lost disk.
+    pub fn start_at(addr: SocketAddr, master_key: Option<&str>, delay: Duration) -> Self {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let key = master_key.map(String::from);
@@ -38,9 +44,7 @@ impl TestNode {
                 .build()
                 .expect("a tokio runtime for the test node");
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind a loopback port");
+                let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the address");
                 addr_tx.send(listener.local_addr().expect("bound address")).expect("test waits");
                 let shutdown = async {
                     let _ = stop_rx.await;

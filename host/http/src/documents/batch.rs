@@ -110,6 +110,8 @@ pub struct RoutedBatch {
     pub shards: BTreeSet<ShardId>,
     /// How many documents were routed.
     pub documents: usize,
+    /// The documents' ids by shard, to undo the batch on nodes that took it when it is refused.
+    pub ids: BTreeMap<ShardId, Vec<String>>,
 }
 
 /// Validates every document's id, adds `_miroir_shard` (see [`shard_marker`]), and splits the
@@ -126,6 +128,7 @@ pub fn route(
     let mut targets: Vec<Option<Vec<usize>>> = vec![None; shard_count as usize];
     let mut buffers: Vec<Vec<u8>> = Vec::new();
     let mut shards = BTreeSet::new();
+    let mut ids: BTreeMap<ShardId, Vec<String>> = BTreeMap::new();
     let count = documents.len();
     let mut scratch = Vec::with_capacity(512);
     for mut document in documents {
@@ -141,6 +144,7 @@ pub fn route(
         };
         let shard = shard_of(&id, shard_count);
         shards.insert(shard);
+        ids.entry(shard).or_default().push(id);
         document.insert(SHARD_FIELD.to_owned(), shard_marker(shard));
         scratch.clear();
         serde_json::to_writer(&mut scratch, &document)
@@ -178,5 +182,5 @@ pub fn route(
             (node, Bytes::from(buffer))
         })
         .collect();
-    Ok(RoutedBatch { per_node, shards, documents: count })
+    Ok(RoutedBatch { per_node, shards, documents: count, ids })
 }

@@ -98,15 +98,8 @@ async fn delete_ids(
     let outcomes = fanout::run(state, caller.node_auth(), calls).await;
     let enqueued = fanout::collect_enqueued(&outcomes)?;
     let report = fanout::check_quorum(state, meta.shard_count, &shards, &enqueued.accepted)?;
-    let record = enqueue(
-        state,
-        Some(uid),
-        "documentDeletion",
-        details,
-        &deletion_hints(),
-        enqueued.node_tasks,
-    )
-    .await?;
+    let record =
+        enqueue(state, Some(uid), "documentDeletion", details, &deletion_hints(), enqueued).await?;
     Ok((record, Some(report)))
 }
 
@@ -190,8 +183,7 @@ async fn broadcast_deletion(
         &enqueued.accepted,
     )?;
     let kind = enqueued.kind.clone().unwrap_or_else(|| "documentDeletion".to_owned());
-    let record =
-        enqueue(state, Some(uid), &kind, details, &deletion_hints(), enqueued.node_tasks).await?;
+    let record = enqueue(state, Some(uid), &kind, details, &deletion_hints(), enqueued).await?;
     Ok(accepted(&record, Some(&report)))
 }
 

@@ -5,6 +5,7 @@ pub mod batch;
 mod browse;
 mod delete;
 pub mod parse;
+mod undo;
 
 use std::collections::BTreeSet;
 
@@ -199,6 +200,14 @@ async fn write_inner(
             return Ok((record, None));
         }
     };
+    if let Err(error) = undo::quorum_possible(state, meta.shard_count, &routed.shards) {
+        if created {
+            // Nothing was sent: forgetting the catalog entry is the whole undo.
+            state.store().delete_index(uid).await?;
+            state.read_catalog().forget(uid);
+        }
+        return Err(error);
+    }
     // An index created by this write gets its bookkeeping settings on every node right before
     // the documents (nodes run their tasks in order).
     let settings_step = if created {
@@ -232,8 +241,30 @@ async fn write_inner(
     }
     let mut outcomes = fanout::run(state, caller.node_auth(), calls).await;
     outcomes.retain(|node, _| targets.contains(node));
-    let enqueued = fanout::collect_enqueued(&outcomes)?;
-    let report = fanout::check_quorum(state, meta.shard_count, &routed.shards, &enqueued.accepted)?;
+    let checked = fanout::collect_enqueued(&outcomes).and_then(|enqueued| {
+        let report =
+            fanout::check_quorum(state, meta.shard_count, &routed.shards, &enqueued.accepted)?;
+        Ok((enqueued, report))
+    });
+    let (enqueued, report) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            // Refused (by a node, or for lack of quorum): leave nothing the client can see.
+            if created {
+                undo::forget_created_index(state, uid).await;
+            } else {
+                undo::delete_refused_documents(
+                    state,
+                    uid,
+                    meta.shard_count,
+                    &routed.ids,
+                    &outcomes,
+                )
+                .await;
+            }
+            return Err(error);
+        }
+    };
     if meta.primary_key.is_none() {
         // Re-read: `put_index` replaces the record, and a settings commit may have bumped the
         // version since `meta` was read.
@@ -246,7 +277,7 @@ async fn write_inner(
     }
     let details = json!({ "receivedDocuments": received, "indexedDocuments": Value::Null });
     let hints = Hints { indexed_from_received: true, ..Hints::default() };
-    let record = enqueue(state, Some(uid), kind, details, &hints, enqueued.node_tasks).await?;
+    let record = enqueue(state, Some(uid), kind, details, &hints, enqueued).await?;
     Ok((record, Some(report)))
 }
 

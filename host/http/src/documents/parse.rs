@@ -67,7 +67,12 @@ fn parse_json(bytes: &[u8]) -> Result<Vec<Document>, ParseError> {
     let error = |e: serde_json::Error| ParseError::new(Format::Json, e.to_string());
     match first {
         Some(b'{') => Ok(vec![serde_json::from_slice::<Document>(bytes).map_err(error)?]),
-        Some(b'[') => serde_json::from_slice::<Vec<Document>>(bytes).map_err(error),
+        // As Meilisearch does, whatever follows the closing `]` is ignored.
+        Some(b'[') => {
+            use serde::Deserialize as _;
+            let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+            Vec::<Document>::deserialize(&mut deserializer).map_err(error)
+        }
         _ => Err(ParseError::new(Format::Json, "expected a document or an array of documents")),
     }
 }
@@ -153,6 +158,8 @@ mod tests {
         assert_eq!(parse(br#"{"id":1}"#, Format::Json, b',').expect("object").len(), 1);
         assert!(parse(b"[{\"id\":1}", Format::Json, b',').is_err());
         assert!(parse(b"[1]", Format::Json, b',').is_err());
+        let trailing = parse(b"[{\"id\":1}] trailing", Format::Json, b',').expect("trailing");
+        assert_eq!(trailing.len(), 1);
     }
 
     #[test]

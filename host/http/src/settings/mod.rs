@@ -174,15 +174,9 @@ async fn propose(
         &fanout::all_shards(meta.shard_count),
         &enqueued.accepted,
     )?;
-    let record = enqueue(
-        state,
-        Some(uid),
-        "settingsUpdate",
-        Value::Object(patch),
-        &node.hints,
-        enqueued.node_tasks,
-    )
-    .await?;
+    let record =
+        enqueue(state, Some(uid), "settingsUpdate", Value::Object(patch), &node.hints, enqueued)
+            .await?;
     verify::spawn(state.clone(), uid.to_owned(), record.uid);
     let mut response = (StatusCode::ACCEPTED, Json(summary(&record))).into_response();
     fanout::mark_degraded(&mut response, &report);

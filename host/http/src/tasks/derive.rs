@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use futures_util::future::join_all;
 use miroir_cluster::NodeAuth;
 use miroir_store::{TaskRecord, TaskStatus};
-use miroir_types::NodeId;
+use miroir_types::{ApiError, ErrorCode, NodeId};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use crate::bookkeeping::SHARD_FIELD;
 use crate::error::HttpResult;
 use crate::tasks::record::{Hints, HINTS_KEY};
+use crate::tasks::view::date;
 use crate::AppState;
 use axum::http::Method;
 
@@ -42,16 +43,107 @@ impl NodeTask {
 }
 
 async fn fetch(state: &AppState, record: &TaskRecord) -> Vec<Option<NodeTask>> {
-    let calls = record.node_tasks.iter().map(|(node, uid)| async move {
-        let node = NodeId::new(node.as_str()).ok()?;
-        let client = state.clients().get(&node).ok()?;
-        let response = client
-            .send(Method::GET, &format!("/tasks/{uid}"), None, NodeAuth::NodeKey)
-            .await
-            .ok()?;
-        response.is_success().then(|| NodeTask { node, task: response.json() })
+    let recorded = recorded_enqueue_dates(record);
+    let calls = record.node_tasks.iter().map(|(node, uid)| {
+        let recorded = recorded.get(node).copied();
+        async move {
+            let node = NodeId::new(node.as_str()).ok()?;
+            let client = state.clients().get(&node).ok()?;
+            let response = client
+                .send(Method::GET, &format!("/tasks/{uid}"), None, NodeAuth::NodeKey)
+                .await
+                .ok()?;
+            if response.status == 404 {
+                return Some(lost(node, *uid, "no longer exists there".to_owned()));
+            }
+            if !response.is_success() {
+                return None;
+            }
+            let task = NodeTask { node, task: response.json() };
+            Some(match unrelated(record, recorded, &task) {
+                Some(reason) => lost(task.node, *uid, reason),
+                None => task,
+            })
+        }
     });
     join_all(calls).await
+}
+
+/// How far a node's clock may be from Miroir's, and a fan-out may last, when a task recorded
+/// before node enqueue dates were kept is checked by its date alone.
+const LEGACY_DATE_SLACK: time::Duration = time::Duration::minutes(10);
+
+/// The `enqueuedAt` each node answered when it accepted its task, from the task's hints.
+fn recorded_enqueue_dates(record: &TaskRecord) -> BTreeMap<String, Option<OffsetDateTime>> {
+    let hints = record
+        .details
+        .as_ref()
+        .and_then(|d| d.get(HINTS_KEY))
+        .and_then(|h| serde_json::from_value::<Hints>(h.clone()).ok())
+        .unwrap_or_default();
+    hints
+        .node_enqueued_at
+        .into_iter()
+        .map(|(node, at)| (node, OffsetDateTime::parse(&at, &Rfc3339).ok()))
+        .collect()
+}
+
+/// Why `task` (what the node now has under the uid Miroir mapped) is not the task Miroir sent,
+/// if it is not: another index or type, or another enqueue date. A node that restarted without
+/// its data numbers its tasks from 0 again, so the uid alone proves nothing.
+fn unrelated(
+    record: &TaskRecord,
+    recorded: Option<Option<OffsetDateTime>>,
+    task: &NodeTask,
+) -> Option<String> {
+    let field = |name: &str| task.task.get(name).and_then(Value::as_str);
+    let described = || {
+        format!(
+            "another task (index `{}`, type `{}`, enqueued at {})",
+            field("indexUid").unwrap_or("none"),
+            field("type").unwrap_or("unknown"),
+            field("enqueuedAt").unwrap_or("an unknown date"),
+        )
+    };
+    if let Some(index) = record.index_uid.as_deref() {
+        if field("indexUid").is_some_and(|theirs| theirs != index) {
+            return Some(described());
+        }
+    }
+    if field("type").is_some_and(|theirs| theirs != record.kind) {
+        return Some(described());
+    }
+    let enqueued = task.date("enqueuedAt")?;
+    let matches = match recorded {
+        Some(Some(at)) => enqueued == at,
+        // Recorded without the node's date: it must be near Miroir's own enqueue date.
+        Some(None) | None => {
+            enqueued >= record.enqueued_at - LEGACY_DATE_SLACK
+                && enqueued <= record.enqueued_at + LEGACY_DATE_SLACK
+        }
+    };
+    (!matches).then(described)
+}
+
+/// A node task the node no longer has: settled as failed with `miroir_task_lost`.
+fn lost(node: NodeId, uid: u64, reason: String) -> NodeTask {
+    let error = ApiError::new(
+        ErrorCode::MiroirTaskLost,
+        format!(
+            "Node `{node}` lost this task: its task {uid} {reason}. The node's task history was \
+             reset (for example it restarted without its data), so what this task did there is \
+             unknown. Send the request again."
+        ),
+    );
+    let now = date(OffsetDateTime::now_utc());
+    NodeTask {
+        node,
+        task: serde_json::json!({
+            "status": "failed",
+            "error": error.to_json(),
+            "finishedAt": now,
+        }),
+    }
 }
 
 /// Brings `record` up to date with its node tasks, persisting it when it changed.

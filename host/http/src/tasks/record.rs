@@ -34,6 +34,31 @@ pub struct Hints {
     pub client_keys: Vec<String>,
     /// For settings tasks: client values shown instead of their node translation.
     pub overrides: serde_json::Map<String, Value>,
+    /// Node id → the `enqueuedAt` the node answered when it accepted its task: how a node task
+    /// is recognised later (a node whose task history was reset reuses task uids).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_enqueued_at: BTreeMap<String, String>,
+}
+
+/// The node tasks a Miroir task maps to, with the `enqueuedAt` each node answered when known.
+#[derive(Debug, Clone, Default)]
+pub struct NodeTasks {
+    /// Node id → node task uid.
+    pub uids: BTreeMap<String, u64>,
+    /// Node id → the node's `enqueuedAt` for that task.
+    pub enqueued_at: BTreeMap<String, String>,
+}
+
+impl From<BTreeMap<String, u64>> for NodeTasks {
+    fn from(uids: BTreeMap<String, u64>) -> Self {
+        NodeTasks { uids, enqueued_at: BTreeMap::new() }
+    }
+}
+
+impl From<crate::fanout::Enqueued> for NodeTasks {
+    fn from(enqueued: crate::fanout::Enqueued) -> Self {
+        NodeTasks { uids: enqueued.node_tasks, enqueued_at: enqueued.enqueued_at }
+    }
 }
 
 /// The key under which hints are stored in `details`.
@@ -50,22 +75,25 @@ fn with_hints(details: Value, hints: &Hints) -> Value {
     Value::Object(details)
 }
 
-/// Records a task that maps to `node_tasks`.
+/// Records a task that maps to `node_tasks` (pass the fan-out's [`crate::fanout::Enqueued`], so
+/// each node task can be recognised later by its enqueue date).
 pub async fn enqueue(
     state: &AppState,
     index_uid: Option<&str>,
     kind: &str,
     details: Value,
     hints: &Hints,
-    node_tasks: BTreeMap<String, u64>,
+    node_tasks: impl Into<NodeTasks>,
 ) -> HttpResult<TaskRecord> {
+    let node_tasks = node_tasks.into();
+    let hints = Hints { node_enqueued_at: node_tasks.enqueued_at, ..hints.clone() };
     let task = NewTask {
         index_uid: index_uid.map(str::to_owned),
         kind: kind.to_owned(),
         status: TaskStatus::Enqueued,
         enqueued_at: OffsetDateTime::now_utc(),
-        details: Some(with_hints(details, hints)),
-        node_tasks,
+        details: Some(with_hints(details, &hints)),
+        node_tasks: node_tasks.uids,
     };
     let mut record = state.catalog().create_task(task).await?;
     if record.node_tasks.is_empty() {

@@ -316,7 +316,7 @@ async fn act_on_tasks(
         keep: vec!["matchedTasks".into(), "originalFilter".into()],
         ..Hints::default()
     };
-    let record = enqueue(state, None, kind, details, &hints, enqueued.node_tasks).await?;
+    let record = enqueue(state, None, kind, details, &hints, enqueued).await?;
     if cancel {
         // Kept apart from the task records so a concurrent refresh of a task cannot lose it.
         let by = record.uid.to_string();
