@@ -28,6 +28,7 @@ mod keys;
 mod passthrough;
 pub mod read_catalog;
 pub mod read_stats;
+mod reserved_names;
 pub mod search;
 pub mod session;
 pub mod settings;

@@ -26,6 +26,12 @@ impl TestNode {
 
     /// Start a node whose tasks each stay `processing` for `delay`.
     pub fn start_with_delay(master_key: Option<&str>, delay: Duration) -> Self {
+        Self::start_at(master_key, delay, "127.0.0.1:0".parse().expect("a loopback address"))
+    }
+
+    /// Start an empty node on `addr` (the port of a node that stopped: a node restarted on an
+    /// empty disk), whose tasks each stay `processing` for `delay`.
+    pub fn start_at(master_key: Option<&str>, delay: Duration, addr: SocketAddr) -> Self {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let key = master_key.map(String::from);
@@ -38,9 +44,7 @@ impl TestNode {
                 .build()
                 .expect("a tokio runtime for the test node");
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind a loopback port");
+                let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the port");
                 addr_tx.send(listener.local_addr().expect("bound address")).expect("test waits");
                 let shutdown = async {
                     let _ = stop_rx.await;
@@ -63,6 +67,12 @@ impl TestNode {
 
     pub fn master_key(&self) -> Option<&str> {
         self.master_key.as_deref()
+    }
+
+    /// Make every request to this node, `/health` included, wait `delay` before answering
+    /// (`Duration::ZERO` to stop).
+    pub fn set_response_delay(&self, delay: Duration) {
+        self.node.set_response_delay(delay);
     }
 
     /// Make this node's searches wait `delay` before answering (`Duration::ZERO` to stop).
