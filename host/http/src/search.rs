@@ -2,7 +2,7 @@
 //! sent to each node of the set restricted to the shards that node answers for, and the
 //! answers merged as one node holding every document would answer (`miroir_cluster::merge`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
@@ -14,7 +14,8 @@ use miroir_cluster::merge::{
     merge_facet_search, merge_search, node_request, whole_answer, MergeSettings,
 };
 use miroir_cluster::{
-    Assignment, NodeAuth, NodeBody, NodeError, NodeResponse, ReadOutcome, ReadPlan,
+    Assignment, NodeAuth, NodeBody, NodeError, NodeRequest, NodeResponse, NodeTransport,
+    ReadOutcome, ReadPlan,
 };
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
@@ -297,78 +298,51 @@ pub(crate) async fn scatter_with(
     let plan = ReadPlan::new(state.topology(), &assignment, &view, rotation, pinned.as_ref());
     let primary_key = meta.primary_key.clone().unwrap_or_else(|| "id".to_owned());
     let settings = merge_settings(state, uid, meta.settings_version, &primary_key).await?;
-    let mut answers = Vec::new();
-    let mut answered = Vec::new();
-    // Nodes that failed this search; a node that answered may be asked again for other shards.
-    let mut failed_nodes = BTreeSet::new();
-    // The first round asks the covering set, plus replacements for the shards it could not
-    // cover; each next round asks replacements for the shards whose node failed.
-    let uncovered: BTreeSet<ShardId> = plan.covering.missing.iter().copied().collect();
-    let (mut round, mut missing) = plan.replacements(&assignment, &view, &uncovered, &failed_nodes);
-    for (node, shards) in &plan.covering.nodes {
-        round.entry(node.clone()).or_default().extend(shards.iter().copied());
-    }
+    // One node holding, and answering for, every shard is sent the client's own request.
+    let all = assignment.shards() as usize;
+    let whole_node = whole
+        .filter(|_| holds_whole_index(&plan, &assignment))
+        .and_then(|_| plan.covering.nodes.keys().next().cloned());
+    let request = |node: &NodeId, shards: &[ShardId]| {
+        let (route, body) = match whole {
+            Some(own) if whole_node.as_ref() == Some(node) && shards.len() == all => {
+                (route.to_owned(), own.clone())
+            }
+            _ => {
+                let (route, base) = requests(&settings, shards);
+                (route, restricted(&base, shards))
+            }
+        };
+        let bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
+        NodeRequest {
+            method: Method::POST,
+            path: format!("/indexes/{uid}/{route}"),
+            body: Some(NodeBody::json(bytes)),
+        }
+    };
+    let transport = ClientTransport { state, auth: caller.node_auth() };
+    let gathered = miroir_cluster::scatter(&transport, &plan, &assignment, &view, &request)
+        .await
+        .map_err(|refused| {
+        // The same error one node would give (bad filter, unknown field...).
+        let response = refused.response;
+        HttpError::from(ForwardedError::new(response.status, response.body.to_vec()))
+    })?;
     let stats = state.read_stats();
-    if let Some(client_request) = whole.filter(|_| holds_whole_index(&plan, &assignment)) {
-        let node = plan.covering.nodes.keys().next().expect("one node").clone();
-        stats.sent(1, false);
-        let outcome = ask_whole(state, caller, uid, route, &node, client_request).await;
-        match ReadOutcome::of(&outcome) {
-            ReadOutcome::Answered => {
-                state.stale().clear(&node, uid);
-                let shards = round.remove(&node).unwrap_or_default();
-                let answers = outcome.map(|r| vec![r.json()]).unwrap_or_default();
-                return Ok(Scatter {
-                    answers,
-                    shards: vec![shards],
-                    missing,
-                    settings,
-                    whole: true,
-                });
-            }
-            ReadOutcome::Refused => {
-                let response = outcome.expect("a refusal is an answer");
-                return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
-            }
-            verdict => {
-                note_failure(state, uid, route, &node, &outcome, verdict);
-                failed_nodes.insert(node.clone());
-                let shards: BTreeSet<ShardId> =
-                    round.remove(&node).unwrap_or_default().into_iter().collect();
-                let (next, left) = plan.replacements(&assignment, &view, &shards, &failed_nodes);
-                missing.extend(left);
-                round = next;
-            }
+    stats.sent(gathered.sent.0, false);
+    stats.sent(gathered.sent.1, true);
+    for failure in &gathered.failures {
+        let node = &failure.node;
+        let (status, error) = (failure.status, failure.error.as_ref().map(ToString::to_string));
+        if failure.outcome == ReadOutcome::Stale {
+            tracing::warn!(%node, index = uid, ?status,
+                "a node does not hold Miroir's copy of the index (stale replica); asking another");
+        } else {
+            tracing::warn!(%node, ?status, ?error, "a node failed a {route}; asking a replica");
         }
+        stats.node_failed(node);
     }
-    let mut first_round = true;
-    while !round.is_empty() {
-        stats.sent(round.len(), !first_round);
-        first_round = false;
-        let mut failed = BTreeSet::new();
-        for (node, shards, outcome) in ask(state, caller, uid, &settings, requests, round).await {
-            match ReadOutcome::of(&outcome) {
-                ReadOutcome::Answered => {
-                    state.stale().clear(&node, uid);
-                    answers.extend(outcome.ok().map(|r| r.json()));
-                    answered.push(shards);
-                }
-                ReadOutcome::Refused => {
-                    // The same error one node would give (bad filter, unknown field...).
-                    let response = outcome.expect("a refusal is an answer");
-                    return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
-                }
-                verdict => {
-                    note_failure(state, uid, route, &node, &outcome, verdict);
-                    failed_nodes.insert(node.clone());
-                    failed.extend(shards);
-                }
-            }
-        }
-        let (next, left) = plan.replacements(&assignment, &view, &failed, &failed_nodes);
-        missing.extend(left);
-        round = next;
-    }
+    let missing = gathered.missing;
     if !missing.is_empty()
         && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
     {
@@ -381,7 +355,11 @@ pub(crate) async fn scatter_with(
     if !missing.is_empty() {
         stats.partial();
     }
-    Ok(Scatter { answers, shards: answered, missing, settings, whole: false })
+    let whole = matches!(gathered.answers.as_slice(),
+        [(node, shards, _)] if whole_node.as_ref() == Some(node) && shards.len() == all);
+    let (shards, answers) =
+        gathered.answers.into_iter().map(|(_, shards, response)| (shards, response.json())).unzip();
+    Ok(Scatter { answers, shards, missing, settings, whole })
 }
 
 /// Logs and counts a node that failed a read of `uid` or answered stale (then marked stale for
@@ -406,6 +384,24 @@ pub(crate) fn note_failure(
     state.read_stats().node_failed(node);
 }
 
+/// The scatter engine's way to the nodes: their pooled clients, with the caller's credentials.
+struct ClientTransport<'a> {
+    state: &'a AppState,
+    auth: NodeAuth<'a>,
+}
+
+impl NodeTransport for ClientTransport<'_> {
+    fn send(
+        &self,
+        node: &NodeId,
+        request: NodeRequest,
+    ) -> impl std::future::Future<Output = Result<NodeResponse, NodeError>> + Send {
+        let client = self.state.clients().get(node).cloned();
+        let auth = self.auth;
+        async move { client?.send(request.method, &request.path, request.body, auth).await }
+    }
+}
+
 /// Whether the plan's first round is one node that owns, and answers for, every shard.
 fn holds_whole_index(plan: &ReadPlan, assignment: &Assignment) -> bool {
     let shards = assignment.shards() as usize;
@@ -414,57 +410,6 @@ fn holds_whole_index(plan: &ReadPlan, assignment: &Assignment) -> bool {
         && plan.covering.nodes.iter().all(|(node, answering)| {
             answering.len() == shards && assignment.shards_of(node).len() == shards
         })
-}
-
-/// Sends the client's own `request` to `node`.
-async fn ask_whole(
-    state: &AppState,
-    caller: &Caller,
-    uid: &str,
-    route: &str,
-    node: &NodeId,
-    request: &Value,
-) -> Result<NodeResponse, NodeError> {
-    let client = state.clients().get(node)?;
-    let bytes = serde_json::to_vec(request).map_err(|error| NodeError::Unreachable {
-        node: node.clone(),
-        reason: format!("request not serializable: {error}"),
-    })?;
-    let path = format!("/indexes/{uid}/{route}");
-    client.send(Method::POST, &path, Some(NodeBody::json(bytes)), caller.node_auth()).await
-}
-
-/// Sends each node of `round` its request (`requests`), restricted to the shards it answers
-/// for; returns each node's outcome with those shards.
-async fn ask(
-    state: &AppState,
-    caller: &Caller,
-    uid: &str,
-    settings: &MergeSettings,
-    requests: &NodeRequests<'_>,
-    round: BTreeMap<NodeId, Vec<ShardId>>,
-) -> Vec<(NodeId, Vec<ShardId>, Result<NodeResponse, NodeError>)> {
-    let calls = round.into_iter().map(|(node, shards)| {
-        let (route, base) = requests(settings, &shards);
-        let path = format!("/indexes/{uid}/{route}");
-        let body = restricted(&base, &shards);
-        async move {
-            let answer = match (state.clients().get(&node), serde_json::to_vec(&body)) {
-                (Ok(client), Ok(bytes)) => {
-                    client
-                        .send(Method::POST, &path, Some(NodeBody::json(bytes)), caller.node_auth())
-                        .await
-                }
-                (Err(error), _) => Err(error),
-                (_, Err(error)) => Err(NodeError::Unreachable {
-                    node: node.clone(),
-                    reason: format!("request not serializable: {error}"),
-                }),
-            };
-            (node, shards, answer)
-        }
-    });
-    futures_util::future::join_all(calls).await
 }
 
 /// The node request, restricted to the shards the node answers for in this search: a node also
