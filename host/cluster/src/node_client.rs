@@ -7,12 +7,15 @@
 //! deciding what a node's 4xx means is the caller's job.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use miroir_types::NodeId;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 pub use reqwest::Method;
+
+use crate::health::HealthRegistry;
 
 /// The header carrying the client request's id to the nodes.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -105,6 +108,8 @@ pub struct NodeClient {
     key: Option<String>,
     http: reqwest::Client,
     timeout: Duration,
+    /// Told of every answer, so a node answering requests counts as alive.
+    health: Option<Arc<HealthRegistry>>,
 }
 
 impl NodeClient {
@@ -154,13 +159,20 @@ impl NodeClient {
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, body.content_type).body(body.bytes);
         }
+        let started = Instant::now();
         let response = async {
             let response = request.timeout(timeout).send().await?;
             let status = response.status().as_u16();
             let body = response.bytes().await?;
             Ok::<_, reqwest::Error>(NodeResponse { status, body })
         };
-        response.await.map_err(|error| {
+        let response = response.await;
+        if let (Some(health), Ok(answer)) = (&self.health, &response) {
+            if answer.status < 500 {
+                health.answered(&self.id, started.elapsed());
+            }
+        }
+        response.map_err(|error| {
             if error.is_timeout() {
                 NodeError::Timeout { node: self.id.clone(), timeout }
             } else {
@@ -203,11 +215,21 @@ impl NodeClients {
                     key: node_key.clone(),
                     http: http.clone(),
                     timeout,
+                    health: None,
                 };
                 (id, client)
             })
             .collect();
         Ok(NodeClients { by_id })
+    }
+
+    /// The clients, each telling `health` when its node answers (see
+    /// [`HealthRegistry::answered`]).
+    pub fn observed_by(mut self, health: Arc<HealthRegistry>) -> Self {
+        for client in self.by_id.values_mut() {
+            client.health = Some(Arc::clone(&health));
+        }
+        self
     }
 
     /// The client of `node`.

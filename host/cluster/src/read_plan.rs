@@ -1,6 +1,8 @@
 //! Which nodes a read asks: the replica group (round-robin, skipping groups that cannot cover
-//! every shard), its covering set, and — when a node fails or times out — the replacements for
-//! its shards, first in the same group and then in the others.
+//! every shard), its covering set, and — when a node fails, times out or answers stale — the
+//! replacements for its shards, first in the same group and then in the others. Nodes are
+//! judged through a [`ReadView`]: healthy before degraded, stale only when nothing else is
+//! left, down never.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +10,7 @@ use miroir_types::{GroupId, NodeId, ShardId};
 
 use crate::assignment::Assignment;
 use crate::covering::{pick_replica, CoveringSet};
-use crate::health::HealthRegistry;
+use crate::read_view::{ReadTier, ReadView};
 use crate::topology::Topology;
 
 /// The plan of one read: the groups in the order they are tried and the first covering set.
@@ -24,12 +26,12 @@ pub struct ReadPlan {
 impl ReadPlan {
     /// Choose the group for a read. A `pinned` group (session read-your-writes) is used as is.
     /// Otherwise, starting at `rotation`, the first group whose healthy nodes cover every shard;
-    /// failing that, the first whose available (not down) nodes do; failing that, the rotation's
-    /// group, with its uncovered shards left for [`ReadPlan::replacements`].
+    /// failing that, the first whose usable (neither down nor stale) nodes do; failing that, the
+    /// rotation's group, with its uncovered shards left for [`ReadPlan::replacements`].
     pub fn new(
         topology: &Topology,
         assignment: &Assignment,
-        health: &HealthRegistry,
+        view: &ReadView<'_>,
         rotation: usize,
         pinned: Option<&GroupId>,
     ) -> Self {
@@ -43,15 +45,15 @@ impl ReadPlan {
             CoveringSet::build(assignment, group, rotation, usable)
         };
         let chosen = if pinned.is_some() {
-            Some(build(&rotated[0], &|n| health.is_available(n)))
+            Some(build(&rotated[0], &|n| view.is_usable(n)))
         } else {
-            let healthy = |n: &NodeId| health.is_healthy(n);
-            let available = |n: &NodeId| health.is_available(n);
+            let healthy = |n: &NodeId| view.is_preferred(n);
+            let available = |n: &NodeId| view.is_usable(n);
             rotated.iter().map(|g| build(g, &healthy)).find(CoveringSet::is_complete).or_else(
                 || rotated.iter().map(|g| build(g, &available)).find(CoveringSet::is_complete),
             )
         };
-        let covering = chosen.unwrap_or_else(|| build(&rotated[0], &|n| health.is_available(n)));
+        let covering = chosen.unwrap_or_else(|| build(&rotated[0], &|n| view.is_usable(n)));
         let group_order = std::iter::once(covering.group.clone())
             .chain(rotated.into_iter().filter(|g| *g != covering.group))
             .collect();
@@ -59,28 +61,37 @@ impl ReadPlan {
     }
 
     /// Nodes to ask for `shards` (whose node failed, or which had none), never one of
-    /// `excluded` (the nodes that failed this read) nor one that is down: an owner in the chosen group first, then in the next groups. A node
-    /// already picked for another of these shards is preferred, so each node is asked once.
-    /// Returns the picks and the shards no node is left for.
+    /// `excluded` (the nodes that failed this read) nor one that is down: an owner in the
+    /// chosen group first, then in the next groups; a stale owner only when no group has
+    /// another one left. A node already picked for another of these shards is preferred, so
+    /// each node is asked once. Returns the picks and the shards no node is left for.
     pub fn replacements(
         &self,
         assignment: &Assignment,
-        health: &HealthRegistry,
+        view: &ReadView<'_>,
         shards: &BTreeSet<ShardId>,
         excluded: &BTreeSet<NodeId>,
     ) -> (BTreeMap<NodeId, Vec<ShardId>>, BTreeSet<ShardId>) {
         let mut picks: BTreeMap<NodeId, Vec<ShardId>> = BTreeMap::new();
         let mut left = BTreeSet::new();
         for &shard in shards {
-            // The first group, in order, that still has a usable owner of the shard.
-            let usable = self.group_order.iter().find_map(|g| {
-                let owners: Vec<&NodeId> = assignment
-                    .owners(g, shard)
-                    .iter()
-                    .filter(|n| !excluded.contains(*n) && health.is_available(n))
-                    .collect();
-                (!owners.is_empty()).then_some(owners)
-            });
+            // The first group, in order, with a usable owner of the shard; else with a stale one.
+            let in_group =
+                |group: &GroupId, accept: &dyn Fn(ReadTier) -> bool| -> Option<Vec<&NodeId>> {
+                    let owners: Vec<(ReadTier, &NodeId)> = assignment
+                        .owners(group, shard)
+                        .iter()
+                        .filter(|n| !excluded.contains(*n))
+                        .filter_map(|n| view.tier(n).filter(|t| accept(*t)).map(|t| (t, n)))
+                        .collect();
+                    let best = owners.iter().map(|(t, _)| *t).min()?;
+                    Some(owners.into_iter().filter(|(t, _)| *t == best).map(|(_, n)| n).collect())
+                };
+            let usable: Option<Vec<&NodeId>> = self
+                .group_order
+                .iter()
+                .find_map(|g| in_group(g, &|t| t != ReadTier::Stale))
+                .or_else(|| self.group_order.iter().find_map(|g| in_group(g, &|_| true)));
             let Some(owners) = usable else {
                 left.insert(shard);
                 continue;
@@ -95,14 +106,11 @@ impl ReadPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::HealthThresholds;
+    use crate::health::{HealthRegistry, HealthThresholds};
+    use crate::stale::StaleReplicas;
 
     /// `groups` groups of `per_group` nodes named `g<G>-n<N>`.
-    fn cluster(
-        groups: usize,
-        per_group: usize,
-        rf: usize,
-    ) -> (Topology, Assignment, HealthRegistry) {
+    fn cluster(groups: usize, per_group: usize, rf: usize) -> (Topology, Assignment, Nodes) {
         let mut nodes = Vec::new();
         for g in 0..groups {
             for n in 0..per_group {
@@ -118,14 +126,30 @@ mod tests {
             topology.nodes(),
             HealthThresholds { degraded_after: 1, down_after: 2, recover_after: 1 },
         );
-        (topology, assignment, health)
+        (topology, assignment, Nodes { health, stale: StaleReplicas::default() })
+    }
+
+    /// What the tests change about the nodes: health and stale marks.
+    struct Nodes {
+        health: HealthRegistry,
+        stale: StaleReplicas,
+    }
+
+    impl Nodes {
+        fn view(&self) -> ReadView<'_> {
+            ReadView::new(&self.health, &self.stale, "products")
+        }
+
+        fn record(&self, node: &NodeId, ok: bool) {
+            self.health.record(node, ok);
+        }
     }
 
     fn node(name: &str) -> NodeId {
         NodeId::new(name).unwrap()
     }
 
-    fn take_down(health: &HealthRegistry, name: &str) {
+    fn take_down(health: &Nodes, name: &str) {
         health.record(&node(name), false);
         health.record(&node(name), false);
     }
@@ -133,8 +157,8 @@ mod tests {
     #[test]
     fn round_robin_over_groups_when_all_are_healthy() {
         let (t, a, h) = cluster(2, 2, 1);
-        let first = ReadPlan::new(&t, &a, &h, 0, None);
-        let second = ReadPlan::new(&t, &a, &h, 1, None);
+        let first = ReadPlan::new(&t, &a, &h.view(), 0, None);
+        let second = ReadPlan::new(&t, &a, &h.view(), 1, None);
         assert_ne!(first.covering.group, second.covering.group);
         assert!(first.covering.is_complete() && second.covering.is_complete());
         assert_eq!(first.group_order.len(), 2);
@@ -145,7 +169,7 @@ mod tests {
         let (t, a, h) = cluster(2, 2, 1);
         take_down(&h, "g0-n1");
         for rotation in 0..4 {
-            let plan = ReadPlan::new(&t, &a, &h, rotation, None);
+            let plan = ReadPlan::new(&t, &a, &h.view(), rotation, None);
             assert_eq!(plan.covering.group.as_str(), "g1", "rotation {rotation}");
             assert!(plan.covering.is_complete());
         }
@@ -156,11 +180,14 @@ mod tests {
         let (t, a, h) = cluster(2, 2, 1);
         h.record(&node("g1-n0"), false);
         for rotation in 0..4 {
-            assert_eq!(ReadPlan::new(&t, &a, &h, rotation, None).covering.group.as_str(), "g0");
+            assert_eq!(
+                ReadPlan::new(&t, &a, &h.view(), rotation, None).covering.group.as_str(),
+                "g0"
+            );
         }
         h.record(&node("g0-n0"), false);
         let groups: BTreeSet<String> = (0..4)
-            .map(|r| ReadPlan::new(&t, &a, &h, r, None).covering.group.as_str().to_owned())
+            .map(|r| ReadPlan::new(&t, &a, &h.view(), r, None).covering.group.as_str().to_owned())
             .collect();
         assert_eq!(groups.len(), 2, "both degraded: round-robin again");
     }
@@ -170,7 +197,7 @@ mod tests {
         let (t, a, h) = cluster(2, 2, 1);
         take_down(&h, "g1-n0");
         let g1 = GroupId::new("g1").unwrap();
-        let plan = ReadPlan::new(&t, &a, &h, 0, Some(&g1));
+        let plan = ReadPlan::new(&t, &a, &h.view(), 0, Some(&g1));
         assert_eq!(plan.covering.group, g1);
         assert_eq!(plan.covering.missing, a.shards_of(&node("g1-n0")));
         assert_eq!(plan.group_order[1].as_str(), "g0");
@@ -179,12 +206,12 @@ mod tests {
     #[test]
     fn replacements_try_the_same_group_first_then_the_next() {
         let (t, a, h) = cluster(2, 3, 2);
-        let plan = ReadPlan::new(&t, &a, &h, 0, None);
+        let plan = ReadPlan::new(&t, &a, &h.view(), 0, None);
         let group = plan.covering.group.clone();
         let (failed, shards) = plan.covering.nodes.iter().next().unwrap();
         let shards: BTreeSet<ShardId> = shards.iter().copied().collect();
         let tried: BTreeSet<NodeId> = [failed.clone()].into_iter().collect();
-        let (picks, left) = plan.replacements(&a, &h, &shards, &tried);
+        let (picks, left) = plan.replacements(&a, &h.view(), &shards, &tried);
         assert!(left.is_empty());
         for (n, s) in &picks {
             assert_ne!(n, failed);
@@ -196,7 +223,7 @@ mod tests {
         // Every node of the chosen group tried: the other group answers.
         let all_of_group: BTreeSet<NodeId> =
             t.group(&group).unwrap().nodes.iter().cloned().collect();
-        let (picks, left) = plan.replacements(&a, &h, &shards, &all_of_group);
+        let (picks, left) = plan.replacements(&a, &h.view(), &shards, &all_of_group);
         assert!(left.is_empty());
         assert!(picks.keys().all(|n| t.group_of(n) != Some(&group)));
         let covered: BTreeSet<ShardId> = picks.values().flatten().copied().collect();
@@ -206,12 +233,39 @@ mod tests {
     #[test]
     fn shards_without_any_available_owner_are_left() {
         let (t, a, h) = cluster(1, 3, 1);
-        let plan = ReadPlan::new(&t, &a, &h, 0, None);
+        let plan = ReadPlan::new(&t, &a, &h.view(), 0, None);
         let failed = node("g0-n1");
         let shards: BTreeSet<ShardId> = a.shards_of(&failed).into_iter().collect();
         let tried: BTreeSet<NodeId> = [failed].into_iter().collect();
-        let (picks, left) = plan.replacements(&a, &h, &shards, &tried);
+        let (picks, left) = plan.replacements(&a, &h.view(), &shards, &tried);
         assert!(picks.is_empty());
+        assert_eq!(left, shards);
+    }
+
+    #[test]
+    fn stale_owners_are_replaced_by_another_group_and_asked_last() {
+        let (t, a, h) = cluster(2, 2, 1);
+        let stale = node("g0-n0");
+        h.stale.mark(&stale, "products");
+        for rotation in 0..4 {
+            let plan = ReadPlan::new(&t, &a, &h.view(), rotation, None);
+            assert_eq!(plan.covering.group.as_str(), "g1", "rotation {rotation}");
+        }
+        // Its shards, when g1's owner failed too: the stale node is the last resort.
+        let plan = ReadPlan::new(&t, &a, &h.view(), 0, None);
+        let shards: BTreeSet<ShardId> = a.shards_of(&stale).into_iter().collect();
+        let g1_owners: BTreeSet<NodeId> = shards
+            .iter()
+            .flat_map(|s| a.owners(&GroupId::new("g1").unwrap(), *s).iter().cloned())
+            .collect();
+        let (picks, left) = plan.replacements(&a, &h.view(), &shards, &BTreeSet::new());
+        assert!(left.is_empty() && !picks.contains_key(&stale), "{picks:?}");
+        let (picks, left) = plan.replacements(&a, &h.view(), &shards, &g1_owners);
+        assert!(left.is_empty());
+        assert_eq!(picks.keys().collect::<Vec<_>>(), vec![&stale]);
+        let mut tried = g1_owners;
+        tried.insert(stale);
+        let (_, left) = plan.replacements(&a, &h.view(), &shards, &tried);
         assert_eq!(left, shards);
     }
 }

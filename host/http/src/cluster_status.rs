@@ -1,6 +1,7 @@
-//! What the cluster looks like from this instance: `GET /_miroir/topology` (nodes, groups and
-//! their health), `GET /_miroir/shards` (which nodes own each shard of each index) and
-//! `GET /_miroir/ready` (whether every shard of every index can be searched).
+//! What the cluster looks like from this instance: `GET /_miroir/topology` (nodes, groups,
+//! their health and the indexes a node was recently found stale for), `GET /_miroir/shards`
+//! (which nodes own each shard of each index) and `GET /_miroir/ready` (whether every shard of
+//! every index can be searched).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,7 @@ use crate::AppState;
 /// `GET /_miroir/topology` (admin key): replica groups, their nodes with address and health.
 pub async fn topology(State(state): State<AppState>) -> Json<Value> {
     let health = state.health().snapshot();
+    let stale = state.stale().stale_indexes();
     let groups: Vec<Value> = state
         .topology()
         .groups()
@@ -32,6 +34,7 @@ pub async fn topology(State(state): State<AppState>) -> Json<Value> {
                         "id": node.as_str(),
                         "address": address,
                         "health": health.get(node).map(|h| h.as_str()),
+                        "staleIndexes": stale.get(node).cloned().unwrap_or_default(),
                     })
                 })
                 .collect();
@@ -90,7 +93,7 @@ pub async fn shards(
             meta.uid.clone(),
             json!({
                 "shardCount": meta.shard_count,
-                "unavailableShards": unavailable_shards(&state, meta.shard_count),
+                "unavailableShards": unavailable_shards(&state, &meta.uid, meta.shard_count),
                 "shards": shards,
             }),
         );
@@ -98,23 +101,28 @@ pub async fn shards(
     Ok(Json(Value::Object(out)))
 }
 
-/// The shards of an index with `shard_count` shards that no available node owns, in any group.
-fn unavailable_shards(state: &AppState, shard_count: u32) -> Vec<u32> {
+/// The shards of index `uid` (with `shard_count` shards) that no usable node owns, in any
+/// group: every owner is down or stale for the index.
+fn unavailable_shards(state: &AppState, uid: &str, shard_count: u32) -> Vec<u32> {
     let assignment = state.assignment(shard_count);
+    let view = state.read_view(uid);
     (0..shard_count)
         .filter(|&s| {
             let shard = ShardId::new(s);
-            !state.topology().groups().iter().any(|g| {
-                assignment.owners(&g.id, shard).iter().any(|n| state.health().is_available(n))
-            })
+            !state
+                .topology()
+                .groups()
+                .iter()
+                .any(|g| assignment.owners(&g.id, shard).iter().any(|n| view.is_usable(n)))
         })
         .collect()
 }
 
 /// `GET /_miroir/ready` (open, for readiness probes): 200 when the task store answers, its
 /// catalog was checked against the nodes' copy and no rebuild is restoring it, and every shard
-/// of every index has a node that is not down in at least one group; 503 otherwise, with the
-/// reason.
+/// of every index has a node that is neither down nor stale for the index in at least one group;
+/// 503 otherwise, with the reason. Stale replicas are listed (`staleReplicas`: node → indexes)
+/// whenever there are some, ready or not.
 pub async fn ready(State(state): State<AppState>) -> Response {
     if state.recovery().is_rebuilding() {
         return not_ready(json!({"reason": "rebuilding the catalog from the nodes"}));
@@ -135,15 +143,24 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     };
     let missing: BTreeMap<String, Vec<u32>> = indexes
         .iter()
-        .map(|meta| (meta.uid.clone(), unavailable_shards(&state, meta.shard_count)))
+        .map(|meta| (meta.uid.clone(), unavailable_shards(&state, &meta.uid, meta.shard_count)))
         .filter(|(_, shards)| !shards.is_empty())
         .collect();
-    if !missing.is_empty() {
-        return not_ready(
-            json!({"reason": "shards without an available replica", "unavailableShards": missing}),
-        );
+    let stale = state.stale().stale_indexes();
+    let mut details = if missing.is_empty() {
+        json!({"status": "ready"})
+    } else {
+        json!({"reason": "shards without an available replica", "unavailableShards": missing})
+    };
+    if !stale.is_empty() {
+        let stale: BTreeMap<&str, &Vec<String>> =
+            stale.iter().map(|(node, indexes)| (node.as_str(), indexes)).collect();
+        details["staleReplicas"] = json!(stale);
     }
-    Json(json!({"status": "ready"})).into_response()
+    if !missing.is_empty() {
+        return not_ready(details);
+    }
+    Json(details).into_response()
 }
 
 fn not_ready(mut details: Value) -> Response {

@@ -6,7 +6,7 @@ use axum::http::Method;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use miroir_cluster::write_routing::targets_of;
-use miroir_cluster::{NodeAuth, NodeBody, NodeError, NodeResponse, QuorumReport};
+use miroir_cluster::{NodeAuth, NodeBody, NodeError, NodeResponse, QuorumReport, ReadOutcome};
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 
 use crate::error::{HttpError, HttpResult};
@@ -219,4 +219,62 @@ pub async fn first_answer(
         }
     }
     Err(last_error.unwrap_or_else(|| HttpError::Internal("no node configured".into())))
+}
+
+/// Sends one read of index `index` to the owners in `candidates` in the order a read ranks them
+/// ([`miroir_cluster::ReadView::rank`]; nodes that are down are tried last), until one answers:
+/// a node that answers stale (see [`miroir_cluster::ReadOutcome::Stale`]), or whose 2xx answer
+/// `also_stale` rejects, is marked stale for the index and skipped. Returns the first answer
+/// (2xx or the client's own 4xx); when every node answered stale, the last of those answers.
+pub async fn first_answer_for(
+    state: &AppState,
+    index: &str,
+    auth: NodeAuth<'_>,
+    candidates: impl IntoIterator<Item = NodeId>,
+    (method, path, body): (Method, &str, Option<Bytes>),
+    also_stale: impl Fn(&NodeResponse) -> bool,
+) -> HttpResult<NodeResponse> {
+    let candidates: Vec<NodeId> = candidates.into_iter().collect();
+    let mut ordered = state.read_view(index).rank(&candidates);
+    for node in &candidates {
+        if !ordered.contains(node) {
+            ordered.push(node.clone());
+        }
+    }
+    let mut last_error = None;
+    let mut last_stale = None;
+    for node in ordered {
+        let client = state.clients().get(&node)?;
+        let outcome =
+            client.send(method.clone(), path, body.clone().map(NodeBody::json), auth).await;
+        let mut verdict = ReadOutcome::of(&outcome);
+        if verdict == ReadOutcome::Answered && outcome.as_ref().is_ok_and(&also_stale) {
+            verdict = ReadOutcome::Stale;
+        }
+        match (verdict, outcome) {
+            (ReadOutcome::Answered, Ok(response)) => {
+                state.stale().clear(&node, index);
+                return Ok(response);
+            }
+            (ReadOutcome::Refused, Ok(response)) => return Ok(response),
+            (ReadOutcome::Stale, Ok(response)) => {
+                tracing::warn!(%node, index, status = response.status,
+                    "a node does not hold Miroir's copy of the index (stale replica)");
+                state.stale().mark(&node, index);
+                last_stale = Some(response);
+            }
+            (_, Ok(response)) => {
+                last_error = Some(HttpError::Forwarded(ForwardedError::new(
+                    response.status,
+                    response.body.to_vec(),
+                )))
+            }
+            (_, Err(error)) => last_error = Some(HttpError::Node(error)),
+        }
+    }
+    match (last_stale, last_error) {
+        (Some(response), _) => Ok(response),
+        (None, Some(error)) => Err(error),
+        (None, None) => Err(HttpError::Internal("no node configured".into())),
+    }
 }

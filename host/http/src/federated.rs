@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use axum::http::Method;
-use miroir_cluster::merge::RESERVED_PREFIX;
-use miroir_cluster::{NodeAuth, NodeBody, NodeError, ReadPlan};
+use miroir_cluster::merge::{DEFAULT_SEARCH_LIMIT, RESERVED_PREFIX};
+use miroir_cluster::{NodeAuth, NodeBody, NodeError, ReadOutcome, ReadPlan};
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Map, Value};
@@ -29,7 +29,7 @@ use crate::AppState;
 static NEXT_GROUP: AtomicUsize = AtomicUsize::new(0);
 
 /// Meilisearch's default federated `limit`.
-const DEFAULT_LIMIT: u64 = 20;
+const DEFAULT_LIMIT: u64 = DEFAULT_SEARCH_LIMIT as u64;
 
 /// One hit of a node's answer, before the merge.
 struct Candidate {
@@ -66,10 +66,10 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
         let primary_key = meta.primary_key.clone().unwrap_or_else(|| "id".to_owned());
         primary_keys.insert(uid.to_owned(), primary_key);
         let assignment = state.assignment(meta.shard_count);
-        let plan = ReadPlan::new(state.topology(), &assignment, state.health(), rotation, None);
+        let view = state.read_view(uid);
+        let plan = ReadPlan::new(state.topology(), &assignment, &view, rotation, None);
         let uncovered: BTreeSet<ShardId> = plan.covering.missing.iter().copied().collect();
-        let (extra, left) =
-            plan.replacements(&assignment, state.health(), &uncovered, &no_failures);
+        let (extra, left) = plan.replacements(&assignment, &view, &uncovered, &no_failures);
         missing += left.len();
         for (node, shards) in plan.covering.nodes.iter().chain(&extra) {
             round.entry(node.clone()).or_default().push((position as u64, shards.clone()));
@@ -82,46 +82,38 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
     let mut slowest = 0u64;
     let mut failed_nodes = BTreeSet::new();
     while !round.is_empty() {
-        let calls = round.into_iter().map(|(node, local)| {
-            let plans = &plans;
-            async move {
-                let positions: Vec<u64> = local.iter().map(|(p, _)| *p).collect();
-                let bodies: Vec<Value> = local
-                    .iter()
-                    .map(|(p, shards)| {
-                        let owned: BTreeSet<ShardId> =
-                            plans[*p as usize].0.shards_of(&node).into_iter().collect();
-                        restricted(&queries[*p as usize], shards, &owned)
-                    })
-                    .collect();
-                let body = json!({
-                    "federation": { "offset": 0, "limit": offset + limit },
-                    "queries": bodies,
-                });
-                let answer = match (state.clients().get(&node), serde_json::to_vec(&body)) {
-                    (Ok(client), Ok(bytes)) => {
-                        client
-                            .send(
-                                Method::POST,
-                                "/multi-search",
-                                Some(NodeBody::json(bytes)),
-                                NodeAuth::NodeKey,
-                            )
-                            .await
-                    }
-                    (Err(error), _) => Err(error),
-                    (_, Err(error)) => Err(NodeError::Unreachable {
-                        node: node.clone(),
-                        reason: format!("request not serializable: {error}"),
-                    }),
-                };
-                (node, local, positions, answer)
-            }
+        let calls = round.into_iter().map(|(node, local)| async move {
+            let positions: Vec<u64> = local.iter().map(|(p, _)| *p).collect();
+            let bodies: Vec<Value> =
+                local.iter().map(|(p, shards)| restricted(&queries[*p as usize], shards)).collect();
+            let body = json!({
+                "federation": { "offset": 0, "limit": offset + limit },
+                "queries": bodies,
+            });
+            let answer = match (state.clients().get(&node), serde_json::to_vec(&body)) {
+                (Ok(client), Ok(bytes)) => {
+                    client
+                        .send(
+                            Method::POST,
+                            "/multi-search",
+                            Some(NodeBody::json(bytes)),
+                            NodeAuth::NodeKey,
+                        )
+                        .await
+                }
+                (Err(error), _) => Err(error),
+                (_, Err(error)) => Err(NodeError::Unreachable {
+                    node: node.clone(),
+                    reason: format!("request not serializable: {error}"),
+                }),
+            };
+            (node, local, positions, answer)
         });
         let mut next: BTreeMap<NodeId, Vec<(u64, Vec<ShardId>)>> = BTreeMap::new();
         for (node, local, positions, answer) in futures_util::future::join_all(calls).await {
-            match answer {
-                Ok(response) if response.is_success() => {
+            let verdict = ReadOutcome::of(&answer);
+            match (verdict, answer) {
+                (ReadOutcome::Answered, Ok(response)) => {
                     let body = response.json();
                     total += body["estimatedTotalHits"].as_u64().unwrap_or(0);
                     slowest = slowest.max(body["processingTimeMs"].as_u64().unwrap_or(0));
@@ -131,17 +123,33 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
                             .filter_map(|hit| candidate(hit, &positions, queries, &primary_keys)),
                     );
                 }
-                Ok(response) if response.status < 500 => {
+                (ReadOutcome::Refused, Ok(response)) => {
                     return Err(relocated(response.status, &response.json(), &positions));
                 }
-                Ok(_) | Err(_) => {
-                    tracing::warn!(node = %node, "a node failed a federated search; asking a replica");
+                (verdict, answer) => {
+                    if verdict == ReadOutcome::Stale {
+                        // Which query's index the node lacks is in the message; every index of
+                        // this node's part is suspect, and each is asked elsewhere.
+                        let body = answer.as_ref().map(|r| r.json()).unwrap_or_default();
+                        let message = body["message"].as_str().unwrap_or_default();
+                        for (position, _) in &local {
+                            let uid = queries[*position as usize]["indexUid"].as_str();
+                            if let Some(uid) = uid.filter(|u| message.contains(&format!("`{u}`"))) {
+                                state.stale().mark(&node, uid);
+                            }
+                        }
+                    }
+                    tracing::warn!(node = %node, ?verdict, "a node failed a federated search; asking a replica");
+                    state.read_stats().node_failed(&node);
                     failed_nodes.insert(node);
                     for (position, shards) in local {
                         let (assignment, plan) = &plans[position as usize];
                         let shards: BTreeSet<ShardId> = shards.into_iter().collect();
+                        let uid =
+                            queries[position as usize]["indexUid"].as_str().unwrap_or_default();
+                        let view = state.read_view(uid);
                         let (picks, left) =
-                            plan.replacements(assignment, state.health(), &shards, &failed_nodes);
+                            plan.replacements(assignment, &view, &shards, &failed_nodes);
                         missing += left.len();
                         for (node, shards) in picks {
                             next.entry(node).or_default().push((position, shards));

@@ -31,6 +31,7 @@ pub mod node_catalog;
 mod passthrough;
 pub mod read_catalog;
 pub mod read_stats;
+mod reserved_names;
 pub mod search;
 pub mod session;
 pub mod settings;

@@ -2,7 +2,7 @@
 //! sent to each node of the set restricted to the shards that node answers for, and the
 //! answers merged as one node holding every document would answer (`miroir_cluster::merge`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
@@ -13,14 +13,17 @@ use axum::{Extension, Json};
 use miroir_cluster::merge::{
     merge_facet_search, merge_search, node_request, whole_answer, MergeSettings,
 };
-use miroir_cluster::{Assignment, NodeAuth, NodeBody, NodeError, NodeResponse, ReadPlan};
+use miroir_cluster::{
+    Assignment, NodeAuth, NodeBody, NodeError, NodeRequest, NodeResponse, NodeTransport,
+    ReadOutcome, ReadPlan,
+};
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::body::RawBody;
-use crate::bookkeeping::shard_filter;
+use crate::bookkeeping::{shard_filter, SHARD_FIELD};
 use crate::error::{HttpError, HttpResult};
 use crate::read_catalog::index_for_read;
 use crate::session::{pin_read, session_id};
@@ -130,6 +133,7 @@ async fn scatter_gather(
     headers: &HeaderMap,
     request: Value,
 ) -> HttpResult<Response> {
+    crate::reserved_names::check_json_read(state, caller, uid, "search", &request).await?;
     if let Some((scatter, merged)) =
         crate::hybrid::keyword_answer(state, caller, uid, headers, &request).await?
     {
@@ -187,6 +191,7 @@ pub async fn facet_search(
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
     let request = json_request(&body)?;
+    crate::reserved_names::check_json_read(&state, &caller, &uid, "facet-search", &request).await?;
     let scatter = scatter(&state, &caller, &uid, &headers, "facet-search", &request).await?;
     let merged = merge_facet_search(&request, &scatter.answers, &scatter.settings);
     Ok(scatter.respond(merged))
@@ -289,90 +294,55 @@ pub(crate) async fn scatter_with(
         Some(session) => pin_read(state, &session).await?,
         None => None,
     };
-    let plan =
-        ReadPlan::new(state.topology(), &assignment, state.health(), rotation, pinned.as_ref());
+    let view = state.read_view(uid);
+    let plan = ReadPlan::new(state.topology(), &assignment, &view, rotation, pinned.as_ref());
     let primary_key = meta.primary_key.clone().unwrap_or_else(|| "id".to_owned());
     let settings = merge_settings(state, uid, meta.settings_version, &primary_key).await?;
-    let mut answers = Vec::new();
-    let mut answered = Vec::new();
-    // Nodes that failed this search; a node that answered may be asked again for other shards.
-    let mut failed_nodes = BTreeSet::new();
-    // The first round asks the covering set, plus replacements for the shards it could not
-    // cover; each next round asks replacements for the shards whose node failed.
-    let uncovered: BTreeSet<ShardId> = plan.covering.missing.iter().copied().collect();
-    let (mut round, mut missing) =
-        plan.replacements(&assignment, state.health(), &uncovered, &failed_nodes);
-    for (node, shards) in &plan.covering.nodes {
-        round.entry(node.clone()).or_default().extend(shards.iter().copied());
-    }
+    // One node holding, and answering for, every shard is sent the client's own request.
+    let all = assignment.shards() as usize;
+    let whole_node = whole
+        .filter(|_| holds_whole_index(&plan, &assignment))
+        .and_then(|_| plan.covering.nodes.keys().next().cloned());
+    let request = |node: &NodeId, shards: &[ShardId]| {
+        let (route, body) = match whole {
+            Some(own) if whole_node.as_ref() == Some(node) && shards.len() == all => {
+                (route.to_owned(), own.clone())
+            }
+            _ => {
+                let (route, base) = requests(&settings, shards);
+                (route, restricted(&base, shards))
+            }
+        };
+        let bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
+        NodeRequest {
+            method: Method::POST,
+            path: format!("/indexes/{uid}/{route}"),
+            body: Some(NodeBody::json(bytes)),
+        }
+    };
+    let transport = ClientTransport { state, auth: caller.node_auth() };
+    let gathered = miroir_cluster::scatter(&transport, &plan, &assignment, &view, &request)
+        .await
+        .map_err(|refused| {
+        // The same error one node would give (bad filter, unknown field...).
+        let response = refused.response;
+        HttpError::from(ForwardedError::new(response.status, response.body.to_vec()))
+    })?;
     let stats = state.read_stats();
-    if let Some(client_request) = whole.filter(|_| holds_whole_index(&plan, &assignment)) {
-        let node = plan.covering.nodes.keys().next().expect("one node").clone();
-        stats.sent(1, false);
-        match ask_whole(state, caller, uid, route, &node, client_request).await {
-            Ok(response) if response.is_success() => {
-                let shards = round.remove(&node).unwrap_or_default();
-                let answers = vec![response.json()];
-                return Ok(Scatter {
-                    answers,
-                    shards: vec![shards],
-                    missing,
-                    settings,
-                    whole: true,
-                });
-            }
-            Ok(response) if response.status < 500 => {
-                return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
-            }
-            outcome => {
-                let status = outcome.as_ref().map(|r| r.status).ok();
-                tracing::warn!(node = %node, ?status, "a node failed a {route}; asking a replica");
-                stats.node_failed(&node);
-                failed_nodes.insert(node.clone());
-                let shards: BTreeSet<ShardId> =
-                    round.remove(&node).unwrap_or_default().into_iter().collect();
-                let (next, left) =
-                    plan.replacements(&assignment, state.health(), &shards, &failed_nodes);
-                missing.extend(left);
-                round = next;
-            }
+    stats.sent(gathered.sent.0, false);
+    stats.sent(gathered.sent.1, true);
+    for failure in &gathered.failures {
+        let node = &failure.node;
+        let (status, error) = (failure.status, failure.error.as_ref().map(ToString::to_string));
+        if failure.outcome == ReadOutcome::Stale {
+            tracing::warn!(%node, index = uid, ?status,
+                "a node does not hold Miroir's copy of the index (stale replica); asking another");
+        } else {
+            tracing::warn!(%node, ?status, ?error, "a node failed a {route}; asking a replica");
         }
+        stats.node_failed(node);
     }
-    let mut first_round = true;
-    while !round.is_empty() {
-        stats.sent(round.len(), !first_round);
-        first_round = false;
-        let mut failed = BTreeSet::new();
-        for (node, shards, answer) in
-            ask(state, caller, &assignment, uid, &settings, requests, round).await
-        {
-            match answer {
-                Ok(response) if response.is_success() => {
-                    answers.push(response.json());
-                    answered.push(shards);
-                }
-                Ok(response) if response.status < 500 => {
-                    // The same error one node would give (bad filter, unknown field...).
-                    return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
-                }
-                Ok(response) => {
-                    tracing::warn!(node = %node, status = response.status, "a node failed a {route}; asking a replica");
-                    stats.node_failed(&node);
-                    failed_nodes.insert(node.clone());
-                    failed.extend(shards);
-                }
-                Err(error) => {
-                    tracing::warn!(node = %node, %error, "a node failed a {route}; asking a replica");
-                    stats.node_failed(&node);
-                    failed_nodes.insert(node.clone());
-                    failed.extend(shards);
-                }
-            }
-        }
-        let (next, left) = plan.replacements(&assignment, state.health(), &failed, &failed_nodes);
-        missing.extend(left);
-        round = next;
-    }
+    let missing = gathered.missing;
     if !missing.is_empty()
         && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
     {
@@ -385,7 +355,51 @@ pub(crate) async fn scatter_with(
     if !missing.is_empty() {
         stats.partial();
     }
-    Ok(Scatter { answers, shards: answered, missing, settings, whole: false })
+    let whole = matches!(gathered.answers.as_slice(),
+        [(node, shards, _)] if whole_node.as_ref() == Some(node) && shards.len() == all);
+    let (shards, answers) =
+        gathered.answers.into_iter().map(|(_, shards, response)| (shards, response.json())).unzip();
+    Ok(Scatter { answers, shards, missing, settings, whole })
+}
+
+/// Logs and counts a node that failed a read of `uid` or answered stale (then marked stale for
+/// the index, so the next reads ask it last).
+pub(crate) fn note_failure(
+    state: &AppState,
+    uid: &str,
+    route: &str,
+    node: &NodeId,
+    outcome: &Result<NodeResponse, NodeError>,
+    verdict: ReadOutcome,
+) {
+    let status = outcome.as_ref().map(|r| r.status).ok();
+    if verdict == ReadOutcome::Stale {
+        tracing::warn!(node = %node, index = uid, ?status,
+            "a node does not hold Miroir's copy of the index (stale replica); asking another");
+        state.stale().mark(node, uid);
+    } else {
+        let error = outcome.as_ref().err().map(ToString::to_string);
+        tracing::warn!(node = %node, ?status, ?error, "a node failed a {route}; asking a replica");
+    }
+    state.read_stats().node_failed(node);
+}
+
+/// The scatter engine's way to the nodes: their pooled clients, with the caller's credentials.
+struct ClientTransport<'a> {
+    state: &'a AppState,
+    auth: NodeAuth<'a>,
+}
+
+impl NodeTransport for ClientTransport<'_> {
+    fn send(
+        &self,
+        node: &NodeId,
+        request: NodeRequest,
+    ) -> impl std::future::Future<Output = Result<NodeResponse, NodeError>> + Send {
+        let client = self.state.clients().get(node).cloned();
+        let auth = self.auth;
+        async move { client?.send(request.method, &request.path, request.body, auth).await }
+    }
 }
 
 /// Whether the plan's first round is one node that owns, and answers for, every shard.
@@ -398,65 +412,11 @@ fn holds_whole_index(plan: &ReadPlan, assignment: &Assignment) -> bool {
         })
 }
 
-/// Sends the client's own `request` to `node`.
-async fn ask_whole(
-    state: &AppState,
-    caller: &Caller,
-    uid: &str,
-    route: &str,
-    node: &NodeId,
-    request: &Value,
-) -> Result<NodeResponse, NodeError> {
-    let client = state.clients().get(node)?;
-    let bytes = serde_json::to_vec(request).map_err(|error| NodeError::Unreachable {
-        node: node.clone(),
-        reason: format!("request not serializable: {error}"),
-    })?;
-    let path = format!("/indexes/{uid}/{route}");
-    client.send(Method::POST, &path, Some(NodeBody::json(bytes)), caller.node_auth()).await
-}
-
-/// Sends each node of `round` its request (`requests`), restricted to the shards it answers
-/// for; returns each node's outcome with those shards.
-async fn ask(
-    state: &AppState,
-    caller: &Caller,
-    assignment: &Assignment,
-    uid: &str,
-    settings: &MergeSettings,
-    requests: &NodeRequests<'_>,
-    round: BTreeMap<NodeId, Vec<ShardId>>,
-) -> Vec<(NodeId, Vec<ShardId>, Result<NodeResponse, NodeError>)> {
-    let calls = round.into_iter().map(|(node, shards)| {
-        let owned = assignment.shards_of(&node).into_iter().collect::<BTreeSet<ShardId>>();
-        let (route, base) = requests(settings, &shards);
-        let path = format!("/indexes/{uid}/{route}");
-        let body = restricted(&base, &shards, &owned);
-        async move {
-            let answer = match (state.clients().get(&node), serde_json::to_vec(&body)) {
-                (Ok(client), Ok(bytes)) => {
-                    client
-                        .send(Method::POST, &path, Some(NodeBody::json(bytes)), caller.node_auth())
-                        .await
-                }
-                (Err(error), _) => Err(error),
-                (_, Err(error)) => Err(NodeError::Unreachable {
-                    node: node.clone(),
-                    reason: format!("request not serializable: {error}"),
-                }),
-            };
-            (node, shards, answer)
-        }
-    });
-    futures_util::future::join_all(calls).await
-}
-
-/// The node request, restricted to `answering` when the node also holds other shards (replicas
-/// another node answers for in this search), so no document is counted twice.
-pub(crate) fn restricted(base: &Value, answering: &[ShardId], owned: &BTreeSet<ShardId>) -> Value {
-    if answering.len() == owned.len() && answering.iter().all(|s| owned.contains(s)) {
-        return base.clone();
-    }
+/// The node request, restricted to the shards the node answers for in this search: a node also
+/// holding replicas another node answers for counts no document twice, and a node whose copy of
+/// the index was recreated without Miroir's bookkeeping (emptied, then written to) refuses the
+/// filter, so it is found stale instead of answering for documents it lost.
+pub(crate) fn restricted(base: &Value, answering: &[ShardId]) -> Value {
     let only: Vec<Value> = answering.iter().map(|s| Value::from(shard_filter(*s))).collect();
     let mut body = base.clone();
     let combined = match body.get("filter").cloned() {
@@ -485,9 +445,28 @@ async fn merge_settings(
     }
     let nodes: Vec<NodeId> = state.topology().nodes().cloned().collect();
     let path = format!("/indexes/{uid}/settings");
-    let response =
-        crate::fanout::first_answer(state, NodeAuth::NodeKey, nodes, Method::GET, &path, None)
-            .await?;
+    // A node whose copy of the index lacks the bookkeeping setting was created without Miroir
+    // (emptied, then written to): its settings are not the index's.
+    let without_bookkeeping = |response: &NodeResponse| {
+        let filterable = response.json()["filterableAttributes"].clone();
+        let names_shard = |a: &Value| {
+            a == SHARD_FIELD
+                || a["attributePatterns"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|x| x == SHARD_FIELD))
+        };
+        !filterable.as_array().is_some_and(|list| list.iter().any(names_shard))
+    };
+    let request = (Method::GET, path.as_str(), None);
+    let response = crate::fanout::first_answer_for(
+        state,
+        uid,
+        NodeAuth::NodeKey,
+        nodes,
+        request,
+        without_bookkeeping,
+    )
+    .await?;
     if !response.is_success() {
         return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
     }
@@ -528,23 +507,22 @@ mod tests {
     }
 
     #[test]
-    fn nodes_holding_other_shards_are_restricted_to_theirs() {
-        let owned: BTreeSet<ShardId> = [0, 1, 2].into_iter().map(ShardId::new).collect();
+    fn nodes_are_restricted_to_the_shards_they_answer_for() {
         let base = json!({"q": "x", "filter": "brand = Acme"});
-        let all = [ShardId::new(0), ShardId::new(1), ShardId::new(2)];
-        assert_eq!(restricted(&base, &all, &owned), base, "a node answering for all it holds");
-        let some = restricted(&base, &[ShardId::new(1)], &owned);
-        assert_eq!(some["filter"], json!(["brand = Acme", ["_miroir_shard.s1 EXISTS"]]));
-        let arr = restricted(
-            &json!({"filter": ["a = 1", ["b = 2", "b = 3"]]}),
-            &[ShardId::new(2)],
-            &owned,
+        let all = [ShardId::new(0), ShardId::new(1)];
+        assert_eq!(
+            restricted(&base, &all)["filter"],
+            json!(["brand = Acme", ["_miroir_shard.s0 EXISTS", "_miroir_shard.s1 EXISTS"]]),
+            "a node answering for all it holds too"
         );
+        let some = restricted(&base, &[ShardId::new(1)]);
+        assert_eq!(some["filter"], json!(["brand = Acme", ["_miroir_shard.s1 EXISTS"]]));
+        let arr = restricted(&json!({"filter": ["a = 1", ["b = 2", "b = 3"]]}), &[ShardId::new(2)]);
         assert_eq!(
             arr["filter"],
             json!(["a = 1", ["b = 2", "b = 3"], ["_miroir_shard.s2 EXISTS"]])
         );
-        let none = restricted(&json!({"q": ""}), &[ShardId::new(0), ShardId::new(2)], &owned);
+        let none = restricted(&json!({"q": ""}), &[ShardId::new(0), ShardId::new(2)]);
         assert_eq!(none["filter"], json!([["_miroir_shard.s0 EXISTS", "_miroir_shard.s2 EXISTS"]]));
     }
 }

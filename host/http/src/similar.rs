@@ -27,7 +27,7 @@ use crate::body::{json_body, RawBody};
 use crate::catalog::check_read_uid;
 use crate::documents::{encode_path, strip_document};
 use crate::error::HttpResult;
-use crate::fanout::first_answer;
+use crate::fanout::first_answer_for;
 use crate::read_catalog::index_for_read;
 use crate::search::{get_params_as_body, scatter_with};
 use crate::AppState;
@@ -92,11 +92,20 @@ async fn similar(
         None => (None, state.topology().nodes().cloned().collect()),
     };
     let (method, path, body) = probe;
-    let probed = first_answer(state, caller.node_auth(), owners.clone(), method, &path, body);
+    let no_more = |_: &NodeResponse| false;
+    let probed = first_answer_for(
+        state,
+        uid,
+        caller.node_auth(),
+        owners.clone(),
+        (method, &path, body),
+        no_more,
+    );
     let vectors = async {
         let Some(id) = &id else { return Ok(None) };
         let path = format!("/indexes/{uid}/documents/{}?retrieveVectors=true", encode_path(id));
-        first_answer(state, NodeAuth::NodeKey, owners.clone(), Method::GET, &path, None)
+        let request = (Method::GET, path.as_str(), None);
+        first_answer_for(state, uid, NodeAuth::NodeKey, owners.clone(), request, no_more)
             .await
             .map(Some)
     };

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use miroir_cluster::{
-    Assignment, HealthRegistry, HealthThresholds, NodeClients, NodeError, Topology, TopologyError,
+    Assignment, HealthRegistry, HealthThresholds, NodeClients, NodeError, ReadView, StaleReplicas,
+    Topology, TopologyError,
 };
 use miroir_config::Config;
 use miroir_store::TaskStore;
@@ -36,7 +37,8 @@ struct Inner {
     config: Config,
     topology: Topology,
     clients: NodeClients,
-    health: HealthRegistry,
+    health: Arc<HealthRegistry>,
+    stale: StaleReplicas,
     read_stats: ReadStats,
     read_catalog: ReadCatalog,
     recovery: Recovery,
@@ -57,17 +59,18 @@ impl AppState {
             }),
             usize::try_from(config.replication_factor).unwrap_or(1),
         )?;
+        // A node that answered a request within two probe intervals is alive (slow, not dead).
+        let alive_window = config.health.interval.get().saturating_mul(2);
+        let health = Arc::new(
+            HealthRegistry::new(topology.nodes(), thresholds(&config))
+                .with_alive_window(alive_window),
+        );
         let clients = NodeClients::new(
             config.nodes.iter().map(|n| (n.id.clone(), n.address.clone())),
             config.secrets.node_master_key.as_ref().map(|k| k.expose().to_owned()),
             config.scatter.node_timeout.get(),
-        )?;
-        let thresholds = HealthThresholds {
-            degraded_after: config.health.degraded_after,
-            down_after: config.health.down_after,
-            recover_after: config.health.recover_after,
-        };
-        let health = HealthRegistry::new(topology.nodes(), thresholds);
+        )?
+        .observed_by(Arc::clone(&health));
         let instance_tag = instance_tag(&config);
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -75,6 +78,7 @@ impl AppState {
                 topology,
                 clients,
                 health,
+                stale: StaleReplicas::default(),
                 read_stats: ReadStats::default(),
                 read_catalog: ReadCatalog::default(),
                 recovery: Recovery::default(),
@@ -105,6 +109,16 @@ impl AppState {
     /// What Miroir believes of each node's health (fed by [`crate::health::spawn_prober`]).
     pub fn health(&self) -> &HealthRegistry {
         &self.inner.health
+    }
+
+    /// The nodes recently found stale for an index (see [`miroir_cluster::StaleReplicas`]).
+    pub fn stale(&self) -> &StaleReplicas {
+        &self.inner.stale
+    }
+
+    /// How a read of `index` sees the nodes: health and stale marks.
+    pub fn read_view<'a>(&'a self, index: &'a str) -> ReadView<'a> {
+        ReadView::new(&self.inner.health, &self.inner.stale, index)
     }
 
     /// What the search read path did (for metrics).
@@ -163,6 +177,14 @@ impl AppState {
     pub(crate) fn write_lock(&self, index: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.inner.write_locks.lock().expect("write lock table poisoned");
         Arc::clone(locks.entry(index.to_owned()).or_default())
+    }
+}
+
+fn thresholds(config: &Config) -> HealthThresholds {
+    HealthThresholds {
+        degraded_after: config.health.degraded_after,
+        down_after: config.health.down_after,
+        recover_after: config.health.recover_after,
     }
 }
 

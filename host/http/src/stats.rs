@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use miroir_types::{ApiError, ForwardedError};
+use miroir_cluster::{Group, ReadOutcome};
+use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId};
 use serde_json::{Map, Value};
 
 use crate::auth::Caller;
@@ -25,7 +26,7 @@ pub async fn index_stats(
     if state.catalog().get_index(&uid).await?.is_none() {
         return Err(ApiError::index_not_found(&uid).into());
     }
-    let answers = from_group(&state, &caller, &format!("/indexes/{uid}/stats")).await?;
+    let answers = from_group(&state, &caller, Some(&uid), &format!("/indexes/{uid}/stats")).await?;
     Ok(Json(sum_index_stats(&answers, state.replication_factor() as u64)).into_response())
 }
 
@@ -34,7 +35,7 @@ pub async fn global_stats(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> HttpResult<Response> {
-    let answers = from_group(&state, &caller, "/stats").await?;
+    let answers = from_group(&state, &caller, None, "/stats").await?;
     let rf = state.replication_factor() as u64;
     let mut indexes: Map<String, Value> = Map::new();
     let names: std::collections::BTreeSet<String> = answers
@@ -61,19 +62,63 @@ pub async fn global_stats(
     .into_response())
 }
 
-/// Every node of the first group's answer to `GET path`.
-async fn from_group(state: &AppState, caller: &Caller, path: &str) -> HttpResult<Vec<Value>> {
-    let group =
-        state.topology().groups().first().ok_or_else(|| HttpError::Internal("no group".into()))?;
-    let calls = group.nodes.iter().map(|node| async move {
-        let client = state.clients().get(node)?;
-        let response = client.send(Method::GET, path, None, caller.node_auth()).await?;
-        if !response.is_success() {
-            return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
+/// Every node of one group's answer to `GET path`: the first group, in topology order, whose
+/// nodes all answer, trying first the groups with no node down. A group with a node stale for
+/// `index` (for any index when `None`) is not used: its sum would miss that node's documents. A
+/// node found stale meanwhile is marked and its group passed over; a client error is forwarded;
+/// when no group is left, `miroir_shard_unavailable`.
+async fn from_group(
+    state: &AppState,
+    caller: &Caller,
+    index: Option<&str>,
+    path: &str,
+) -> HttpResult<Vec<Value>> {
+    let stale = |node: &NodeId| match index {
+        Some(uid) => state.stale().is_stale(node, uid),
+        None => state.stale().is_stale_anywhere(node),
+    };
+    let mut groups: Vec<&Group> =
+        state.topology().groups().iter().filter(|g| !g.nodes.iter().any(stale)).collect();
+    groups.sort_by_key(|g| !g.nodes.iter().all(|n| state.health().is_available(n)));
+    let mut last_error = None;
+    for group in groups {
+        let calls = group.nodes.iter().map(|node| async move {
+            let outcome = match state.clients().get(node) {
+                Ok(client) => client.send(Method::GET, path, None, caller.node_auth()).await,
+                Err(error) => Err(error),
+            };
+            (node, outcome)
+        });
+        let mut answers = Vec::with_capacity(group.nodes.len());
+        let mut complete = true;
+        for (node, outcome) in futures_util::future::join_all(calls).await {
+            match (ReadOutcome::of(&outcome), outcome) {
+                (ReadOutcome::Answered, Ok(response)) => answers.push(response.json()),
+                (ReadOutcome::Refused, Ok(response)) => {
+                    return Err(ForwardedError::new(response.status, response.body.to_vec()).into())
+                }
+                (verdict, outcome) => {
+                    complete = false;
+                    if let (Some(uid), ReadOutcome::Stale) = (index, verdict) {
+                        state.stale().mark(node, uid);
+                    }
+                    let error = outcome.err().map(|e| e.to_string());
+                    tracing::warn!(%node, ?verdict, ?error, "a node failed a stats read");
+                    last_error = Some(node.clone());
+                }
+            }
         }
-        Ok::<_, HttpError>(response.json())
-    });
-    futures_util::future::join_all(calls).await.into_iter().collect()
+        if complete {
+            return Ok(answers);
+        }
+    }
+    Err(HttpError::api(
+        ErrorCode::MiroirShardUnavailable,
+        match last_error {
+            Some(node) => format!("No replica group could answer: node `{node}` failed."),
+            None => "No replica group could answer: every group has a stale node.".to_owned(),
+        },
+    ))
 }
 
 /// One index's stats from each node of a group, as one node holding everything reports them.

@@ -1,5 +1,6 @@
 //! The metrics read from the gateway's own state at scrape time: each node's health and what
-//! the search read path did (node requests, failures by node, replacements, partial answers).
+//! the search read path did (node requests, failures by node, replacements, partial answers,
+//! stale answers by node).
 
 use miroir_http::health::HealthState;
 use miroir_http::AppState;
@@ -19,6 +20,7 @@ pub struct GatewayCollector {
     catalog_rebuilds: IntCounter,
     indexes_restored: IntCounter,
     sequence_restores: IntCounter,
+    stale_answers: IntCounterVec,
 }
 
 impl GatewayCollector {
@@ -73,6 +75,15 @@ impl GatewayCollector {
                 "miroir_task_sequence_restores_total",
                 "Times the task sequence was restored above the high-water mark kept on the nodes.",
             ),
+            stale_answers: IntCounterVec::new(
+                Opts::new(
+                    "miroir_stale_answers_total",
+                    "Reads a node answered without Miroir's copy of the index (index_not_found, \
+                     bookkeeping filter refused), so another replica was asked; by node.",
+                ),
+                &["node"],
+            )
+            .expect("valid counter"),
         }
     }
 
@@ -107,6 +118,9 @@ impl GatewayCollector {
         for (node, failures) in &stats.node_failures {
             set_counter(&self.node_failures.with_label_values(&[node.as_str()]), *failures);
         }
+        for (node, answers) in self.state.stale().answers() {
+            set_counter(&self.stale_answers.with_label_values(&[node.as_str()]), answers);
+        }
     }
 }
 
@@ -133,6 +147,7 @@ impl Collector for GatewayCollector {
             descs.extend(counter.desc());
         }
         descs.extend(self.node_failures.desc());
+        descs.extend(self.stale_answers.desc());
         descs
     }
 
@@ -151,6 +166,7 @@ impl Collector for GatewayCollector {
             families.extend(counter.collect());
         }
         families.extend(self.node_failures.collect());
+        families.extend(self.stale_answers.collect());
         families
     }
 }

@@ -22,6 +22,10 @@ struct Cli {
     /// make the node slow in tests.
     #[arg(long, default_value_t = 0)]
     search_delay_ms: u64,
+    /// Time every request, `/health` included, waits before answering: a busy node, slow but
+    /// alive.
+    #[arg(long, default_value_t = 0)]
+    response_delay_ms: u64,
 }
 
 #[tokio::main]
@@ -47,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_millis(cli.processing_delay_ms),
     );
     node.set_search_delay(Duration::from_millis(cli.search_delay_ms));
+    node.set_response_delay(Duration::from_millis(cli.response_delay_ms));
     miroir_devnode::serve_node(listener, node, shutdown).await?;
     Ok(())
 }

@@ -51,6 +51,9 @@ pub struct Node {
     /// Milliseconds every search-like request waits before it is answered (0 in normal use;
     /// tests raise it to make a node slow).
     search_delay_ms: AtomicU64,
+    /// Milliseconds every request, `/health` included, waits before it is answered: a busy
+    /// node, slow but alive (0 in normal use).
+    response_delay_ms: AtomicU64,
 }
 
 impl Node {
@@ -65,6 +68,7 @@ impl Node {
             master_key,
             processing_delay,
             search_delay_ms: AtomicU64::new(0),
+            response_delay_ms: AtomicU64::new(0),
         })
     }
 
@@ -72,6 +76,18 @@ impl Node {
     pub fn set_search_delay(&self, delay: Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.search_delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Make every request, `/health` included, wait `delay` before answering, as a node
+    /// saturated by work answers everything late (`Duration::ZERO` to stop).
+    pub fn set_response_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.response_delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The current delay of every request.
+    pub fn response_delay(&self) -> Duration {
+        Duration::from_millis(self.response_delay_ms.load(Ordering::Relaxed))
     }
 
     /// The current search delay.

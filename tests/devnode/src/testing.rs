@@ -69,6 +69,12 @@ impl TestNode {
         self.master_key.as_deref()
     }
 
+    /// Make every request to this node, `/health` included, wait `delay` before answering
+    /// (`Duration::ZERO` to stop).
+    pub fn set_response_delay(&self, delay: Duration) {
+        self.node.set_response_delay(delay);
+    }
+
     /// Make this node's searches wait `delay` before answering (`Duration::ZERO` to stop).
     pub fn set_search_delay(&self, delay: Duration) {
         self.node.set_search_delay(delay);

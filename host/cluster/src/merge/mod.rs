@@ -23,7 +23,7 @@ pub use browse::{browse_plan, ShardSlice};
 pub use facet_search::merge_facet_search;
 pub use hybrid::{keyword_first_ratio, keyword_good_enough, GOOD_ENOUGH};
 pub use order::{compare_hits, RankKey};
-pub use request::{node_request, ClientPage};
+pub use request::{node_request, ClientPage, DEFAULT_SEARCH_LIMIT};
 pub use similar::merge_similar;
 pub use whole::whole_answer;
 

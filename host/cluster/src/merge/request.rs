@@ -2,8 +2,11 @@
 
 use serde_json::{Map, Value};
 
-/// Meilisearch's default page size.
-const DEFAULT_LIMIT: usize = 20;
+/// Meilisearch's default page size of a search (`limit`, `hitsPerPage`, a federation's
+/// `limit`): the one place Miroir writes it.
+pub const DEFAULT_SEARCH_LIMIT: usize = 20;
+
+const DEFAULT_LIMIT: usize = DEFAULT_SEARCH_LIMIT;
 
 /// The client's page, in offset/limit terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::future::join_all;
 use miroir_cluster::merge::browse_plan;
-use miroir_cluster::{NodeBody, NodeResponse, ReadPlan};
+use miroir_cluster::{NodeBody, NodeResponse, ReadOutcome, ReadPlan};
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Value};
@@ -30,6 +30,8 @@ use crate::catalog::check_read_uid;
 use crate::documents::strip_document;
 use crate::error::{HttpError, HttpResult};
 use crate::read_catalog::index_for_read;
+use crate::reserved_names;
+use crate::search::note_failure;
 use crate::AppState;
 
 /// Meilisearch's default page size for documents.
@@ -50,6 +52,32 @@ enum Browse {
 type NodeRequest = (Method, String, Option<NodeBody>);
 
 impl Browse {
+    /// Whether the client's `filter` names Miroir's bookkeeping field.
+    fn names_shard_field(&self) -> bool {
+        match self {
+            Browse::Get(params) => {
+                params.iter().any(|(k, v)| k == "filter" && reserved_names::names_shard_field(v))
+            }
+            Browse::Fetch(body) => reserved_names::request_names_shard_field(body),
+        }
+    }
+
+    /// The request with the bookkeeping field renamed in its filter.
+    fn disguised(&self) -> Browse {
+        match self {
+            Browse::Get(params) => Browse::Get(
+                params
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = if k == "filter" { reserved_names::disguise(v) } else { v.clone() };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            ),
+            Browse::Fetch(body) => Browse::Fetch(reserved_names::disguised_request(body)),
+        }
+    }
+
     /// The client's `offset` and `limit`; `None` when either is malformed (one node then reports
     /// it).
     fn window(&self) -> Option<(usize, usize)> {
@@ -181,12 +209,18 @@ async fn browse(
     request: Browse,
 ) -> HttpResult<Response> {
     let meta = index_for_read(state, uid).await?;
+    if request.names_shard_field() {
+        let (method, path, body) = request.disguised().unchanged(uid);
+        let body = body.map(|b| b.bytes);
+        reserved_names::refuse_like_one_node(state, caller, uid, (method, &path, body)).await?;
+    }
     let assignment = state.assignment(meta.shard_count);
     let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-    let plan = ReadPlan::new(state.topology(), &assignment, state.health(), rotation, None);
+    let view = state.read_view(uid);
+    let plan = ReadPlan::new(state.topology(), &assignment, &view, rotation, None);
     let shards: Vec<ShardId> = (0..meta.shard_count).map(ShardId::new).collect();
     // Every owner of each shard that is not down: the covering set's node, then the owners in
-    // the plan's group order.
+    // the plan's group order as a read ranks them (stale ones last).
     let candidates: Vec<Vec<NodeId>> = shards
         .iter()
         .map(|shard| {
@@ -198,9 +232,9 @@ async fn browse(
                 .map(|(node, _)| node.clone())
                 .collect();
             let owners = plan.group_order.iter().flat_map(|g| assignment.owners(g, *shard));
-            for node in owners {
-                if !list.contains(node) && state.health().is_available(node) {
-                    list.push(node.clone());
+            for node in view.rank(owners) {
+                if !list.contains(&node) {
+                    list.push(node);
                 }
             }
             list
@@ -212,7 +246,7 @@ async fn browse(
 
     // Round 1: how many matching documents each shard holds.
     let counts = join_all(shards.iter().zip(&candidates).map(|(shard, nodes)| {
-        ask_shard(state, caller, nodes, request.for_shard(uid, *shard, 0, 0))
+        ask_shard(state, caller, uid, nodes, request.for_shard(uid, *shard, 0, 0))
     }))
     .await;
     let mut missing = BTreeSet::new();
@@ -247,7 +281,7 @@ async fn browse(
             nodes.insert(0, first.clone());
         }
         let node_request = request.for_shard(uid, shard, slice.offset, slice.limit);
-        async move { ask_shard(state, caller, &nodes, node_request).await }
+        async move { ask_shard(state, caller, uid, &nodes, node_request).await }
     }))
     .await;
     let mut results = Vec::with_capacity(limit.min(1000));
@@ -289,24 +323,26 @@ async fn browse(
     Ok(response)
 }
 
-/// Sends `node_request` to the first of `nodes` that answers (a 4xx is an answer); `None` when
-/// every one failed.
+/// Sends `node_request` to the first of `nodes` that answers (a 4xx is an answer, unless it
+/// says the node does not hold Miroir's copy of `uid`: that node is marked stale and the next
+/// one asked); `None` when every one failed.
 async fn ask_shard(
     state: &AppState,
     caller: &Caller,
+    uid: &str,
     nodes: &[NodeId],
     (method, path, body): NodeRequest,
 ) -> Option<ShardAnswer> {
     for node in nodes {
         let Ok(client) = state.clients().get(node) else { continue };
-        match client.send(method.clone(), &path, body.clone(), caller.node_auth()).await {
-            Ok(response) if response.status < 500 => {
+        let outcome = client.send(method.clone(), &path, body.clone(), caller.node_auth()).await;
+        match ReadOutcome::of(&outcome) {
+            ReadOutcome::Answered | ReadOutcome::Refused => {
+                state.stale().clear(node, uid);
+                let response = outcome.ok()?;
                 return Some(ShardAnswer { node: node.clone(), response });
             }
-            Ok(response) => {
-                tracing::warn!(node = %node, status = response.status, "a node failed a browse");
-            }
-            Err(error) => tracing::warn!(node = %node, %error, "a node failed a browse"),
+            verdict => note_failure(state, uid, "browse", node, &outcome, verdict),
         }
     }
     None
@@ -322,7 +358,7 @@ async fn exact_error(
     nodes: &[NodeId],
     refused: Option<ForwardedError>,
 ) -> HttpError {
-    match ask_shard(state, caller, nodes, request.unchanged(uid)).await {
+    match ask_shard(state, caller, uid, nodes, request.unchanged(uid)).await {
         Some(ShardAnswer { response, .. }) if !response.is_success() => {
             ForwardedError::new(response.status, response.body.to_vec()).into()
         }

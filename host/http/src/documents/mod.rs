@@ -10,12 +10,12 @@ mod undo;
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, Method as HttpMethod, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use miroir_cluster::{shard_of, NodeBody, QuorumReport};
+use miroir_cluster::{shard_of, NodeBody, QuorumReport, ReadOutcome};
 use miroir_store::TaskRecord;
-use miroir_types::{ApiError, ErrorCode, NodeId};
+use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
@@ -297,7 +297,12 @@ async fn fail_write(
     failed_task(state, Some(uid), "documentAdditionOrUpdate", details, error).await
 }
 
-/// `GET /indexes/{uid}/documents/{id}`: from one replica of the owning shard.
+/// `GET /indexes/{uid}/documents/{id}`: from the owners of the document's shard, asked in the
+/// order a read ranks them until one has it. An owner that answers `document_not_found`, fails
+/// or does not hold Miroir's copy of the index (stale) does not decide: the document is missing
+/// only when every owner that answered says so. When some owner could not answer, the
+/// `document_not_found` carries `X-Miroir-Degraded`; when none answered, the read fails with
+/// `miroir_shard_unavailable`.
 pub async fn get_document(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -308,23 +313,57 @@ pub async fn get_document(
     let meta = existing(&state, &uid).await?;
     let assignment = state.assignment(meta.shard_count);
     let shard = shard_of(&id, meta.shard_count);
-    let owners: Vec<NodeId> =
-        assignment.write_targets(shard).flat_map(|(_, o)| o.iter().cloned()).collect();
+    let owners: Vec<NodeId> = state
+        .read_view(&uid)
+        .rank(assignment.write_targets(shard).flat_map(|(_, owners)| owners.iter()));
     let mut path = format!("/indexes/{uid}/documents/{}", encode_path(&id));
     if let Some(query) = query {
         path.push('?');
         path.push_str(&query);
     }
-    let response =
-        fanout::first_answer(&state, caller.node_auth(), owners, Method::GET, &path, None).await?;
-    if !response.is_success() {
-        return Err(
-            miroir_types::ForwardedError::new(response.status, response.body.to_vec()).into()
-        );
+    let mut not_found = None;
+    let mut unanswered = false;
+    for node in &owners {
+        let client = state.clients().get(node)?;
+        let outcome = client.send(Method::GET, &path, None, caller.node_auth()).await;
+        match (ReadOutcome::of(&outcome), outcome) {
+            (ReadOutcome::Answered, Ok(response)) => {
+                state.stale().clear(node, &uid);
+                let mut document = response.json();
+                strip_document(&mut document);
+                return Ok(Json(document).into_response());
+            }
+            (ReadOutcome::Refused, Ok(response)) => {
+                if response.json()["code"] != ErrorCode::DocumentNotFound.name() {
+                    // The client's own error (bad `fields`...): every owner would say it.
+                    return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
+                }
+                // This owner lacks it (missed a write, or was emptied): ask the others.
+                not_found.get_or_insert(response);
+            }
+            (verdict, outcome) => {
+                crate::search::note_failure(&state, &uid, "document read", node, &outcome, verdict);
+                unanswered = true;
+            }
+        }
     }
-    let mut document = response.json();
-    strip_document(&mut document);
-    Ok(Json(document).into_response())
+    let policy = state.config().scatter.unavailable_shard_policy;
+    let strict = unanswered && policy == miroir_config::UnavailableShardPolicy::Error;
+    let Some(response) = not_found.filter(|_| !strict) else {
+        return Err(HttpError::api(
+            ErrorCode::MiroirShardUnavailable,
+            format!("Shard {} of index `{uid}` has no replica answering.", shard.get()),
+        ));
+    };
+    let mut response =
+        HttpError::from(ForwardedError::new(response.status, response.body.to_vec()))
+            .into_response();
+    if unanswered {
+        if let Ok(value) = HeaderValue::from_str(&format!("shards={}", shard.get())) {
+            response.headers_mut().insert(DEGRADED, value);
+        }
+    }
+    Ok(response)
 }
 
 pub(crate) fn encode_path(segment: &str) -> String {

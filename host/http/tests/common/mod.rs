@@ -354,6 +354,14 @@ impl Cluster {
         self.nodes[index] = None;
     }
 
+    /// Stops node `index` and starts an empty one on its port, as a node restarted on an empty
+    /// disk: Miroir's clients reach it at the same address.
+    pub fn restart_node_empty(&mut self, index: usize) {
+        let addr = self.nodes[index].as_ref().expect("node running").addr();
+        self.nodes[index] = None;
+        self.nodes[index] = Some(TestNode::start_at(addr, Some(NODE_KEY), Duration::ZERO));
+    }
+
     /// Stops node `index` and waits (at most 10 s) until the prober says it is down.
     pub async fn stop_node_until_down(&mut self, index: usize) {
         self.stop_node(index);

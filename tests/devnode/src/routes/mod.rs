@@ -74,7 +74,17 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{uid}", get(tasks::get_one))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
+        .layer(middleware::from_fn_with_state(Arc::clone(&node), response_delay))
         .with_state(node)
+}
+
+/// Waits the node's response delay (see [`Node::set_response_delay`]) before answering.
+async fn response_delay(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let delay = node.response_delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    next.run(request).await
 }
 
 /// The search-like routes, behind the node's optional search delay.
