@@ -17,6 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use miroir_config::ServerConfig;
 use miroir_types::ErrorCode;
@@ -52,13 +53,19 @@ impl Admission {
         }
     }
 
-    /// Reads the whole body within `request_timeout` and puts it back as one chunk.
-    async fn buffer_body(&self, request: Request) -> Result<Request, HttpError> {
+    /// Reads the whole body within `request_timeout` and puts it back as one chunk. With a
+    /// declared length the buffer is allocated once at that size, so a large body is held once,
+    /// never twice (chunks, then their concatenation).
+    async fn buffer_body(
+        &self,
+        request: Request,
+        declared: Option<u64>,
+    ) -> Result<Request, HttpError> {
         let (parts, body) = request.into_parts();
         let limit = self.max_body;
         let read = async move {
-            let mut chunks: Vec<Bytes> = Vec::new();
-            let mut total: u64 = 0;
+            let capacity = declared.map_or(0, |length| usize::try_from(length).unwrap_or(0));
+            let mut buffer = BytesMut::with_capacity(capacity);
             let mut stream = body.into_data_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|error| {
@@ -67,17 +74,12 @@ impl Admission {
                         format!("The request body could not be read: {error}."),
                     )
                 })?;
-                total += chunk.len() as u64;
-                if total > limit {
+                if (buffer.len() + chunk.len()) as u64 > limit {
                     return Err(payload_too_large(limit));
                 }
-                chunks.push(chunk);
+                buffer.extend_from_slice(&chunk);
             }
-            Ok(match chunks.len() {
-                0 => Bytes::new(),
-                1 => chunks.pop().unwrap_or_default(),
-                _ => Bytes::from(chunks.concat()),
-            })
+            Ok::<Bytes, HttpError>(buffer.freeze())
         };
         let bytes = tokio::time::timeout(self.request_timeout, read)
             .await
@@ -104,7 +106,7 @@ pub async fn admit(State(admission): State<Admission>, request: Request, next: N
 
     let mut request = request;
     if early {
-        request = match admission.buffer_body(request).await {
+        request = match admission.buffer_body(request, declared).await {
             Ok(request) => request,
             Err(error) => return error.into_response(),
         };
@@ -119,7 +121,7 @@ pub async fn admit(State(admission): State<Admission>, request: Request, next: N
         _ => return overloaded(admission.queue_timeout),
     };
     if readable && !early {
-        request = match admission.buffer_body(request).await {
+        request = match admission.buffer_body(request, declared).await {
             Ok(request) => request,
             Err(error) => return error.into_response(),
         };
