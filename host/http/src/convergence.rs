@@ -17,11 +17,11 @@
 //!   answer `index_not_found`, with [`converge_node`].
 //!
 //! A node that lacked an index this instance did not record as pending had held it and lost it
-//! (restarted empty): it is created there again so writes land correctly, but the node is *held*
-//! stale for the index ([`miroir_cluster::StaleReplicas::hold`]) — reads go around it until it
+//! (restarted empty), and a pending node may have missed documents written meanwhile: the index
+//! is created there so writes land correctly, but the node is *held* stale for the index ([`miroir_cluster::StaleReplicas::hold`]) — reads go around it until it
 //! is refilled, since it answers normally for documents it no longer has.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -49,7 +49,8 @@ type Key = (NodeId, String);
 #[derive(Debug, Default)]
 pub struct IndexConvergence {
     verified: Mutex<HashMap<Key, Instant>>,
-    pending: Mutex<BTreeSet<Key>>,
+    /// Pending pairs, with whether the node also missed documents of the index meanwhile.
+    pending: Mutex<BTreeMap<Key, bool>>,
     retrying: AtomicBool,
     task_marks: Mutex<HashMap<NodeId, u64>>,
 }
@@ -87,17 +88,32 @@ impl IndexConvergence {
     /// Forgets everything about `index` (deleted, rolled back or swapped).
     pub fn forget_index(&self, index: &str) {
         self.verified.lock().expect("verified lock").retain(|(_, i), _| i != index);
-        self.pending.lock().expect("pending lock").retain(|(_, i)| i != index);
+        self.pending.lock().expect("pending lock").retain(|(_, i), _| i != index);
     }
 
     /// Whether `node` missed the creation of `index` (recorded by this instance).
     pub fn is_pending(&self, node: &NodeId, index: &str) -> bool {
-        self.pending.lock().expect("pending lock").contains(&(node.clone(), index.to_owned()))
+        self.pending.lock().expect("pending lock").contains_key(&(node.clone(), index.to_owned()))
+    }
+
+    /// Records that `node`, pending for `index`, missed documents written to it: once the
+    /// index reaches the node it is held stale, like a node that lost its copy.
+    pub fn missed_documents(&self, node: &NodeId, index: &str) {
+        if let Some(missed) =
+            self.pending.lock().expect("pending lock").get_mut(&(node.clone(), index.to_owned()))
+        {
+            *missed = true;
+        }
+    }
+
+    /// `None` when `(node, index)` is not pending, else whether it missed documents.
+    fn pending_missed(&self, node: &NodeId, index: &str) -> Option<bool> {
+        self.pending.lock().expect("pending lock").get(&(node.clone(), index.to_owned())).copied()
     }
 
     /// The pending `(node, index)` pairs.
     pub fn pending(&self) -> Vec<(NodeId, String)> {
-        self.pending.lock().expect("pending lock").iter().cloned().collect()
+        self.pending.lock().expect("pending lock").keys().cloned().collect()
     }
 
     /// Records that `node` holds `index` with Miroir's settings (or has them queued in order).
@@ -117,7 +133,7 @@ pub fn record_pending(state: &AppState, index: &str, nodes: impl IntoIterator<It
         let mut verified = convergence.verified.lock().expect("verified lock");
         for node in nodes {
             verified.remove(&(node.clone(), index.to_owned()));
-            if pending.insert((node.clone(), index.to_owned())) {
+            if pending.insert((node.clone(), index.to_owned()), false).is_none() {
                 added += 1;
                 tracing::warn!(%node, index, "a node missed an index creation; retrying");
             }
@@ -152,9 +168,9 @@ async fn retry_loop(state: AppState) {
                 Err(_) => continue,
             };
             match converge_node(&state, &node, &meta).await {
-                Ok(_) => {
+                Ok(found) => {
                     tracing::info!(%node, index, "a missed index creation reached the node");
-                    state.convergence().settle(&node, &index);
+                    settle_found(&state, &node, &index, found);
                 }
                 Err(reason) => tracing::debug!(%node, index, reason, "pending creation retried"),
             }
@@ -345,11 +361,14 @@ pub async fn after_write(
 }
 
 /// Records what [`converge_node`] found: the pair is verified; a node that lacked the index
-/// (or held it bare) and had not missed its creation lost it, and is held stale.
+/// (or held it bare) and had not missed its creation lost it, and is held stale, as is one that
+/// missed the creation and documents written since.
 pub fn settle_found(state: &AppState, node: &NodeId, uid: &str, found: Found) {
-    let missed_creation = state.convergence().is_pending(node, uid);
+    // Not pending: the node had the index and lost it. Pending: it missed the creation, and
+    // lacks documents only if writes went on without it.
+    let lacks_documents = state.convergence().pending_missed(node, uid).unwrap_or(true);
     state.convergence().settle(node, uid);
-    if found != Found::Converged && !missed_creation {
+    if found != Found::Converged && lacks_documents {
         tracing::warn!(%node, index = uid,
             "a node lost its copy of the index; created again, read around until refilled");
         state.stale().hold(node, uid);

@@ -251,6 +251,10 @@ async fn write_inner(
         }
         crate::convergence::record_pending(state, uid, missed);
     }
+    for node in crate::convergence::missed(&outcomes).filter(|node| targets.contains(node)) {
+        // A node pending for the index lacks this batch when the index reaches it.
+        state.convergence().missed_documents(&node, uid);
+    }
     crate::convergence::after_write(state, &meta, &outcomes).await;
     outcomes.retain(|node, _| targets.contains(node));
     let checked = fanout::collect_enqueued(&outcomes).and_then(|enqueued| {
