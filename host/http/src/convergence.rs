@@ -315,7 +315,8 @@ pub async fn ensure_on_nodes(state: &AppState, meta: &IndexMeta, nodes: &BTreeSe
         .iter()
         .filter(|node| {
             state.health().is_available(node)
-                && (!convergence.is_verified(node, uid) || state.stale().is_stale(node, uid))
+                && (!convergence.is_verified(node, uid)
+                    || (state.stale().is_stale(node, uid) && !state.stale().is_held(node, uid)))
         })
         .collect();
     if unverified.is_empty() {
