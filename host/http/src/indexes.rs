@@ -85,8 +85,10 @@ pub async fn list_indexes(
         .into_response())
 }
 
-/// `POST /indexes`: creates the index on every node (rolled back on the others if a node
-/// refuses), makes `_miroir_shard` filterable there, and records S and the primary key.
+/// `POST /indexes`: creates the index on every node, makes `_miroir_shard` filterable there,
+/// and records S and the primary key. Rolled back everywhere if a node refuses it or some shard
+/// has no group at quorum; nodes that are down or fail get it later ([`crate::convergence`]),
+/// and the answer carries `X-Miroir-Degraded`.
 pub async fn create_index(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
