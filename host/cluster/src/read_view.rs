@@ -37,8 +37,13 @@ impl<'a> ReadView<'a> {
         ReadView { health, stale, index }
     }
 
-    /// The tier of `node`; `None` when it is down (never asked by a read).
+    /// The tier of `node`; `None` when it is down, or held stale for the index (its copy was
+    /// created again after it was lost: it would answer for documents it lacks), never asked by
+    /// a read.
     pub fn tier(&self, node: &NodeId) -> Option<ReadTier> {
+        if self.stale.is_held(node, self.index) {
+            return None;
+        }
         match self.health.state(node) {
             HealthState::Down => None,
             _ if self.stale.is_stale(node, self.index) => Some(ReadTier::Stale),
@@ -47,8 +52,8 @@ impl<'a> ReadView<'a> {
         }
     }
 
-    /// `owners` in the order a read asks them: healthy, then degraded, then stale; down nodes
-    /// left out. The order among nodes of one tier is kept.
+    /// `owners` in the order a read asks them: healthy, then degraded, then stale; down and
+    /// held nodes left out. The order among nodes of one tier is kept.
     pub fn rank<'n>(&self, owners: impl IntoIterator<Item = &'n NodeId>) -> Vec<NodeId> {
         let mut ranked: Vec<(ReadTier, NodeId)> = owners
             .into_iter()
@@ -98,5 +103,8 @@ mod tests {
         assert!(view.is_preferred(&ids[3]) && !view.is_preferred(&ids[0]));
         let other = ReadView::new(&health, &stale, "movies");
         assert_eq!(other.tier(&ids[2]), Some(ReadTier::Healthy), "stale for one index only");
+        stale.hold(&ids[3], "books");
+        assert_eq!(view.tier(&ids[3]), None, "a held node is never read");
+        assert_eq!(other.tier(&ids[3]), Some(ReadTier::Healthy));
     }
 }

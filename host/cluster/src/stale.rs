@@ -67,6 +67,7 @@ pub fn is_stale_answer(status: u16, body: &[u8]) -> bool {
 pub struct StaleReplicas {
     ttl: Duration,
     marks: Mutex<HashMap<(NodeId, String), Instant>>,
+    held: Mutex<std::collections::BTreeSet<(NodeId, String)>>,
     answers: Mutex<BTreeMap<NodeId, u64>>,
 }
 
@@ -79,7 +80,12 @@ impl Default for StaleReplicas {
 impl StaleReplicas {
     /// A registry keeping marks for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        StaleReplicas { ttl, marks: Mutex::default(), answers: Mutex::default() }
+        StaleReplicas {
+            ttl,
+            marks: Mutex::default(),
+            held: Mutex::default(),
+            answers: Mutex::default(),
+        }
     }
 
     /// Records a stale answer of `node` for `index`: counted, and the pair is stale for the
@@ -90,7 +96,26 @@ impl StaleReplicas {
         *self.answers.lock().expect("stale answers lock").entry(node.clone()).or_default() += 1;
     }
 
-    /// Forgets a mark: `node` answered a read of `index` normally.
+    /// Keeps `node` stale for `index` with no time limit: Miroir created the index again on a
+    /// node that had lost it, so the node answers reads normally for documents it does not
+    /// hold. Only [`StaleReplicas::release`] (a refill, or the index deleted) ends it.
+    pub fn hold(&self, node: &NodeId, index: &str) {
+        self.held.lock().expect("stale holds lock").insert((node.clone(), index.to_owned()));
+    }
+
+    /// Whether `node` is held stale for `index` ([`StaleReplicas::hold`]).
+    pub fn is_held(&self, node: &NodeId, index: &str) -> bool {
+        let held = self.held.lock().expect("stale holds lock");
+        !held.is_empty() && held.contains(&(node.clone(), index.to_owned()))
+    }
+
+    /// Ends every mark of `index` (held or timed): the index was deleted or replaced.
+    pub fn release(&self, index: &str) {
+        self.held.lock().expect("stale holds lock").retain(|(_, i)| i != index);
+        self.marks.lock().expect("stale marks lock").retain(|(_, i), _| i != index);
+    }
+
+    /// Forgets a timed mark (not a held one): `node` answered a read of `index` normally.
     pub fn clear(&self, node: &NodeId, index: &str) {
         let mut marks = self.marks.lock().expect("stale marks lock");
         if !marks.is_empty() {
@@ -98,8 +123,12 @@ impl StaleReplicas {
         }
     }
 
-    /// Whether `node` answered stale for `index` less than the time to live ago.
+    /// Whether `node` answered stale for `index` less than the time to live ago, or is held
+    /// stale for it.
     pub fn is_stale(&self, node: &NodeId, index: &str) -> bool {
+        if self.is_held(node, index) {
+            return true;
+        }
         let marks = self.marks.lock().expect("stale marks lock");
         if marks.is_empty() {
             return false;
@@ -120,7 +149,13 @@ impl StaleReplicas {
         for (node, index) in marks.keys() {
             out.entry(node.clone()).or_default().push(index.clone());
         }
-        out.values_mut().for_each(|indexes| indexes.sort());
+        for (node, index) in self.held.lock().expect("stale holds lock").iter() {
+            out.entry(node.clone()).or_default().push(index.clone());
+        }
+        out.values_mut().for_each(|indexes| {
+            indexes.sort();
+            indexes.dedup();
+        });
         out
     }
 
@@ -194,5 +229,18 @@ mod tests {
         stale.clear(&n, "p");
         assert!(!stale.is_stale_anywhere(&n));
         assert_eq!(stale.answers().get(&n), Some(&3), "counts only grow");
+    }
+
+    #[test]
+    fn held_marks_last_until_released() {
+        let stale = StaleReplicas::new(Duration::from_millis(10));
+        let n = node("n1");
+        stale.hold(&n, "p");
+        stale.clear(&n, "p");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(stale.is_stale(&n, "p") && !stale.is_stale(&n, "q"));
+        assert_eq!(stale.stale_indexes().get(&n), Some(&vec!["p".to_owned()]));
+        stale.release("p");
+        assert!(!stale.is_stale(&n, "p"));
     }
 }

@@ -237,7 +237,7 @@ pub async fn first_answer_for(
     let candidates: Vec<NodeId> = candidates.into_iter().collect();
     let mut ordered = state.read_view(index).rank(&candidates);
     for node in &candidates {
-        if !ordered.contains(node) {
+        if !ordered.contains(node) && !state.stale().is_held(node, index) {
             ordered.push(node.clone());
         }
     }

@@ -85,8 +85,10 @@ pub async fn list_indexes(
         .into_response())
 }
 
-/// `POST /indexes`: creates the index on every node (rolled back on the others if a node
-/// refuses), makes `_miroir_shard` filterable there, and records S and the primary key.
+/// `POST /indexes`: creates the index on every node, makes `_miroir_shard` filterable there,
+/// and records S and the primary key. Rolled back everywhere if a node refuses it or some shard
+/// has no group at quorum; nodes that are down or fail get it later ([`crate::convergence`]),
+/// and the answer carries `X-Miroir-Degraded`.
 pub async fn create_index(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -159,26 +161,46 @@ pub async fn create_index(
         .map(|node| NodeCall { node: node.clone(), steps: vec![create.clone()] })
         .collect();
     let outcomes = fanout::run(&state, caller.node_auth(), calls).await;
-    let enqueued = fanout::collect_enqueued(&outcomes);
-    let all_accepted =
-        matches!(&enqueued, Ok(e) if e.accepted.len() == state.topology().nodes().count());
-    if !all_accepted {
-        rollback(&state, uid, &outcomes).await;
-        return Err(match enqueued {
-            Err(error) => error,
-            Ok(_) => HttpError::api(
-                ErrorCode::MiroirNoQuorum,
-                format!("Index `{uid}` could not be created on every node; the creation was rolled back."),
-            ),
-        });
-    }
-    let enqueued = enqueued?;
+    // A node that refuses the creation (4xx) refuses it for the client; nodes that are down or
+    // fail (5xx) get it later (`convergence`), as long as every shard has a group at quorum.
+    let checked = fanout::collect_enqueued(&outcomes).and_then(|enqueued| {
+        let shards = fanout::all_shards(meta.shard_count);
+        let report = fanout::check_quorum(&state, meta.shard_count, &shards, &enqueued.accepted)?;
+        Ok((enqueued, report))
+    });
+    let (enqueued, report) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            rollback(&state, uid, &outcomes).await;
+            return Err(match error {
+                HttpError::Api(api) if api.code() == ErrorCode::MiroirNoQuorum => HttpError::api(
+                    ErrorCode::MiroirNoQuorum,
+                    format!("Index `{uid}` could not be created on enough nodes; the creation was rolled back."),
+                ),
+                other => other,
+            });
+        }
+    };
     // The bookkeeping settings go after the creation on each node (nodes run tasks in order).
-    let _ =
-        fanout::run(&state, caller.node_auth(), fanout::broadcast(&state, vec![bookkeeping])).await;
+    let took: Vec<NodeCall> = enqueued
+        .accepted
+        .iter()
+        .map(|node| NodeCall { node: node.clone(), steps: vec![bookkeeping.clone()] })
+        .collect();
+    let settled = fanout::run(&state, caller.node_auth(), took).await;
+    let missed: Vec<_> = state
+        .topology()
+        .nodes()
+        .filter(|node| !matches!(settled.get(*node), Some(Ok(r)) if r.is_success()))
+        .cloned()
+        .collect();
+    for node in state.topology().nodes().filter(|node| !missed.contains(node)) {
+        state.convergence().settle(node, uid);
+    }
+    crate::convergence::record_pending(&state, uid, missed);
     let record =
         enqueue(&state, Some(uid), "indexCreation", details, &Hints::default(), enqueued).await?;
-    Ok(accepted(&record))
+    Ok(accepted_degraded(&record, &report))
 }
 
 async fn rollback(
@@ -188,6 +210,7 @@ async fn rollback(
 ) {
     let _ = state.catalog().delete_index(uid).await;
     state.read_catalog().forget(uid);
+    state.convergence().forget_index(uid);
     let created: Vec<NodeCall> = outcomes
         .iter()
         .filter(|(_, o)| matches!(o, Ok(r) if r.is_success()))
@@ -272,6 +295,8 @@ pub async fn delete_index(
     )?;
     state.catalog().delete_index(&uid).await?;
     state.read_catalog().forget(&uid);
+    state.convergence().forget_index(&uid);
+    state.stale().release(&uid);
     let hints = Hints { sum: vec!["deletedDocuments".into()], ..Hints::default() };
     let details = json!({ "deletedDocuments": Value::Null });
     let record = enqueue(&state, Some(&uid), "indexDeletion", details, &hints, enqueued).await?;
@@ -338,7 +363,10 @@ async fn swap_catalog(state: &AppState, a: &str, b: &str) -> HttpResult<()> {
     std::mem::swap(&mut meta_a.uid, &mut meta_b.uid);
     state.catalog().put_index(&meta_a).await?;
     state.catalog().put_index(&meta_b).await?;
-    state.read_catalog().forget(&meta_a.uid);
-    state.read_catalog().forget(&meta_b.uid);
+    for uid in [&meta_a.uid, &meta_b.uid] {
+        state.read_catalog().forget(uid);
+        state.convergence().forget_index(uid);
+        state.stale().release(uid);
+    }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod body;
 pub mod bookkeeping;
 pub mod catalog;
 mod cluster_status;
+pub mod convergence;
 pub mod documents;
 pub mod error;
 mod export;

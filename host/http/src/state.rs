@@ -12,6 +12,7 @@ use miroir_store::TaskStore;
 use miroir_types::GroupId;
 
 use crate::auth::KeyCache;
+use crate::convergence::IndexConvergence;
 use crate::read_catalog::ReadCatalog;
 use crate::read_stats::ReadStats;
 use crate::store_recovery::Recovery;
@@ -42,6 +43,7 @@ struct Inner {
     read_stats: ReadStats,
     read_catalog: ReadCatalog,
     recovery: Recovery,
+    convergence: IndexConvergence,
     store: Arc<dyn TaskStore>,
     keys: KeyCache,
     assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
@@ -82,6 +84,7 @@ impl AppState {
                 read_stats: ReadStats::default(),
                 read_catalog: ReadCatalog::default(),
                 recovery: Recovery::default(),
+                convergence: IndexConvergence::default(),
                 store,
                 keys: KeyCache::default(),
                 assignments: Mutex::new(HashMap::new()),
@@ -134,6 +137,12 @@ impl AppState {
     /// What this instance knows of rebuilding the task store from the nodes.
     pub fn recovery(&self) -> &Recovery {
         &self.inner.recovery
+    }
+
+    /// Which nodes hold which indexes with Miroir's settings, and which missed a creation
+    /// (see [`crate::convergence`]).
+    pub fn convergence(&self) -> &IndexConvergence {
+        &self.inner.convergence
     }
 
     /// The index catalog and task sequence as routes use them: the store, kept in step with

@@ -210,15 +210,19 @@ async fn tasks_of_a_node_restarted_empty_fail_as_lost_instead_of_reading_other_t
     let addr = cluster.nodes[0].as_ref().expect("node 0").addr();
     cluster.stop_node(0);
     cluster.nodes[0] = Some(TestNode::start_at(addr, Some(common::NODE_KEY), Duration::ZERO));
-    // New writes make node 0 number tasks again, up to the uid `first` was mapped to there.
+    // New writes make node 0 number tasks again, up to the uid `first` was mapped to there (or
+    // past it: Miroir also gives the emptied node the index's settings again).
     let mut later = Vec::new();
     for round in 0..=before + 1 {
         let from = 1000 + 40 * round as usize;
         let answer = cluster.send_json("POST", "/indexes/books/documents", &batch(from, 40)).await;
         assert_eq!(answer.status, 202, "{:?}", answer.body);
         later.push(answer.body["taskUid"].as_u64().expect("task"));
+        if latest_node_task(&cluster, 0).await > before {
+            break;
+        }
     }
-    assert_eq!(latest_node_task(&cluster, 0).await, before + 1, "node 0 reused the uid of `first`");
+    assert!(latest_node_task(&cluster, 0).await > before, "node 0 reused the uid of `first`");
     for uid in later {
         let task = cluster.wait_task(uid).await;
         assert_eq!(task["status"], "succeeded", "a task after the reset is not lost: {task}");

@@ -239,7 +239,23 @@ async fn write_inner(
             calls.push(NodeCall { node: node.clone(), steps });
         }
     }
+    if !created {
+        // A node that missed the creation, or lost the index, must not auto-create it bare.
+        crate::convergence::ensure_on_nodes(state, &meta, &targets).await;
+    }
     let mut outcomes = fanout::run(state, caller.node_auth(), calls).await;
+    if created {
+        let missed: Vec<NodeId> = crate::convergence::missed(&outcomes).collect();
+        for node in outcomes.keys().filter(|node| !missed.contains(node)) {
+            state.convergence().settle(node, uid);
+        }
+        crate::convergence::record_pending(state, uid, missed);
+    }
+    for node in crate::convergence::missed(&outcomes).filter(|node| targets.contains(node)) {
+        // A node pending for the index lacks this batch when the index reaches it.
+        state.convergence().missed_documents(&node, uid);
+    }
+    crate::convergence::after_write(state, &meta, &outcomes).await;
     outcomes.retain(|node, _| targets.contains(node));
     let checked = fanout::collect_enqueued(&outcomes).and_then(|enqueued| {
         let report =

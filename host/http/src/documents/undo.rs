@@ -62,6 +62,7 @@ pub async fn forget_created_index(state: &AppState, uid: &str) {
         tracing::warn!(%error, index = %uid, "cannot forget the index of a refused write");
     }
     state.read_catalog().forget(uid);
+    state.convergence().forget_index(uid);
     let delete = NodeStep::bookkeeping(Method::DELETE, format!("/indexes/{uid}"), None);
     let outcomes =
         fanout::run(state, NodeAuth::NodeKey, fanout::broadcast(state, vec![delete])).await;

@@ -13,6 +13,7 @@ use miroir_types::NodeId;
 use serde_json::Value;
 
 use super::verify::canonical_hash;
+use crate::convergence::{converge_node, settle_found};
 use crate::AppState;
 
 /// What the check found for one index.
@@ -20,7 +21,8 @@ use crate::AppState;
 pub struct IndexDrift {
     /// The index.
     pub index: String,
-    /// Nodes whose settings differed from the reference and were sent it.
+    /// Nodes whose settings differed from the reference and were sent it, or that lacked the
+    /// index and had it created.
     pub repaired: Vec<NodeId>,
     /// Why nothing could be repaired, when that is the case (no majority, no node answered).
     pub unresolved: Option<String>,
@@ -56,16 +58,31 @@ pub async fn check_index(state: &AppState, uid: &str) -> Option<IndexDrift> {
         let path = path.clone();
         async move {
             let response = c.send(Method::GET, &path, None, NodeAuth::NodeKey).await.ok()?;
-            response.is_success().then(|| (c.id().clone(), response.json()))
+            if response.status == 404 {
+                return Some((c.id().clone(), None));
+            }
+            response.is_success().then(|| (c.id().clone(), Some(response.json())))
         }
     });
-    let settings: Vec<(NodeId, Value)> = join_all(reads).await.into_iter().flatten().collect();
+    let mut settings: Vec<(NodeId, Value)> = Vec::new();
+    let mut missing: Vec<NodeId> = Vec::new();
+    for (node, value) in join_all(reads).await.into_iter().flatten() {
+        match value {
+            Some(value) => settings.push((node, value)),
+            None => missing.push(node),
+        }
+    }
+    let created = create_missing(state, uid, &missing, !settings.is_empty()).await;
     let mut by_hash: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, (_, value)) in settings.iter().enumerate() {
         by_hash.entry(canonical_hash(value)).or_default().push(i);
     }
     if by_hash.len() <= 1 {
-        return None;
+        return (!created.is_empty()).then(|| IndexDrift {
+            index: uid.to_owned(),
+            repaired: created,
+            unresolved: None,
+        });
     }
     let mut groups: Vec<&Vec<usize>> = by_hash.values().collect();
     groups.sort_by_key(|members| std::cmp::Reverse(members.len()));
@@ -73,7 +90,7 @@ pub async fn check_index(state: &AppState, uid: &str) -> Option<IndexDrift> {
         tracing::warn!(index = %uid, "node settings diverge with no majority; not repaired");
         return Some(IndexDrift {
             index: uid.to_owned(),
-            repaired: Vec::new(),
+            repaired: created,
             unresolved: Some("no majority among the nodes' settings".into()),
         });
     }
@@ -81,7 +98,7 @@ pub async fn check_index(state: &AppState, uid: &str) -> Option<IndexDrift> {
     let body = serde_json::to_vec(reference).unwrap_or_default();
     let divergent: Vec<&NodeId> =
         groups[1..].iter().flat_map(|members| members.iter().map(|&i| &settings[i].0)).collect();
-    let mut repaired = Vec::new();
+    let mut repaired = created;
     for node in divergent {
         let Ok(client) = state.clients().get(node) else { continue };
         let sent = client
@@ -99,6 +116,37 @@ pub async fn check_index(state: &AppState, uid: &str) -> Option<IndexDrift> {
         }
     }
     Some(IndexDrift { index: uid.to_owned(), repaired, unresolved: None })
+}
+
+/// Creates the index on `missing` nodes (they answered `index_not_found`), with the settings
+/// the other nodes hold, when some node holds it (`held_elsewhere`); returns the nodes done.
+async fn create_missing(
+    state: &AppState,
+    uid: &str,
+    missing: &[NodeId],
+    held_elsewhere: bool,
+) -> Vec<NodeId> {
+    if missing.is_empty() || !held_elsewhere {
+        return Vec::new();
+    }
+    let meta = match state.store().get_index(uid).await {
+        Ok(Some(meta)) => meta,
+        _ => return Vec::new(),
+    };
+    let mut created = Vec::new();
+    for node in missing {
+        match converge_node(state, node, &meta).await {
+            Ok(found) => {
+                tracing::warn!(index = %uid, %node, "a node lacked the index; created there");
+                settle_found(state, node, uid, found);
+                created.push(node.clone());
+            }
+            Err(reason) => {
+                tracing::warn!(index = %uid, %node, reason, "a node lacks the index; not created")
+            }
+        }
+    }
+    created
 }
 
 /// Whether some node has an enqueued or processing task of `uid` (or does not answer).

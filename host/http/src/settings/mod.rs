@@ -174,6 +174,15 @@ async fn propose(
         &fanout::all_shards(meta.shard_count),
         &enqueued.accepted,
     )?;
+    if created {
+        // This update creates the index (with the bookkeeping settings) on the nodes that took
+        // it; the others get it later.
+        let missed: Vec<_> = crate::convergence::missed(&outcomes).collect();
+        for node in outcomes.keys().filter(|node| !missed.contains(node)) {
+            state.convergence().settle(node, uid);
+        }
+        crate::convergence::record_pending(state, uid, missed);
+    }
     let record =
         enqueue(state, Some(uid), "settingsUpdate", Value::Object(patch), &node.hints, enqueued)
             .await?;

@@ -362,6 +362,13 @@ impl Cluster {
         self.nodes[index] = Some(TestNode::start_at(addr, Some(NODE_KEY), Duration::ZERO));
     }
 
+    /// Starts an empty node at `addr` as node `index` (stopped before): a node that comes back
+    /// on an empty disk after being down.
+    pub fn start_node_empty_at(&mut self, index: usize, addr: SocketAddr) {
+        assert!(self.nodes[index].is_none(), "node {index} is still running");
+        self.nodes[index] = Some(TestNode::start_at(addr, Some(NODE_KEY), Duration::ZERO));
+    }
+
     /// Stops node `index` and waits (at most 10 s) until the prober says it is down.
     pub async fn stop_node_until_down(&mut self, index: usize) {
         self.stop_node(index);
