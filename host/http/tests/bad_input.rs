@@ -179,7 +179,23 @@ async fn one_node_error(settings: &Value, request: &Value) -> Value {
     send(reqwest::Method::POST, "/indexes", &json!({"uid": "products", "primaryKey": "id"}))
         .await
         .expect("create");
-    send(reqwest::Method::PATCH, "/indexes/products/settings", settings).await.expect("settings");
+    let task: Value = send(reqwest::Method::PATCH, "/indexes/products/settings", settings)
+        .await
+        .expect("settings")
+        .json()
+        .await
+        .expect("a task");
+    // The error must be the one the node gives with these settings: wait until they apply.
+    let task_url = format!("{url}/tasks/{}", task["taskUid"]);
+    for _ in 0..500 {
+        let state: Value =
+            http.get(&task_url).send().await.expect("task").json().await.expect("json");
+        if state["status"] == "succeeded" {
+            break;
+        }
+        assert_ne!(state["status"], "failed", "{state}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     for _ in 0..200 {
         let answer: Value = send(reqwest::Method::POST, "/indexes/products/search", request)
             .await
