@@ -13,40 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pathlib
-import socket
-import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
 
+from benchlib import rss_mib, start_devnode, start_miroir, stop
+
 KEY = "memory-master-key"
 NODE_KEY = "memory-node-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mib(pid: int) -> float:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def wait_for(url: str) -> None:
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer")
 
 
 def body(megabytes: int, offset: int) -> bytes:
@@ -99,21 +74,12 @@ def main() -> None:
     parser.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "debug"))
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="miroir-body-memory-")
-    node_port, port = free_port(), free_port()
-    node = subprocess.Popen([f"{args.bin}/miroir-devnode", "--http-addr", f"127.0.0.1:{node_port}",
-                             "--master-key", NODE_KEY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pathlib.Path(work, "miroir.yaml").write_text(
-        f"server: {{ bind: 127.0.0.1, port: {port}, max_body_bytes: 200000000 }}\n"
-        f"metrics: {{ enabled: false }}\ntask_store: {{ path: miroir.db }}\nshards: 4\n"
-        f'nodes:\n  - {{ id: n0, address: "http://127.0.0.1:{node_port}", replica_group: g }}\n'
-    )
-    env = dict(os.environ, MIROIR_MASTER_KEY=KEY, MIROIR_NODE_MASTER_KEY=NODE_KEY)
-    miroir = subprocess.Popen([f"{args.bin}/miroir", "serve", "--config", f"{work}/miroir.yaml"], cwd=work,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    node, node_url = start_devnode(args.bin, NODE_KEY)
+    processes = [node]
     try:
-        wait_for(f"http://127.0.0.1:{node_port}/health")
-        wait_for(f"{base}/health")
+        miroir, base = start_miroir(args.bin, work, [node_url], KEY, NODE_KEY,
+                                    server="max_body_bytes: 200000000")
+        processes.append(miroir)
         idle = rss_mib(miroir.pid)
         one = [body(args.mb, 0)]
         four = [body(args.mb, (i + 1) * 1_000_000) for i in range(4)]
@@ -124,10 +90,7 @@ def main() -> None:
         print(f"1 body : peak {peak1:.0f} MiB ({(peak1 - idle) / size:.2f}x the body), 5 s after {after1:.0f} MiB")
         print(f"4 bodies: peak {peak4:.0f} MiB ({(peak4 - idle) / (4 * size):.2f}x the bodies), 5 s after {after4:.0f} MiB")
     finally:
-        miroir.terminate()
-        node.terminate()
-        miroir.wait(timeout=30)
-        node.wait(timeout=10)
+        stop(processes)
 
 
 if __name__ == "__main__":

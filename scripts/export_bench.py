@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pathlib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,14 +22,10 @@ import threading
 import time
 import urllib.request
 
+from benchlib import free_port, rss_mib, start_devnode, start_miroir, stop, wait_for
+
 KEY = "bench-master-key"
 NODE_KEY = "bench-node-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(method: str, url: str, body: bytes | None = None, content_type: str = "application/json"):
@@ -40,17 +34,6 @@ def request(method: str, url: str, body: bytes | None = None, content_type: str 
     if body is not None:
         req.add_header("Content-Type", content_type)
     return urllib.request.urlopen(req, timeout=600)
-
-
-def wait_for(url: str, limit: float = 60.0) -> None:
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer")
 
 
 def wait_task(base: str, answer: dict) -> None:
@@ -64,13 +47,6 @@ def wait_task(base: str, answer: dict) -> None:
         time.sleep(0.05)
 
 
-def rss_kib(pid: int) -> int:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 class PeakRss:
     """Samples a process's RSS every 20 ms while in a `with` block."""
 
@@ -78,14 +54,14 @@ class PeakRss:
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
 
     def __enter__(self):
-        self.peak = rss_kib(self.pid)
+        self.peak = rss_mib(self.pid)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_kib(self.pid))
+            self.peak = max(self.peak, rss_mib(self.pid))
             time.sleep(0.02)
 
     def __exit__(self, *exc):
@@ -104,29 +80,20 @@ def main() -> None:
     try:
         nodes = []
         for i in range(2):
-            port = free_port()
             if args.meilisearch:
-                cmd = ["meilisearch", "--http-addr", f"127.0.0.1:{port}", "--master-key", NODE_KEY,
-                       "--db-path", f"{work}/node-{i}", "--no-analytics"]
+                port = free_port()
+                processes.append(subprocess.Popen(
+                    ["meilisearch", "--http-addr", f"127.0.0.1:{port}", "--master-key", NODE_KEY,
+                     "--db-path", f"{work}/node-{i}", "--no-analytics"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                nodes.append(f"http://127.0.0.1:{port}")
+                wait_for(f"{nodes[-1]}/health")
             else:
-                cmd = [f"{args.bin}/miroir-devnode", "--http-addr", f"127.0.0.1:{port}", "--master-key", NODE_KEY]
-            processes.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            nodes.append(f"http://127.0.0.1:{port}")
-            wait_for(f"{nodes[-1]}/health")
-        port = free_port()
-        metrics = free_port()
-        config = pathlib.Path(work, "miroir.yaml")
-        node_lines = "".join(f'  - {{ id: n{i}, address: "{url}", replica_group: g }}\n' for i, url in enumerate(nodes))
-        config.write_text(
-            f"server: {{ bind: 127.0.0.1, port: {port} }}\nmetrics: {{ port: {metrics} }}\n"
-            f"task_store: {{ path: miroir.db }}\nshards: 8\nnodes:\n{node_lines}"
-        )
-        env = dict(os.environ, MIROIR_MASTER_KEY=KEY, MIROIR_NODE_MASTER_KEY=NODE_KEY)
-        miroir = subprocess.Popen([f"{args.bin}/miroir", "serve", "--config", str(config)], cwd=work, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                node, url = start_devnode(args.bin, NODE_KEY)
+                processes.append(node)
+                nodes.append(url)
+        miroir, base = start_miroir(args.bin, work, nodes, KEY, NODE_KEY)
         processes.append(miroir)
-        base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/health")
 
         wait_task(base, json.load(request("POST", f"{base}/indexes",
                                           json.dumps({"uid": "bench", "primaryKey": "id"}).encode())))
@@ -135,7 +102,7 @@ def main() -> None:
             docs = [{"id": i, "title": f"Document {i}", "body": "lorem ipsum " * 8, "n": i % 97}
                     for i in range(start, min(start + batch, args.documents))]
             wait_task(base, json.load(request("POST", f"{base}/indexes/bench/documents", json.dumps(docs).encode())))
-        idle = rss_kib(miroir.pid)
+        idle = rss_mib(miroir.pid)
 
         with PeakRss(miroir.pid) as export_rss:
             started = time.perf_counter()
@@ -161,18 +128,12 @@ def main() -> None:
 
         export_rate = args.documents / export_seconds
         paged_rate = args.documents / paged_seconds
-        print(f"documents: {args.documents}, Miroir idle RSS {idle / 1024:.1f} MiB")
-        print(f"export:     {export_rate:9.0f} docs/s ({export_seconds:.2f} s), peak RSS {export_rss.peak / 1024:.1f} MiB")
-        print(f"paginated:  {paged_rate:9.0f} docs/s ({paged_seconds:.2f} s), peak RSS {paged_rss.peak / 1024:.1f} MiB")
+        print(f"documents: {args.documents}, Miroir idle RSS {idle:.1f} MiB")
+        print(f"export:     {export_rate:9.0f} docs/s ({export_seconds:.2f} s), peak RSS {export_rss.peak:.1f} MiB")
+        print(f"paginated:  {paged_rate:9.0f} docs/s ({paged_seconds:.2f} s), peak RSS {paged_rss.peak:.1f} MiB")
         print(f"ratio export/paginated: {export_rate / paged_rate:.2f}x")
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 if __name__ == "__main__":

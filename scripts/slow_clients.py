@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import socket
-import subprocess
 import tempfile
 import time
 import urllib.request
 
+from benchlib import start_devnode, start_miroir, stop
+
 KEY = "slow-master-key"
 NODE_KEY = "slow-node-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def timed_get(url: str, limit: float, key: str | None = None) -> str:
@@ -46,17 +40,6 @@ def timed_get(url: str, limit: float, key: str | None = None) -> str:
     return f"{status} in {(time.perf_counter() - started) * 1000:.1f} ms"
 
 
-def wait_for(url: str) -> None:
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=1100)
@@ -64,22 +47,12 @@ def main() -> None:
     parser.add_argument("--watch", type=float, default=100.0, help="seconds to watch the slow connections")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="miroir-slow-clients-")
-    node_port, port = free_port(), free_port()
-    node = subprocess.Popen([f"{args.bin}/miroir-devnode", "--http-addr", f"127.0.0.1:{node_port}",
-                             "--master-key", NODE_KEY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    config = pathlib.Path(work, "miroir.yaml")
-    config.write_text(
-        f"server: {{ bind: 127.0.0.1, port: {port} }}\nmetrics: {{ enabled: false }}\n"
-        f"task_store: {{ path: miroir.db }}\nshards: 4\n"
-        f'nodes:\n  - {{ id: n0, address: "http://127.0.0.1:{node_port}", replica_group: g }}\n'
-    )
-    env = dict(os.environ, MIROIR_MASTER_KEY=KEY, MIROIR_NODE_MASTER_KEY=NODE_KEY)
-    miroir = subprocess.Popen([f"{args.bin}/miroir", "serve", "--config", str(config)], cwd=work, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    node, node_url = start_devnode(args.bin, NODE_KEY)
+    processes = [node]
     try:
-        wait_for(f"http://127.0.0.1:{node_port}/health")
-        wait_for(f"{base}/health")
+        miroir, base = start_miroir(args.bin, work, [node_url], KEY, NODE_KEY)
+        processes.append(miroir)
+        port = int(base.rsplit(":", 1)[1])
         print(f"before: /health {timed_get(f'{base}/health', 60)}, "
               f"GET /indexes {timed_get(f'{base}/indexes', 60, KEY)}")
         head = (f"POST /indexes/movies/search HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
@@ -118,10 +91,7 @@ def main() -> None:
         for s in slow:
             s.close()
     finally:
-        miroir.terminate()
-        node.terminate()
-        miroir.wait(timeout=30)
-        node.wait(timeout=10)
+        stop(processes)
 
 
 if __name__ == "__main__":

@@ -2,39 +2,16 @@
 //! drift check repairs a node changed behind Miroir's back, the health prober drives
 //! `/_miroir/ready`, and plugins declaring `tick` are called on their timer.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use gateway::{nodes_section, plugins_dir, send, Gateway};
+use gateway::{json_of, nodes_section, plugins_dir, send, wait_for, wait_task, Gateway};
 use miroir_devnode::testing::TestNode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 mod gateway;
 
 const KEY: &str = "background-master-key";
 const NODE_KEY: &str = "background-node-key";
-
-fn json_of(answer: (u16, String)) -> Value {
-    serde_json::from_str(&answer.1).unwrap_or(Value::Null)
-}
-
-/// Polls `check` every 50 ms for at most `limit`.
-fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_miroir_task(client: &reqwest::blocking::Client, base: &str, answer: (u16, String)) {
-    assert_eq!(answer.0, 202, "{}", answer.1);
-    let uid = json_of(answer)["taskUid"].as_u64().expect("task uid");
-    wait_for(Duration::from_secs(30), "a Miroir task", || {
-        let task = json_of(send(client, "GET", &format!("{base}/tasks/{uid}"), KEY, None));
-        assert_ne!(task["status"], "failed", "{task}");
-        task["status"] == "succeeded"
-    });
-}
 
 #[test]
 fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
@@ -71,7 +48,7 @@ fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
 
     let created =
         send(&client, "POST", &format!("{base}/indexes"), KEY, Some(json!({"uid": "books"})));
-    wait_miroir_task(&client, &base, created);
+    wait_task(&client, &base, KEY, created);
     let patched = send(
         &client,
         "PATCH",
@@ -79,7 +56,7 @@ fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
         KEY,
         Some(json!({"synonyms": {"sf": ["science fiction"]}, "stopWords": ["the"]})),
     );
-    wait_miroir_task(&client, &base, patched);
+    wait_task(&client, &base, KEY, patched);
     let node_url = |i: usize| nodes[i].as_ref().expect("node").url();
     let settings_of = |i: usize| {
         json_of(send(

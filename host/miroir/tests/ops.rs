@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use gateway::{nodes_section, send, Gateway};
+use gateway::{nodes_section, send, wait_task, Gateway};
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
@@ -29,25 +29,6 @@ fn cli(base: &str, args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn wait_task(client: &reqwest::blocking::Client, base: &str, answer: (u16, String)) {
-    assert_eq!(answer.0, 202, "{}", answer.1);
-    let uid = serde_json::from_str::<Value>(&answer.1).expect("json")["taskUid"]
-        .as_u64()
-        .expect("task uid");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, body) = send(client, "GET", &format!("{base}/tasks/{uid}"), KEY, None);
-        let task: Value = serde_json::from_str(&body).expect("json");
-        match task["status"].as_str() {
-            Some("succeeded") => return,
-            Some("failed") => panic!("task failed: {task}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "task {uid} did not finish: {task}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Every document of `index` by id, through the client API.
@@ -91,11 +72,11 @@ fn status_tasks_and_a_backup_restored_into_a_new_index() {
         Some(json!({"uid": "books", "primaryKey": "id"})),
     );
     let creation_uid = serde_json::from_str::<Value>(&created.1).expect("json")["taskUid"].clone();
-    wait_task(&client, &base, created);
+    wait_task(&client, &base, KEY, created);
     let settings = json!({"filterableAttributes": ["genre"], "sortableAttributes": ["year"], "stopWords": ["the"]});
     let patched =
         send(&client, "PATCH", &format!("{base}/indexes/books/settings"), KEY, Some(settings));
-    wait_task(&client, &base, patched);
+    wait_task(&client, &base, KEY, patched);
     let documents: Vec<Value> = (0..DOCUMENTS)
         .map(|i| json!({"id": i, "title": format!("Book {i}"), "genre": GENRES[i % 3], "year": 1900 + i % 120}))
         .collect();
@@ -106,7 +87,7 @@ fn status_tasks_and_a_backup_restored_into_a_new_index() {
         KEY,
         Some(Value::Array(documents)),
     );
-    wait_task(&client, &base, added);
+    wait_task(&client, &base, KEY, added);
 
     // status: every node, its health, the index and its coverage.
     let status = cli(&base, &["status"]);

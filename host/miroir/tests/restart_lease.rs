@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gateway::{nodes_section, send, Gateway};
+use gateway::{json_of, nodes_section, send, wait_for, wait_task, Gateway};
 use miroir_devnode::testing::TestNode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 mod gateway;
 
@@ -75,28 +75,6 @@ fn pump(mut from: TcpStream, mut to: TcpStream, stall: Option<Arc<AtomicBool>>) 
     let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
-fn json_of(answer: (u16, String)) -> Value {
-    serde_json::from_str(&answer.1).unwrap_or(Value::Null)
-}
-
-fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn task_succeeds(client: &reqwest::blocking::Client, base: &str, answer: (u16, String)) {
-    assert_eq!(answer.0, 202, "{}", answer.1);
-    let uid = json_of(answer)["taskUid"].as_u64().expect("task uid");
-    wait_for(Duration::from_secs(30), "a Miroir task", || {
-        let task = json_of(send(client, "GET", &format!("{base}/tasks/{uid}"), KEY, None));
-        assert_ne!(task["status"], "failed", "{task}");
-        task["status"] == "succeeded"
-    });
-}
-
 fn leads(client: &reqwest::blocking::Client, base: &str) -> bool {
     json_of(send(client, "GET", &format!("{base}/_miroir/leader"), KEY, None))["is_leader"] == true
 }
@@ -125,7 +103,7 @@ fn a_restarted_instance_releases_the_leases_its_killed_predecessor_left() {
         KEY,
         Some(json!({"uid": "books", "primaryKey": "id"})),
     );
-    task_succeeds(&client, &first.base, created);
+    wait_task(&client, &first.base, KEY, created);
 
     // A write that hangs on the node, holding the index-write lease, when the process is killed.
     proxy.stall.store(true, Ordering::SeqCst);
@@ -151,7 +129,7 @@ fn a_restarted_instance_releases_the_leases_its_killed_predecessor_left() {
     );
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(5), "the first write waited {waited:?} for a dead lease");
-    task_succeeds(&client, &second.base, written);
+    wait_task(&client, &second.base, KEY, written);
     wait_for(Duration::from_secs(5), "the restarted instance to lead", || {
         leads(&client, &second.base)
     });

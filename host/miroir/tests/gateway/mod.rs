@@ -137,3 +137,28 @@ pub fn nodes_section(urls: impl IntoIterator<Item = String>) -> String {
     }
     section
 }
+
+/// The JSON body of an answer from [`send`] (`null` when it is not JSON).
+pub fn json_of(answer: (u16, String)) -> serde_json::Value {
+    serde_json::from_str(&answer.1).unwrap_or(serde_json::Value::Null)
+}
+
+/// Polls `check` every 50 ms for at most `limit`; fails naming `what`.
+pub fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (at most 60 s) until the Miroir task of a 202 `answer` succeeded; fails if it failed.
+pub fn wait_task(client: &reqwest::blocking::Client, base: &str, key: &str, answer: (u16, String)) {
+    assert_eq!(answer.0, 202, "{}", answer.1);
+    let uid = json_of(answer)["taskUid"].as_u64().expect("task uid");
+    wait_for(Duration::from_secs(60), "a Miroir task", || {
+        let task = json_of(send(client, "GET", &format!("{base}/tasks/{uid}"), key, None));
+        assert_ne!(task["status"], "failed", "{task}");
+        task["status"] == "succeeded"
+    });
+}
