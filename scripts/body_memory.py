@@ -43,7 +43,7 @@ def post(url: str, data: bytes, results: list) -> None:
 
 
 def measure(pid: int, base: str, bodies: list[bytes]) -> tuple[float, float]:
-    """Sends `bodies` at once; the peak RSS while they are served and the RSS 5 s after."""
+    """Sends `bodies` at once; the peak RSS while they are served and the RSS 15 s after."""
     peak = rss_mib(pid)
     done = threading.Event()
 
@@ -61,7 +61,7 @@ def measure(pid: int, base: str, bodies: list[bytes]) -> tuple[float, float]:
         s.start()
     for s in senders:
         s.join()
-    time.sleep(5)
+    time.sleep(15)
     done.set()
     sampler.join()
     assert all(status == 202 for status in results), results
@@ -87,8 +87,8 @@ def main() -> None:
         peak1, after1 = measure(miroir.pid, base, one)
         peak4, after4 = measure(miroir.pid, base, four)
         print(f"idle RSS {idle:.0f} MiB; body {size:.0f} MB")
-        print(f"1 body : peak {peak1:.0f} MiB ({(peak1 - idle) / size:.2f}x the body), 5 s after {after1:.0f} MiB")
-        print(f"4 bodies: peak {peak4:.0f} MiB ({(peak4 - idle) / (4 * size):.2f}x the bodies), 5 s after {after4:.0f} MiB")
+        print(f"1 body : peak {peak1:.0f} MiB ({(peak1 - idle) / size:.2f}x the body), 15 s after {after1:.0f} MiB")
+        print(f"4 bodies: peak {peak4:.0f} MiB ({(peak4 - idle) / (4 * size):.2f}x the bodies), 15 s after {after4:.0f} MiB")
     finally:
         stop(processes)
 
