@@ -103,6 +103,11 @@ impl StaleReplicas {
         self.held.lock().expect("stale holds lock").insert((node.clone(), index.to_owned()));
     }
 
+    /// Replaces every held mark with `held` (the set every instance shares, from the task store).
+    pub fn replace_held(&self, held: std::collections::BTreeSet<(NodeId, String)>) {
+        *self.held.lock().expect("stale holds lock") = held;
+    }
+
     /// Whether `node` is held stale for `index` ([`StaleReplicas::hold`]).
     pub fn is_held(&self, node: &NodeId, index: &str) -> bool {
         let held = self.held.lock().expect("stale holds lock");

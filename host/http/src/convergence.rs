@@ -170,7 +170,7 @@ async fn retry_loop(state: AppState) {
             match converge_node(&state, &node, &meta).await {
                 Ok(found) => {
                     tracing::info!(%node, index, "a missed index creation reached the node");
-                    settle_found(&state, &node, &index, found);
+                    settle_found(&state, &node, &index, found).await;
                 }
                 Err(reason) => tracing::debug!(%node, index, reason, "pending creation retried"),
             }
@@ -328,7 +328,7 @@ pub async fn ensure_on_nodes(state: &AppState, meta: &IndexMeta, nodes: &BTreeSe
     for (node, outcome) in join_all(checks).await {
         match outcome {
             Ok(found) => {
-                settle_found(state, node, uid, found);
+                settle_found(state, node, uid, found).await;
             }
             Err(reason) => tracing::debug!(%node, index = uid, reason, "cannot check the index"),
         }
@@ -354,7 +354,7 @@ pub async fn after_write(
         }
         tracing::warn!(%node, index = %meta.uid, "a node restarted without its data");
         match converge(state, node, meta, false).await {
-            Ok(found) => settle_found(state, node, &meta.uid, found),
+            Ok(found) => settle_found(state, node, &meta.uid, found).await,
             Err(reason) => tracing::warn!(%node, index = %meta.uid, reason,
                 "cannot give a restarted node the index settings"),
         }
@@ -364,7 +364,7 @@ pub async fn after_write(
 /// Records what [`converge_node`] found: the pair is verified; a node that lacked the index
 /// (or held it bare) and had not missed its creation lost it, and is held stale, as is one that
 /// missed the creation and documents written since.
-pub fn settle_found(state: &AppState, node: &NodeId, uid: &str, found: Found) {
+pub async fn settle_found(state: &AppState, node: &NodeId, uid: &str, found: Found) {
     // Not pending: the node had the index and lost it. Pending: it missed the creation, and
     // lacks documents only if writes went on without it.
     let lacks_documents = state.convergence().pending_missed(node, uid).unwrap_or(true);
@@ -372,8 +372,58 @@ pub fn settle_found(state: &AppState, node: &NodeId, uid: &str, found: Found) {
     if found != Found::Converged && lacks_documents {
         tracing::warn!(%node, index = uid,
             "a node lost its copy of the index; created again, read around until refilled");
-        state.stale().hold(node, uid);
+        hold(state, node, uid).await;
     }
+}
+
+/// The task store namespace of held marks (`<index>/<node>` keys), shared by every instance.
+const HOLDS: &str = "_miroir_stale_holds";
+
+/// Holds `node` stale for `uid` here and, through the task store, on every instance (which pick
+/// it up at their next [`sync_holds`]). The shared mark is written first.
+async fn hold(state: &AppState, node: &NodeId, uid: &str) {
+    if let Err(error) = state.store().plugin_put(HOLDS, &format!("{uid}/{node}"), b"").await {
+        tracing::error!(%error, %node, index = uid,
+            "cannot share a held replica: other instances may read it until it is refilled");
+    }
+    state.stale().hold(node, uid);
+}
+
+/// Ends every held mark of `uid` (the index was deleted or replaced), here and in the store.
+pub async fn release_holds(state: &AppState, uid: &str) {
+    state.stale().release(uid);
+    let keys = match state.store().plugin_list_keys(HOLDS, &format!("{uid}/")).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            tracing::warn!(%error, index = uid, "cannot list the held replicas to release");
+            return;
+        }
+    };
+    for key in keys {
+        if let Err(error) = state.store().plugin_delete(HOLDS, &key).await {
+            tracing::warn!(%error, key, "cannot release a held replica");
+        }
+    }
+}
+
+/// Makes this instance's held marks the ones in the task store, so that every instance reads
+/// around the same replicas. The health prober calls it every round.
+pub async fn sync_holds(state: &AppState) {
+    let keys = match state.store().plugin_list_keys(HOLDS, "").await {
+        Ok(keys) => keys,
+        Err(error) => {
+            tracing::debug!(%error, "cannot read the held replicas; keeping the known ones");
+            return;
+        }
+    };
+    let held = keys
+        .iter()
+        .filter_map(|key| {
+            let (uid, node) = key.split_once('/')?;
+            Some((node.parse::<NodeId>().ok()?, uid.to_owned()))
+        })
+        .collect();
+    state.stale().replace_held(held);
 }
 
 /// Nodes of `outcomes` that did not take a creation step: unreachable, 5xx, or refused.

@@ -25,6 +25,7 @@ pub fn spawn_prober(state: AppState) -> JoinHandle<()> {
         loop {
             ticker.tick().await;
             probe_all(&state).await;
+            crate::convergence::sync_holds(&state).await;
         }
     })
 }

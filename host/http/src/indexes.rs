@@ -296,7 +296,7 @@ pub async fn delete_index(
     state.catalog().delete_index(&uid).await?;
     state.read_catalog().forget(&uid);
     state.convergence().forget_index(&uid);
-    state.stale().release(&uid);
+    crate::convergence::release_holds(&state, &uid).await;
     let hints = Hints { sum: vec!["deletedDocuments".into()], ..Hints::default() };
     let details = json!({ "deletedDocuments": Value::Null });
     let record = enqueue(&state, Some(&uid), "indexDeletion", details, &hints, enqueued).await?;
@@ -366,7 +366,7 @@ async fn swap_catalog(state: &AppState, a: &str, b: &str) -> HttpResult<()> {
     for uid in [&meta_a.uid, &meta_b.uid] {
         state.read_catalog().forget(uid);
         state.convergence().forget_index(uid);
-        state.stale().release(uid);
+        crate::convergence::release_holds(state, uid).await;
     }
     Ok(())
 }

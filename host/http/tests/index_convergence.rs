@@ -187,3 +187,44 @@ async fn the_drift_check_creates_an_index_a_node_lost_and_reads_go_around_it() {
         assert_eq!(search.body["estimatedTotalHits"], 200, "attempt {attempt}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_one_instance_holds_stale_is_read_around_by_every_instance() {
+    let mut cluster = ClusterBuilder::new(2, 2, 1).health_probes().start().await;
+    let addr = cluster.nodes[2].as_ref().expect("running").addr();
+    cluster.stop_node_until_down(2).await;
+    let write = cluster
+        .send_json("POST", "/indexes/books/documents", &Value::from(products()[..100].to_vec()))
+        .await;
+    assert_eq!(write.status, 202, "{:?}", write.body);
+    let task = cluster.wait_task(write.body["taskUid"].as_u64().expect("uid")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    cluster.start_node_empty_at(2, addr);
+    wait_bookkeeping(&cluster, 2, "books").await;
+    let node = &cluster.node_ids[2];
+    assert!(cluster.state.stale().is_held(node, "books"));
+
+    // A second instance on the same store learns the hold at its next prober round.
+    let (second, state, _server) = common::serve(&cluster.config, &cluster.store_dir).await;
+    miroir_http::convergence::sync_holds(&state).await;
+    assert!(state.stale().is_held(node, "books"), "the hold is shared through the store");
+    let http = reqwest::Client::new();
+    for attempt in 0..6 {
+        let search: Value = http
+            .post(format!("http://{second}/indexes/books/search"))
+            .json(&json!({"q": ""}))
+            .send()
+            .await
+            .expect("the second instance answers")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(search["estimatedTotalHits"], 100, "attempt {attempt}: {search}");
+    }
+
+    // Deleting the index ends the hold everywhere.
+    cluster.send_and_wait("DELETE", "/indexes/books", &Value::Null).await;
+    miroir_http::convergence::sync_holds(&state).await;
+    assert!(!state.stale().is_held(node, "books"));
+    assert!(!cluster.state.stale().is_held(node, "books"));
+}

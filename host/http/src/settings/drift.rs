@@ -138,7 +138,7 @@ async fn create_missing(
         match converge_node(state, node, &meta).await {
             Ok(found) => {
                 tracing::warn!(index = %uid, %node, "a node lacked the index; created there");
-                settle_found(state, node, uid, found);
+                settle_found(state, node, uid, found).await;
                 created.push(node.clone());
             }
             Err(reason) => {
