@@ -1,6 +1,7 @@
 //! Two `miroir serve` processes on one Redis: exactly one leads; when the leader's process is
 //! killed the other takes over within the lease TTL with a larger fencing token; a leader that
-//! was frozen past its lease steps down as soon as it runs again.
+//! was frozen past its lease steps down as soon as it runs again; a leader stopped cleanly hands
+//! over at once, long before its lease would expire.
 
 mod instances;
 
@@ -69,4 +70,31 @@ fn one_leader_and_takeover_within_the_lease_ttl() {
     .expect("the old leader steps down and follows the new one once it runs again");
     assert!(stepped_down["fencing_token"].is_null(), "a follower holds no token");
     drop(leader);
+}
+
+#[test]
+fn a_clean_stop_hands_leadership_over_at_once() {
+    let Some(redis) = redis_url() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = fresh_prefix("handover");
+    // A 30 s lease: a takeover that waited for it to expire would take 30 s.
+    let leader_section = "leader: { lease_ttl: 30s, renew_interval: 1s }";
+    let a = Instance::start_with_leader(dir.path(), "inst-a", &redis, &prefix, "", leader_section);
+    let b = Instance::start_with_leader(dir.path(), "inst-b", &redis, &prefix, "", leader_section);
+    let a_leads = wait_for(Duration::from_secs(15), || {
+        let (sa, sb) = (a.leader()?, b.leader()?);
+        let leaders = [&sa, &sb].iter().filter(|s| s["is_leader"] == true).count();
+        (leaders == 1).then_some(sa["is_leader"] == true)
+    })
+    .expect("one leader within 15 s");
+    let (mut leader, follower) = if a_leads { (a, b) } else { (b, a) };
+
+    let stopped_at = Instant::now();
+    leader.signal("-TERM");
+    let exit = leader.child.wait().expect("the leader exits");
+    assert!(exit.success(), "a clean stop exits 0: {exit}");
+    wait_for(Duration::from_secs(10), || follower.leader().filter(|s| s["is_leader"] == true))
+        .expect("the follower leads within 10 s of the clean stop, not after the 30 s lease");
+    let took = stopped_at.elapsed();
+    assert!(took < Duration::from_secs(10), "handover took {took:?}");
 }

@@ -49,6 +49,19 @@ impl Instance {
         prefix: &str,
         task_store_extra: &str,
     ) -> Self {
+        let leader = "leader: { lease_ttl: 2s, renew_interval: 500ms }";
+        Self::start_with_leader(dir, name, redis, prefix, task_store_extra, leader)
+    }
+
+    /// [`Instance::start`] with another `leader` section (a whole YAML line).
+    pub fn start_with_leader(
+        dir: &Path,
+        name: &str,
+        redis: &str,
+        prefix: &str,
+        task_store_extra: &str,
+        leader: &str,
+    ) -> Self {
         let port = free_port();
         let extra = if task_store_extra.is_empty() {
             String::new()
@@ -62,7 +75,7 @@ impl Instance {
              replicas: 2\n\
              instance_id: {name}\n\
              task_store: {{ backend: redis, url: \"{redis}\", key_prefix: \"{prefix}\"{extra} }}\n\
-             leader: {{ lease_ttl: 2s, renew_interval: 500ms }}\n"
+             {leader}\n"
         );
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(&path, config).expect("write config");
