@@ -121,6 +121,23 @@ async fn a_write_to_a_node_restarted_empty_never_creates_the_index_bare() {
     }
 }
 
+/// Two groups of two, RF 1: node 2 is down while a first write creates `books` with 100
+/// products, then comes back empty on its port and gets the index with Miroir's settings.
+async fn books_written_while_node_2_was_down() -> Cluster {
+    let mut cluster = ClusterBuilder::new(2, 2, 1).health_probes().start().await;
+    let addr = cluster.nodes[2].as_ref().expect("running").addr();
+    cluster.stop_node_until_down(2).await;
+    let write = cluster
+        .send_json("POST", "/indexes/books/documents", &Value::from(products()[..100].to_vec()))
+        .await;
+    assert_eq!(write.status, 202, "{:?}", write.body);
+    let task = cluster.wait_task(write.body["taskUid"].as_u64().expect("uid")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    cluster.start_node_empty_at(2, addr);
+    wait_bookkeeping(&cluster, 2, "books").await;
+    cluster
+}
+
 /// Polls until node `index` holds `uid` with the bookkeeping settings (at most 8 s).
 async fn wait_bookkeeping(cluster: &Cluster, index: usize, uid: &str) {
     let deadline = Instant::now() + Duration::from_secs(8);
@@ -136,18 +153,7 @@ async fn wait_bookkeeping(cluster: &Cluster, index: usize, uid: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_index_a_first_write_created_while_a_node_was_down_reaches_it() {
-    let mut cluster = ClusterBuilder::new(2, 2, 1).health_probes().start().await;
-    let addr = cluster.nodes[2].as_ref().expect("running").addr();
-    cluster.stop_node_until_down(2).await;
-    let write = cluster
-        .send_json("POST", "/indexes/books/documents", &Value::from(products()[..100].to_vec()))
-        .await;
-    assert_eq!(write.status, 202, "{:?}", write.body);
-    let task = cluster.wait_task(write.body["taskUid"].as_u64().expect("uid")).await;
-    assert_eq!(task["status"], "succeeded", "{task}");
-
-    cluster.start_node_empty_at(2, addr);
-    wait_bookkeeping(&cluster, 2, "books").await;
+    let cluster = books_written_while_node_2_was_down().await;
     let (_, index) = cluster.node_get(2, "/indexes/books").await;
     assert_eq!(index["primaryKey"], "id", "{index}");
     // It missed the first write's documents: read around until refilled, never partial.
@@ -190,17 +196,7 @@ async fn the_drift_check_creates_an_index_a_node_lost_and_reads_go_around_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_one_instance_holds_stale_is_read_around_by_every_instance() {
-    let mut cluster = ClusterBuilder::new(2, 2, 1).health_probes().start().await;
-    let addr = cluster.nodes[2].as_ref().expect("running").addr();
-    cluster.stop_node_until_down(2).await;
-    let write = cluster
-        .send_json("POST", "/indexes/books/documents", &Value::from(products()[..100].to_vec()))
-        .await;
-    assert_eq!(write.status, 202, "{:?}", write.body);
-    let task = cluster.wait_task(write.body["taskUid"].as_u64().expect("uid")).await;
-    assert_eq!(task["status"], "succeeded", "{task}");
-    cluster.start_node_empty_at(2, addr);
-    wait_bookkeeping(&cluster, 2, "books").await;
+    let cluster = books_written_while_node_2_was_down().await;
     let node = &cluster.node_ids[2];
     assert!(cluster.state.stale().is_held(node, "books"));
 

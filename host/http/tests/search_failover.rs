@@ -9,34 +9,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{products, Cluster, ClusterBuilder};
+use common::{load_products, products, Cluster, ClusterBuilder};
 use miroir_cluster::{shard_of, HealthState};
 use miroir_config::{HumanDuration, UnavailableShardPolicy};
 use serde_json::{json, Value};
 
 /// The number of shards the harness gives every index.
 const SHARDS: u32 = 64;
-
-/// Creates `products` with the first `count` products and waits for both tasks.
-async fn load(cluster: &Cluster, count: usize) -> Vec<Value> {
-    cluster
-        .send_and_wait("POST", "/indexes", &json!({"uid": "products", "primaryKey": "id"}))
-        .await;
-    let documents = products()[..count].to_vec();
-    let task = cluster
-        .send_and_wait("POST", "/indexes/products/documents", &Value::from(documents.clone()))
-        .await;
-    assert_eq!(task["status"], "succeeded", "{task}");
-    let task = cluster
-        .send_and_wait(
-            "PATCH",
-            "/indexes/products/settings",
-            &json!({"filterableAttributes": ["brand"], "sortableAttributes": ["price"]}),
-        )
-        .await;
-    assert_eq!(task["status"], "succeeded", "{task}");
-    documents
-}
 
 /// The ids of a search answer's hits, in order.
 fn ids(answer: &Value) -> Vec<String> {
@@ -75,7 +54,7 @@ async fn a_node_slower_than_its_timeout_is_replaced_by_a_replica() {
         .configure(|config| config.scatter.node_timeout = HumanDuration::from_millis(500))
         .start()
         .await;
-    let documents = load(&cluster, 300).await;
+    let documents = load_products(&cluster, 300).await;
     let all: Vec<&Value> = documents.iter().collect();
     let fast = cluster.send_json("POST", "/indexes/products/search", &sorted_search()).await;
     assert_eq!(fast.status, 200, "{:?}", fast.body);
@@ -98,7 +77,7 @@ async fn a_node_slower_than_its_timeout_is_replaced_by_a_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stopped_node_is_replaced_by_its_replica_in_another_group() {
     let mut cluster = ClusterBuilder::new(2, 2, 1).start().await;
-    let documents = load(&cluster, 300).await;
+    let documents = load_products(&cluster, 300).await;
     let all: Vec<&Value> = documents.iter().collect();
     cluster.stop_node(0);
     for attempt in 0..4 {
@@ -119,7 +98,7 @@ async fn cluster_missing_a_node(
         .configure(move |config| config.scatter.unavailable_shard_policy = policy)
         .start()
         .await;
-    let documents = load(&cluster, 300).await;
+    let documents = load_products(&cluster, 300).await;
     let lost: BTreeSet<u32> = cluster
         .state
         .assignment(SHARDS)
@@ -187,7 +166,7 @@ async fn a_shard_without_replicas_is_an_error_under_the_error_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_prober_takes_a_stopped_node_down_and_requests_skip_it() {
     let mut cluster = ClusterBuilder::new(2, 2, 1).health_probes().start().await;
-    let documents = load(&cluster, 200).await;
+    let documents = load_products(&cluster, 200).await;
     let stopped = cluster.node_ids[2].clone();
     assert_eq!(cluster.state.health().state(&stopped), HealthState::Healthy);
     cluster.stop_node_until_down(2).await;
@@ -218,7 +197,7 @@ async fn a_stopped_node_is_replaced_by_a_replica_already_answering_other_shards(
     // One group of three at RF 2: the covering set asks every node, so the replica of a
     // stopped node's shards is a node that is already answering for its own.
     let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
-    let documents = load(&cluster, 300).await;
+    let documents = load_products(&cluster, 300).await;
     let all: Vec<&Value> = documents.iter().collect();
     cluster.stop_node(1);
     for attempt in 0..6 {
@@ -250,7 +229,7 @@ async fn browse_all(cluster: &Cluster) -> (BTreeSet<String>, u64, Option<String>
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn browsing_survives_a_stopped_node_and_says_what_is_missing() {
     let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
-    load(&cluster, 300).await;
+    load_products(&cluster, 300).await;
     cluster.stop_node(0);
     let (ids, total, header) = browse_all(&cluster).await;
     assert_eq!((ids.len(), total, header), (300, 300, None), "RF 2 holds every shard twice");

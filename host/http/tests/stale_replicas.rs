@@ -11,34 +11,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{products, Answer, Cluster, ClusterBuilder};
+use common::{load_products, products, Answer, Cluster, ClusterBuilder};
 use miroir_cluster::{shard_of, HealthState};
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
 /// The number of shards the harness gives every index.
 const SHARDS: u32 = 64;
-
-/// Creates `products` with the first `count` products (filterable `brand`, sortable `price`).
-async fn load(cluster: &Cluster, count: usize) -> Vec<Value> {
-    cluster
-        .send_and_wait("POST", "/indexes", &json!({"uid": "products", "primaryKey": "id"}))
-        .await;
-    let documents = products()[..count].to_vec();
-    let task = cluster
-        .send_and_wait("POST", "/indexes/products/documents", &Value::from(documents.clone()))
-        .await;
-    assert_eq!(task["status"], "succeeded", "{task}");
-    let task = cluster
-        .send_and_wait(
-            "PATCH",
-            "/indexes/products/settings",
-            &json!({"filterableAttributes": ["brand"], "sortableAttributes": ["price"]}),
-        )
-        .await;
-    assert_eq!(task["status"], "succeeded", "{task}");
-    documents
-}
 
 fn degraded(answer: &Answer) -> Option<String> {
     answer.headers.get("x-miroir-degraded").map(|v| v.to_str().expect("ascii").to_owned())
@@ -114,7 +93,7 @@ async fn a_replica_restarted_empty_at_rf2_never_turns_into_404_400_or_missing_hi
     // One group of three at RF 2: every search asks each node for part of its shards, with the
     // shard filter.
     let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
-    load(&cluster, 300).await;
+    load_products(&cluster, 300).await;
     cluster.restart_node_empty(1);
     every_read_counts(&cluster, 300, false, "before any write reached the emptied node").await;
 
@@ -137,7 +116,7 @@ async fn a_replica_restarted_empty_at_rf2_never_turns_into_404_400_or_missing_hi
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_groups_at_rf1_read_the_other_group_or_say_what_is_missing() {
     let mut cluster = ClusterBuilder::new(2, 2, 1).start().await;
-    let documents = load(&cluster, 300).await;
+    let documents = load_products(&cluster, 300).await;
     cluster.restart_node_empty(0);
     every_read_counts(&cluster, 300, true, "g1 holds every shard").await;
 
@@ -174,7 +153,7 @@ async fn an_emptied_only_replica_is_an_error_under_the_error_policy() {
         })
         .start()
         .await;
-    load(&cluster, 200).await;
+    load_products(&cluster, 200).await;
     cluster.restart_node_empty(1);
     for attempt in 0..3 {
         let answer = cluster.send_json("POST", "/indexes/products/search", &search()).await;
@@ -186,7 +165,7 @@ async fn an_emptied_only_replica_is_an_error_under_the_error_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn get_by_id_asks_every_owner_before_answering_not_found() {
     let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
-    let documents = load(&cluster, 300).await;
+    let documents = load_products(&cluster, 300).await;
     cluster.restart_node_empty(1);
     let assignment = cluster.state.assignment(SHARDS);
     let on_emptied: BTreeSet<u32> =
@@ -216,7 +195,7 @@ async fn get_by_id_asks_every_owner_before_answering_not_found() {
 async fn readiness_and_topology_show_stale_replicas() {
     // RF 2: the stale node's shards have another owner, so Miroir stays ready.
     let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
-    load(&cluster, 100).await;
+    load_products(&cluster, 100).await;
     cluster.restart_node_empty(2);
     let answer = cluster.send_json("POST", "/indexes/products/search", &search()).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
@@ -234,7 +213,7 @@ async fn readiness_and_topology_show_stale_replicas() {
 
     // RF 1: the stale node's shards have no other owner: not ready.
     let mut cluster = ClusterBuilder::new(1, 2, 1).start().await;
-    load(&cluster, 100).await;
+    load_products(&cluster, 100).await;
     cluster.restart_node_empty(1);
     let answer = cluster.send_json("POST", "/indexes/products/search", &search()).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
@@ -256,7 +235,7 @@ async fn readiness_and_topology_show_stale_replicas() {
 async fn a_busy_node_is_slow_not_down() {
     // RF 1: taking the busy node down would drop its shards from every search and refuse writes.
     let cluster = ClusterBuilder::new(1, 2, 1).health_probes().start().await;
-    load(&cluster, 200).await;
+    load_products(&cluster, 200).await;
     // Every answer of node 1, `/health` included, now takes longer than the probe timeout.
     cluster.nodes[1].as_ref().expect("node 1").set_response_delay(Duration::from_millis(150));
     let busy = cluster.node_ids[1].clone();
@@ -349,7 +328,7 @@ async fn node_answer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn filters_and_facets_naming_the_shard_field_get_one_nodes_error() {
     let cluster = ClusterBuilder::new(1, 3, 2).start().await;
-    load(&cluster, 100).await;
+    load_products(&cluster, 100).await;
     let reference = reference_node().await;
     let searches = [
         json!({"q": "", "filter": "_miroir_shard.s1 EXISTS"}),

@@ -62,6 +62,32 @@ pub fn products() -> Vec<Value> {
     serde_json::from_slice(&bytes).expect("products parse")
 }
 
+/// Creates `products` with the first `count` products (filterable `brand`, sortable `price`) and
+/// waits for every task; the documents sent.
+pub async fn load_products(cluster: &Cluster, count: usize) -> Vec<Value> {
+    cluster
+        .send_and_wait(
+            "POST",
+            "/indexes",
+            &serde_json::json!({"uid": "products", "primaryKey": "id"}),
+        )
+        .await;
+    let documents = products()[..count].to_vec();
+    let task = cluster
+        .send_and_wait("POST", "/indexes/products/documents", &Value::from(documents.clone()))
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let task = cluster
+        .send_and_wait(
+            "PATCH",
+            "/indexes/products/settings",
+            &serde_json::json!({"filterableAttributes": ["brand"], "sortableAttributes": ["price"]}),
+        )
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    documents
+}
+
 /// A change to the configuration a cluster starts with.
 type ConfigChange = Box<dyn FnOnce(&mut Config)>;
 
