@@ -36,6 +36,7 @@ mod reserved_names;
 pub mod search;
 pub mod session;
 pub mod settings;
+pub mod shard_sync;
 mod similar;
 pub mod stack;
 mod state;

@@ -1,0 +1,358 @@
+//! Copies one shard of an index from one node to another while clients keep writing.
+//!
+//! [`sync_shard`] makes the target's copy of shard `N` equal to the source's, leaving the
+//! target's documents of other shards alone. It is what a repair (a node that missed writes or
+//! came back empty) and a rebalance (a shard moving to a new owner) both rely on.
+//!
+//! Why it is correct under concurrent writes: every client write holds the index write guard
+//! ([`crate::write_guard`]) while it sends its requests to the nodes, on every instance, and each
+//! node applies an index's tasks in the order it receives them. Each page is read and written
+//! under that guard, after the source has applied every task of the index it had received. So
+//! a client write is either enqueued on the source before the page was read (its effect is in
+//! the page) or enqueued on both nodes after the page was written to the target (the target
+//! applies it after the page, overwriting it). Between pages the guard is released, so client
+//! writes interleave. Offsets move while documents are added and deleted, so a page may miss a
+//! document or repeat one; the final verification, again under the guard with both nodes idle,
+//! compares the primary keys of the shard on both nodes and fixes the difference.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::http::Method;
+use miroir_cluster::{NodeAuth, NodeBody, NodeClient, NodeError};
+use miroir_store::IndexMeta;
+use miroir_types::{NodeId, ShardId};
+use serde_json::{json, Value};
+
+use crate::bookkeeping::{shard_filter, shard_marker, SHARD_FIELD};
+use crate::AppState;
+
+/// How long a node may keep tasks of the index in flight before a page gives up.
+const IDLE_WAIT: Duration = Duration::from_secs(30);
+
+/// How many times the verification fixes a difference before giving up.
+const VERIFY_ATTEMPTS: usize = 5;
+
+/// Primary keys fetched per request when the key sets are compared.
+const KEY_PAGE: usize = 10_000;
+
+/// What a sync did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Documents written to the target (pages and missing documents).
+    pub copied: u64,
+    /// Documents deleted from the target (it held them, the source did not).
+    pub deleted: u64,
+    /// Documents of the shard on the source at the final verification.
+    pub source_count: u64,
+    /// Documents of the shard on the target at the final verification.
+    pub target_count: u64,
+}
+
+/// Why a sync could not finish. The target may hold part of the shard; running the sync again
+/// completes it.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A node gave no answer.
+    #[error(transparent)]
+    Unreachable(#[from] NodeError),
+    /// A node answered with an error.
+    #[error("node `{node}` answered {status} to {what}: {body}")]
+    Node {
+        /// The node.
+        node: NodeId,
+        /// What was asked.
+        what: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The answer, for the log.
+        body: String,
+    },
+    /// A node kept tasks of the index in flight too long, or the write guard was not obtained.
+    #[error("timed out: {0}")]
+    TimedOut(String),
+    /// The task store failed (catalog or write guard).
+    #[error("task store: {0}")]
+    Store(String),
+    /// The index is not in the catalog (deleted meanwhile).
+    #[error("index `{0}` not found")]
+    UnknownIndex(String),
+    /// The shard still differs after every verification attempt.
+    #[error("shard {shard} of `{index}` still differs after {VERIFY_ATTEMPTS} attempts: source {source_count}, target {target_count}")]
+    Diverged {
+        /// The index.
+        index: String,
+        /// The shard.
+        shard: u32,
+        /// Documents on the source.
+        source_count: u64,
+        /// Documents on the target.
+        target_count: u64,
+    },
+}
+
+impl From<crate::HttpError> for SyncError {
+    fn from(error: crate::HttpError) -> Self {
+        match error {
+            crate::HttpError::Api(api) if api.code() == miroir_types::ErrorCode::MiroirTimeout => {
+                SyncError::TimedOut(api.to_string())
+            }
+            crate::HttpError::Node(node) => SyncError::Unreachable(node),
+            other => SyncError::Store(other.to_string()),
+        }
+    }
+}
+
+/// Makes `target`'s copy of shard `shard` of `index` equal to `source`'s (documents of other
+/// shards untouched), while clients keep writing through any instance. `on_page` is told the
+/// number of documents copied so far after each page. The index is created on the target with
+/// Miroir's settings first when it lacks it.
+pub async fn sync_shard(
+    state: &AppState,
+    index: &str,
+    shard: ShardId,
+    source: &NodeId,
+    target: &NodeId,
+    on_page: &(dyn Fn(u64) + Send + Sync),
+) -> Result<SyncReport, SyncError> {
+    let meta = state
+        .catalog()
+        .get_index(index)
+        .await?
+        .ok_or_else(|| SyncError::UnknownIndex(index.to_owned()))?;
+    let src = state.clients().get(source)?;
+    let dst = state.clients().get(target)?;
+    {
+        let _guard = state.index_write_guard(index).await?;
+        crate::convergence::ensure_on_nodes(state, &meta, &BTreeSet::from([target.clone()])).await;
+    }
+    let Some(pk) = meta.primary_key.clone() else {
+        // No primary key yet: no document was ever written to the index.
+        return Ok(SyncReport::default());
+    };
+    let sync = ShardCopy { state, meta: &meta, pk: &pk, shard, src, dst };
+    let mut report = SyncReport::default();
+    let limit = state.config().rebalancer.batch_size.max(1) as usize;
+    let mut offset = 0;
+    loop {
+        let page = {
+            let _guard = state.index_write_guard(index).await?;
+            wait_idle(src, index).await?;
+            let page = sync.fetch(src, offset, limit, None).await?;
+            sync.write(&page).await?;
+            page
+        };
+        report.copied += page.len() as u64;
+        on_page(report.copied);
+        if page.len() < limit {
+            break;
+        }
+        offset += page.len();
+    }
+    sync.verify(&mut report, on_page).await?;
+    Ok(report)
+}
+
+/// One sync's fixed parts.
+struct ShardCopy<'a> {
+    state: &'a AppState,
+    meta: &'a IndexMeta,
+    pk: &'a str,
+    shard: ShardId,
+    src: &'a NodeClient,
+    dst: &'a NodeClient,
+}
+
+impl ShardCopy<'_> {
+    fn uid(&self) -> &str {
+        &self.meta.uid
+    }
+
+    /// Documents of the shard on `node` from `offset`, with only `fields` when given.
+    async fn fetch(
+        &self,
+        node: &NodeClient,
+        offset: usize,
+        limit: usize,
+        fields: Option<Vec<&str>>,
+    ) -> Result<Vec<Value>, SyncError> {
+        let mut body =
+            json!({ "filter": shard_filter(self.shard), "offset": offset, "limit": limit });
+        if let Some(fields) = fields {
+            body["fields"] = json!(fields);
+        }
+        self.fetch_body(node, body).await
+    }
+
+    async fn fetch_body(&self, node: &NodeClient, body: Value) -> Result<Vec<Value>, SyncError> {
+        let path = format!("/indexes/{}/documents/fetch", self.uid());
+        let bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
+        let response =
+            node.send(Method::POST, &path, Some(NodeBody::json(bytes)), NodeAuth::NodeKey).await?;
+        let mut answer = check(node, "a documents fetch", response)?;
+        match answer["results"].take() {
+            Value::Array(documents) => Ok(documents),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Writes `documents` to the target (add or replace), each carrying its shard marker.
+    async fn write(&self, documents: &[Value]) -> Result<(), SyncError> {
+        if documents.is_empty() {
+            return Ok(());
+        }
+        let marker = shard_marker(self.shard);
+        let documents: Vec<Value> = documents
+            .iter()
+            .map(|document| {
+                let mut document = document.clone();
+                if let Some(fields) = document.as_object_mut() {
+                    fields.entry(SHARD_FIELD).or_insert_with(|| marker.clone());
+                }
+                document
+            })
+            .collect();
+        let path = format!("/indexes/{}/documents?primaryKey={}", self.uid(), self.pk);
+        let bytes = serde_json::to_vec(&documents).expect("JSON values serialize");
+        let response = self
+            .dst
+            .send(Method::POST, &path, Some(NodeBody::json(bytes)), NodeAuth::NodeKey)
+            .await?;
+        check(self.dst, "a documents write", response).map(drop)
+    }
+
+    /// The primary keys of the shard on `node`, as strings (how `ids` takes them), each with
+    /// the value the node holds (what a deletion takes).
+    async fn keys(
+        &self,
+        node: &NodeClient,
+    ) -> Result<std::collections::BTreeMap<String, Value>, SyncError> {
+        let mut keys = std::collections::BTreeMap::new();
+        let mut offset = 0;
+        loop {
+            let page = self.fetch(node, offset, KEY_PAGE, Some(vec![self.pk])).await?;
+            let len = page.len();
+            for mut document in page {
+                let id = document[self.pk].take();
+                let text = match &id {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                keys.insert(text, id);
+            }
+            if len < KEY_PAGE {
+                return Ok(keys);
+            }
+            offset += len;
+        }
+    }
+
+    /// Under the guard with both nodes idle: compares the shard on both nodes, copies what the
+    /// target lacks and deletes what it holds in excess, until both hold the same keys.
+    async fn verify(
+        &self,
+        report: &mut SyncReport,
+        on_page: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(), SyncError> {
+        let uid = self.uid();
+        let (mut source_count, mut target_count) = (0, 0);
+        for attempt in 0..VERIFY_ATTEMPTS {
+            let _guard = self.state.index_write_guard(uid).await?;
+            wait_idle(self.src, uid).await?;
+            wait_idle(self.dst, uid).await?;
+            // The first round compares keys even when the counts agree: a page may have missed
+            // a document while the target held one in excess.
+            let source_keys = self.keys(self.src).await?;
+            let target_keys = self.keys(self.dst).await?;
+            source_count = source_keys.len() as u64;
+            target_count = target_keys.len() as u64;
+            let missing: Vec<&String> =
+                source_keys.keys().filter(|key| !target_keys.contains_key(*key)).collect();
+            let extra: Vec<&Value> = target_keys
+                .iter()
+                .filter(|(key, _)| !source_keys.contains_key(*key))
+                .map(|(_, id)| id)
+                .collect();
+            if missing.is_empty() && extra.is_empty() {
+                report.source_count = source_count;
+                report.target_count = target_count;
+                return Ok(());
+            }
+            tracing::debug!(
+                index = uid,
+                shard = self.shard.get(),
+                attempt,
+                missing = missing.len(),
+                extra = extra.len(),
+                "shard sync: fixing a difference"
+            );
+            for ids in missing.chunks(self.state.config().rebalancer.batch_size.max(1) as usize) {
+                let page = self
+                    .fetch_body(
+                        self.src,
+                        json!({ "ids": ids, "limit": ids.len(), "filter": shard_filter(self.shard) }),
+                    )
+                    .await?;
+                self.write(&page).await?;
+                report.copied += page.len() as u64;
+                on_page(report.copied);
+            }
+            if !extra.is_empty() {
+                let path = format!("/indexes/{uid}/documents/delete-batch");
+                let bytes = serde_json::to_vec(&extra).expect("JSON values serialize");
+                let response = self
+                    .dst
+                    .send(Method::POST, &path, Some(NodeBody::json(bytes)), NodeAuth::NodeKey)
+                    .await?;
+                check(self.dst, "a documents deletion", response)?;
+                report.deleted += extra.len() as u64;
+            }
+        }
+        Err(SyncError::Diverged {
+            index: uid.to_owned(),
+            shard: self.shard.get(),
+            source_count,
+            target_count,
+        })
+    }
+}
+
+/// The answer's JSON when it is a success, else the node's error.
+fn check(
+    node: &NodeClient,
+    what: &'static str,
+    response: miroir_cluster::NodeResponse,
+) -> Result<Value, SyncError> {
+    if response.is_success() {
+        return Ok(response.json());
+    }
+    Err(SyncError::Node {
+        node: node.id().clone(),
+        what,
+        status: response.status,
+        body: String::from_utf8_lossy(&response.body).into_owned(),
+    })
+}
+
+/// Waits (at most [`IDLE_WAIT`]) until `node` has no enqueued or processing task of `uid`: it
+/// has applied every write it received for the index.
+pub async fn wait_idle(node: &NodeClient, uid: &str) -> Result<(), SyncError> {
+    let path = format!("/tasks?indexUids={uid}&statuses=enqueued,processing&limit=1");
+    let deadline = tokio::time::Instant::now() + IDLE_WAIT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let response = node.send(Method::GET, &path, None, NodeAuth::NodeKey).await?;
+        let answer = check(node, "a tasks list", response)?;
+        if answer["results"].as_array().is_some_and(Vec::is_empty) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(SyncError::TimedOut(format!(
+                "node `{}` kept tasks of `{uid}` in flight for {IDLE_WAIT:?}",
+                node.id()
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}

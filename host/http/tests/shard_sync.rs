@@ -1,0 +1,198 @@
+//! `sync_shard` with real development nodes: a target that misses documents, holds extra ones
+//! and an older version of one is made equal to the source for one shard (other shards
+//! untouched), and the same holds when clients add, update and delete documents through the
+//! gateway during the sync.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{load_products, products, Cluster, ClusterBuilder, NODE_KEY};
+use miroir_http::shard_sync::{sync_shard, wait_idle};
+use miroir_types::ShardId;
+use serde_json::{json, Value};
+
+const SHARDS: u32 = 4;
+
+/// Sends `method path` with a JSON body to node `index` directly; its status and body.
+async fn node_send(
+    cluster: &Cluster,
+    index: usize,
+    method: &str,
+    path: &str,
+    body: &Value,
+) -> Value {
+    let node = cluster.nodes[index].as_ref().expect("node running");
+    let response = cluster
+        .http
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+            format!("{}{path}", node.url()),
+        )
+        .bearer_auth(NODE_KEY)
+        .json(body)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("node answers");
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+    response.json().await.expect("json")
+}
+
+async fn idle(cluster: &Cluster, index: usize) {
+    let client = cluster.state.clients().get(&cluster.node_ids[index]).expect("client");
+    wait_idle(client, "products").await.expect("node idle");
+}
+
+/// Every document of `shard` (or of every shard) on node `index`, by id, bookkeeping included.
+async fn documents(cluster: &Cluster, index: usize, shard: Option<u32>) -> BTreeMap<String, Value> {
+    idle(cluster, index).await;
+    let mut body = json!({"limit": 100_000});
+    if let Some(shard) = shard {
+        body["filter"] = json!(format!("_miroir_shard.s{shard} EXISTS"));
+    }
+    let answer =
+        node_send(cluster, index, "POST", "/indexes/products/documents/fetch", &body).await;
+    answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|d| (d["id"].as_str().expect("id").to_owned(), d.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn target_missing_extra_and_older_documents_is_made_equal() {
+    let cluster = ClusterBuilder::new(1, 2, 2).shards(SHARDS).start().await;
+    load_products(&cluster, 400).await;
+    let shard = 1;
+    let source = documents(&cluster, 0, Some(shard)).await;
+    assert!(source.len() > 50, "shard {shard} holds {} documents", source.len());
+    assert_eq!(source, documents(&cluster, 1, Some(shard)).await);
+
+    // The target misses ten documents, holds an older version of one, and two extra ones
+    // (one of the shard, one of another shard that must stay).
+    let ids: Vec<&String> = source.keys().collect();
+    node_send(&cluster, 1, "POST", "/indexes/products/documents/delete-batch", &json!(ids[..10]))
+        .await;
+    let mut older = source[ids[20]].clone();
+    older["price"] = json!(-1.0);
+    let extra =
+        json!({"id": "extra-1", "brand": "Nobody", "_miroir_shard": {format!("s{shard}"): null}});
+    let other_shard = json!({"id": "extra-2", "brand": "Nobody", "_miroir_shard": {"s3": null}});
+    node_send(
+        &cluster,
+        1,
+        "POST",
+        "/indexes/products/documents",
+        &json!([older, extra, other_shard]),
+    )
+    .await;
+    assert_ne!(source, documents(&cluster, 1, Some(shard)).await);
+
+    let pages = std::sync::atomic::AtomicU64::new(0);
+    let report = sync_shard(
+        &cluster.state,
+        "products",
+        ShardId::new(shard),
+        &cluster.node_ids[0],
+        &cluster.node_ids[1],
+        &|copied| pages.store(copied, std::sync::atomic::Ordering::SeqCst),
+    )
+    .await
+    .expect("sync");
+    assert_eq!(documents(&cluster, 1, Some(shard)).await, source);
+    assert_eq!(report.source_count, source.len() as u64);
+    assert_eq!(report.target_count, source.len() as u64);
+    assert_eq!(report.deleted, 1, "{report:?}");
+    assert!(report.copied >= source.len() as u64, "{report:?}");
+    assert_eq!(pages.load(std::sync::atomic::Ordering::SeqCst), report.copied);
+    assert!(
+        documents(&cluster, 1, Some(3)).await.contains_key("extra-2"),
+        "other shards untouched"
+    );
+    assert!(!documents(&cluster, 0, None).await.contains_key("extra-2"), "the source untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_under_concurrent_client_writes_ends_equal() {
+    let cluster = ClusterBuilder::new(1, 2, 2)
+        .shards(SHARDS)
+        .configure(|config| config.rebalancer.batch_size = 10)
+        .start()
+        .await;
+    load_products(&cluster, 1000).await;
+    let shard = 2;
+    // The target lost the whole shard.
+    node_send(
+        &cluster,
+        1,
+        "POST",
+        "/indexes/products/documents/delete",
+        &json!({"filter": format!("_miroir_shard.s{shard} EXISTS")}),
+    )
+    .await;
+    assert!(documents(&cluster, 1, Some(shard)).await.is_empty());
+
+    let writer = {
+        let url = cluster.url.clone();
+        let http = cluster.http.clone();
+        tokio::spawn(async move {
+            let all = products();
+            let mut acknowledged = 0;
+            for round in 0..40usize {
+                let (path, body) = match round % 3 {
+                    0 => (
+                        "/indexes/products/documents",
+                        json!(all[1000 + round * 5..1005 + round * 5]),
+                    ),
+                    1 => (
+                        "/indexes/products/documents",
+                        json!((0..10)
+                            .map(|i| json!({"id": all[round * 7 + i]["id"], "price": round as f64}))
+                            .collect::<Vec<_>>()),
+                    ),
+                    _ => (
+                        "/indexes/products/documents/delete-batch",
+                        json!([all[round * 3]["id"], all[round * 3 + 1]["id"]]),
+                    ),
+                };
+                let method =
+                    if round % 3 == 1 { reqwest::Method::PUT } else { reqwest::Method::POST };
+                let answer = http
+                    .request(method, format!("{url}{path}"))
+                    .json(&body)
+                    .timeout(Duration::from_secs(60))
+                    .send()
+                    .await
+                    .expect("miroir answers");
+                assert_eq!(answer.status().as_u16(), 202, "{path}");
+                acknowledged += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            acknowledged
+        })
+    };
+    let started = Instant::now();
+    let report = sync_shard(
+        &cluster.state,
+        "products",
+        ShardId::new(shard),
+        &cluster.node_ids[0],
+        &cluster.node_ids[1],
+        &|_| {},
+    )
+    .await
+    .expect("sync");
+    assert_eq!(writer.await.expect("writer"), 40);
+    assert!(started.elapsed() < Duration::from_secs(120));
+    let source = documents(&cluster, 0, Some(shard)).await;
+    let target = documents(&cluster, 1, Some(shard)).await;
+    assert!(report.copied > 0 && !source.is_empty(), "{report:?}");
+    for (id, document) in &source {
+        assert_eq!(target.get(id), Some(document), "document {id}");
+    }
+    assert_eq!(source.len(), target.len(), "no extra document on the target");
+    assert_eq!(documents(&cluster, 0, None).await, documents(&cluster, 1, None).await);
+}
