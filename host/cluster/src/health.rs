@@ -114,6 +114,22 @@ impl HealthRegistry {
         }
     }
 
+    /// Starts tracking `nodes` not tracked yet (healthy) and stops tracking the others.
+    pub fn track_only<'a>(&self, nodes: impl IntoIterator<Item = &'a NodeId>) {
+        let keep: std::collections::BTreeSet<&NodeId> = nodes.into_iter().collect();
+        let mut tracked = self.nodes.lock().expect("health registry lock");
+        tracked.retain(|id, _| keep.contains(id));
+        for id in keep {
+            tracked.entry(id.clone()).or_insert(Entry {
+                state: HealthState::Healthy,
+                failures: 0,
+                successes: 0,
+                latency: None,
+                last_answer: None,
+            });
+        }
+    }
+
     /// The registry, where a node that answered a request less than `window` ago is alive: a
     /// failed probe then does not count (typically twice the probe interval). Zero by default.
     pub fn with_alive_window(mut self, window: Duration) -> Self {

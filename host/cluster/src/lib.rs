@@ -11,6 +11,7 @@
 
 mod assignment;
 mod covering;
+mod fleet;
 mod health;
 pub mod merge;
 mod node_client;
@@ -21,8 +22,9 @@ mod stale;
 mod topology;
 pub mod write_routing;
 
-pub use assignment::{rendezvous_score, shard_of, Assignment};
+pub use assignment::{rank_owners, rendezvous_score, shard_of, Assignment};
 pub use covering::CoveringSet;
+pub use fleet::{Fleet, FleetError, FleetNode, MovePhase, NodeState, Run, RunState, ShardMove};
 pub use health::{HealthRegistry, HealthState, HealthThresholds, Transition};
 pub use node_client::{
     with_request_id, NodeAuth, NodeBody, NodeClient, NodeClients, NodeError, NodeResponse,

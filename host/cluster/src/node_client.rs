@@ -186,6 +186,10 @@ impl NodeClient {
 #[derive(Debug, Clone, Default)]
 pub struct NodeClients {
     by_id: BTreeMap<NodeId, NodeClient>,
+    http: reqwest::Client,
+    key: Option<String>,
+    timeout: Duration,
+    health: Option<Arc<HealthRegistry>>,
 }
 
 impl NodeClients {
@@ -205,6 +209,14 @@ impl NodeClients {
                 node: NodeId::new("client").expect("a valid literal id"),
                 reason: e.to_string(),
             })?;
+        let empty =
+            NodeClients { by_id: BTreeMap::new(), http, key: node_key, timeout, health: None };
+        Ok(empty.with_nodes(nodes))
+    }
+
+    /// Clients for `nodes` sharing this set's connection pool, key, timeout and health
+    /// registry (the fleet changed).
+    pub fn with_nodes(&self, nodes: impl IntoIterator<Item = (NodeId, String)>) -> Self {
         let by_id = nodes
             .into_iter()
             .map(|(id, base)| {
@@ -212,15 +224,21 @@ impl NodeClients {
                 let client = NodeClient {
                     id: id.clone(),
                     base,
-                    key: node_key.clone(),
-                    http: http.clone(),
-                    timeout,
-                    health: None,
+                    key: self.key.clone(),
+                    http: self.http.clone(),
+                    timeout: self.timeout,
+                    health: self.health.clone(),
                 };
                 (id, client)
             })
             .collect();
-        Ok(NodeClients { by_id })
+        NodeClients {
+            by_id,
+            http: self.http.clone(),
+            key: self.key.clone(),
+            timeout: self.timeout,
+            health: self.health.clone(),
+        }
     }
 
     /// The clients, each telling `health` when its node answers (see
@@ -229,6 +247,7 @@ impl NodeClients {
         for client in self.by_id.values_mut() {
             client.health = Some(Arc::clone(&health));
         }
+        self.health = Some(health);
         self
     }
 

@@ -40,6 +40,23 @@ impl Topology {
         nodes: impl IntoIterator<Item = (NodeId, GroupId)>,
         replication_factor: usize,
     ) -> Result<Self, TopologyError> {
+        Self::build(nodes, replication_factor, true)
+    }
+
+    /// A topology where a group may have fewer nodes than the replication factor (a group
+    /// being built up or drained one node at a time holds fewer replicas meanwhile).
+    pub fn new_lenient(
+        nodes: impl IntoIterator<Item = (NodeId, GroupId)>,
+        replication_factor: usize,
+    ) -> Result<Self, TopologyError> {
+        Self::build(nodes, replication_factor, false)
+    }
+
+    fn build(
+        nodes: impl IntoIterator<Item = (NodeId, GroupId)>,
+        replication_factor: usize,
+        full_groups: bool,
+    ) -> Result<Self, TopologyError> {
         if replication_factor == 0 {
             return Err(TopologyError::ZeroReplication);
         }
@@ -56,7 +73,7 @@ impl Topology {
         }
         let mut groups = Vec::with_capacity(by_group.len());
         for (id, mut nodes) in by_group {
-            if nodes.len() < replication_factor {
+            if full_groups && nodes.len() < replication_factor {
                 return Err(TopologyError::GroupTooSmall {
                     group: id,
                     size: nodes.len(),

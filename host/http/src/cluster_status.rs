@@ -29,7 +29,7 @@ pub async fn topology(State(state): State<AppState>) -> Json<Value> {
                 .nodes
                 .iter()
                 .map(|node| {
-                    let address = state.clients().get(node).map(|c| c.base_url().to_owned()).ok();
+                    let address = state.client(node).map(|c| c.base_url().to_owned()).ok();
                     json!({
                         "id": node.as_str(),
                         "address": address,
@@ -74,11 +74,11 @@ pub async fn shards(
     let mut out = serde_json::Map::new();
     for meta in indexes {
         let assignment = state.assignment(meta.shard_count);
+        let topology = state.topology();
         let shards: Vec<Value> = (0..meta.shard_count)
             .map(|s| {
                 let shard = ShardId::new(s);
-                let owners: BTreeMap<&str, Vec<&str>> = state
-                    .topology()
+                let owners: BTreeMap<&str, Vec<&str>> = topology
                     .groups()
                     .iter()
                     .map(|g| {

@@ -217,7 +217,7 @@ async fn converge(
     wait_idle: bool,
 ) -> Result<Found, String> {
     let uid = meta.uid.as_str();
-    let client = state.clients().get(node).map_err(|e| e.to_string())?;
+    let client = state.client(node).map_err(|e| e.to_string())?;
     let path = format!("/indexes/{uid}/settings");
     let read = client.send(Method::GET, &path, None, NodeAuth::NodeKey).await;
     let found = match read {
@@ -231,7 +231,7 @@ async fn converge(
         Ok(response) => return Err(format!("settings read answered {}", response.status)),
         Err(error) => return Err(error.to_string()),
     };
-    if wait_idle && busy(client, uid).await {
+    if wait_idle && busy(&client, uid).await {
         // A creation or settings change still queued on the node is not a loss.
         return Err("the node has tasks of the index in flight".into());
     }

@@ -72,7 +72,7 @@ async fn run_steps(state: &AppState, auth: NodeAuth<'_>, call: &NodeCall) -> Nod
             reason: "down according to its health probes".into(),
         });
     }
-    let client = state.clients().get(&call.node)?;
+    let client = state.client(&call.node)?;
     let mut last = None;
     for step in &call.steps {
         let step_auth = if step.node_key { NodeAuth::NodeKey } else { auth };
@@ -205,7 +205,7 @@ pub async fn first_answer(
     candidates.sort_by_key(|node| !state.health().is_available(node));
     let mut last_error = None;
     for node in candidates {
-        let client = state.clients().get(&node)?;
+        let client = state.client(&node)?;
         let body = body.clone().map(NodeBody::json);
         match client.send(method.clone(), path, body, auth).await {
             Ok(response) if response.status < 500 => return Ok(response),
@@ -244,7 +244,7 @@ pub async fn first_answer_for(
     let mut last_error = None;
     let mut last_stale = None;
     for node in ordered {
-        let client = state.clients().get(&node)?;
+        let client = state.client(&node)?;
         let outcome =
             client.send(method.clone(), path, body.clone().map(NodeBody::json), auth).await;
         let mut verdict = ReadOutcome::of(&outcome);

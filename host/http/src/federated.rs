@@ -67,7 +67,7 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
         primary_keys.insert(uid.to_owned(), primary_key);
         let assignment = state.assignment(meta.shard_count);
         let view = state.read_view(uid);
-        let plan = ReadPlan::new(state.topology(), &assignment, &view, rotation, None);
+        let plan = ReadPlan::new(&state.topology(), &assignment, &view, rotation, None);
         let uncovered: BTreeSet<ShardId> = plan.covering.missing.iter().copied().collect();
         let (extra, left) = plan.replacements(&assignment, &view, &uncovered, &no_failures);
         missing += left.len();
@@ -90,7 +90,7 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
                 "federation": { "offset": 0, "limit": offset + limit },
                 "queries": bodies,
             });
-            let answer = match (state.clients().get(&node), serde_json::to_vec(&body)) {
+            let answer = match (state.client(&node), serde_json::to_vec(&body)) {
                 (Ok(client), Ok(bytes)) => {
                     client
                         .send(

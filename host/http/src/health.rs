@@ -59,7 +59,7 @@ pub async fn probe_all(state: &AppState) {
 
 /// Whether `node` answers `GET /health` with `{"status": "available"}` in time.
 async fn probe(state: &AppState, node: &NodeId, timeout: Duration) -> bool {
-    let Ok(client) = state.clients().get(node) else { return false };
+    let Ok(client) = state.client(node) else { return false };
     match client.send_with_timeout(Method::GET, "/health", None, NodeAuth::NodeKey, timeout).await {
         Ok(response) => response.is_success() && response.json()["status"] == "available",
         Err(NodeError::Timeout { .. }) => {

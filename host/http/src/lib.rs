@@ -23,6 +23,7 @@ pub mod error;
 mod export;
 pub mod fanout;
 pub mod federated;
+pub mod fleet;
 pub mod health;
 mod hybrid;
 pub mod idempotency;
@@ -55,7 +56,7 @@ use miroir_types::ApiError;
 use tower::ServiceBuilder;
 
 pub use error::{HttpError, HttpResult};
-pub use state::{AppState, StateError};
+pub use state::{AppState, FleetView, StateError};
 pub use write_guard::IndexWriteGuard;
 
 /// The whole application: every route behind the one stack.
@@ -72,6 +73,12 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/_miroir/ready", get(cluster_status::ready))
         .route("/_miroir/topology", get(cluster_status::topology))
         .route("/_miroir/shards", get(cluster_status::shards))
+        .route("/_miroir/nodes", get(fleet::routes::list_nodes).post(fleet::routes::add_node))
+        .route("/_miroir/nodes/{id}", axum::routing::delete(fleet::routes::remove_node))
+        .route("/_miroir/nodes/{id}/drain", post(fleet::routes::drain_node))
+        .route("/_miroir/rebalance/status", get(fleet::routes::status))
+        .route("/_miroir/rebalance/pause", post(fleet::routes::pause))
+        .route("/_miroir/rebalance/resume", post(fleet::routes::resume))
         .route("/version", get(passthrough::forward))
         .route("/stats", get(stats::global_stats))
         .route("/keys", get(keys::read_keys).post(keys::create_key))

@@ -50,7 +50,7 @@ pub async fn forward(
     let nodes: Vec<_> = state.topology().nodes().cloned().collect();
     let mut last = None;
     for node in nodes {
-        let client = state.clients().get(&node)?;
+        let client = state.client(&node)?;
         let node_body = (content_type || !body.is_empty()).then(|| NodeBody::json(body.clone()));
         match client.send(method.clone(), &path, node_body, caller.node_auth()).await {
             Ok(response) if response.status < 500 => {

@@ -295,7 +295,7 @@ pub(crate) async fn scatter_with(
         None => None,
     };
     let view = state.read_view(uid);
-    let plan = ReadPlan::new(state.topology(), &assignment, &view, rotation, pinned.as_ref());
+    let plan = ReadPlan::new(&state.topology(), &assignment, &view, rotation, pinned.as_ref());
     let primary_key = meta.primary_key.clone().unwrap_or_else(|| "id".to_owned());
     let settings = merge_settings(state, uid, meta.settings_version, &primary_key).await?;
     // One node holding, and answering for, every shard is sent the client's own request.
@@ -396,7 +396,7 @@ impl NodeTransport for ClientTransport<'_> {
         node: &NodeId,
         request: NodeRequest,
     ) -> impl std::future::Future<Output = Result<NodeResponse, NodeError>> + Send {
-        let client = self.state.clients().get(node).cloned();
+        let client = self.state.client(node);
         let auth = self.auth;
         async move { client?.send(request.method, &request.path, request.body, auth).await }
     }

@@ -41,7 +41,8 @@ pub async fn record_write(
     report: Option<&QuorumReport>,
 ) -> HttpResult<()> {
     let degraded = report.map(|r| r.degraded_groups.as_slice()).unwrap_or_default();
-    let Some(group) = state.topology().groups().iter().find(|g| !degraded.contains(&g.id)) else {
+    let topology = state.topology();
+    let Some(group) = topology.groups().iter().find(|g| !degraded.contains(&g.id)) else {
         return Ok(());
     };
     let record = SessionRecord { last_write_task: task_uid, group: group.id.to_string() };
@@ -54,8 +55,8 @@ pub async fn record_write(
 /// session's last write to finish on that group's nodes. None when the session wrote nothing.
 pub async fn pin_read(state: &AppState, session: &str) -> HttpResult<Option<GroupId>> {
     let Some(record) = state.store().get_session(session).await? else { return Ok(None) };
-    let Some(group) = state.topology().groups().iter().find(|g| g.id.as_str() == record.group)
-    else {
+    let topology = state.topology();
+    let Some(group) = topology.groups().iter().find(|g| g.id.as_str() == record.group) else {
         return Ok(None);
     };
     let config = &state.config().session_pinning;
@@ -77,7 +78,7 @@ pub async fn pin_read(state: &AppState, session: &str) -> HttpResult<Option<Grou
 /// Poll each node task until it is finished or the deadline passes.
 async fn wait_for_node_tasks(state: &AppState, tasks: &[(NodeId, u64)], deadline: Instant) {
     for (node, uid) in tasks {
-        let Ok(client) = state.clients().get(node) else { continue };
+        let Ok(client) = state.client(node) else { continue };
         let path = format!("/tasks/{uid}");
         while Instant::now() < deadline {
             let finished = match client.send(Method::GET, &path, None, NodeAuth::NodeKey).await {

@@ -120,8 +120,8 @@ pub async fn sync_shard(
         .get_index(index)
         .await?
         .ok_or_else(|| SyncError::UnknownIndex(index.to_owned()))?;
-    let src = state.clients().get(source)?;
-    let dst = state.clients().get(target)?;
+    let src = &state.client(source)?;
+    let dst = &state.client(target)?;
     {
         let _guard = state.index_write_guard(index).await?;
         crate::convergence::ensure_on_nodes(state, &meta, &BTreeSet::from([target.clone()])).await;

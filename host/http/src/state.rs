@@ -1,11 +1,11 @@
 //! Everything a request handler needs: configuration, topology, node clients, the task store.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use miroir_cluster::{
-    Assignment, HealthRegistry, HealthThresholds, NodeClients, NodeError, ReadView, StaleReplicas,
-    Topology, TopologyError,
+    Assignment, Fleet, FleetError, HealthRegistry, HealthThresholds, NodeClients, NodeError,
+    ReadView, StaleReplicas, Topology, TopologyError,
 };
 use miroir_config::Config;
 use miroir_store::TaskStore;
@@ -26,6 +26,38 @@ pub enum StateError {
     /// The HTTP client stack could not be set up.
     #[error("cannot build node clients: {0}")]
     Clients(#[from] NodeError),
+    /// The configured nodes do not form a valid fleet.
+    #[error("invalid fleet: {0}")]
+    Fleet(#[from] FleetError),
+}
+
+/// One version of the fleet and everything derived from it: the topology of its members,
+/// their clients, and the placement of each shard count (computed on first use).
+pub struct FleetView {
+    fleet: Fleet,
+    topology: Arc<Topology>,
+    clients: Arc<NodeClients>,
+    assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
+}
+
+impl FleetView {
+    fn new(fleet: Fleet, clients: &NodeClients) -> Result<Self, TopologyError> {
+        let topology = Arc::new(fleet.topology()?);
+        let clients = Arc::new(
+            clients.with_nodes(fleet.members().map(|n| (n.id.clone(), n.address.clone()))),
+        );
+        Ok(FleetView { fleet, topology, clients, assignments: Mutex::new(HashMap::new()) })
+    }
+
+    /// The fleet document this view was built from.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// The stored version of the fleet (0: seeded from the configuration, not stored yet).
+    pub fn version(&self) -> u64 {
+        self.fleet.version
+    }
 }
 
 /// Shared, cheaply clonable application state.
@@ -36,8 +68,7 @@ pub struct AppState {
 
 struct Inner {
     config: Config,
-    topology: Topology,
-    clients: NodeClients,
+    fleet: RwLock<Arc<FleetView>>,
     health: Arc<HealthRegistry>,
     stale: StaleReplicas,
     read_stats: ReadStats,
@@ -46,7 +77,7 @@ struct Inner {
     convergence: IndexConvergence,
     store: Arc<dyn TaskStore>,
     keys: KeyCache,
-    assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
+    rebalance_metrics: Arc<crate::fleet::RebalanceMetrics>,
     write_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     instance_tag: String,
 }
@@ -61,6 +92,13 @@ impl AppState {
             }),
             usize::try_from(config.replication_factor).unwrap_or(1),
         )?;
+        let seed = Fleet::seed(
+            config.nodes.iter().map(|n| {
+                let group = n.replica_group.clone().unwrap_or_else(|| default_group.clone());
+                (n.id.clone(), n.address.clone(), group)
+            }),
+            topology.replication_factor(),
+        )?;
         // A node that answered a request within two probe intervals is alive (slow, not dead).
         let alive_window = config.health.interval.get().saturating_mul(2);
         let health = Arc::new(
@@ -73,12 +111,12 @@ impl AppState {
             config.scatter.node_timeout.get(),
         )?
         .observed_by(Arc::clone(&health));
+        let view = FleetView::new(seed, &clients)?;
         let instance_tag = instance_tag(&config);
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
-                topology,
-                clients,
+                fleet: RwLock::new(Arc::new(view)),
                 health,
                 stale: StaleReplicas::default(),
                 read_stats: ReadStats::default(),
@@ -87,7 +125,7 @@ impl AppState {
                 convergence: IndexConvergence::default(),
                 store,
                 keys: KeyCache::default(),
-                assignments: Mutex::new(HashMap::new()),
+                rebalance_metrics: Arc::default(),
                 write_locks: Mutex::new(HashMap::new()),
                 instance_tag,
             }),
@@ -99,14 +137,45 @@ impl AppState {
         &self.inner.config
     }
 
-    /// The topology.
-    pub fn topology(&self) -> &Topology {
-        &self.inner.topology
+    /// The fleet as this instance follows it now (see [`crate::fleet`]).
+    pub fn fleet(&self) -> Arc<FleetView> {
+        Arc::clone(&self.inner.fleet.read().expect("fleet lock poisoned"))
     }
 
-    /// The node clients.
-    pub fn clients(&self) -> &NodeClients {
-        &self.inner.clients
+    /// Installs a newer version of the fleet: topology, clients, placement and health
+    /// tracking follow. An older or equal version is ignored (returns false).
+    pub fn install_fleet(&self, fleet: Fleet) -> Result<bool, TopologyError> {
+        let current = self.fleet();
+        if fleet.version <= current.version() && current.version() != 0 {
+            return Ok(false);
+        }
+        let view = FleetView::new(fleet, &current.clients)?;
+        self.inner.health.track_only(view.topology.nodes());
+        *self.inner.fleet.write().expect("fleet lock poisoned") = Arc::new(view);
+        Ok(true)
+    }
+
+    /// What rebalancing did on this instance (for metrics).
+    pub fn rebalance_metrics(&self) -> &Arc<crate::fleet::RebalanceMetrics> {
+        &self.inner.rebalance_metrics
+    }
+
+    /// The client of one member node (a cheap clone: clients share one connection pool).
+    pub fn client(
+        &self,
+        node: &miroir_types::NodeId,
+    ) -> Result<miroir_cluster::NodeClient, NodeError> {
+        self.fleet().clients.get(node).cloned()
+    }
+
+    /// The topology of the fleet's members.
+    pub fn topology(&self) -> Arc<Topology> {
+        Arc::clone(&self.fleet().topology)
+    }
+
+    /// The clients of the fleet's members.
+    pub fn clients(&self) -> Arc<NodeClients> {
+        Arc::clone(&self.fleet().clients)
     }
 
     /// What Miroir believes of each node's health (fed by [`crate::health::spawn_prober`]).
@@ -163,16 +232,18 @@ impl AppState {
 
     /// The replication factor.
     pub fn replication_factor(&self) -> usize {
-        self.inner.topology.replication_factor()
+        self.fleet().fleet.replication_factor
     }
 
-    /// The assignment of an index with `shards` shards (computed once per shard count).
+    /// The placement of an index with `shards` shards in the current fleet (computed once per
+    /// shard count and fleet version).
     pub fn assignment(&self, shards: u32) -> Arc<Assignment> {
-        let mut cache = self.inner.assignments.lock().expect("assignment cache lock poisoned");
+        let view = self.fleet();
+        let mut cache = view.assignments.lock().expect("assignment cache lock poisoned");
         Arc::clone(
             cache
                 .entry(shards)
-                .or_insert_with(|| Arc::new(Assignment::new(&self.inner.topology, shards))),
+                .or_insert_with(|| Arc::new(view.fleet.assignment(&view.topology, shards))),
         )
     }
 

@@ -77,13 +77,14 @@ async fn from_group(
         Some(uid) => state.stale().is_stale(node, uid),
         None => state.stale().is_stale_anywhere(node),
     };
+    let topology = state.topology();
     let mut groups: Vec<&Group> =
-        state.topology().groups().iter().filter(|g| !g.nodes.iter().any(stale)).collect();
+        topology.groups().iter().filter(|g| !g.nodes.iter().any(stale)).collect();
     groups.sort_by_key(|g| !g.nodes.iter().all(|n| state.health().is_available(n)));
     let mut last_error = None;
     for group in groups {
         let calls = group.nodes.iter().map(|node| async move {
-            let outcome = match state.clients().get(node) {
+            let outcome = match state.client(node) {
                 Ok(client) => client.send(Method::GET, path, None, caller.node_auth()).await,
                 Err(error) => Err(error),
             };

@@ -41,8 +41,8 @@ async fn node_send(
 }
 
 async fn idle(cluster: &Cluster, index: usize) {
-    let client = cluster.state.clients().get(&cluster.node_ids[index]).expect("client");
-    wait_idle(client, "products").await.expect("node idle");
+    let client = cluster.state.client(&cluster.node_ids[index]).expect("client");
+    wait_idle(&client, "products").await.expect("node idle");
 }
 
 /// Every document of `shard` (or of every shard) on node `index`, by id, bookkeeping included.

@@ -40,6 +40,7 @@ pub struct Runtime {
     housekeeping: JoinHandle<()>,
     pruning: JoinHandle<()>,
     admin_key: Option<String>,
+    lease: String,
 }
 
 /// Open the task store the config names (created on first start for SQLite).
@@ -97,7 +98,7 @@ impl Runtime {
             Arc::clone(&store),
             Arc::clone(&metrics),
             leader.subscribe(),
-            lease,
+            lease.clone(),
             PruneSettings::from_config(&config.task_store),
         ));
         tracing::info!(
@@ -112,6 +113,7 @@ impl Runtime {
             leader,
             housekeeping,
             pruning,
+            lease,
             // As on every `/_miroir/*` route: the admin key, else the master key.
             admin_key: config
                 .secrets
@@ -120,6 +122,11 @@ impl Runtime {
                 .or(config.secrets.master_key.as_ref())
                 .map(|k| k.expose().to_owned()),
         })
+    }
+
+    /// The name of the leader lease, for fencing the leader's writes.
+    pub fn leader_lease(&self) -> &str {
+        &self.lease
     }
 
     /// This instance's view of the leader election, for leader-only loops.

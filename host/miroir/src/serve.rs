@@ -54,6 +54,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let state = AppState::new(config.clone(), Arc::clone(&runtime.store))
         .context("cannot set up the gateway")?;
+    // The stored fleet (nodes added or removed while running) wins over the configured seed.
+    miroir_http::fleet::load_or_seed(&state).await.context("cannot load the fleet")?;
+    let following = tokio::spawn(miroir_http::fleet::follow(state.clone()));
+    let rebalancing = miroir_http::fleet::rebalance::spawn(
+        state.clone(),
+        runtime.leader_state(),
+        runtime.leader_lease().to_owned(),
+    );
     runtime.metrics.register(Box::new(GatewayCollector::new(state.clone())));
     let prober = miroir_http::health::spawn_prober(state.clone());
     // Checks the store against the catalog on the nodes now (restoring what a lost store
@@ -111,6 +119,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     prober.abort();
     recovery.abort();
     drift.abort();
+    following.abort();
+    rebalancing.abort();
     runtime.shutdown().await;
     tracing::info!("miroir stopped");
     Ok(())

@@ -105,6 +105,13 @@ error_codes! {
     /// A node no longer has the task Miroir mapped (its task history was reset, e.g. it
     /// restarted without its data): the error of a task settled as failed, never an answer.
     MiroirTaskLost => "miroir_task_lost", 500, System;
+    /// A fleet change names a node the fleet does not have.
+    MiroirNodeNotFound => "miroir_node_not_found", 404, InvalidRequest;
+    /// A fleet change conflicts with the fleet: the id exists (ids are never reused), the node
+    /// is in the wrong state, or a rebalance is still running.
+    MiroirFleetConflict => "miroir_fleet_conflict", 409, InvalidRequest;
+    /// A fleet change request is malformed (missing id or address, invalid id).
+    MiroirInvalidNode => "miroir_invalid_node", 400, InvalidRequest;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -272,6 +279,9 @@ mod tests {
             "invalid_request",
         ),
         (ErrorCode::MiroirTaskLost, 500, "miroir_task_lost", "system"),
+        (ErrorCode::MiroirNodeNotFound, 404, "miroir_node_not_found", "invalid_request"),
+        (ErrorCode::MiroirFleetConflict, 409, "miroir_fleet_conflict", "invalid_request"),
+        (ErrorCode::MiroirInvalidNode, 400, "miroir_invalid_node", "invalid_request"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
@@ -406,7 +416,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 14);
+        assert_eq!(miroir.len(), 17);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 

@@ -217,7 +217,7 @@ async fn browse(
     let assignment = state.assignment(meta.shard_count);
     let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
     let view = state.read_view(uid);
-    let plan = ReadPlan::new(state.topology(), &assignment, &view, rotation, None);
+    let plan = ReadPlan::new(&state.topology(), &assignment, &view, rotation, None);
     let shards: Vec<ShardId> = (0..meta.shard_count).map(ShardId::new).collect();
     // Every owner of each shard that is not down: the covering set's node, then the owners in
     // the plan's group order as a read ranks them (stale ones last).
@@ -334,7 +334,7 @@ async fn ask_shard(
     (method, path, body): NodeRequest,
 ) -> Option<ShardAnswer> {
     for node in nodes {
-        let Ok(client) = state.clients().get(node) else { continue };
+        let Ok(client) = state.client(node) else { continue };
         let outcome = client.send(method.clone(), &path, body.clone(), caller.node_auth()).await;
         match ReadOutcome::of(&outcome) {
             ReadOutcome::Answered | ReadOutcome::Refused => {

@@ -340,7 +340,7 @@ pub async fn get_document(
     let mut not_found = None;
     let mut unanswered = false;
     for node in &owners {
-        let client = state.clients().get(node)?;
+        let client = state.client(node)?;
         let outcome = client.send(Method::GET, &path, None, caller.node_auth()).await;
         match (ReadOutcome::of(&outcome), outcome) {
             (ReadOutcome::Answered, Ok(response)) => {

@@ -54,7 +54,8 @@ pub async fn check_index(state: &AppState, uid: &str) -> Option<IndexDrift> {
         return None;
     }
     let path = format!("/indexes/{uid}/settings");
-    let reads = state.clients().iter().filter(|c| state.health().is_available(c.id())).map(|c| {
+    let clients = state.clients();
+    let reads = clients.iter().filter(|c| state.health().is_available(c.id())).map(|c| {
         let path = path.clone();
         async move {
             let response = c.send(Method::GET, &path, None, NodeAuth::NodeKey).await.ok()?;
@@ -100,7 +101,7 @@ pub async fn check_index(state: &AppState, uid: &str) -> Option<IndexDrift> {
         groups[1..].iter().flat_map(|members| members.iter().map(|&i| &settings[i].0)).collect();
     let mut repaired = created;
     for node in divergent {
-        let Ok(client) = state.clients().get(node) else { continue };
+        let Ok(client) = state.client(node) else { continue };
         let sent = client
             .send(Method::PATCH, &path, Some(NodeBody::json(body.clone())), NodeAuth::NodeKey)
             .await;
@@ -152,7 +153,8 @@ async fn create_missing(
 /// Whether some node has an enqueued or processing task of `uid` (or does not answer).
 async fn busy(state: &AppState, uid: &str) -> bool {
     let path = format!("/tasks?indexUids={uid}&statuses=enqueued,processing&limit=1");
-    let reads = state.clients().iter().filter(|c| state.health().is_available(c.id())).map(|c| {
+    let clients = state.clients();
+    let reads = clients.iter().filter(|c| state.health().is_available(c.id())).map(|c| {
         let path = path.clone();
         async move {
             match c.send(Method::GET, &path, None, NodeAuth::NodeKey).await {

@@ -60,7 +60,8 @@ pub fn spawn(state: AppState, uid: String, task_uid: u64) {
             return;
         }
         let path = format!("/indexes/{uid}/settings");
-        let reads = state.clients().iter().map(|client| {
+        let clients = state.clients();
+        let reads = clients.iter().map(|client| {
             let path = path.clone();
             async move {
                 let response =

