@@ -72,10 +72,7 @@ impl Assignment {
     }
 
     /// An assignment from explicit `(read owners, write owners)` per group and shard.
-    pub fn from_owners(
-        shards: u32,
-        owners: OwnersByGroup,
-    ) -> Self {
+    pub fn from_owners(shards: u32, owners: OwnersByGroup) -> Self {
         let owners = owners
             .into_iter()
             .map(|(group, per_shard)| {

@@ -9,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use miroir_cluster::MovePhase;
 use miroir_types::{ApiError, ShardId};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,6 +21,7 @@ use crate::AppState;
 pub async fn topology(State(state): State<AppState>) -> Json<Value> {
     let health = state.health().snapshot();
     let stale = state.stale().stale_indexes();
+    let view = state.fleet();
     let groups: Vec<Value> = state
         .topology()
         .groups()
@@ -33,6 +35,7 @@ pub async fn topology(State(state): State<AppState>) -> Json<Value> {
                     json!({
                         "id": node.as_str(),
                         "address": address,
+                        "state": view.fleet().node(node).map(|n| n.state.as_str()),
                         "health": health.get(node).map(|h| h.as_str()),
                         "staleIndexes": stale.get(node).cloned().unwrap_or_default(),
                     })
@@ -44,7 +47,9 @@ pub async fn topology(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "replicationFactor": state.replication_factor(),
         "defaultShards": state.config().shards,
+        "fleetVersion": view.version(),
         "groups": groups,
+        "rebalance": view.fleet().run.as_ref().map(crate::fleet::routes::run_json),
     }))
 }
 
@@ -75,6 +80,7 @@ pub async fn shards(
     for meta in indexes {
         let assignment = state.assignment(meta.shard_count);
         let topology = state.topology();
+        let view = state.fleet();
         let shards: Vec<Value> = (0..meta.shard_count)
             .map(|s| {
                 let shard = ShardId::new(s);
@@ -86,7 +92,22 @@ pub async fn shards(
                         (g.id.as_str(), nodes.collect())
                     })
                     .collect();
-                json!({"shard": s, "owners": owners})
+                let moving: Vec<Value> = view
+                    .fleet()
+                    .run
+                    .iter()
+                    .flat_map(|run| run.moves.iter())
+                    .filter(|m| m.shard == s && m.phase < MovePhase::Cleaned)
+                    .map(|m| {
+                        json!({"group": m.group.as_str(), "from": m.from, "to": m.to,
+                               "phase": m.phase})
+                    })
+                    .collect();
+                if moving.is_empty() {
+                    json!({"shard": s, "owners": owners})
+                } else {
+                    json!({"shard": s, "owners": owners, "moving": moving})
+                }
             })
             .collect();
         out.insert(

@@ -6,6 +6,7 @@
 
 mod cli;
 mod drift;
+mod fleet_metrics;
 mod gateway_metrics;
 mod instance;
 mod listener;

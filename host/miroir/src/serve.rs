@@ -63,6 +63,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         runtime.leader_lease().to_owned(),
     );
     runtime.metrics.register(Box::new(GatewayCollector::new(state.clone())));
+    runtime.metrics.register(Box::new(crate::fleet_metrics::FleetCollector::new(state.clone())));
     let prober = miroir_http::health::spawn_prober(state.clone());
     // Checks the store against the catalog on the nodes now (restoring what a lost store
     // lacks), then watches for the store being emptied while Miroir runs.
