@@ -44,6 +44,7 @@ struct Inner {
     read_catalog: ReadCatalog,
     recovery: Recovery,
     convergence: IndexConvergence,
+    repair_status: crate::repair::RepairStatus,
     store: Arc<dyn TaskStore>,
     keys: KeyCache,
     assignments: Mutex<HashMap<u32, Arc<Assignment>>>,
@@ -85,6 +86,7 @@ impl AppState {
                 read_catalog: ReadCatalog::default(),
                 recovery: Recovery::default(),
                 convergence: IndexConvergence::default(),
+                repair_status: crate::repair::RepairStatus::default(),
                 store,
                 keys: KeyCache::default(),
                 assignments: Mutex::new(HashMap::new()),
@@ -151,6 +153,11 @@ impl AppState {
         crate::catalog::Catalog { state: self }
     }
 
+    /// What the repair worker and the metrics know of repairs (see [`crate::repair`]).
+    pub fn repair_status(&self) -> &crate::repair::RepairStatus {
+        &self.inner.repair_status
+    }
+
     /// The task store.
     pub fn store(&self) -> &dyn TaskStore {
         self.inner.store.as_ref()
@@ -164,6 +171,11 @@ impl AppState {
     /// The replication factor.
     pub fn replication_factor(&self) -> usize {
         self.inner.topology.replication_factor()
+    }
+
+    /// The owners of a shard, in one group, that must accept a write (`write_quorum`).
+    pub fn write_quorum_size(&self) -> usize {
+        self.inner.config.write_quorum.owners_needed(self.replication_factor())
     }
 
     /// The assignment of an index with `shards` shards (computed once per shard count).
