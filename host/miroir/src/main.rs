@@ -13,6 +13,7 @@ mod logging;
 mod metrics;
 mod ops;
 mod plugins;
+mod repair;
 mod runtime;
 mod serve;
 
