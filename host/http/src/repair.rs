@@ -120,7 +120,19 @@ pub async fn repair_round(state: &AppState) -> usize {
     for pair in holds.iter() {
         work.entry(pair.clone()).or_insert(None);
     }
-    let unfit: BTreeSet<(NodeId, String)> = work.keys().cloned().collect();
+    // What each pair must not be copied from: the shards its record lists, or the whole index.
+    let unfit: Unfit = work
+        .iter()
+        .map(|(pair, record)| {
+            let shards = match record {
+                Some(record) if !record.settings && !holds.contains(pair) => {
+                    Some(record.shards.clone())
+                }
+                _ => None,
+            };
+            (pair.clone(), shards)
+        })
+        .collect();
     let mut repaired = 0;
     for ((node, index), record) in work {
         if !state.health().is_available(&node) {
@@ -145,7 +157,7 @@ async fn repair_pair(
     node: &NodeId,
     index: &str,
     record: Option<RepairRecord>,
-    unfit: &BTreeSet<(NodeId, String)>,
+    unfit: &Unfit,
 ) -> Result<bool, SyncError> {
     let Some(meta) = state.store().get_index(index).await.map_err(store_error)? else {
         // The index is gone: nothing to repair.
@@ -206,14 +218,17 @@ async fn repair_pair(
     Ok(true)
 }
 
-/// An owner of `shard` to copy from: answering, not `except`, not held stale or under repair
-/// for the index; the node's own group first.
+/// Pairs under repair: `None` for the whole index, else the shards recorded.
+type Unfit = BTreeMap<(NodeId, String), Option<BTreeSet<u32>>>;
+
+/// An owner of `shard` to copy from: answering, not `except`, not held stale for the index nor
+/// under repair for this shard; the node's own group first.
 fn fresh_owner(
     state: &AppState,
     meta: &IndexMeta,
     shard: ShardId,
     except: &NodeId,
-    unfit: &BTreeSet<(NodeId, String)>,
+    unfit: &Unfit,
 ) -> Option<NodeId> {
     let assignment = state.assignment(meta.shard_count);
     let own_group = state.topology().group_of(except);
@@ -225,7 +240,9 @@ fn fresh_owner(
         .filter(|(_, n)| {
             n != except
                 && state.health().is_available(n)
-                && !unfit.contains(&(n.clone(), meta.uid.clone()))
+                && !unfit.get(&(n.clone(), meta.uid.clone())).is_some_and(|shards| {
+                    shards.as_ref().is_none_or(|shards| shards.contains(&shard.get()))
+                })
                 && !state.stale().is_held(n, &meta.uid)
         })
         .collect();
