@@ -222,3 +222,44 @@ async fn anti_entropy_finds_a_replica_that_lost_documents_silently() {
     every_owner_holds_its_documents(&cluster, &acknowledged).await;
     assert_eq!(miroir_http::repair::anti_entropy(&cluster.state).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_settings_change_missed_by_a_node_reaches_it_when_repaired() {
+    let mut cluster = ClusterBuilder::new(1, 3, 2).health_probes().start().await;
+    let loaded = load_products(&cluster, 150).await;
+    let addr = cluster.nodes[0].as_ref().expect("running").addr();
+    cluster.stop_node_until_down(0).await;
+    let task = cluster
+        .send_and_wait(
+            "PATCH",
+            "/indexes/products/settings",
+            &json!({"filterableAttributes": ["brand", "year"]}),
+        )
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let record = miroir_http::repairs::get(&cluster.state, &cluster.node_ids[0], "products")
+        .await
+        .expect("store")
+        .expect("a record for the missed settings change");
+    assert!(record.settings, "{record:?}");
+    cluster.start_node_empty_at(0, addr);
+    let leader = leader_loop(cluster.state.clone());
+    wait_repaired(&cluster).await;
+    leader.abort();
+    let (status, settings) = cluster.node_get(0, "/indexes/products/settings").await;
+    assert_eq!(status, 200);
+    let filterable: BTreeSet<&str> = settings["filterableAttributes"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(filterable.contains("year") && filterable.contains("_miroir_shard"), "{settings}");
+    let acknowledged: BTreeSet<String> =
+        loaded.iter().map(|d| d["id"].as_str().expect("id").to_owned()).collect();
+    every_owner_holds_its_documents(&cluster, &acknowledged).await;
+    let answer = cluster
+        .send_json("POST", "/indexes/products/search", &json!({"q": "", "filter": "year EXISTS"}))
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+}
