@@ -263,3 +263,20 @@ async fn a_settings_change_missed_by_a_node_reaches_it_when_repaired() {
         .await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_instance_reads_around_a_node_with_a_repair_record() {
+    let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
+    load_products(&cluster, 100).await;
+    let (_, second, _server) = common::serve(&cluster.config, &cluster.store_dir).await;
+    cluster.stop_node(0);
+    let more = products()[100..200].to_vec();
+    let task =
+        cluster.send_and_wait("POST", "/indexes/products/documents", &Value::from(more)).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let down = cluster.node_ids[0].clone();
+    assert!(cluster.state.stale().is_held(&down, "products"));
+    assert!(!second.stale().is_held(&down, "products"));
+    miroir_http::convergence::sync_holds(&second).await;
+    assert!(second.stale().is_held(&down, "products"), "the record holds it on every instance");
+}
