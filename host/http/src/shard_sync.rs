@@ -178,8 +178,11 @@ impl ShardCopy<'_> {
     ) -> Result<Vec<Value>, SyncError> {
         let mut body =
             json!({ "filter": shard_filter(self.shard), "offset": offset, "limit": limit });
-        if let Some(fields) = fields {
-            body["fields"] = json!(fields);
+        match fields {
+            Some(fields) => body["fields"] = json!(fields),
+            // Whole documents, embeddings included: a copy without them would lose vectors
+            // the client provided.
+            None => body["retrieveVectors"] = json!(true),
         }
         self.fetch_body(node, body).await
     }
@@ -290,7 +293,8 @@ impl ShardCopy<'_> {
                 let page = self
                     .fetch_body(
                         self.src,
-                        json!({ "ids": ids, "limit": ids.len(), "filter": shard_filter(self.shard) }),
+                        json!({ "ids": ids, "limit": ids.len(), "filter": shard_filter(self.shard),
+                            "retrieveVectors": true }),
                     )
                     .await?;
                 self.write(&page).await?;
