@@ -301,6 +301,10 @@ async fn compare_shard(
     owners: &[NodeId],
 ) -> Result<usize, SyncError> {
     let uid = meta.uid.as_str();
+    // Idle first without the guard, so client writes wait only for what is queued since.
+    for node in owners {
+        crate::shard_sync::settle(state.clients().get(node)?, uid).await;
+    }
     let _guard = state.index_write_guard(uid).await?;
     let mut counts = BTreeMap::new();
     for node in owners {
