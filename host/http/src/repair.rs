@@ -79,13 +79,11 @@ pub async fn refresh_status(state: &AppState) {
         let assignment = state.assignment(meta.shard_count);
         for shard in (0..meta.shard_count).map(ShardId::new) {
             total += 1;
-            let fresh = assignment.write_targets(shard).any(|(_, owners)| {
-                owners.iter().any(|node| {
-                    let pair = (node.clone(), meta.uid.clone());
-                    state.health().is_available(node)
-                        && !records.contains(&pair)
-                        && !holds.contains(&pair)
-                })
+            let fresh = read_owners(state, &assignment, shard).any(|node| {
+                let pair = (node.clone(), meta.uid.clone());
+                state.health().is_available(node)
+                    && !records.contains(&pair)
+                    && !holds.contains(&pair)
             });
             covered += u64::from(fresh);
         }
@@ -180,10 +178,10 @@ async fn repair_pair(
         .contains(&(node.clone(), index.to_owned()));
     let whole = held || record.as_ref().is_none_or(|r| r.settings);
     let assignment = state.assignment(meta.shard_count);
-    let Some(group) = state.topology().group_of(node).cloned() else { return Ok(false) };
+    // Every shard the node receives writes of (a node taking a shard over included).
     let owned: Vec<ShardId> = (0..meta.shard_count)
         .map(ShardId::new)
-        .filter(|shard| assignment.owners(&group, *shard).contains(node))
+        .filter(|shard| assignment.write_targets(*shard).any(|(_, owners)| owners.contains(node)))
         .filter(|shard| whole || record.as_ref().is_some_and(|r| r.shards.contains(&shard.get())))
         .collect();
     let status = state.repair_status();
@@ -232,10 +230,14 @@ fn fresh_owner(
 ) -> Option<NodeId> {
     let assignment = state.assignment(meta.shard_count);
     let own_group = state.topology().group_of(except);
-    let mut candidates: Vec<(bool, NodeId)> = assignment
-        .write_targets(shard)
-        .flat_map(|(group, owners)| {
-            owners.iter().map(move |n| (Some(group) != own_group, n.clone()))
+    // Read owners only: a node still receiving the shard (a move in progress) is no source.
+    let mut candidates: Vec<(bool, NodeId)> = state
+        .topology()
+        .groups()
+        .iter()
+        .flat_map(|group| {
+            let other_group = Some(&group.id) != own_group;
+            assignment.owners(&group.id, shard).iter().map(move |n| (other_group, n.clone()))
         })
         .filter(|(_, n)| {
             n != except
@@ -248,6 +250,15 @@ fn fresh_owner(
         .collect();
     candidates.sort();
     candidates.into_iter().next().map(|(_, n)| n)
+}
+
+/// The owners reads use for `shard`, in every group.
+fn read_owners<'a>(
+    state: &'a AppState,
+    assignment: &'a miroir_cluster::Assignment,
+    shard: ShardId,
+) -> impl Iterator<Item = &'a NodeId> + 'a {
+    state.topology().groups().iter().flat_map(move |group| assignment.owners(&group.id, shard))
 }
 
 fn store_error(error: miroir_store::StoreError) -> SyncError {
@@ -269,15 +280,14 @@ pub async fn anti_entropy(state: &AppState) -> usize {
     for meta in indexes.iter().filter(|meta| meta.primary_key.is_some()) {
         let assignment = state.assignment(meta.shard_count);
         for shard in (0..meta.shard_count).map(ShardId::new) {
-            let owners: Vec<NodeId> = assignment
-                .write_targets(shard)
-                .flat_map(|(_, owners)| owners.iter().cloned())
+            let owners: Vec<NodeId> = read_owners(state, &assignment, shard)
                 .filter(|n| {
-                    let pair = (n.clone(), meta.uid.clone());
+                    let pair = ((*n).clone(), meta.uid.clone());
                     state.health().is_available(n)
                         && !unfit.contains(&pair)
                         && !holds.contains(&pair)
                 })
+                .cloned()
                 .collect();
             if owners.len() < 2 {
                 continue;
