@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use miroir_cluster::{NodeAuth, NodeBody};
@@ -34,12 +35,34 @@ use crate::repairs::{self, RepairRecord};
 use crate::shard_sync::{sync_shard, wait_idle, SyncError};
 use crate::AppState;
 
+/// Why a repair did not finish.
+#[derive(Debug, thiserror::Error)]
+enum RepairError {
+    /// Copying a shard failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// Every other owner of the shard is down, held stale or under repair itself.
+    #[error("no fresh owner of shard {0} to copy from")]
+    NoSource(u32),
+}
+
+impl From<crate::HttpError> for RepairError {
+    fn from(error: crate::HttpError) -> Self {
+        RepairError::Sync(error.into())
+    }
+}
+
+/// The longest pause between two attempts at a repair that keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// What the repair metrics show, refreshed by [`refresh_status`] and the repair worker.
 #[derive(Debug, Default)]
 pub struct RepairStatus {
     pending: Mutex<BTreeMap<NodeId, u64>>,
     coverage_bits: AtomicU64,
     copied: AtomicU64,
+    /// Pairs whose last repair failed: when to try again, and how many failures in a row.
+    backoff: Mutex<BTreeMap<(NodeId, String), (Instant, u32)>>,
 }
 
 impl RepairStatus {
@@ -132,17 +155,37 @@ pub async fn repair_round(state: &AppState) -> usize {
         })
         .collect();
     let mut repaired = 0;
+    let backoff = &state.repair_status().backoff;
+    backoff.lock().expect("repair backoff lock").retain(|pair, _| unfit.contains_key(pair));
     for ((node, index), record) in work {
         if !state.health().is_available(&node) {
             continue;
         }
-        match repair_pair(state, &node, &index, record, &unfit).await {
+        let pair = (node.clone(), index.clone());
+        let waiting = backoff.lock().expect("repair backoff lock").get(&pair).copied();
+        if waiting.is_some_and(|(next, _)| Instant::now() < next) {
+            continue;
+        }
+        let failed = match repair_pair(state, &node, &index, record, &unfit).await {
             Ok(true) => {
                 repaired += 1;
                 tracing::info!(%node, index, "repair: the node holds the index again");
+                false
             }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%node, index, %error, "repair: left for the next round"),
+            Ok(false) => false,
+            Err(error) => {
+                tracing::warn!(%node, index, %error, "repair: failed, retried later");
+                true
+            }
+        };
+        let mut backoff = backoff.lock().expect("repair backoff lock");
+        if failed {
+            // 1, 2, 4 ... 30 s between attempts while it keeps failing.
+            let failures = waiting.map_or(0, |(_, n)| n) + 1;
+            let pause = Duration::from_secs(1 << failures.min(5)).min(MAX_BACKOFF);
+            backoff.insert(pair, (Instant::now() + pause, failures));
+        } else {
+            backoff.remove(&pair);
         }
     }
     repaired
@@ -156,7 +199,7 @@ async fn repair_pair(
     index: &str,
     record: Option<RepairRecord>,
     unfit: &Unfit,
-) -> Result<bool, SyncError> {
+) -> Result<bool, RepairError> {
     let Some(meta) = state.store().get_index(index).await.map_err(store_error)? else {
         // The index is gone: nothing to repair.
         crate::convergence::release_holds(state, index).await;
@@ -187,8 +230,7 @@ async fn repair_pair(
     let status = state.repair_status();
     for shard in owned {
         let Some(source) = fresh_owner(state, &meta, shard, node, unfit) else {
-            tracing::warn!(%node, index, shard = shard.get(), "repair: no fresh owner to copy from");
-            return Ok(false);
+            return Err(RepairError::NoSource(shard.get()));
         };
         let before = std::sync::atomic::AtomicU64::new(0);
         let report = sync_shard(state, index, shard, &source, node, &|copied| {
