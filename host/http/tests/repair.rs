@@ -44,8 +44,8 @@ async fn wait_repaired(cluster: &Cluster) {
     }
 }
 
-/// The ids node `index` holds (asked directly, with the node key), once it is idle.
-async fn ids_on_node(cluster: &Cluster, index: usize) -> BTreeSet<String> {
+/// The documents node `index` holds by id (asked directly, with the node key), once it is idle.
+async fn documents_on_node(cluster: &Cluster, index: usize) -> BTreeMap<String, Value> {
     let node = cluster.nodes[index].as_ref().expect("node running");
     let client = cluster.state.clients().get(&cluster.node_ids[index]).expect("client");
     miroir_http::shard_sync::wait_idle(client, "products").await.expect("idle");
@@ -53,7 +53,7 @@ async fn ids_on_node(cluster: &Cluster, index: usize) -> BTreeSet<String> {
         .http
         .post(format!("{}/indexes/products/documents/fetch", node.url()))
         .bearer_auth(NODE_KEY)
-        .json(&json!({"limit": 1_000_000, "fields": ["id"]}))
+        .json(&json!({"limit": 1_000_000}))
         .timeout(Duration::from_secs(30))
         .send()
         .await
@@ -64,23 +64,33 @@ async fn ids_on_node(cluster: &Cluster, index: usize) -> BTreeSet<String> {
         .as_array()
         .expect("results")
         .iter()
-        .map(|d| d["id"].as_str().expect("id").to_owned())
+        .map(|d| (d["id"].as_str().expect("id").to_owned(), d.clone()))
         .collect()
 }
 
-/// Every acknowledged document is on every owner of its shard, in every group.
+/// The ids node `index` holds.
+async fn ids_on_node(cluster: &Cluster, index: usize) -> BTreeSet<String> {
+    documents_on_node(cluster, index).await.into_keys().collect()
+}
+
+/// Every acknowledged document is on every owner of its shard, in every group, in the same
+/// version.
 async fn every_owner_holds_its_documents(cluster: &Cluster, acknowledged: &BTreeSet<String>) {
     let mut held = BTreeMap::new();
     for index in 0..cluster.nodes.len() {
-        held.insert(cluster.node_ids[index].clone(), ids_on_node(cluster, index).await);
+        held.insert(cluster.node_ids[index].clone(), documents_on_node(cluster, index).await);
     }
     let assignment = cluster.state.assignment(SHARDS);
     for id in acknowledged {
+        let mut versions = BTreeSet::new();
         for (_, owners) in assignment.write_targets(shard_of(id, SHARDS)) {
             for owner in owners {
-                assert!(held[owner].contains(id), "{id} missing on its owner {owner}");
+                let document = held[owner].get(id);
+                assert!(document.is_some(), "{id} missing on its owner {owner}");
+                versions.insert(document.expect("checked").to_string());
             }
         }
+        assert_eq!(versions.len(), 1, "{id}: owners hold different versions: {versions:?}");
     }
 }
 
@@ -106,9 +116,24 @@ fn steady_writes(
     tokio::spawn(async move {
         let all = products();
         let mut acknowledged = BTreeSet::new();
-        for batch in all[from..].chunks(5).take(300) {
+        for (round, batch) in all[from..].chunks(5).take(300).enumerate() {
             if stop.load(Ordering::SeqCst) {
                 break;
+            }
+            if round % 3 == 2 {
+                // An update of documents written before (a partial document, merged).
+                let updates: Vec<Value> = all[round..round + 5]
+                    .iter()
+                    .map(|d| json!({"id": d["id"], "price": round as f64}))
+                    .collect();
+                let answer = http
+                    .put(format!("{url}/indexes/products/documents"))
+                    .json(&updates)
+                    .timeout(Duration::from_secs(60))
+                    .send()
+                    .await
+                    .expect("miroir answers");
+                assert_eq!(answer.status().as_u16(), 202, "an update is acknowledged");
             }
             let answer = http
                 .post(format!("{url}/indexes/products/documents"))
