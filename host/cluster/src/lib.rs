@@ -35,4 +35,4 @@ pub use read_view::{ReadTier, ReadView};
 pub use scatter::{scatter, Gathered, NodeFailure, NodeRequest, NodeTransport, Refused};
 pub use stale::{is_stale_answer, ReadOutcome, StaleReplicas, STALE_FOR};
 pub use topology::{Group, Topology, TopologyError};
-pub use write_routing::{quorum_size, QuorumReport};
+pub use write_routing::{missed_owners, quorum_size, QuorumReport};

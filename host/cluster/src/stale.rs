@@ -120,6 +120,13 @@ impl StaleReplicas {
         self.marks.lock().expect("stale marks lock").retain(|(_, i), _| i != index);
     }
 
+    /// Ends the marks (held or timed) of `node` for `index`: it was refilled.
+    pub fn release_node(&self, node: &NodeId, index: &str) {
+        let key = (node.clone(), index.to_owned());
+        self.held.lock().expect("stale holds lock").remove(&key);
+        self.marks.lock().expect("stale marks lock").remove(&key);
+    }
+
     /// Forgets a timed mark (not a held one): `node` answered a read of `index` normally.
     pub fn clear(&self, node: &NodeId, index: &str) {
         let mut marks = self.marks.lock().expect("stale marks lock");

@@ -3,8 +3,9 @@
 //! A write goes to every replica group; inside a group, to the RF owners of each document's
 //! shard. [`plan_by_node`] turns the shard of every item into one list of items per target node,
 //! so each node receives one batched request. [`QuorumReport::evaluate`] decides, from which
-//! nodes accepted their part, whether every shard reached quorum (`floor(RF/2)+1` owners) in at
-//! least one group, and which groups missed it somewhere.
+//! nodes accepted their part, whether every shard reached the write quorum (`write_quorum`
+//! owners) in at least one group, and which groups missed an owner somewhere; [`missed_owners`]
+//! lists the owners that missed a write, which get a repair record.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +13,7 @@ use miroir_types::{GroupId, NodeId, ShardId};
 
 use crate::Assignment;
 
-/// The number of owners in a group that must accept a write: `floor(RF/2) + 1`.
+/// A majority of `replication_factor` owners: `floor(RF/2) + 1`.
 pub fn quorum_size(replication_factor: usize) -> usize {
     replication_factor / 2 + 1
 }
@@ -48,6 +49,24 @@ pub fn targets_of(assignment: &Assignment, shards: &BTreeSet<ShardId>) -> BTreeS
         .collect()
 }
 
+/// The owners of `shards` (write targets, every group) that did not accept a write, with the
+/// shards each of them missed.
+pub fn missed_owners(
+    assignment: &Assignment,
+    shards: &BTreeSet<ShardId>,
+    accepted: impl Fn(&NodeId) -> bool,
+) -> BTreeMap<NodeId, BTreeSet<ShardId>> {
+    let mut missed: BTreeMap<NodeId, BTreeSet<ShardId>> = BTreeMap::new();
+    for shard in shards {
+        for (_, owners) in assignment.write_targets(*shard) {
+            for owner in owners.iter().filter(|n| !accepted(n)) {
+                missed.entry(owner.clone()).or_default().insert(*shard);
+            }
+        }
+    }
+    missed
+}
+
 /// The outcome of a write's quorum check.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QuorumReport {
@@ -58,14 +77,16 @@ pub struct QuorumReport {
 }
 
 impl QuorumReport {
-    /// Checks quorum for every shard in `shards`, given which nodes accepted their request.
+    /// Checks quorum for every shard in `shards`, given which nodes accepted their request: a
+    /// shard reaches it when, in at least one group, `owners_needed` of its write targets (or
+    /// all of them, when fewer) accepted. A group with an owner that did not accept is degraded.
     pub fn evaluate(
         assignment: &Assignment,
-        replication_factor: usize,
+        owners_needed: usize,
         shards: &BTreeSet<ShardId>,
         accepted: impl Fn(&NodeId) -> bool,
     ) -> Self {
-        let need = quorum_size(replication_factor);
+        let need = owners_needed.max(1);
         let mut degraded = BTreeSet::new();
         let mut without = Vec::new();
         for shard in shards {
@@ -74,7 +95,8 @@ impl QuorumReport {
                 let acks = owners.iter().filter(|n| accepted(n)).count();
                 if acks >= need.min(owners.len()) {
                     any_group = true;
-                } else {
+                }
+                if acks < owners.len() {
                     degraded.insert(group.clone());
                 }
             }
@@ -154,6 +176,22 @@ mod tests {
         assert!(!report.succeeded());
         assert_eq!(report.shards_without_quorum, a.shards_of(&down));
         assert_eq!(report.degraded_header().as_deref(), Some("groups=g0"));
+    }
+
+    #[test]
+    fn one_owner_of_two_is_enough_with_quorum_one_and_the_other_missed_it() {
+        let t = topology(1, 3, 2);
+        let a = Assignment::new(&t, 16);
+        let all: BTreeSet<ShardId> = (0..16).map(ShardId::new).collect();
+        let down = NodeId::new("g0n2").expect("id");
+        let one = QuorumReport::evaluate(&a, 1, &all, |n| n != &down);
+        assert!(one.succeeded());
+        assert_eq!(one.degraded_header().as_deref(), Some("groups=g0"));
+        let majority = QuorumReport::evaluate(&a, quorum_size(2), &all, |n| n != &down);
+        assert_eq!(majority.shards_without_quorum, a.shards_of(&down));
+        let missed = missed_owners(&a, &all, |n| n != &down);
+        assert_eq!(missed.len(), 1);
+        assert_eq!(missed[&down].iter().copied().collect::<Vec<_>>(), a.shards_of(&down));
     }
 
     #[test]

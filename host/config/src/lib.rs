@@ -53,6 +53,9 @@ pub struct Config {
     pub shards: u32,
     /// Nodes holding each shard inside one replica group. Default `1`.
     pub replication_factor: u32,
+    /// Owners of a shard (in one group) that must accept a write: `one` (default), `majority`
+    /// or `all`.
+    pub write_quorum: WriteQuorum,
     /// How many Miroir instances share the task store. Default `1`; more needs Redis.
     pub replicas: u32,
     /// This instance's name in leases and logs. Default: chosen at start.
@@ -98,6 +101,7 @@ impl Default for Config {
             nodes: Vec::new(),
             shards: 64,
             replication_factor: 1,
+            write_quorum: WriteQuorum::One,
             replicas: 1,
             instance_id: None,
             task_store: TaskStoreConfig::default(),

@@ -36,6 +36,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "nodes",
     "shards",
     "replication_factor",
+    "write_quorum",
     "replicas",
     "instance_id",
     "task_store",

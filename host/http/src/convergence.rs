@@ -258,6 +258,28 @@ async fn converge(
     Ok(found)
 }
 
+/// Gives `node` the settings of `meta`'s index as the other nodes hold them (it missed a
+/// settings change). Call it under the index's write guard. `Err` says why it could not.
+pub async fn copy_settings(
+    state: &AppState,
+    node: &NodeId,
+    meta: &IndexMeta,
+) -> Result<(), String> {
+    let uid = meta.uid.as_str();
+    let client = state.client(node).map_err(|e| e.to_string())?;
+    let settings = reference_settings(state, node, uid).await;
+    let body = serde_json::to_vec(&settings).map_err(|e| e.to_string())?;
+    let path = format!("/indexes/{uid}/settings");
+    let sent = client
+        .send(Method::PATCH, &path, Some(NodeBody::json(body)), NodeAuth::NodeKey)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !sent.is_success() {
+        return Err(format!("settings update answered {}", sent.status));
+    }
+    Ok(())
+}
+
 /// Whether node settings make `_miroir_shard` filterable.
 fn holds_bookkeeping(settings: &Value) -> bool {
     settings["filterableAttributes"].as_array().is_some_and(|attributes| {
@@ -389,9 +411,11 @@ async fn hold(state: &AppState, node: &NodeId, uid: &str) {
     state.stale().hold(node, uid);
 }
 
-/// Ends every held mark of `uid` (the index was deleted or replaced), here and in the store.
+/// Ends every held mark and repair record of `uid` (the index was deleted or replaced), here
+/// and in the store.
 pub async fn release_holds(state: &AppState, uid: &str) {
     state.stale().release(uid);
+    crate::repairs::forget_index(state, uid).await;
     let keys = match state.store().plugin_list_keys(HOLDS, &format!("{uid}/")).await {
         Ok(keys) => keys,
         Err(error) => {
@@ -406,23 +430,43 @@ pub async fn release_holds(state: &AppState, uid: &str) {
     }
 }
 
-/// Makes this instance's held marks the ones in the task store, so that every instance reads
-/// around the same replicas. The health prober calls it every round.
-pub async fn sync_holds(state: &AppState) {
-    let keys = match state.store().plugin_list_keys(HOLDS, "").await {
-        Ok(keys) => keys,
-        Err(error) => {
-            tracing::debug!(%error, "cannot read the held replicas; keeping the known ones");
-            return;
-        }
-    };
-    let held = keys
+/// Ends the held mark of `node` for `uid` (it was refilled), in the store and here; the other
+/// instances drop it at their next [`sync_holds`].
+pub async fn release_hold(state: &AppState, node: &NodeId, uid: &str) {
+    if let Err(error) = state.store().plugin_delete(HOLDS, &format!("{uid}/{node}")).await {
+        tracing::warn!(%error, %node, index = uid, "cannot release a held replica");
+    }
+    state.stale().release_node(node, uid);
+}
+
+/// The `(node, index)` pairs held stale in the task store (not the repair records).
+pub async fn shared_holds(
+    state: &AppState,
+) -> miroir_store::StoreResult<BTreeSet<(NodeId, String)>> {
+    let keys = state.store().plugin_list_keys(HOLDS, "").await?;
+    Ok(keys
         .iter()
         .filter_map(|key| {
             let (uid, node) = key.split_once('/')?;
             Some((node.parse::<NodeId>().ok()?, uid.to_owned()))
         })
-        .collect();
+        .collect())
+}
+
+/// Makes this instance's held marks the ones in the task store (held marks and repair records,
+/// see [`crate::repairs`]), so that every instance reads around the same replicas. The health
+/// prober calls it every round.
+pub async fn sync_holds(state: &AppState) {
+    let held = match (shared_holds(state).await, crate::repairs::pairs(state).await) {
+        (Ok(mut held), Ok(repairs)) => {
+            held.extend(repairs);
+            held
+        }
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::debug!(%error, "cannot read the held replicas; keeping the known ones");
+            return;
+        }
+    };
     state.stale().replace_held(held);
 }
 

@@ -151,7 +151,7 @@ pub fn check_quorum(
     accepted: &BTreeSet<NodeId>,
 ) -> HttpResult<QuorumReport> {
     let assignment = state.assignment(shard_count);
-    let report = QuorumReport::evaluate(&assignment, state.replication_factor(), shards, |n| {
+    let report = QuorumReport::evaluate(&assignment, state.write_quorum_size(), shards, |n| {
         accepted.contains(n)
     });
     if !report.succeeded() {

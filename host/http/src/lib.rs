@@ -33,6 +33,8 @@ pub mod node_catalog;
 mod passthrough;
 pub mod read_catalog;
 pub mod read_stats;
+pub mod repair;
+pub mod repairs;
 mod reserved_names;
 pub mod search;
 pub mod session;

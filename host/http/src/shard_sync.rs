@@ -27,8 +27,12 @@ use serde_json::{json, Value};
 use crate::bookkeeping::{shard_filter, shard_marker, SHARD_FIELD};
 use crate::AppState;
 
-/// How long a node may keep tasks of the index in flight before a page gives up.
-const IDLE_WAIT: Duration = Duration::from_secs(30);
+/// How long a node may keep tasks of the index in flight, under the write guard, before a page
+/// gives up: well within the guard's 30 s lease, so the guard never lapses while it is held.
+const IDLE_WAIT: Duration = Duration::from_secs(20);
+
+/// How long a node may stay busy before a page takes the write guard anyway.
+const SETTLE_WAIT: Duration = Duration::from_secs(2);
 
 /// How many times the verification fixes a difference before giving up.
 const VERIFY_ATTEMPTS: usize = 5;
@@ -136,6 +140,9 @@ pub async fn sync_shard(
     let mut offset = 0;
     loop {
         let page = {
+            // Waiting first without the guard keeps client writes waiting only for the tasks
+            // queued since.
+            settle(src, index).await;
             let _guard = state.index_write_guard(index).await?;
             wait_idle(src, index).await?;
             let page = sync.fetch(src, offset, limit, None).await?;
@@ -178,8 +185,11 @@ impl ShardCopy<'_> {
     ) -> Result<Vec<Value>, SyncError> {
         let mut body =
             json!({ "filter": shard_filter(self.shard), "offset": offset, "limit": limit });
-        if let Some(fields) = fields {
-            body["fields"] = json!(fields);
+        match fields {
+            Some(fields) => body["fields"] = json!(fields),
+            // Whole documents, embeddings included: a copy without them would lose vectors
+            // the client provided.
+            None => body["retrieveVectors"] = json!(true),
         }
         self.fetch_body(node, body).await
     }
@@ -257,6 +267,8 @@ impl ShardCopy<'_> {
         let uid = self.uid();
         let (mut source_count, mut target_count) = (0, 0);
         for attempt in 0..VERIFY_ATTEMPTS {
+            settle(self.src, uid).await;
+            settle(self.dst, uid).await;
             let _guard = self.state.index_write_guard(uid).await?;
             wait_idle(self.src, uid).await?;
             wait_idle(self.dst, uid).await?;
@@ -290,7 +302,8 @@ impl ShardCopy<'_> {
                 let page = self
                     .fetch_body(
                         self.src,
-                        json!({ "ids": ids, "limit": ids.len(), "filter": shard_filter(self.shard) }),
+                        json!({ "ids": ids, "limit": ids.len(), "filter": shard_filter(self.shard),
+                            "retrieveVectors": true }),
                     )
                     .await?;
                 self.write(&page).await?;
@@ -337,20 +350,35 @@ fn check(
 /// Waits (at most [`IDLE_WAIT`]) until `node` has no enqueued or processing task of `uid`: it
 /// has applied every write it received for the index.
 pub async fn wait_idle(node: &NodeClient, uid: &str) -> Result<(), SyncError> {
+    if idle_within(node, uid, IDLE_WAIT).await? {
+        return Ok(());
+    }
+    Err(SyncError::TimedOut(format!(
+        "node `{}` kept tasks of `{uid}` in flight for {IDLE_WAIT:?}",
+        node.id()
+    )))
+}
+
+/// Before taking the write guard: waits at most [`SETTLE_WAIT`] for `node` to be idle, so that
+/// the wait under the guard (which holds client writes back) is short. Under a steady write
+/// load the node may never be idle without the guard; that is fine.
+pub async fn settle(node: &NodeClient, uid: &str) {
+    let _ = idle_within(node, uid, SETTLE_WAIT).await;
+}
+
+/// Whether `node` had no enqueued or processing task of `uid` within `limit`.
+async fn idle_within(node: &NodeClient, uid: &str, limit: Duration) -> Result<bool, SyncError> {
     let path = format!("/tasks?indexUids={uid}&statuses=enqueued,processing&limit=1");
-    let deadline = tokio::time::Instant::now() + IDLE_WAIT;
+    let deadline = tokio::time::Instant::now() + limit;
     let mut pause = Duration::from_millis(2);
     loop {
         let response = node.send(Method::GET, &path, None, NodeAuth::NodeKey).await?;
         let answer = check(node, "a tasks list", response)?;
         if answer["results"].as_array().is_some_and(Vec::is_empty) {
-            return Ok(());
+            return Ok(true);
         }
         if tokio::time::Instant::now() + pause > deadline {
-            return Err(SyncError::TimedOut(format!(
-                "node `{}` kept tasks of `{uid}` in flight for {IDLE_WAIT:?}",
-                node.id()
-            )));
+            return Ok(false);
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(20));

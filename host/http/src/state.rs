@@ -75,6 +75,7 @@ struct Inner {
     read_catalog: ReadCatalog,
     recovery: Recovery,
     convergence: IndexConvergence,
+    repair_status: crate::repair::RepairStatus,
     store: Arc<dyn TaskStore>,
     keys: KeyCache,
     rebalance_metrics: Arc<crate::fleet::RebalanceMetrics>,
@@ -123,6 +124,7 @@ impl AppState {
                 read_catalog: ReadCatalog::default(),
                 recovery: Recovery::default(),
                 convergence: IndexConvergence::default(),
+                repair_status: crate::repair::RepairStatus::default(),
                 store,
                 keys: KeyCache::default(),
                 rebalance_metrics: Arc::default(),
@@ -220,6 +222,11 @@ impl AppState {
         crate::catalog::Catalog { state: self }
     }
 
+    /// What the repair worker and the metrics know of repairs (see [`crate::repair`]).
+    pub fn repair_status(&self) -> &crate::repair::RepairStatus {
+        &self.inner.repair_status
+    }
+
     /// The task store.
     pub fn store(&self) -> &dyn TaskStore {
         self.inner.store.as_ref()
@@ -233,6 +240,11 @@ impl AppState {
     /// The replication factor.
     pub fn replication_factor(&self) -> usize {
         self.fleet().fleet.replication_factor
+    }
+
+    /// The owners of a shard, in one group, that must accept a write (`write_quorum`).
+    pub fn write_quorum_size(&self) -> usize {
+        self.inner.config.write_quorum.owners_needed(self.replication_factor())
     }
 
     /// The placement of an index with `shards` shards in the current fleet (computed once per

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{products, ClusterBuilder};
+use common::{load_products, products, ClusterBuilder};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -94,8 +94,11 @@ async fn a_second_group_saves_the_write_when_rf1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rf2_in_a_single_group_needs_both_owners() {
-    let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
+async fn rf2_in_a_single_group_with_majority_quorum_needs_both_owners() {
+    let mut cluster = ClusterBuilder::new(1, 3, 2)
+        .configure(|config| config.write_quorum = miroir_config::WriteQuorum::Majority)
+        .start()
+        .await;
     cluster
         .send_and_wait("POST", "/indexes", &json!({"uid": "products", "primaryKey": "id"}))
         .await;
@@ -106,6 +109,104 @@ async fn rf2_in_a_single_group_needs_both_owners() {
         .await;
     assert_eq!(answer.status, 503, "{:?}", answer.body);
     assert_eq!(answer.body["code"], "miroir_no_quorum");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_quorum_all_refuses_a_write_with_an_owner_down_and_leaves_nothing() {
+    let mut cluster = ClusterBuilder::new(1, 3, 2)
+        .configure(|config| config.write_quorum = miroir_config::WriteQuorum::All)
+        .start()
+        .await;
+    load_products(&cluster, 100).await;
+    cluster.stop_node(0);
+    let all = products();
+    let answer = cluster
+        .send_json("POST", "/indexes/products/documents", &Value::from(all[100..300].to_vec()))
+        .await;
+    assert_eq!(answer.status, 503, "{:?}", answer.body);
+    assert_eq!(answer.body["code"], "miroir_no_quorum");
+    for node in 1..3 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, tasks) =
+                cluster.node_get(node, "/tasks?statuses=enqueued,processing&limit=1").await;
+            assert_eq!(status, 200);
+            if tasks["results"].as_array().is_some_and(Vec::is_empty) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "node {node} stays busy");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        for document in &all[100..300] {
+            let id = document["id"].as_str().expect("id");
+            let (status, _) =
+                cluster.node_get(node, &format!("/indexes/products/documents/{id}")).await;
+            assert_eq!(status, 404, "{id} left on node {node}");
+        }
+    }
+    let browse = cluster.get("/indexes/products/documents?limit=1").await;
+    assert_eq!(browse.body["total"], 100, "{:?}", browse.body);
+    assert!(miroir_http::repairs::pairs(&cluster.state).await.expect("store").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rf2_with_quorum_one_acknowledges_with_an_owner_down_and_records_its_repair() {
+    let mut cluster = ClusterBuilder::new(1, 3, 2).start().await;
+    load_products(&cluster, 100).await;
+    cluster.stop_node(0);
+    let all = products();
+    let answer = cluster
+        .send_json("POST", "/indexes/products/documents", &Value::from(all[100..300].to_vec()))
+        .await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    assert_eq!(
+        answer.headers.get("x-miroir-degraded").and_then(|v| v.to_str().ok()),
+        Some("groups=g0")
+    );
+    // The task maps to the node tasks that were created: it finishes (never stays processing).
+    let task = cluster.wait_task(answer.body["taskUid"].as_u64().expect("uid")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let down = cluster.node_ids[0].clone();
+    let record = miroir_http::repairs::get(&cluster.state, &down, "products")
+        .await
+        .expect("store")
+        .expect("a repair record for the node that missed the write");
+    let owned: std::collections::BTreeSet<u32> = cluster
+        .state
+        .assignment(64)
+        .shards_of(&down)
+        .into_iter()
+        .map(|s| s.get())
+        .filter(|s| {
+            all[100..300]
+                .iter()
+                .any(|d| miroir_cluster::shard_of(d["id"].as_str().expect("id"), 64).get() == *s)
+        })
+        .collect();
+    assert_eq!(record.shards, owned);
+    assert_eq!(record.generation, 1);
+    assert!(cluster.state.stale().is_held(&down, "products"));
+    // A deletion the node misses merges into the same record.
+    let gone = all[0]["id"].as_str().expect("id");
+    let answer =
+        cluster.send_json("POST", "/indexes/products/documents/delete-batch", &json!([gone])).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let record = miroir_http::repairs::get(&cluster.state, &down, "products")
+        .await
+        .expect("store")
+        .expect("record");
+    let missed_by_down =
+        cluster.state.assignment(64).shards_of(&down).contains(&miroir_cluster::shard_of(gone, 64));
+    assert_eq!(record.generation, if missed_by_down { 2 } else { 1 });
+    // Every document is read from the owners that took it.
+    for document in &all[..300] {
+        let id = document["id"].as_str().expect("id");
+        if id == gone {
+            continue;
+        }
+        let answer = cluster.get(&format!("/indexes/products/documents/{id}")).await;
+        assert_eq!(answer.status, 200, "{id}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

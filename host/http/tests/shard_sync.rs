@@ -196,3 +196,55 @@ async fn sync_under_concurrent_client_writes_ends_equal() {
     assert_eq!(source.len(), target.len(), "no extra document on the target");
     assert_eq!(documents(&cluster, 0, None).await, documents(&cluster, 1, None).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn user_provided_embeddings_are_copied() {
+    let cluster = ClusterBuilder::new(1, 2, 2).shards(SHARDS).start().await;
+    cluster.send_and_wait("POST", "/indexes", &json!({"uid": "vectors", "primaryKey": "id"})).await;
+    let task = cluster
+        .send_and_wait(
+            "PATCH",
+            "/indexes/vectors/settings",
+            &json!({"embedders": {"default": {"source": "userProvided", "dimensions": 8}}}),
+        )
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let path = common::shared_dir().join("datasets/vectors-400.json");
+    let documents: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("dataset")).expect("json");
+    let task = cluster.send_and_wait("POST", "/indexes/vectors/documents", &documents).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let shard = 1;
+    let filter = json!({"filter": format!("_miroir_shard.s{shard} EXISTS")});
+    node_send(&cluster, 1, "POST", "/indexes/vectors/documents/delete", &filter).await;
+    sync_shard(
+        &cluster.state,
+        "vectors",
+        ShardId::new(shard),
+        &cluster.node_ids[0],
+        &cluster.node_ids[1],
+        &|_| {},
+    )
+    .await
+    .expect("sync");
+    let mut copies = Vec::new();
+    for node in 0..2 {
+        let client = cluster.state.client(&cluster.node_ids[node]).expect("client");
+        wait_idle(&client, "vectors").await.expect("idle");
+        let mut body = filter.clone();
+        body["limit"] = json!(1000);
+        body["retrieveVectors"] = json!(true);
+        let answer =
+            node_send(&cluster, node, "POST", "/indexes/vectors/documents/fetch", &body).await;
+        let mut results = answer["results"].as_array().expect("results").clone();
+        results.sort_by_key(|d| d["id"].to_string());
+        copies.push(results);
+    }
+    assert!(!copies[0].is_empty());
+    assert!(
+        copies[0].iter().all(|d| d["_vectors"]["default"]["embeddings"].is_array()),
+        "{:?}",
+        copies[0][0]
+    );
+    assert_eq!(copies[0], copies[1]);
+}

@@ -6,7 +6,7 @@ use miroir_http::health::HealthState;
 use miroir_http::AppState;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, IntCounter, IntCounterVec, Opts};
+use prometheus::{Gauge, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts};
 
 /// A Prometheus collector over an [`AppState`].
 pub struct GatewayCollector {
@@ -21,6 +21,9 @@ pub struct GatewayCollector {
     indexes_restored: IntCounter,
     sequence_restores: IntCounter,
     stale_answers: IntCounterVec,
+    repair_pending: IntGaugeVec,
+    shard_coverage: Gauge,
+    repair_documents_copied: IntCounter,
 }
 
 impl GatewayCollector {
@@ -84,6 +87,24 @@ impl GatewayCollector {
                 &["node"],
             )
             .expect("valid counter"),
+            repair_pending: IntGaugeVec::new(
+                Opts::new(
+                    "miroir_repair_pending",
+                    "Indexes a node has a repair record for (it missed acknowledged writes), by node.",
+                ),
+                &["node"],
+            )
+            .expect("valid gauge"),
+            shard_coverage: Gauge::with_opts(Opts::new(
+                "miroir_shard_coverage",
+                "Shards of every index with a fresh replica (an answering owner neither held stale \
+                 nor under repair), divided by all shards.",
+            ))
+            .expect("valid gauge"),
+            repair_documents_copied: counter(
+                "miroir_repair_documents_copied_total",
+                "Documents copied to replicas under repair by this instance (as leader).",
+            ),
         }
     }
 
@@ -121,6 +142,14 @@ impl GatewayCollector {
         for (node, answers) in self.state.stale().answers() {
             set_counter(&self.stale_answers.with_label_values(&[node.as_str()]), answers);
         }
+        let repairs = self.state.repair_status();
+        let pending = repairs.pending();
+        for node in self.state.topology().nodes() {
+            let count = pending.get(node).copied().unwrap_or(0);
+            self.repair_pending.with_label_values(&[node.as_str()]).set(count as i64);
+        }
+        self.shard_coverage.set(repairs.coverage());
+        set_counter(&self.repair_documents_copied, repairs.documents_copied());
     }
 }
 
@@ -143,11 +172,14 @@ impl Collector for GatewayCollector {
             &self.catalog_rebuilds,
             &self.indexes_restored,
             &self.sequence_restores,
+            &self.repair_documents_copied,
         ] {
             descs.extend(counter.desc());
         }
         descs.extend(self.node_failures.desc());
         descs.extend(self.stale_answers.desc());
+        descs.extend(self.repair_pending.desc());
+        descs.extend(self.shard_coverage.desc());
         descs
     }
 
@@ -162,11 +194,14 @@ impl Collector for GatewayCollector {
             &self.catalog_rebuilds,
             &self.indexes_restored,
             &self.sequence_restores,
+            &self.repair_documents_copied,
         ] {
             families.extend(counter.collect());
         }
         families.extend(self.node_failures.collect());
         families.extend(self.stale_answers.collect());
+        families.extend(self.repair_pending.collect());
+        families.extend(self.shard_coverage.collect());
         families
     }
 }

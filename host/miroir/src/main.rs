@@ -14,6 +14,7 @@ mod logging;
 mod metrics;
 mod ops;
 mod plugins;
+mod repair;
 mod runtime;
 mod serve;
 

@@ -75,6 +75,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.rebalancer.drift_check_interval.get(),
         runtime.metrics.settings_drift_repairs.clone(),
     );
+    let repairs = crate::repair::spawn(
+        state.clone(),
+        runtime.leader_state(),
+        config.rebalancer.drift_check_interval.get(),
+    );
     // With every plugin disabled this loads nothing and creates no wasmtime engine.
     let host = Arc::new(crate::plugins::GatewayHost { state: state.clone() });
     let plugins = miroir_plugins::PluginRuntime::from_config(&config, host)
@@ -122,6 +127,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     drift.abort();
     following.abort();
     rebalancing.abort();
+    repairs.abort();
     runtime.shutdown().await;
     tracing::info!("miroir stopped");
     Ok(())

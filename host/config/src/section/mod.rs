@@ -17,6 +17,7 @@ mod shadow;
 mod task_store;
 mod telemetry;
 mod vector_search;
+mod write_quorum;
 
 pub use cdc::{CdcBuffer, CdcConfig, CdcSinks, QueueSink, WebhookSink};
 pub use health::HealthConfig;
@@ -34,3 +35,4 @@ pub use shadow::{ShadowConfig, ShadowTarget};
 pub use task_store::{TaskStoreBackend, TaskStoreConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
 pub use vector_search::{FusionMethod, VectorSearchConfig};
+pub use write_quorum::WriteQuorum;

@@ -98,6 +98,8 @@ async fn delete_ids(
     let outcomes = fanout::run(state, caller.node_auth(), calls).await;
     let enqueued = fanout::collect_enqueued(&outcomes)?;
     let report = fanout::check_quorum(state, meta.shard_count, &shards, &enqueued.accepted)?;
+    crate::repairs::record_missed(state, uid, meta.shard_count, &shards, &enqueued.accepted, false)
+        .await?;
     let record =
         enqueue(state, Some(uid), "documentDeletion", details, &deletion_hints(), enqueued).await?;
     Ok((record, Some(report)))
@@ -176,12 +178,10 @@ async fn broadcast_deletion(
     let outcomes =
         fanout::run(state, caller.node_auth(), fanout::broadcast(state, vec![step])).await;
     let enqueued = fanout::collect_enqueued(&outcomes)?;
-    let report = fanout::check_quorum(
-        state,
-        meta.shard_count,
-        &fanout::all_shards(meta.shard_count),
-        &enqueued.accepted,
-    )?;
+    let shards = fanout::all_shards(meta.shard_count);
+    let report = fanout::check_quorum(state, meta.shard_count, &shards, &enqueued.accepted)?;
+    crate::repairs::record_missed(state, uid, meta.shard_count, &shards, &enqueued.accepted, false)
+        .await?;
     let kind = enqueued.kind.clone().unwrap_or_else(|| "documentDeletion".to_owned());
     let record = enqueue(state, Some(uid), &kind, details, &deletion_hints(), enqueued).await?;
     Ok(accepted(&record, Some(&report)))

@@ -257,15 +257,29 @@ async fn write_inner(
     }
     crate::convergence::after_write(state, &meta, &outcomes).await;
     outcomes.retain(|node, _| targets.contains(node));
-    let checked = fanout::collect_enqueued(&outcomes).and_then(|enqueued| {
+    let checked = match fanout::collect_enqueued(&outcomes).and_then(|enqueued| {
         let report =
             fanout::check_quorum(state, meta.shard_count, &routed.shards, &enqueued.accepted)?;
         Ok((enqueued, report))
-    });
+    }) {
+        // Owners that missed the write get a durable repair record before the answer.
+        Ok((enqueued, report)) => crate::repairs::record_missed(
+            state,
+            uid,
+            meta.shard_count,
+            &routed.shards,
+            &enqueued.accepted,
+            false,
+        )
+        .await
+        .map(|()| (enqueued, report)),
+        Err(error) => Err(error),
+    };
     let (enqueued, report) = match checked {
         Ok(checked) => checked,
         Err(error) => {
-            // Refused (by a node, or for lack of quorum): leave nothing the client can see.
+            // Refused (by a node, for lack of quorum, or a repair record not stored): leave
+            // nothing the client can see.
             if created {
                 undo::forget_created_index(state, uid).await;
             } else {

@@ -27,7 +27,7 @@ pub fn quorum_possible(
     shards: &BTreeSet<ShardId>,
 ) -> HttpResult<()> {
     let assignment = state.assignment(shard_count);
-    let report = QuorumReport::evaluate(&assignment, state.replication_factor(), shards, |node| {
+    let report = QuorumReport::evaluate(&assignment, state.write_quorum_size(), shards, |node| {
         state.health().is_available(node)
     });
     if report.succeeded() {

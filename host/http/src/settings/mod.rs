@@ -168,12 +168,22 @@ async fn propose(
             return Err(error);
         }
     };
-    let report = fanout::check_quorum(
-        state,
-        meta.shard_count,
-        &fanout::all_shards(meta.shard_count),
-        &enqueued.accepted,
-    )?;
+    let shards = fanout::all_shards(meta.shard_count);
+    let report = fanout::check_quorum(state, meta.shard_count, &shards, &enqueued.accepted)?;
+    if !created {
+        // A node that missed the change gets it back from the repair worker; one still missing
+        // the index gets it, with these settings, through convergence instead.
+        let mut covered = enqueued.accepted.clone();
+        covered.extend(
+            state
+                .topology()
+                .nodes()
+                .filter(|node| state.convergence().is_pending(node, uid))
+                .cloned(),
+        );
+        crate::repairs::record_missed(state, uid, meta.shard_count, &shards, &covered, true)
+            .await?;
+    }
     if created {
         // This update creates the index (with the bookkeeping settings) on the nodes that took
         // it; the others get it later.
