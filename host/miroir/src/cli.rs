@@ -52,6 +52,20 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::ops::TasksCommand,
     },
+    /// Change the fleet: list, add, drain and remove nodes.
+    Nodes {
+        #[command(flatten)]
+        target: crate::ops::Target,
+        #[command(subcommand)]
+        command: crate::ops::NodesCommand,
+    },
+    /// Follow, pause or resume the rebalance that moves shards after a fleet change.
+    Rebalance {
+        #[command(flatten)]
+        target: crate::ops::Target,
+        #[command(subcommand)]
+        command: crate::ops::RebalanceCommand,
+    },
     /// Back an index up: its settings and every document, to an NDJSON file.
     Export {
         #[command(flatten)]

@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         cli::Command::Serve { config } => cli::serve(config.as_deref()),
         cli::Command::Status { target } => ops::status(&target),
         cli::Command::Tasks { target, command } => ops::tasks(&target, &command),
+        cli::Command::Nodes { target, command } => ops::nodes(&target, &command),
+        cli::Command::Rebalance { target, command } => ops::rebalance(&target, &command),
         cli::Command::Export { target, index, output } => {
             ops::export(&target, &index, output.as_deref())
         }

@@ -291,7 +291,23 @@ fn a_node_joins_and_another_leaves_under_load_without_a_wrong_answer() {
     let named: Vec<(String, &TestNode)> =
         nodes.iter().enumerate().map(|(i, n)| (format!("n{i}"), n)).collect();
     assert_placed(&client, &miroir.base, &named, count);
-    // A removed id is never reused; a second run cannot start while... (nothing runs now).
+    // The operations CLI shows the same fleet.
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_miroir"))
+            .args(args)
+            .args(["--url", &miroir.base, "--key", KEY])
+            .output()
+            .expect("run miroir");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let listed = cli(&["nodes", "list"]);
+    assert!(listed.lines().any(|l| l.contains("n3") && l.contains("active")), "{listed}");
+    assert!(listed.lines().any(|l| l.contains("n1") && l.contains("removed")), "{listed}");
+    let status = cli(&["rebalance", "status"]);
+    assert!(status.starts_with("no rebalance running"), "{status}");
+    assert!(status.contains("run 2 (drain node n1): succeeded"), "{status}");
+    // A removed id is never reused.
     let again = send(
         &client,
         "POST",
@@ -301,4 +317,90 @@ fn a_node_joins_and_another_leaves_under_load_without_a_wrong_answer() {
     );
     assert_eq!(again.0, 409, "{}", again.1);
     assert_eq!(json_of(again)["code"], "miroir_fleet_conflict");
+}
+
+/// The Redis URL CI provides; without it the test fails in CI and is skipped elsewhere.
+fn redis_url() -> Option<String> {
+    match std::env::var("MIROIR_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => panic!("MIROIR_TEST_REDIS_URL must be set in CI"),
+        _ => {
+            eprintln!("MIROIR_TEST_REDIS_URL is not set: test skipped");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_run_survives_its_leader_and_the_next_one_finishes_it() {
+    let Some(redis) = redis_url() else { return };
+    let nodes: Vec<TestNode> = (0..4).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = format!("miroir-fleet-test-{}:", std::process::id());
+    let start = |name: &str| {
+        let (redis, prefix, nodes) = (redis.clone(), prefix.clone(), nodes_yaml(&nodes, 3));
+        Gateway::start_whole(dir.path(), name, KEY, NODE_KEY, move |port| {
+            format!(
+                "server: {{ bind: 127.0.0.1, port: {port} }}\n\
+                 task_store: {{ backend: redis, url: \"{redis}\", key_prefix: \"{prefix}\" }}\n\
+                 replicas: 2\ninstance_id: {name}\nmetrics: {{ enabled: false }}\n\
+                 leader: {{ lease_ttl: 2s, renew_interval: 500ms }}\n\
+                 shards: 16\nreplication_factor: 2\n\
+                 rebalancer: {{ batch_size: 10, max_concurrent_shards: 1 }}\n{nodes}"
+            )
+        })
+    };
+    let mut instances = vec![start("a"), start("b")];
+    let client = client();
+    load(&client, &instances[0].base);
+    let leader_of = |g: &Gateway| {
+        json_of(send(&client, "GET", &format!("{}/_miroir/leader", g.base), KEY, None))["is_leader"]
+            == true
+    };
+    wait_for(Duration::from_secs(20), "a leader", || instances.iter().any(leader_of));
+    let leader = instances.iter().position(leader_of).expect("a leader");
+    let survivor = 1 - leader;
+
+    let added = send(
+        &client,
+        "POST",
+        &format!("{}/_miroir/nodes", instances[survivor].base),
+        KEY,
+        Some(json!({"id": "n3", "address": nodes[3].url(), "replicaGroup": "g"})),
+    );
+    assert_eq!(added.0, 202, "{}", added.1);
+    let run = json_of(added)["rebalanceRun"].as_u64().expect("a run");
+    // Kill the leader once it started copying: the run is open, and saved at some phase.
+    let status_url = format!("{}/_miroir/rebalance/status", instances[survivor].base);
+    wait_for(Duration::from_secs(60), "the copy to start", || {
+        let current = json_of(send(&client, "GET", &status_url, KEY, None))["current"].clone();
+        current["movesInProgress"]
+            .as_array()
+            .is_some_and(|moves| moves.iter().any(|m| m["phase"] != "pending"))
+    });
+    drop(instances.remove(leader));
+    let survivor = &instances[0];
+    let open = json_of(send(&client, "GET", &status_url, KEY, None))["current"].clone();
+    assert_eq!(open["state"], "running", "the run must still be open when its leader dies");
+
+    let traffic = Arc::new(Load::default());
+    let searcher = std::thread::spawn({
+        let (base, load) = (survivor.base.clone(), Arc::clone(&traffic));
+        move || search_load(base, load)
+    });
+    let finished = wait_run(&client, &survivor.base, run);
+    traffic.stop.store(true, Ordering::SeqCst);
+    searcher.join().expect("searcher");
+    let violations = traffic.violations.lock().unwrap();
+    assert!(
+        violations.is_empty(),
+        "{} wrong answers: {:?}",
+        violations.len(),
+        &violations[..violations.len().min(5)]
+    );
+    assert!(finished["documentsCopied"].as_u64().unwrap() > 0, "{finished}");
+    assert!(leader_of(survivor), "the survivor leads");
+    let named: Vec<(String, &TestNode)> =
+        nodes.iter().enumerate().map(|(i, n)| (format!("n{i}"), n)).collect();
+    assert_placed(&client, &survivor.base, &named, INITIAL);
 }

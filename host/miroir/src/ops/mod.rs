@@ -2,6 +2,7 @@
 //! terminal (tables, progress bars).
 
 mod backup;
+mod fleet;
 mod status;
 mod tasks;
 
@@ -12,6 +13,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 pub use backup::{export, import};
+pub use fleet::{nodes, rebalance, NodesCommand, RebalanceCommand};
 pub use status::status;
 pub use tasks::tasks;
 

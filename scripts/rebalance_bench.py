@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Benchmark of a rebalance: the rate at which a run copies documents to a node added to the
+fleet, as a ratio of the rate of ingesting the same documents directly into one node, measured in
+the same run.
+
+    cargo build --release -p miroir -p miroir-devnode
+    python3 scripts/rebalance_bench.py [--documents 100000] [--bin target/release]
+
+It starts four development nodes on loopback: one alone (the baseline: every document written to
+it in pages of --batch, timed until its last task succeeded) and three for the fleet (`miroir
+serve`, SQLite task store, RF 1, one replica group of two nodes, 8 shards). The documents are
+loaded through Miroir, then the third node is added (`POST /_miroir/nodes`) and the run is
+followed on `/_miroir/rebalance/status` until it succeeded. Two rates are printed: the whole run
+(documents copied / run duration, including the run's fixed waits for every instance to follow
+each phase, about 9 s) and the copy phase alone (from the first copied shard's start to the last
+switch, as seen by polling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import urllib.request
+
+from benchlib import start_devnode, start_miroir, stop
+
+KEY = "bench-master-key"
+NODE_KEY = "bench-node-key"
+
+
+def request(method: str, url: str, key: str, body: object | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {key}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=600) as answer:
+        return json.load(answer)
+
+
+def wait_task(base: str, key: str, uid: int) -> None:
+    while True:
+        task = request("GET", f"{base}/tasks/{uid}", key)
+        if task["status"] == "succeeded":
+            return
+        if task["status"] in ("failed", "canceled"):
+            raise SystemExit(f"task {uid} {task['status']}: {task}")
+        time.sleep(0.02)
+
+
+def documents(start: int, count: int) -> list[dict]:
+    return [{"id": i, "title": f"item {i}", "genre": ["a", "b", "c"][i % 3], "rank": i % 97,
+             "description": "a sample document of moderate size " * 4} for i in range(start, start + count)]
+
+
+def ingest(base: str, key: str, index: str, total: int, batch: int) -> float:
+    """Writes `total` documents in pages of `batch`; seconds until the last task succeeded."""
+    started = time.perf_counter()
+    last = None
+    for start in range(0, total, batch):
+        answer = request("POST", f"{base}/indexes/{index}/documents?primaryKey=id", key,
+                         documents(start, min(batch, total - start)))
+        last = answer["taskUid"]
+    wait_task(base, key, last)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--bin", default="target/release")
+    args = parser.parse_args()
+
+    processes = []
+    try:
+        alone, alone_url = start_devnode(args.bin, NODE_KEY)
+        processes.append(alone)
+        direct = ingest(alone_url, NODE_KEY, "bench", args.documents, args.batch)
+        direct_rate = args.documents / direct
+
+        fleet = [start_devnode(args.bin, NODE_KEY) for _ in range(3)]
+        processes += [p for p, _ in fleet]
+        work = tempfile.mkdtemp(prefix="miroir-rebalance-bench-")
+        extra = (f"metrics: {{ enabled: false }}\n"
+                 f"rebalancer: {{ batch_size: {args.batch}, max_concurrent_shards: 2 }}\n")
+        miroir, base = start_miroir(args.bin, work, [url for _, url in fleet[:2]], KEY, NODE_KEY, extra=extra)
+        processes.append(miroir)
+        ingest(base, KEY, "bench", args.documents, args.batch)
+
+        added = request("POST", f"{base}/_miroir/nodes", KEY,
+                        {"id": "n2", "address": fleet[2][1], "replicaGroup": "g"})
+        run_id = added["rebalanceRun"]
+        first_copy = last_switch = None
+        started = time.perf_counter()
+        while True:
+            status = request("GET", f"{base}/_miroir/rebalance/status", KEY)
+            current = status["current"]
+            now = time.perf_counter()
+            if current is not None:
+                copying = any(m["phase"] != "pending" for m in current["movesInProgress"])
+                if copying and first_copy is None:
+                    first_copy = now
+                if current["shardsDone"] == current["shardsTotal"] and last_switch is None:
+                    last_switch = now
+            else:
+                run = next(r for r in status["runs"] if r["id"] == run_id)
+                break
+            if now - started > 3600:
+                raise SystemExit("the run did not finish within an hour")
+            time.sleep(0.05)
+        if run["state"] != "succeeded":
+            raise SystemExit(f"the run ended {run['state']}: {run}")
+        copied = run["documentsCopied"]
+        whole = copied / max(run_seconds(run), 1e-9)
+        copy_phase = copied / max((last_switch or now) - (first_copy or started), 1e-9)
+        print(f"documents: {args.documents}, pages of {args.batch}, copied by the run: {copied} "
+              f"({run['shardsTotal']} shard moves)")
+        print(f"direct ingest into one node: {direct_rate:,.0f} docs/s")
+        print(f"rebalance, whole run:        {whole:,.0f} docs/s  ratio {whole / direct_rate:.2f}")
+        print(f"rebalance, copy phase:       {copy_phase:,.0f} docs/s  ratio {copy_phase / direct_rate:.2f}")
+    finally:
+        stop(processes)
+
+
+def run_seconds(run: dict) -> float:
+    """The run's duration from its RFC 3339 timestamps (nanoseconds cut to microseconds)."""
+    import re
+    from datetime import datetime
+
+    def parse(stamp: str) -> datetime:
+        stamp = re.sub(r"(\.\d{6})\d+", r"\1", stamp.replace("Z", "+00:00"))
+        return datetime.fromisoformat(stamp)
+    return (parse(run["finishedAt"]) - parse(run["startedAt"])).total_seconds()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
