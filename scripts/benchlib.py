@@ -49,7 +49,8 @@ def start_devnode(bin_dir: str, key: str) -> tuple[subprocess.Popen, str]:
 
 
 def start_miroir(bin_dir: str, work: str, nodes: list[str], key: str, node_key: str,
-                 server: str = "", extra: str = "metrics: { enabled: false }\n") -> tuple[subprocess.Popen, str]:
+                 server: str = "", extra: str = "metrics: { enabled: false }\n",
+                 shards: int = 8) -> tuple[subprocess.Popen, str]:
     """`miroir serve` (SQLite task store in `work`) over `nodes`, once it answers; the process
     and its URL. `server` adds flow-mapping entries to the `server` section."""
     port = free_port()
@@ -57,7 +58,7 @@ def start_miroir(bin_dir: str, work: str, nodes: list[str], key: str, node_key: 
     server = f", {server}" if server else ""
     config = pathlib.Path(work, "miroir.yaml")
     config.write_text(f"server: {{ bind: 127.0.0.1, port: {port}{server} }}\n{extra}"
-                      f"task_store: {{ path: miroir.db }}\nshards: 8\nnodes:\n{node_lines}")
+                      f"task_store: {{ path: miroir.db }}\nshards: {shards}\nnodes:\n{node_lines}")
     env = dict(os.environ, MIROIR_MASTER_KEY=key, MIROIR_NODE_MASTER_KEY=node_key)
     process = subprocess.Popen([f"{bin_dir}/miroir", "serve", "--config", str(config)], cwd=work, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -166,6 +166,9 @@ pub struct Run {
     pub shards: u32,
     pub moves: Vec<ShardMove>,
     pub documents_copied: u64,
+    /// Seconds spent copying shards (the run's fixed waits for instances to follow excluded).
+    #[serde(default)]
+    pub copy_seconds: f64,
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
@@ -447,6 +450,7 @@ impl Fleet {
             shards,
             moves,
             documents_copied: 0,
+            copy_seconds: 0.0,
             started_at: now,
             finished_at: None,
             error: None,

@@ -131,10 +131,13 @@ async fn copy_moves(state: &AppState, fence: &Fence, moves: Vec<ShardMove>) -> H
             if !still_running(state) {
                 return Ok(());
             }
+            let started = std::time::Instant::now();
             let copied = copy_move(state, &m).await?;
+            let seconds = started.elapsed().as_secs_f64() / parallel as f64;
             update(state, Some(fence), |fleet| {
                 if let Some(run) = fleet.run.as_mut() {
                     run.documents_copied += copied;
+                    run.copy_seconds += seconds;
                     let found = run
                         .moves
                         .iter_mut()

@@ -240,6 +240,7 @@ pub fn run_json(run: &Run) -> Value {
         "shardsDone": done,
         "documentsCopied": run.documents_copied,
         "documentsPerSecond": (rate * 10.0).round() / 10.0,
+        "copySeconds": (run.copy_seconds * 1000.0).round() / 1000.0,
         "etaSeconds": eta,
         "startedAt": run.started_at,
         "finishedAt": run.finished_at,
