@@ -71,6 +71,8 @@ pub struct NodeCatalog {
     pub task_mark: u64,
     /// How many nodes answered.
     pub nodes_read: usize,
+    /// The latest fleet document published (see [`fleet_document`]) and when it was written.
+    pub fleet: Option<(i128, Value)>,
 }
 
 impl NodeCatalog {
@@ -84,6 +86,16 @@ impl NodeCatalog {
 
     fn absorb(&mut self, doc: &Value) {
         match doc["kind"].as_str() {
+            Some("fleet") => {
+                let at: i128 = doc["changedAt"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let Some(fleet) = doc["fleet"].as_str().and_then(|f| serde_json::from_str(f).ok())
+                else {
+                    return;
+                };
+                if self.fleet.as_ref().is_none_or(|(known, _)| at > *known) {
+                    self.fleet = Some((at, fleet));
+                }
+            }
             Some("taskMark") => {
                 self.task_mark = self.task_mark.max(doc["mark"].as_u64().unwrap_or(0));
             }
@@ -138,6 +150,17 @@ pub fn tombstone(uid: &str) -> Value {
         "meta": Value::Null,
         "changedAt": nanos(OffsetDateTime::now_utc()),
     })
+}
+
+/// The document keeping a copy of the fleet (`fleet` is its stored JSON), so a Miroir that lost
+/// its task store finds the nodes added and removed since the configuration was written.
+pub fn fleet_document(fleet: &Value) -> Result<Value, NodeCatalogError> {
+    Ok(json!({
+        "id": "fleet",
+        "kind": "fleet",
+        "fleet": serde_json::to_string(fleet)?,
+        "changedAt": nanos(OffsetDateTime::now_utc()),
+    }))
 }
 
 /// The document publishing a task-uid high-water mark.
@@ -251,6 +274,13 @@ mod tests {
         dead["changedAt"] = json!("300");
         catalog.absorb(&dead);
         assert_eq!(catalog.live().count(), 0, "a later deletion wins");
+        let mut old = fleet_document(&json!({"nodes": ["a"]})).expect("encode");
+        old["changedAt"] = json!("5");
+        let mut new = fleet_document(&json!({"nodes": ["a", "b"]})).expect("encode");
+        new["changedAt"] = json!("6");
+        catalog.absorb(&new);
+        catalog.absorb(&old);
+        assert_eq!(catalog.fleet.map(|(_, f)| f), Some(json!({"nodes": ["a", "b"]})));
     }
 
     #[test]

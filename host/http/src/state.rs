@@ -54,6 +54,14 @@ impl FleetView {
         &self.fleet
     }
 
+    /// Clients for `nodes`, sharing this view's connection pool.
+    pub fn clients_for(
+        &self,
+        nodes: impl IntoIterator<Item = (miroir_types::NodeId, String)>,
+    ) -> NodeClients {
+        self.clients.with_nodes(nodes)
+    }
+
     /// The stored version of the fleet (0: seeded from the configuration, not stored yet).
     pub fn version(&self) -> u64 {
         self.fleet.version
@@ -168,6 +176,15 @@ impl AppState {
         node: &miroir_types::NodeId,
     ) -> Result<miroir_cluster::NodeClient, NodeError> {
         self.fleet().clients.get(node).cloned()
+    }
+
+    /// Installs `fleet` whatever its version (the store's versions started over after a loss).
+    pub fn install_fleet_version(&self, fleet: Fleet) -> Result<bool, TopologyError> {
+        let current = self.fleet();
+        let view = FleetView::new(fleet, &current.clients)?;
+        self.inner.health.track_only(view.topology.nodes());
+        *self.inner.fleet.write().expect("fleet lock poisoned") = Arc::new(view);
+        Ok(true)
     }
 
     /// The topology of the fleet's members.

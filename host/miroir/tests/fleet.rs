@@ -404,3 +404,39 @@ fn a_run_survives_its_leader_and_the_next_one_finishes_it() {
         nodes.iter().enumerate().map(|(i, n)| (format!("n{i}"), n)).collect();
     assert_placed(&client, &survivor.base, &named, INITIAL);
 }
+
+#[test]
+fn a_fleet_changed_at_runtime_survives_the_loss_of_the_task_store() {
+    let nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!("metrics: {{ enabled: false }}\nshards: 8\n{}", nodes_yaml(&nodes, 2));
+    let client = client();
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    load(&client, &miroir.base);
+    let added = send(
+        &client,
+        "POST",
+        &format!("{}/_miroir/nodes", miroir.base),
+        KEY,
+        Some(json!({"id": "n2", "address": nodes[2].url(), "replicaGroup": "g"})),
+    );
+    assert_eq!(added.0, 202, "{}", added.1);
+    wait_run(&client, &miroir.base, json_of(added)["rebalanceRun"].as_u64().expect("a run"));
+    drop(miroir);
+    std::fs::remove_file(dir.path().join("miroir.db")).expect("delete the task store");
+
+    // The configuration still names two nodes; the copy kept on the nodes knows three.
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    let fleet = json_of(send(&client, "GET", &format!("{}/_miroir/nodes", miroir.base), KEY, None));
+    let states: Vec<&str> =
+        fleet["nodes"].as_array().unwrap().iter().map(|n| n["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["active", "active", "active"], "{fleet}");
+    let search = json_of(send(
+        &client,
+        "POST",
+        &format!("{}/indexes/{INDEX}/search", miroir.base),
+        KEY,
+        Some(json!({"q": "", "limit": 0})),
+    ));
+    assert_eq!(search["estimatedTotalHits"], INITIAL, "{search}");
+}

@@ -61,9 +61,23 @@ pub async fn load_or_seed(state: &AppState) -> HttpResult<()> {
     let fleet = match load(state).await? {
         Some(stored) => stored,
         None => {
-            let doc = to_doc(&seed)?;
+            // A task store that was lost: the copy kept on the nodes wins over the seed.
+            let kept = kept_on_nodes(state).await;
+            if kept.is_some() {
+                tracing::warn!("the task store has no fleet; restored the copy kept on the nodes");
+            }
+            let doc = match kept {
+                Some(doc) => doc,
+                None => to_doc(&seed)?,
+            };
             match state.store().save_rebalance(FLEET_RECORD, 0, &doc, None).await {
-                Ok(version) => Fleet { version, ..seed.clone() },
+                Ok(version) => {
+                    let fleet: Fleet = serde_json::from_value(doc).map_err(|e| {
+                        HttpError::Internal(format!("the fleet is unreadable: {e}"))
+                    })?;
+                    publish(state, &fleet).await;
+                    Fleet { version, ..fleet }
+                }
                 Err(StoreError::Conflict(_)) => load(state).await?.ok_or_else(|| {
                     HttpError::Internal("the fleet record vanished while seeding".into())
                 })?,
@@ -85,11 +99,23 @@ pub async fn load_or_seed(state: &AppState) -> HttpResult<()> {
     Ok(())
 }
 
-/// Re-reads the fleet and installs it when it changed; returns whether it did.
+/// Re-reads the fleet and installs it when it changed; returns whether it did. A store that
+/// lost the fleet while Miroir runs gets this instance's copy back.
 pub async fn refresh(state: &AppState) -> HttpResult<bool> {
     match load(state).await? {
         Some(fleet) => install(state, fleet),
-        None => Ok(false),
+        None => {
+            let current = state.fleet().fleet().clone();
+            let doc = to_doc(&current)?;
+            match state.store().save_rebalance(FLEET_RECORD, 0, &doc, None).await {
+                Ok(version) => {
+                    tracing::warn!("the task store lost the fleet; stored this instance's copy");
+                    install_restored(state, Fleet { version, ..current })
+                }
+                Err(StoreError::Conflict(_)) => Ok(false),
+                Err(error) => Err(error.into()),
+            }
+        }
     }
 }
 
@@ -114,14 +140,20 @@ pub async fn update<R>(
     for _ in 0..20 {
         let mut fleet = match load(state).await? {
             Some(fleet) => fleet,
-            None => state.fleet().fleet().clone(),
+            // The store lost the record: start it again from this instance's copy.
+            None => Fleet { version: 0, ..state.fleet().fleet().clone() },
         };
+        let (nodes_before, run_before) = (fleet.nodes.clone(), fleet.run.is_some());
         let result = change(&mut fleet).map_err(fleet_error)?;
+        let reshaped = fleet.nodes != nodes_before || fleet.run.is_some() != run_before;
         fleet.topology().map_err(|e| fleet_error(e.into()))?;
         let doc = to_doc(&fleet)?;
         match state.store().save_rebalance(FLEET_RECORD, fleet.version, &doc, fence).await {
             Ok(version) => {
-                install(state, Fleet { version, ..fleet })?;
+                if reshaped {
+                    publish(state, &fleet).await;
+                }
+                install_restored(state, Fleet { version, ..fleet })?;
                 return Ok(result);
             }
             Err(StoreError::Conflict(_)) if fence.is_none() => continue,
@@ -168,6 +200,34 @@ async fn load(state: &AppState) -> HttpResult<Option<Fleet>> {
 
 fn install(state: &AppState, fleet: Fleet) -> HttpResult<bool> {
     state.install_fleet(fleet).map_err(|e| HttpError::Internal(format!("invalid fleet: {e}")))
+}
+
+/// Installs a fleet just saved, even when the store's versions started over (a lost store).
+fn install_restored(state: &AppState, fleet: Fleet) -> HttpResult<bool> {
+    state
+        .install_fleet_version(fleet)
+        .map_err(|e| HttpError::Internal(format!("invalid fleet: {e}")))
+}
+
+/// Keeps a copy of the fleet in the catalog of its members (best effort), for a Miroir that
+/// loses its task store (see [`kept_on_nodes`]).
+async fn publish(state: &AppState, fleet: &Fleet) {
+    let Ok(doc) = to_doc(fleet) else { return };
+    let Ok(doc) = crate::node_catalog::fleet_document(&doc) else { return };
+    let clients =
+        state.fleet().clients_for(fleet.members().map(|n| (n.id.clone(), n.address.clone())));
+    if let Err(error) = crate::node_catalog::write(clients.iter(), &[doc]).await {
+        tracing::warn!(%error, "cannot keep a copy of the fleet on the nodes");
+    }
+}
+
+/// The fleet kept in the nodes' catalog, if any node of the configured seed has one.
+async fn kept_on_nodes(state: &AppState) -> Option<serde_json::Value> {
+    let clients = state.clients();
+    match crate::node_catalog::read(clients.iter()).await {
+        Ok(catalog) => catalog.fleet.map(|(_, fleet)| fleet),
+        Err(_) => None,
+    }
 }
 
 fn to_doc(fleet: &Fleet) -> HttpResult<serde_json::Value> {
