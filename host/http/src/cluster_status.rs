@@ -19,6 +19,17 @@ use crate::AppState;
 
 /// `GET /_miroir/topology` (admin key): replica groups, their nodes with address and health.
 pub async fn topology(State(state): State<AppState>) -> Json<Value> {
+    // Repairs in progress: what each node missed and is being given back (empty when the store
+    // cannot be read; the rest of the answer does not need it).
+    let repairs: Vec<Value> = crate::repairs::list(&state)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(node, index, record)| {
+            json!({"node": node.as_str(), "index": index, "shards": record.shards,
+                   "settings": record.settings, "since": record.since})
+        })
+        .collect();
     let health = state.health().snapshot();
     let stale = state.stale().stale_indexes();
     let view = state.fleet();
@@ -50,6 +61,7 @@ pub async fn topology(State(state): State<AppState>) -> Json<Value> {
         "fleetVersion": view.version(),
         "groups": groups,
         "rebalance": view.fleet().run.as_ref().map(crate::fleet::routes::run_json),
+        "repairs": repairs,
     }))
 }
 

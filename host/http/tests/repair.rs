@@ -172,6 +172,13 @@ async fn rf2_node_killed_under_writes_and_restarted_empty_is_repaired() {
             .is_some(),
         "the missed writes are recorded"
     );
+    let topology = cluster.get("/_miroir/topology").await;
+    let repairs = topology.body["repairs"].as_array().cloned().unwrap_or_default();
+    assert!(
+        repairs.iter().any(|r| r["node"] == down.as_str() && r["index"] == "products"),
+        "the operator sees the repair: {}",
+        topology.body
+    );
     cluster.start_node_empty_at(0, addr);
     // Writes go on while the node is repaired.
     tokio::time::sleep(Duration::from_secs(2)).await;
