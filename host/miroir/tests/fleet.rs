@@ -440,3 +440,41 @@ fn a_fleet_changed_at_runtime_survives_the_loss_of_the_task_store() {
     ));
     assert_eq!(search["estimatedTotalHits"], INITIAL, "{search}");
 }
+
+#[test]
+fn a_paused_run_copies_nothing_until_resumed() {
+    let nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!("metrics: {{ enabled: false }}\nshards: 8\n{}", nodes_yaml(&nodes, 2));
+    let client = client();
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    load(&client, &miroir.base);
+    let url = |path: &str| format!("{}{path}", miroir.base);
+    let idle = send(&client, "POST", &url("/_miroir/rebalance/pause"), KEY, None);
+    assert_eq!(idle.0, 409, "{}", idle.1);
+    let added = send(
+        &client,
+        "POST",
+        &url("/_miroir/nodes"),
+        KEY,
+        Some(json!({"id": "n2", "address": nodes[2].url()})),
+    );
+    assert_eq!(added.0, 202, "{}", added.1);
+    let added = json_of(added);
+    assert_eq!(added["replicaGroup"], "g", "a node without a group joins the fleet's group");
+    let paused = json_of(send(&client, "POST", &url("/_miroir/rebalance/pause"), KEY, None));
+    assert_eq!(paused["state"], "paused", "{paused}");
+    // A second change waits for the open run.
+    let refused = send(&client, "POST", &url("/_miroir/nodes/n0/drain"), KEY, None);
+    assert_eq!(refused.0, 409, "{}", refused.1);
+    std::thread::sleep(Duration::from_secs(5));
+    let status = json_of(send(&client, "GET", &url("/_miroir/rebalance/status"), KEY, None));
+    assert_eq!(status["current"]["state"], "paused", "{status}");
+    assert_eq!(status["current"]["shardsDone"], 0, "{status}");
+    let resumed = json_of(send(&client, "POST", &url("/_miroir/rebalance/resume"), KEY, None));
+    assert_eq!(resumed["state"], "running", "{resumed}");
+    wait_run(&client, &miroir.base, added["rebalanceRun"].as_u64().expect("a run"));
+    let named: Vec<(String, &TestNode)> =
+        nodes.iter().enumerate().map(|(i, n)| (format!("n{i}"), n)).collect();
+    assert_placed(&client, &miroir.base, &named, INITIAL);
+}
