@@ -280,11 +280,15 @@ impl Fleet {
             .iter()
             .map(|group| {
                 let target: Vec<&NodeId> = self.in_group(&group.id, NodeState::in_target);
+                // A node removed by force is dead: nothing is read from or written to it.
+                let alive = |owners: Vec<NodeId>| -> Vec<NodeId> {
+                    owners.into_iter().filter(|n| !self.is_forced(n)).collect()
+                };
                 let per_shard = (0..shards)
                     .map(|s| {
                         let moving = self.run.as_ref().and_then(|r| r.move_of(&group.id, s));
                         match moving {
-                            Some(m) => (m.read_owners().to_vec(), m.write_owners()),
+                            Some(m) => (alive(m.read_owners().to_vec()), alive(m.write_owners())),
                             None => {
                                 let owners = rank_owners(ShardId::new(s), &target, rf);
                                 (owners.clone(), owners)
@@ -468,6 +472,11 @@ impl Fleet {
                 other => other,
             };
         }
+    }
+
+    /// Whether `node` was removed by force (dead).
+    pub fn is_forced(&self, node: &NodeId) -> bool {
+        self.node(node).is_some_and(|n| n.forced)
     }
 
     /// Whether `node` may serve as the source of a copy.

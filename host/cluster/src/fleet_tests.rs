@@ -90,6 +90,15 @@ fn removals_are_checked() {
     assert!(f.remove_node(&n("c"), true).unwrap());
     assert!(!f.is_usable_source(&n("c")));
     f.start_run("remove c".into(), 8, "now".into());
+    // Nothing is read from or written to the dead node meanwhile.
+    let placed = f.assignment(&f.topology().unwrap(), 8);
+    for s in 0..8 {
+        let shard = ShardId::new(s);
+        let writes: Vec<NodeId> =
+            placed.write_targets(shard).flat_map(|(_, o)| o.to_vec()).collect();
+        assert!(!writes.contains(&n("c")), "shard {s}");
+        assert!(!placed.owners(&g("1"), shard).contains(&n("c")), "shard {s}");
+    }
     f.complete_change();
     assert_eq!(f.node(&n("c")).unwrap().state, NodeState::Removed);
 }

@@ -184,6 +184,22 @@ pub async fn forget_index(state: &AppState, index: &str) {
     }
 }
 
+/// Removes every record of `node` (it left the fleet: nothing to give back to it).
+pub async fn forget_node(state: &AppState, node: &NodeId) {
+    let pairs = match pairs(state).await {
+        Ok(pairs) => pairs,
+        Err(error) => {
+            tracing::warn!(%error, %node, "cannot list the repair records to forget");
+            return;
+        }
+    };
+    for (_, index) in pairs.iter().filter(|(n, _)| n == node) {
+        if let Err(error) = state.store().plugin_delete(REPAIRS, &key(node, index)).await {
+            tracing::warn!(%error, %node, index, "cannot forget a repair record");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

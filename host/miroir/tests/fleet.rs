@@ -478,3 +478,39 @@ fn a_paused_run_copies_nothing_until_resumed() {
         nodes.iter().enumerate().map(|(i, n)| (format!("n{i}"), n)).collect();
     assert_placed(&client, &miroir.base, &named, INITIAL);
 }
+
+#[test]
+fn a_dead_node_removed_by_force_is_rebuilt_from_its_replicas() {
+    let mut nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "metrics: {{ enabled: false }}\nshards: 8\nreplication_factor: 2\n\
+         health: {{ interval: 200ms, timeout: 100ms, down_after: 2 }}\n{}",
+        nodes_yaml(&nodes, 3)
+    );
+    let client = client();
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    load(&client, &miroir.base);
+    drop(nodes.pop());
+    let refused = send(&client, "DELETE", &format!("{}/_miroir/nodes/n2", miroir.base), KEY, None);
+    assert_eq!(refused.0, 409, "an active node is removed only by force: {}", refused.1);
+    let removed =
+        send(&client, "DELETE", &format!("{}/_miroir/nodes/n2?force=true", miroir.base), KEY, None);
+    assert_eq!(removed.0, 202, "{}", removed.1);
+    let run = json_of(removed)["rebalanceRun"].as_u64().expect("a run");
+    // Writes go on meanwhile, to the live owners only.
+    let more = send(
+        &client,
+        "POST",
+        &format!("{}/indexes/{INDEX}/documents", miroir.base),
+        KEY,
+        Some(documents(INITIAL..INITIAL + 100)),
+    );
+    wait_task(&client, &miroir.base, KEY, more);
+    wait_run(&client, &miroir.base, run);
+    let fleet = json_of(send(&client, "GET", &format!("{}/_miroir/nodes", miroir.base), KEY, None));
+    assert_eq!(fleet["nodes"][2]["state"], "removed", "{fleet}");
+    let named: Vec<(String, &TestNode)> =
+        nodes.iter().enumerate().map(|(i, n)| (format!("n{i}"), n)).collect();
+    assert_placed(&client, &miroir.base, &named, INITIAL + 100);
+}

@@ -174,12 +174,19 @@ async fn copy_move(state: &AppState, m: &ShardMove) -> HttpResult<u64> {
             continue;
         }
         for receiver in m.receivers() {
-            let source = pick_source(state, m, &index.uid, &receiver).ok_or_else(|| {
-                HttpError::Internal(format!(
+            let Some(source) = pick_source(state, m, &index.uid, &receiver) else {
+                if lost_for_good(state, m) {
+                    // Every copy was on nodes removed by force: nothing is left to copy.
+                    tracing::error!(shard = m.shard, index = %index.uid, %receiver,
+                        "every replica of the shard was on nodes removed by force; its \
+                         documents must be restored from a backup");
+                    continue;
+                }
+                return Err(HttpError::Internal(format!(
                     "no healthy replica of shard {} of `{}` to copy from",
                     m.shard, index.uid
-                ))
-            })?;
+                )));
+            };
             let metrics = state.rebalance_metrics().clone();
             let on_page = move |n: u64| metrics.copied(n);
             let report = crate::shard_sync::sync_shard(
@@ -222,6 +229,15 @@ fn pick_source(state: &AppState, m: &ShardMove, index: &str, receiver: &NodeId) 
         .filter(|g| g != &m.group)
         .flat_map(|g| assignment.owners(&g, shard).to_vec())
         .find(|n| usable(n))
+}
+
+/// Whether no copy of `m`'s shard can ever be found: its old owners were all removed by force
+/// and no other replica group holds it.
+fn lost_for_good(state: &AppState, m: &ShardMove) -> bool {
+    let view = state.fleet();
+    let fleet = view.fleet();
+    let other_groups = fleet.members().any(|n| n.replica_group != m.group && !n.forced);
+    !other_groups && m.from.iter().all(|n| fleet.is_forced(n))
 }
 
 /// Each old owner deletes its copy of each moved shard, in every index (a node that cannot be
@@ -287,6 +303,18 @@ async fn finish(state: &AppState, fence: &Fence) -> HttpResult<()> {
         Ok(())
     })
     .await?;
+    // Nodes that left hold nothing to repair any more.
+    let gone: Vec<_> = state
+        .fleet()
+        .fleet()
+        .nodes
+        .iter()
+        .filter(|n| !n.state.is_member())
+        .map(|n| n.id.clone())
+        .collect();
+    for node in &gone {
+        crate::repairs::forget_node(state, node).await;
+    }
     tracing::info!(run = run.id, reason = %run.reason, moved = run.moves.len(),
         copied = run.documents_copied, "rebalance finished");
     Ok(())
