@@ -7,7 +7,7 @@
 //! `actions` and `indexes` allow the route; Miroir then forwards the client's own
 //! `Authorization` header to the nodes, so they enforce the key exactly as one node would.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use miroir_cluster::NodeAuth;
-use miroir_types::{ApiError, ErrorCode};
+use miroir_types::{ApiError, ErrorCode, NodeId};
 use subtle::ConstantTimeEq;
 
 use crate::error::HttpError;
@@ -71,6 +71,8 @@ struct KeyRights {
 pub struct KeyCache {
     keys: RwLock<HashMap<String, KeyRights>>,
     refreshed_at: Mutex<Option<Instant>>,
+    /// Nodes known to hold Miroir's default keys (see [`crate::default_keys`]).
+    defaults_ensured: Mutex<HashSet<NodeId>>,
 }
 
 /// The least time between two refreshes of the key cache (keys changed through Miroir clear
@@ -80,6 +82,16 @@ pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
 impl KeyCache {
     fn get(&self, key: &str) -> Option<KeyRights> {
         self.keys.read().expect("key cache poisoned").get(key).cloned()
+    }
+
+    /// Whether `node` is known to hold Miroir's default keys.
+    pub fn defaults_ensured(&self, node: &NodeId) -> bool {
+        self.defaults_ensured.lock().expect("key cache poisoned").contains(node)
+    }
+
+    /// Records that `node` holds Miroir's default keys.
+    pub fn mark_defaults_ensured(&self, node: &NodeId) {
+        self.defaults_ensured.lock().expect("key cache poisoned").insert(node.clone());
     }
 
     /// Forgets every key (after a key was changed or deleted through Miroir).
@@ -96,6 +108,7 @@ impl KeyCache {
             }
             *last = Some(Instant::now());
         }
+        crate::default_keys::ensure(state).await;
         let nodes: Vec<_> = state.topology().nodes().cloned().collect();
         let response = crate::fanout::first_answer(
             state,
@@ -108,7 +121,9 @@ impl KeyCache {
         .await?;
         let json = response.json();
         let mut fresh = HashMap::new();
-        for key in json.get("results").and_then(|r| r.as_array()).into_iter().flatten() {
+        let keys = json.get("results").and_then(|r| r.as_array()).into_iter().flatten();
+        // A node's own default key is valid on that node only: refused like an unknown key.
+        for key in keys.filter(|key| !crate::default_keys::is_node_default(key)) {
             let list = |field: &str| -> Vec<String> {
                 key.get(field)
                     .and_then(|v| v.as_array())

@@ -18,6 +18,7 @@ pub mod bookkeeping;
 pub mod catalog;
 mod cluster_status;
 pub mod convergence;
+mod default_keys;
 pub mod documents;
 pub mod error;
 mod export;
