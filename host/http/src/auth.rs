@@ -254,7 +254,8 @@ fn is_search_route(method: &Method, path: &str) -> bool {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     matches!(
         (method, segments.as_slice()),
-        (_, ["indexes", _, "search"]) | (&Method::POST, ["multi-search"])
+        (_, ["indexes", _, "search"] | ["indexes", _, "similar"])
+            | (&Method::POST, ["multi-search"] | ["indexes", _, "facet-search"])
     )
 }
 

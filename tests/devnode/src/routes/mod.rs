@@ -117,6 +117,23 @@ pub(crate) fn auth(
     authorize(node.master_key.as_deref(), &node.db().keys, header, action, index)
 }
 
+/// Adds a tenant token's rule filter to a JSON search body (both must hold).
+pub(crate) fn restrict_body(body: &mut Value, rule: Option<Value>) {
+    let (Some(rule), Value::Object(map)) = (rule, body) else { return };
+    let filter = crate::tenant::restrict(map.get("filter"), &rule);
+    map.insert("filter".into(), filter);
+}
+
+/// Adds a tenant token's rule filter to `GET` search parameters (both must hold).
+pub(crate) fn restrict_pairs(pairs: &mut Vec<(String, String)>, rule: Option<Value>) {
+    let Some(rule) = rule else { return };
+    let rule = crate::tenant::expression(&rule);
+    match pairs.iter_mut().find(|(name, _)| name == "filter") {
+        Some((_, filter)) => *filter = format!("{rule} AND ({filter})"),
+        None => pairs.push(("filter".into(), rule)),
+    }
+}
+
 pub use crate::index::is_valid_index_uid;
 
 pub(crate) fn invalid_index_uid(uid: &str) -> ApiError {
