@@ -256,6 +256,8 @@ pub struct TaskFilter {
     pub types: Option<Vec<String>>,
     pub index_uids: Option<Vec<String>>,
     pub canceled_by: Option<Vec<u32>>,
+    /// A task is its own batch once it has started.
+    pub batch_uids: Option<Vec<u32>>,
     pub before_enqueued_at: Option<OffsetDateTime>,
     pub after_enqueued_at: Option<OffsetDateTime>,
     pub before_started_at: Option<OffsetDateTime>,
@@ -274,7 +276,7 @@ pub struct TaskPage {
     pub reverse: bool,
 }
 
-const TASK_TYPES: [&str; 14] = [
+const TASK_TYPES: [&str; 16] = [
     "documentAdditionOrUpdate",
     "documentEdition",
     "documentDeletion",
@@ -289,6 +291,8 @@ const TASK_TYPES: [&str; 14] = [
     "snapshotCreation",
     "export",
     "upgradeDatabase",
+    "indexCompaction",
+    "networkTopologyChange",
 ];
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -340,6 +344,7 @@ impl TaskFilter {
             match key.as_str() {
                 "uids" => f.uids = Some(parse_uids(key, "invalid_task_uids", value)?),
                 "canceledBy" => f.canceled_by = Some(parse_uids(key, "invalid_task_canceled_by", value)?),
+                "batchUids" => f.batch_uids = Some(parse_uids(key, "invalid_task_batch_uids", value)?),
                 "statuses" => {
                     f.statuses = Some(
                         list(value)
@@ -409,6 +414,7 @@ impl TaskFilter {
                     || matches!(&task.kind, TaskKind::IndexSwap { swaps } if swaps.iter().any(|s| s["indexes"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|x| i.iter().any(|u| u == x))))))
             })
             && self.canceled_by.as_ref().is_none_or(|c| task.canceled_by.is_some_and(|by| c.contains(&by)))
+            && self.batch_uids.as_ref().is_none_or(|b| task.started_at.is_some() && b.contains(&task.uid))
             && after(Some(task.enqueued_at), self.after_enqueued_at)
             && before(Some(task.enqueued_at), self.before_enqueued_at)
             && after(task.started_at, self.after_started_at)

@@ -2,6 +2,7 @@
 //! node tasks they map to, and the `/tasks` routes.
 
 pub(crate) mod derive;
+pub(crate) mod query;
 mod record;
 pub mod routes;
 pub(crate) mod view;

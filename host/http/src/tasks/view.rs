@@ -50,6 +50,8 @@ pub fn render(task: &TaskRecord) -> Value {
     };
     json!({
         "uid": task.uid,
+        // A Miroir task is its own batch, from the moment it starts.
+        "batchUid": if task.started_at.is_some() { Value::from(task.uid) } else { Value::Null },
         "indexUid": task.index_uid,
         "status": task.status.as_str(),
         "type": task.kind,

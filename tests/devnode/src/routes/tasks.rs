@@ -23,7 +23,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let access = auth(&node, &headers, "tasks.get", None)?;
     let params = query_pairs(q.as_deref());
-    let filter = TaskFilter::parse(&params, &["limit", "from", "reverse", "batchUids"])?;
+    let filter = TaskFilter::parse(&params, &["limit", "from", "reverse"])?;
     let page = TaskPage::parse(&params)?;
     let db = node.db();
     let tasks = db.tasks.values().filter(|t| visible(&access, t));
