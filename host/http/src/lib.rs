@@ -42,6 +42,7 @@ pub mod stack;
 mod state;
 mod stats;
 pub mod store_recovery;
+mod task_metadata;
 pub mod tasks;
 mod write_guard;
 
@@ -127,7 +128,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 .layer(middleware::from_fn_with_state(admission, admission::admit))
                 .layer(middleware::from_fn_with_state(state.clone(), stack::limit_body))
                 .layer(DefaultBodyLimit::max(max_body))
-                .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate)),
+                .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+                .layer(middleware::from_fn_with_state(state.clone(), task_metadata::capture)),
         )
         .with_state(state)
 }

@@ -130,3 +130,64 @@ async fn task_queries_answer_as_one_node() {
         assert_eq!(task["batchUid"], task["uid"], "{task}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn custom_metadata_of_every_write_is_on_its_task() {
+    let one = ClusterBuilder::new(1, 1, 1).master_key("the-master").start().await;
+    let node_url = one.nodes[0].as_ref().expect("node").url();
+    let cluster = ClusterBuilder::new(1, 3, 1).master_key("the-master").start().await;
+    let http = reqwest::Client::new();
+    let writes = [
+        ("POST", "/indexes", Some(json!({"uid": "cm", "primaryKey": "id"}))),
+        (
+            "POST",
+            "/indexes/cm/documents",
+            Some(json!([{"id": 1, "kind": "a"}, {"id": 2, "kind": "b"}, {"id": 3, "kind": "a"}])),
+        ),
+        ("PUT", "/indexes/cm/documents", Some(json!([{"id": 1, "title": "one"}]))),
+        ("PATCH", "/indexes/cm/settings", Some(json!({"filterableAttributes": ["kind"]}))),
+        ("POST", "/indexes/cm/documents/delete-batch", Some(json!([2]))),
+        ("POST", "/indexes/cm/documents/delete", Some(json!({"filter": "kind = b"}))),
+        ("DELETE", "/indexes/cm/documents/3", None),
+        ("DELETE", "/indexes/cm/documents", None),
+        ("PATCH", "/indexes/cm", Some(json!({"primaryKey": "id"}))),
+        ("DELETE", "/indexes/cm/settings", None),
+        ("DELETE", "/indexes/cm", None),
+    ];
+    for (base, key) in [(node_url.as_str(), NODE_KEY), (cluster.url.as_str(), "the-master")] {
+        for (i, (method, path, body)) in writes.iter().enumerate() {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let mut request = http
+                .request(method.clone(), format!("{base}{path}?customMetadata=step%20{i}"))
+                .bearer_auth(key);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.expect("answer");
+            assert_eq!(response.status().as_u16(), 202, "{base} {method} {path}");
+            let uid =
+                response.json::<Value>().await.expect("json")["taskUid"].as_u64().expect("uid");
+            let mut task = Value::Null;
+            for _ in 0..600 {
+                task = ask(&http, base, key, "GET", &format!("/tasks/{uid}")).await.1;
+                if matches!(task["status"].as_str(), Some("succeeded" | "failed")) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert_eq!(
+                task["customMetadata"],
+                format!("step {i}"),
+                "{base} {method} {path}: {task}"
+            );
+        }
+        let (_, listing) = ask(&http, base, key, "GET", "/tasks?limit=1").await;
+        assert_eq!(listing["results"][0]["customMetadata"], format!("step {}", writes.len() - 1));
+        let (_, plain) = ask(&http, base, key, "GET", "/tasks?types=indexCreation&limit=100").await;
+        assert!(plain["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|t| t["customMetadata"] == "step 0"));
+    }
+}

@@ -156,6 +156,8 @@ pub struct Task {
     pub details: Value,
     pub error: Option<ApiError>,
     pub canceled_by: Option<u32>,
+    /// The `customMetadata` query parameter of the write that enqueued the task.
+    pub custom_metadata: Option<String>,
     pub enqueued_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
@@ -182,6 +184,7 @@ impl Task {
             details,
             error: None,
             canceled_by: None,
+            custom_metadata: None,
             enqueued_at: now,
             started_at: None,
             finished_at: None,
@@ -244,6 +247,9 @@ impl Task {
         out.insert("enqueuedAt".into(), json!(format_date(self.enqueued_at)));
         out.insert("startedAt".into(), json!(self.started_at.map(format_date)));
         out.insert("finishedAt".into(), json!(self.finished_at.map(format_date)));
+        if let Some(metadata) = &self.custom_metadata {
+            out.insert("customMetadata".into(), json!(metadata));
+        }
         Value::Object(out)
     }
 }

@@ -36,8 +36,7 @@ pub async fn get_task(
     Ok(Json(rendered(&state, &record).await?).into_response())
 }
 
-/// The reserved key-value namespace where Miroir keeps small facts of its own.
-const NAMESPACE: &str = "miroir.core";
+use crate::task_metadata::NAMESPACE;
 
 fn canceled_by_key(uid: u64) -> String {
     format!("task/{uid}/canceled-by")
@@ -48,6 +47,9 @@ async fn rendered(state: &AppState, record: &TaskRecord) -> HttpResult<Value> {
     let mut task = render(record);
     if let Some(by) = canceled_by(state, record).await? {
         task["canceledBy"] = Value::from(by);
+    }
+    if let Some(metadata) = crate::task_metadata::of_task(state, record.uid).await? {
+        task["customMetadata"] = Value::from(metadata);
     }
     Ok(task)
 }

@@ -74,8 +74,31 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{uid}", get(tasks::get_one))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
+        .layer(middleware::from_fn_with_state(Arc::clone(&node), custom_metadata))
         .layer(middleware::from_fn_with_state(Arc::clone(&node), response_delay))
         .with_state(node)
+}
+
+/// Records the `customMetadata` query parameter of a write on the task it enqueued.
+async fn custom_metadata(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let metadata = (request.method() != axum::http::Method::GET)
+        .then(|| query_pairs(request.uri().query()))
+        .and_then(|pairs| pairs.into_iter().find(|(name, _)| name == "customMetadata"))
+        .map(|(_, value)| value);
+    let Some(metadata) = metadata else { return next.run(request).await };
+    let response = next.run(request).await;
+    if response.status() != StatusCode::ACCEPTED {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let uid = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v["taskUid"].as_u64());
+    if let Some(uid) = uid {
+        if let Some(task) = node.db().tasks.get_mut(&(uid as u32)) {
+            task.custom_metadata = Some(metadata);
+        }
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Waits the node's response delay (see [`Node::set_response_delay`]) before answering.
