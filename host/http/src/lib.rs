@@ -21,6 +21,7 @@ pub mod convergence;
 mod default_keys;
 pub mod documents;
 pub mod error;
+mod experimental;
 mod export;
 pub mod fanout;
 pub mod federated;
@@ -44,6 +45,7 @@ mod stats;
 pub mod store_recovery;
 mod task_metadata;
 pub mod tasks;
+pub mod webhooks;
 mod write_guard;
 
 use axum::extract::DefaultBodyLimit;
@@ -75,6 +77,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/_miroir/shards", get(cluster_status::shards))
         .route("/version", get(passthrough::forward))
         .route("/stats", get(stats::global_stats))
+        .route(
+            "/experimental-features",
+            get(experimental::get_features).patch(experimental::patch_features),
+        )
         .route("/keys", get(keys::read_keys).post(keys::create_key))
         .route("/keys/{key}", get(keys::read_keys).patch(keys::update_key).delete(keys::delete_key))
         .route("/indexes", get(indexes::list_indexes).post(indexes::create_index))
@@ -116,6 +122,15 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/tasks", get(tasks::routes::list_tasks).delete(tasks::routes::delete_tasks))
         .route("/tasks/cancel", post(tasks::routes::cancel_tasks))
         .route("/tasks/{uid}", get(tasks::routes::get_task))
+        .route("/webhooks", get(webhooks::list_webhooks).post(webhooks::create_webhook))
+        .route(
+            "/webhooks/{uuid}",
+            get(webhooks::get_webhook)
+                .patch(webhooks::update_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route("/batches", get(tasks::batches::list_batches))
+        .route("/batches/{uid}", get(tasks::batches::get_batch))
         .route("/_miroir/indexes/{uid}/documents/export", get(export::export_documents))
         .route("/_indexes/{uid}/documents/export", get(export::export_documents))
         .route("/_miroir/indexes/{uid}/export/settings", get(export::export_settings))

@@ -189,6 +189,9 @@ pub async fn refresh(state: &AppState, record: TaskRecord) -> HttpResult<TaskRec
             }
         }
         state.store().update_task(&updated).await?;
+        if updated.status.is_terminal() {
+            crate::webhooks::task_finished(state, &updated);
+        }
     }
     Ok(updated)
 }

@@ -43,7 +43,7 @@ fn canceled_by_key(uid: u64) -> String {
 }
 
 /// A task as Meilisearch shows it, with `canceledBy` for a task a cancelation stopped.
-async fn rendered(state: &AppState, record: &TaskRecord) -> HttpResult<Value> {
+pub(crate) async fn rendered(state: &AppState, record: &TaskRecord) -> HttpResult<Value> {
     let mut task = render(record);
     if let Some(by) = canceled_by(state, record).await? {
         task["canceledBy"] = Value::from(by);
@@ -55,7 +55,7 @@ async fn rendered(state: &AppState, record: &TaskRecord) -> HttpResult<Value> {
 }
 
 /// Refreshes every unfinished task, so status filters see derived statuses.
-async fn refresh_unfinished(state: &AppState) -> HttpResult<()> {
+pub(crate) async fn refresh_unfinished(state: &AppState) -> HttpResult<()> {
     let filter = TaskFilter {
         statuses: vec![TaskStatus::Enqueued, TaskStatus::Processing],
         limit: 10_000,
@@ -80,7 +80,10 @@ async fn canceled_by(state: &AppState, record: &TaskRecord) -> HttpResult<Option
 }
 
 /// Every task the query matches, filters of Miroir's own included, newest first.
-async fn all_matching(state: &AppState, query: &TaskQuery) -> HttpResult<Vec<TaskRecord>> {
+pub(crate) async fn all_matching(
+    state: &AppState,
+    query: &TaskQuery,
+) -> HttpResult<Vec<TaskRecord>> {
     let filter = TaskFilter { from: None, ..query.filter.clone() };
     let mut kept = Vec::new();
     for task in matching(state, &filter).await? {

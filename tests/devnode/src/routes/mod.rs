@@ -37,6 +37,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/health", get(misc::health))
         .route("/version", get(misc::version))
         .route("/stats", get(misc::stats))
+        .route(
+            "/experimental-features",
+            get(misc::experimental_get).patch(misc::experimental_patch),
+        )
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{key}", get(keys::get).patch(keys::update).delete(keys::delete))
         .route("/indexes", get(indexes::list).post(indexes::create))
