@@ -284,6 +284,8 @@ fn required(method: &Method, path: &str) -> (String, Option<String>) {
         (&Method::DELETE, ["indexes", _]) => "indexes.delete",
         (_, ["swap-indexes"]) => "indexes.swap",
         (&Method::GET, ["tasks", ..]) | (&Method::GET, ["batches", ..]) => "tasks.get",
+        (&Method::POST, ["dumps"]) => "dumps.create",
+        (&Method::POST, ["snapshots"]) => "snapshots.create",
         (&Method::GET, ["experimental-features"]) => "experimental.get",
         (&Method::PATCH, ["experimental-features"]) => "experimental.update",
         (&Method::GET, ["webhooks", ..]) => "webhooks.get",

@@ -1,5 +1,7 @@
 //! `/experimental-features`: every node runs with the same features, so a change is sent to
-//! every node and one node's answer is the answer.
+//! every node and one node's answer is the answer. `/network` (Meilisearch's own sharding
+//! between instances) is answered as one node without the `network` feature answers: Miroir
+//! is the cluster, and its nodes must not form one of their own.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -66,4 +68,13 @@ pub async fn patch_features(
         ));
     }
     first.map(relay).ok_or_else(|| HttpError::Internal("no node configured".into()))
+}
+
+/// `GET` and `PATCH /network`.
+pub async fn network() -> HttpError {
+    HttpError::api(
+        ErrorCode::FeatureNotEnabled,
+        "Using the /network route requires enabling the `network` experimental feature. See \
+         https://github.com/orgs/meilisearch/discussions/805",
+    )
 }

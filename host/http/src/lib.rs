@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod auth;
+mod backups;
 pub mod body;
 pub mod bookkeeping;
 pub mod catalog;
@@ -81,6 +82,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             "/experimental-features",
             get(experimental::get_features).patch(experimental::patch_features),
         )
+        .route("/network", get(experimental::network).patch(experimental::network))
         .route("/keys", get(keys::read_keys).post(keys::create_key))
         .route("/keys/{key}", get(keys::read_keys).patch(keys::update_key).delete(keys::delete_key))
         .route("/indexes", get(indexes::list_indexes).post(indexes::create_index))
@@ -129,6 +131,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 .patch(webhooks::update_webhook)
                 .delete(webhooks::delete_webhook),
         )
+        .route("/dumps", post(backups::create_dump))
+        .route("/snapshots", post(backups::create_snapshot))
         .route("/batches", get(tasks::batches::list_batches))
         .route("/batches/{uid}", get(tasks::batches::get_batch))
         .route("/_miroir/indexes/{uid}/documents/export", get(export::export_documents))

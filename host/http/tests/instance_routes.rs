@@ -180,3 +180,49 @@ async fn batches_are_miroirs_tasks() {
     let invalid = cluster.get("/batches/x").await;
     assert_eq!((invalid.status, invalid.body["code"].as_str()), (400, Some("invalid_batch_uids")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dumps_and_snapshots_are_one_task_over_every_node() {
+    let one = ClusterBuilder::new(1, 1, 1).master_key("the-master").start().await;
+    let node_url = one.nodes[0].as_ref().expect("node").url();
+    let cluster = ClusterBuilder::new(1, 3, 1).master_key("the-master").start().await;
+    let http = reqwest::Client::new();
+    for (path, kind) in [("/dumps", "dumpCreation"), ("/snapshots", "snapshotCreation")] {
+        let on_node: Value = http
+            .post(format!("{node_url}{path}"))
+            .bearer_auth(NODE_KEY)
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        let uid = on_node["taskUid"].as_u64().expect("uid");
+        let mut node_task = Value::Null;
+        for _ in 0..600 {
+            node_task = one.node_get(0, &format!("/tasks/{uid}")).await.1;
+            if node_task["status"] == "succeeded" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let answer = cluster.call("POST", path, None, &[]).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        assert_eq!((&answer.body["type"], &answer.body["indexUid"]), (&json!(kind), &Value::Null));
+        let task = cluster.wait_task(answer.body["taskUid"].as_u64().expect("uid")).await;
+        assert_eq!(task["status"], "succeeded", "{task}");
+        let keys =
+            |t: &Value| t["details"].as_object().map(|d| d.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(keys(&task), keys(&node_task), "{task} vs {node_task}");
+        if kind == "dumpCreation" {
+            assert!(task["details"]["dumpUid"].is_string(), "{task}");
+        }
+        // Every node made its own.
+        for index in 0..3 {
+            let (_, tasks) = cluster.node_get(index, &format!("/tasks?types={kind}")).await;
+            assert_eq!(tasks["total"], 1, "node {index}");
+        }
+    }
+    let network = cluster.get("/network").await;
+    assert_eq!((network.status, network.body["code"].as_str()), (400, Some("feature_not_enabled")));
+}

@@ -161,6 +161,8 @@ error_codes! {
     InvalidWebhookUuid => "invalid_webhook_uuid", 400, InvalidRequest;
     /// The webhook does not exist.
     WebhookNotFound => "webhook_not_found", 404, InvalidRequest;
+    /// The route needs an experimental feature that is not enabled.
+    FeatureNotEnabled => "feature_not_enabled", 400, InvalidRequest;
     /// The `limit` of a task listing is invalid.
     InvalidTaskLimit => "invalid_task_limit", 400, InvalidRequest;
     /// The `from` of a task listing is invalid.
@@ -328,6 +330,7 @@ mod tests {
         (ErrorCode::InvalidWebhookHeaders, 400, "invalid_webhook_headers", "invalid_request"),
         (ErrorCode::InvalidWebhookUuid, 400, "invalid_webhook_uuid", "invalid_request"),
         (ErrorCode::WebhookNotFound, 404, "webhook_not_found", "invalid_request"),
+        (ErrorCode::FeatureNotEnabled, 400, "feature_not_enabled", "invalid_request"),
         (ErrorCode::InvalidTaskLimit, 400, "invalid_task_limit", "invalid_request"),
         (ErrorCode::InvalidTaskFrom, 400, "invalid_task_from", "invalid_request"),
         (ErrorCode::InvalidTaskReverse, 400, "invalid_task_reverse", "invalid_request"),

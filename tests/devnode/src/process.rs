@@ -40,7 +40,13 @@ pub fn process_task(db: &mut Db, uid: u32) {
 }
 
 fn writes_index(kind: &TaskKind) -> bool {
-    !matches!(kind, TaskKind::TaskCancelation { .. } | TaskKind::TaskDeletion { .. })
+    !matches!(
+        kind,
+        TaskKind::TaskCancelation { .. }
+            | TaskKind::TaskDeletion { .. }
+            | TaskKind::DumpCreation
+            | TaskKind::SnapshotCreation
+    )
 }
 
 /// Details of a failed task: counts of work done become 0.
@@ -174,6 +180,14 @@ fn apply(
             }
             details["deletedTasks"] = json!(deleted);
         }
+        TaskKind::DumpCreation => {
+            // A development node keeps nothing on disk: the dump is only named.
+            let format = time::macros::format_description!(
+                "[year][month][day]-[hour][minute][second][subsecond digits:3]"
+            );
+            details["dumpUid"] = json!(now.format(&format).unwrap_or_default());
+        }
+        TaskKind::SnapshotCreation => {}
     }
     Ok(())
 }

@@ -94,6 +94,10 @@ pub enum TaskKind {
         query: String,
         uids: Vec<u32>,
     },
+    /// `POST /dumps`.
+    DumpCreation,
+    /// `POST /snapshots`.
+    SnapshotCreation,
 }
 
 impl TaskKind {
@@ -112,6 +116,8 @@ impl TaskKind {
             Self::SettingsUpdate { .. } => "settingsUpdate",
             Self::TaskCancelation { .. } => "taskCancelation",
             Self::TaskDeletion { .. } => "taskDeletion",
+            Self::DumpCreation => "dumpCreation",
+            Self::SnapshotCreation => "snapshotCreation",
         }
     }
 
@@ -142,6 +148,8 @@ impl TaskKind {
             Self::TaskDeletion { query, uids } => {
                 json!({ "matchedTasks": uids.len(), "deletedTasks": null, "originalFilter": query })
             }
+            Self::DumpCreation => json!({ "dumpUid": null }),
+            Self::SnapshotCreation => Value::Null,
         }
     }
 }

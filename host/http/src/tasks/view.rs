@@ -56,7 +56,12 @@ pub fn render(task: &TaskRecord) -> Value {
         "status": task.status.as_str(),
         "type": task.kind,
         "canceledBy": Value::Null,
-        "details": visible_details(task.details.as_ref()),
+        // A snapshot task has no details on a node.
+        "details": if task.kind == "snapshotCreation" {
+            Value::Null
+        } else {
+            visible_details(task.details.as_ref())
+        },
         "error": task.error.clone().unwrap_or(Value::Null),
         "duration": duration,
         "enqueuedAt": date(task.enqueued_at),

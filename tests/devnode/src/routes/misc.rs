@@ -112,17 +112,18 @@ pub async fn experimental_patch(
                 format!("Unknown field `{name}`: expected one of {}", expected.join(", ")),
             ));
         }
-        let on =
-            match value {
-                Value::Bool(on) => *on,
-                Value::Null => false,
-                other => return Err(ApiError::new(
+        let on = match value {
+            Value::Bool(on) => *on,
+            Value::Null => false,
+            other => {
+                return Err(ApiError::new(
                     "bad_request",
                     format!(
                         "Invalid value type at `.{name}`: expected a boolean, but found `{other}`"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         changes.push((name.clone(), on));
     }
     let mut db = node.db();

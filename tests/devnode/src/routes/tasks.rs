@@ -91,3 +91,21 @@ pub async fn delete(
     };
     Ok(accepted(&node.enqueue(None, TaskKind::TaskDeletion { query, uids })))
 }
+
+/// `POST /dumps`: a `dumpCreation` task (a development node writes no file).
+pub async fn create_dump(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth(&node, &headers, "dumps.create", None)?;
+    Ok(accepted(&node.enqueue(None, TaskKind::DumpCreation)))
+}
+
+/// `POST /snapshots`: a `snapshotCreation` task (a development node writes no file).
+pub async fn create_snapshot(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth(&node, &headers, "snapshots.create", None)?;
+    Ok(accepted(&node.enqueue(None, TaskKind::SnapshotCreation)))
+}
