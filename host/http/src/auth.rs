@@ -215,9 +215,6 @@ async fn decide(state: &AppState, request: &Presented) -> Result<Caller, HttpErr
     if same_key(token, master.expose()) {
         return Ok(Caller::Master);
     }
-    if path.starts_with("/keys") {
-        return Err(ApiError::invalid_api_key().into());
-    }
     let header = format!("Bearer {token}");
     if looks_like_tenant_token(token) {
         // The nodes verify the token's signature and rules on every request it is forwarded
@@ -284,6 +281,10 @@ fn required(method: &Method, path: &str) -> (String, Option<String>) {
         (&Method::DELETE, ["indexes", _]) => "indexes.delete",
         (_, ["swap-indexes"]) => "indexes.swap",
         (&Method::GET, ["tasks", ..]) | (&Method::GET, ["batches", ..]) => "tasks.get",
+        (&Method::GET, ["keys", ..]) => "keys.get",
+        (&Method::POST, ["keys"]) => "keys.create",
+        (&Method::PATCH, ["keys", _]) => "keys.update",
+        (&Method::DELETE, ["keys", _]) => "keys.delete",
         (&Method::POST, ["dumps"]) => "dumps.create",
         (&Method::POST, ["snapshots"]) => "snapshots.create",
         (&Method::GET, ["experimental-features"]) => "experimental.get",
@@ -338,6 +339,11 @@ mod tests {
         assert!(allows(&docs, &Method::POST, "/indexes/a/documents"));
         assert!(allows(&docs, &Method::DELETE, "/indexes/a/documents/1"));
         assert!(!allows(&docs, &Method::GET, "/tasks"));
+        let keys = rights(&["keys.get", "keys.create"], &["*"]);
+        assert!(allows(&keys, &Method::GET, "/keys"));
+        assert!(allows(&keys, &Method::POST, "/keys"));
+        assert!(!allows(&keys, &Method::DELETE, "/keys/abc"));
+        assert!(!allows(&rights(&["search"], &["*"]), &Method::GET, "/keys"));
     }
 
     #[test]

@@ -145,3 +145,53 @@ async fn one_set_of_default_keys_works_on_every_node() {
     assert_eq!(status, 403);
     let _ = NODE_KEY;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_with_key_actions_manage_keys_as_on_one_node() {
+    let one = ClusterBuilder::new(1, 1, 1).master_key(MASTER).start().await;
+    let node_url = one.nodes[0].as_ref().expect("node").url();
+    let cluster = ClusterBuilder::new(1, 3, 1).master_key(MASTER).start().await;
+    let http = reqwest::Client::new();
+    let manager_body =
+        json!({"actions": ["keys.get", "keys.create"], "indexes": ["*"], "expiresAt": null});
+    // On one node.
+    let node_manager: Value = http
+        .post(format!("{node_url}/keys"))
+        .bearer_auth(NODE_KEY)
+        .json(&manager_body)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let node_key = node_manager["key"].as_str().expect("key").to_owned();
+    let on_node = |method: &'static str, path: String, body: Option<Value>| {
+        let http = http.clone();
+        let url = format!("{node_url}{path}");
+        let key = node_key.clone();
+        async move {
+            let mut request = http
+                .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
+                .bearer_auth(key);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            request.send().await.expect("answer").status().as_u16()
+        }
+    };
+    // Through Miroir.
+    let (status, manager) = call_with(&cluster, "POST", "/keys", MASTER, Some(manager_body)).await;
+    assert_eq!(status, 201);
+    let manager = manager["key"].as_str().expect("key");
+    let new_key = json!({"actions": ["search"], "indexes": ["*"], "expiresAt": null});
+    let (listed, _) = call_with(&cluster, "GET", "/keys", manager, None).await;
+    let (created, made) =
+        call_with(&cluster, "POST", "/keys", manager, Some(new_key.clone())).await;
+    let uid = made["uid"].as_str().expect("uid");
+    let (deleted, _) = call_with(&cluster, "DELETE", &format!("/keys/{uid}"), manager, None).await;
+    assert_eq!((listed, created, deleted), (200, 201, 403));
+    assert_eq!(listed, on_node("GET", "/keys".into(), None).await);
+    assert_eq!(created, on_node("POST", "/keys".into(), Some(new_key)).await);
+    assert_eq!(deleted, on_node("DELETE", format!("/keys/{uid}"), None).await);
+}
