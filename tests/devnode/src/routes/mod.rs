@@ -77,6 +77,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{uid}", get(tasks::get_one))
+        .route("/batches", get(tasks::list_batches))
+        .route("/batches/{uid}", get(tasks::get_batch))
         .route("/dumps", post(tasks::create_dump))
         .route("/snapshots", post(tasks::create_snapshot))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
