@@ -275,6 +275,7 @@ fn required(method: &Method, path: &str) -> (String, Option<String>) {
         (&Method::GET, ["indexes", _, "settings", ..]) => "settings.get",
         (_, ["indexes", _, "settings", ..]) => "settings.update",
         (_, ["indexes", _, "stats"]) | (_, ["stats"]) => "stats.get",
+        (&Method::POST, ["indexes", _, "compact"]) => "indexes.compact",
         (&Method::GET, ["indexes", ..]) => "indexes.get",
         (&Method::POST, ["indexes"]) => "indexes.create",
         (&Method::PATCH, ["indexes", _]) => "indexes.update",

@@ -1,8 +1,9 @@
-//! `POST /dumps` and `POST /snapshots`: one Miroir task mapped to one task on every node; each
-//! node writes its own dump or snapshot of what it holds (together, the whole cluster). The
-//! task's `dumpUid` is the first node's; the others are on their node tasks.
+//! `POST /dumps`, `POST /snapshots` and `POST /indexes/{uid}/compact`: one Miroir task mapped to
+//! one task on every node; each node dumps, snapshots or compacts what it holds (together, the
+//! whole cluster). The task's details (`dumpUid`, compaction sizes) are the first node's; the
+//! others are on their node tasks.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -18,7 +19,7 @@ use crate::AppState;
 async fn on_every_node(
     state: &AppState,
     caller: &Caller,
-    path: &str,
+    (path, index): (&str, Option<&str>),
     kind: &str,
     details: Value,
 ) -> HttpResult<Response> {
@@ -40,7 +41,7 @@ async fn on_every_node(
         ));
     }
     let hints = Hints { node_details: true, ..Hints::default() };
-    let record = enqueue(state, None, kind, details, &hints, enqueued).await?;
+    let record = enqueue(state, index, kind, details, &hints, enqueued).await?;
     Ok((StatusCode::ACCEPTED, Json(summary(&record))).into_response())
 }
 
@@ -49,7 +50,8 @@ pub async fn create_dump(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> HttpResult<Response> {
-    on_every_node(&state, &caller, "/dumps", "dumpCreation", json!({ "dumpUid": null })).await
+    let details = json!({ "dumpUid": null });
+    on_every_node(&state, &caller, ("/dumps", None), "dumpCreation", details).await
 }
 
 /// `POST /snapshots`.
@@ -57,5 +59,17 @@ pub async fn create_snapshot(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> HttpResult<Response> {
-    on_every_node(&state, &caller, "/snapshots", "snapshotCreation", Value::Null).await
+    on_every_node(&state, &caller, ("/snapshots", None), "snapshotCreation", Value::Null).await
+}
+
+/// `POST /indexes/{uid}/compact`.
+pub async fn compact_index(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+) -> HttpResult<Response> {
+    crate::catalog::existing(&state, &uid).await?;
+    let path = format!("/indexes/{uid}/compact");
+    let details = json!({ "preCompactionSize": null, "postCompactionSize": null });
+    on_every_node(&state, &caller, (&path, Some(&uid)), "indexCompaction", details).await
 }

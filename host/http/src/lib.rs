@@ -118,6 +118,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             get(documents::get_document).delete(documents::delete_document),
         )
         .route("/indexes/{uid}/stats", get(stats::index_stats))
+        .route("/indexes/{uid}/compact", post(backups::compact_index))
         .route("/indexes/{uid}/search", get(search::search_get).post(search::search_post))
         .route("/indexes/{uid}/facet-search", post(search::facet_search))
         .route("/indexes/{uid}/similar", get(similar::similar_get).post(similar::similar_post))

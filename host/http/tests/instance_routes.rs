@@ -226,3 +226,57 @@ async fn dumps_and_snapshots_are_one_task_over_every_node() {
     let network = cluster.get("/network").await;
     assert_eq!((network.status, network.body["code"].as_str()), (400, Some("feature_not_enabled")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compaction_is_one_task_over_every_node() {
+    let one = ClusterBuilder::new(1, 1, 1).master_key("the-master").start().await;
+    let node_url = one.nodes[0].as_ref().expect("node").url();
+    let cluster = ClusterBuilder::new(1, 3, 1).master_key("the-master").start().await;
+    let http = reqwest::Client::new();
+    let node_post = |path: &'static str| {
+        let request = http.post(format!("{node_url}{path}")).bearer_auth(NODE_KEY);
+        async move {
+            let response = request.send().await.expect("answer");
+            (response.status().as_u16(), response.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, missing_on_node) = node_post("/indexes/nothing/compact").await;
+    let missing = cluster.call("POST", "/indexes/nothing/compact", None, &[]).await;
+    assert_eq!((missing.status, &missing.body), (status, &missing_on_node));
+
+    let (_, created) = {
+        let request = http
+            .post(format!("{node_url}/indexes"))
+            .bearer_auth(NODE_KEY)
+            .json(&json!({"uid": "c", "primaryKey": "id"}));
+        let response = request.send().await.expect("answer");
+        (response.status().as_u16(), response.json::<Value>().await.expect("json"))
+    };
+    assert!(created["taskUid"].is_u64());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, on_node) = node_post("/indexes/c/compact").await;
+    assert_eq!(status, 202, "{on_node}");
+    let uid = on_node["taskUid"].as_u64().expect("uid");
+    let mut node_task = Value::Null;
+    for _ in 0..600 {
+        node_task = one.node_get(0, &format!("/tasks/{uid}")).await.1;
+        if node_task["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    cluster.send_and_wait("POST", "/indexes", &json!({"uid": "c", "primaryKey": "id"})).await;
+    cluster.send_and_wait("POST", "/indexes/c/documents", &json!([{"id": 1}, {"id": 2}])).await;
+    let answer = cluster.call("POST", "/indexes/c/compact", None, &[]).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    assert_eq!(
+        (&answer.body["type"], &answer.body["indexUid"]),
+        (&json!("indexCompaction"), &json!("c"))
+    );
+    let task = cluster.wait_task(answer.body["taskUid"].as_u64().expect("uid")).await;
+    assert_eq!((&task["status"], &node_task["status"]), (&json!("succeeded"), &json!("succeeded")));
+    let keys = |t: &Value| t["details"].as_object().map(|d| d.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(keys(&task), keys(&node_task), "{task} vs {node_task}");
+    assert!(task["details"]["preCompactionSize"].is_string(), "{task}");
+}

@@ -98,6 +98,8 @@ pub enum TaskKind {
     DumpCreation,
     /// `POST /snapshots`.
     SnapshotCreation,
+    /// `POST /indexes/{uid}/compact`.
+    IndexCompaction,
 }
 
 impl TaskKind {
@@ -118,6 +120,7 @@ impl TaskKind {
             Self::TaskDeletion { .. } => "taskDeletion",
             Self::DumpCreation => "dumpCreation",
             Self::SnapshotCreation => "snapshotCreation",
+            Self::IndexCompaction => "indexCompaction",
         }
     }
 
@@ -150,6 +153,9 @@ impl TaskKind {
             }
             Self::DumpCreation => json!({ "dumpUid": null }),
             Self::SnapshotCreation => Value::Null,
+            Self::IndexCompaction => {
+                json!({ "preCompactionSize": null, "postCompactionSize": null })
+            }
         }
     }
 }

@@ -46,6 +46,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/indexes", get(indexes::list).post(indexes::create))
         .route("/indexes/{uid}", get(indexes::get).patch(indexes::update).delete(indexes::delete))
         .route("/indexes/{uid}/stats", get(indexes::stats))
+        .route("/indexes/{uid}/compact", post(tasks::compact_index))
         .route("/swap-indexes", post(indexes::swap))
         .route(
             "/indexes/{uid}/settings",

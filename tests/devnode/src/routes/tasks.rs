@@ -184,3 +184,15 @@ pub async fn get_batch(
     })?;
     Ok(ok_json(batch_json(task)))
 }
+
+/// `POST /indexes/{uid}/compact`: an `indexCompaction` task.
+pub async fn compact_index(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Result<Response, ApiError> {
+    super::check_uid(&uid)?;
+    auth(&node, &headers, "indexes.compact", Some(&uid))?;
+    node.db().index(&uid)?;
+    Ok(accepted(&node.enqueue(Some(uid), TaskKind::IndexCompaction)))
+}
