@@ -237,6 +237,11 @@ pub async fn update_index(
     let body = json_body(&headers, &raw)?;
     let meta = existing(&state, &uid).await?;
     let primary_key = body.get("primaryKey").and_then(Value::as_str).map(str::to_owned);
+    // A new `uid` renames the index (see `index_rename`); the nodes check the rest.
+    let new_uid = match body.get("uid").and_then(Value::as_str) {
+        Some(new_uid) if new_uid != uid => Some(check_write_uid(new_uid)?.as_str().to_owned()),
+        _ => None,
+    };
     let step =
         NodeStep::new(Method::PATCH, format!("/indexes/{uid}"), Some(NodeBody::json(raw.clone())));
     let outcomes =
@@ -257,7 +262,12 @@ pub async fn update_index(
             state.read_catalog().forget(&uid);
         }
     }
-    let details = json!({ "primaryKey": primary_key });
+    let details = match &new_uid {
+        Some(new_uid) => {
+            json!({ "primaryKey": primary_key, "oldIndexUid": uid, "newIndexUid": new_uid })
+        }
+        None => json!({ "primaryKey": primary_key }),
+    };
     let record =
         enqueue(&state, Some(&uid), "indexUpdate", details, &Hints::default(), enqueued).await?;
     Ok(accepted_degraded(&record, &report))

@@ -29,6 +29,7 @@ pub mod federated;
 pub mod health;
 mod hybrid;
 pub mod idempotency;
+mod index_rename;
 mod indexes;
 mod keys;
 pub mod node_catalog;

@@ -82,7 +82,22 @@ fn apply(
             }
             db.indexes.insert(uid.to_string(), Index::new(uid, primary_key.clone(), now));
         }
-        TaskKind::IndexUpdate { primary_key } => {
+        TaskKind::IndexUpdate { primary_key, new_uid } => {
+            if let Some(new_uid) = new_uid {
+                if db.indexes.contains_key(new_uid) {
+                    return Err(ApiError::new(
+                        "index_already_exists",
+                        format!("Index `{new_uid}` already exists."),
+                    ));
+                }
+                let mut index =
+                    db.indexes.remove(uid).ok_or_else(|| ApiError::index_not_found(uid))?;
+                index.uid = new_uid.clone();
+                db.indexes.insert(new_uid.clone(), index);
+                details["oldIndexUid"] = json!(uid);
+                details["newIndexUid"] = json!(new_uid);
+            }
+            let uid = new_uid.as_deref().unwrap_or(uid);
             let index = existing(db, uid)?;
             if let Some(pk) = primary_key {
                 if index.primary_key.as_deref() != Some(pk.as_str()) {

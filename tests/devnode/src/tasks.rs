@@ -66,6 +66,8 @@ pub enum TaskKind {
     },
     IndexUpdate {
         primary_key: Option<String>,
+        /// A new name for the index (`uid` in the request).
+        new_uid: Option<String>,
     },
     IndexDeletion,
     IndexSwap {
@@ -127,8 +129,12 @@ impl TaskKind {
     /// `details` of a task not yet processed.
     pub fn enqueued_details(&self) -> Value {
         match self {
-            Self::IndexCreation { primary_key } | Self::IndexUpdate { primary_key } => {
+            Self::IndexCreation { primary_key }
+            | Self::IndexUpdate { primary_key, new_uid: None } => {
                 json!({ "primaryKey": primary_key })
+            }
+            Self::IndexUpdate { primary_key, new_uid: Some(_) } => {
+                json!({ "primaryKey": primary_key, "oldIndexUid": null, "newIndexUid": null })
             }
             Self::IndexDeletion => json!({ "deletedDocuments": null }),
             Self::IndexSwap { swaps } => json!({ "swaps": swaps }),

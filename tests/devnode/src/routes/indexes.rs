@@ -148,15 +148,28 @@ pub async fn update(
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::new("bad_request", "Invalid value type: expected an object"))?;
-    if let Some(field) = obj.keys().find(|k| k.as_str() != "primaryKey") {
+    if let Some(field) = obj.keys().find(|k| !matches!(k.as_str(), "primaryKey" | "uid")) {
         return Err(ApiError::new(
             "bad_request",
-            format!("Unknown field `{field}`: expected one of `primaryKey`"),
+            format!("Unknown field `{field}`: expected one of `primaryKey`, `uid`"),
         ));
     }
     let primary_key = primary_key_field(obj.get("primaryKey"))?;
+    let new_uid = match obj.get("uid") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(new_uid)) if is_valid_index_uid(new_uid) => Some(new_uid.clone()),
+        Some(Value::String(new_uid)) => {
+            return Err(ApiError::new("invalid_index_uid", format!("Invalid value at `.uid`: `{new_uid}` is not a valid index uid. Index uid can be an integer or a string containing only alphanumeric characters, hyphens (-) and underscores (_), and can not be more than 512 bytes.")))
+        }
+        Some(other) => {
+            return Err(ApiError::new(
+                "invalid_index_uid",
+                format!("Invalid value type at `.uid`: expected a string, but found `{other}`"),
+            ))
+        }
+    };
     auth(&node, &headers, "indexes.update", Some(&uid))?;
-    Ok(accepted(&node.enqueue(Some(uid), TaskKind::IndexUpdate { primary_key })))
+    Ok(accepted(&node.enqueue(Some(uid), TaskKind::IndexUpdate { primary_key, new_uid })))
 }
 
 pub async fn delete(
