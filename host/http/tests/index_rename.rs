@@ -108,6 +108,27 @@ async fn scenario(base: &str, key: &str) -> Value {
     out.insert("taken.task".into(), json!([taken["status"], taken["error"]["code"]]));
     let (status, _) = ask(&http, base, key, "GET", "/indexes/new", None).await;
     out.insert("taken.new-still-there".into(), json!(status));
+
+    // A swap with `rename: true` renames too.
+    let swap = json!([{"indexes": ["new", "swapped"], "rename": true}]);
+    let task = write(&http, base, key, "POST", "/swap-indexes", swap).await;
+    out.insert("swap.task".into(), json!([task["type"], task["status"], task["details"]]));
+    let (status, _) = ask(&http, base, key, "GET", "/indexes/new", None).await;
+    let (swapped, index) = ask(&http, base, key, "GET", "/indexes/swapped", None).await;
+    out.insert("swap.indexes".into(), json!([status, swapped, index["primaryKey"]]));
+    let (status, found) = ask(
+        &http,
+        base,
+        key,
+        "POST",
+        "/indexes/swapped/search",
+        Some(json!({"filter": "kind = odd"})),
+    )
+    .await;
+    out.insert("swap.search".into(), json!([status, found["estimatedTotalHits"]]));
+    let swap = json!([{"indexes": ["swapped", "taken"], "rename": true}]);
+    let task = write(&http, base, key, "POST", "/swap-indexes", swap).await;
+    out.insert("swap.taken".into(), json!([task["status"], task["error"]["code"]]));
     Value::Object(out)
 }
 
@@ -120,6 +141,8 @@ async fn renaming_an_index_answers_as_one_node() {
     assert_eq!(on_node["new.search"], json!([200, 15]), "{on_node}");
     assert_eq!(on_node["old.get"], json!([404, "index_not_found"]));
     assert_eq!(on_node["taken.task"], json!(["failed", "index_already_exists"]));
+    assert_eq!(on_node["swap.indexes"], json!([404, 200, "id"]));
+    assert_eq!(on_node["swap.search"], json!([200, 16]));
     let through = scenario(&cluster.url, "the-master").await;
     for (name, value) in on_node.as_object().expect("object") {
         assert_eq!(&through[name], value, "{name}");

@@ -297,15 +297,18 @@ fn validate_geo(id: &str, geo: &Value) -> Result<(), ApiError> {
 }
 
 fn swap_indexes(db: &mut Db, swaps: &[Value]) -> Result<(), ApiError> {
-    let pairs: Vec<(String, String)> = swaps
+    // `rename: true` gives the first index the second name, which must be free.
+    let pairs: Vec<(String, String, bool)> = swaps
         .iter()
         .filter_map(|s| {
             let list = s["indexes"].as_array()?;
-            Some((list.first()?.as_str()?.to_string(), list.get(1)?.as_str()?.to_string()))
+            let rename = s["rename"].as_bool().unwrap_or(false);
+            Some((list.first()?.as_str()?.to_string(), list.get(1)?.as_str()?.to_string(), rename))
         })
         .collect();
-    for (a, b) in &pairs {
-        for uid in [a, b] {
+    for (a, b, rename) in &pairs {
+        let needed: &[&String] = if *rename { &[a] } else { &[a, b] };
+        for uid in needed {
             if !db.indexes.contains_key(uid.as_str()) {
                 return Err(ApiError::new(
                     "index_not_found",
@@ -313,9 +316,20 @@ fn swap_indexes(db: &mut Db, swaps: &[Value]) -> Result<(), ApiError> {
                 ));
             }
         }
+        if *rename && db.indexes.contains_key(b.as_str()) {
+            return Err(ApiError::new(
+                "index_already_exists",
+                format!("Index `{b}` already exists."),
+            ));
+        }
     }
-    for (a, b) in pairs {
+    for (a, b, rename) in pairs {
         let mut first = db.indexes.remove(&a).expect("checked above");
+        if rename {
+            first.uid = b.clone();
+            db.indexes.insert(b, first);
+            continue;
+        }
         let mut second = db.indexes.remove(&b).expect("checked above");
         std::mem::swap(&mut first.uid, &mut second.uid);
         db.indexes.insert(b, first);
