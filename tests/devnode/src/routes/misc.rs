@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Map, Value};
@@ -32,13 +32,18 @@ pub async fn version(
 pub async fn stats(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
+    let internal = super::indexes::show_internal_sizes(q.as_deref())?;
     let access = auth(&node, &headers, "stats.get", None)?;
     let db = node.db();
     let mut indexes = Map::new();
     let mut size = 0;
     for (uid, index) in db.indexes.iter().filter(|(uid, _)| access.allows_index(uid)) {
-        let stats = super::indexes::index_stats(&db, index);
+        let mut stats = super::indexes::index_stats(&db, index);
+        if internal {
+            super::indexes::with_internal_sizes(&mut stats);
+        }
         size += stats["rawDocumentDbSize"].as_u64().unwrap_or(0);
         indexes.insert(uid.clone(), stats);
     }
