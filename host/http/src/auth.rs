@@ -276,6 +276,7 @@ fn required(method: &Method, path: &str) -> (String, Option<String>) {
         (_, ["indexes", _, "settings", ..]) => "settings.update",
         (_, ["indexes", _, "stats"]) | (_, ["stats"]) => "stats.get",
         (&Method::POST, ["indexes", _, "compact"]) => "indexes.compact",
+        (&Method::POST, ["indexes", _, "fields"]) => "indexes.get",
         (&Method::GET, ["indexes", ..]) => "indexes.get",
         (&Method::POST, ["indexes"]) => "indexes.create",
         (&Method::PATCH, ["indexes", _]) => "indexes.update",

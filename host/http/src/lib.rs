@@ -26,6 +26,7 @@ mod experimental;
 mod export;
 pub mod fanout;
 pub mod federated;
+mod fields;
 pub mod health;
 mod hybrid;
 pub mod idempotency;
@@ -120,6 +121,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .route("/indexes/{uid}/stats", get(stats::index_stats))
         .route("/indexes/{uid}/compact", post(backups::compact_index))
+        .route("/indexes/{uid}/fields", post(fields::list_fields))
         .route("/indexes/{uid}/search", get(search::search_get).post(search::search_post))
         .route("/indexes/{uid}/facet-search", post(search::facet_search))
         .route("/indexes/{uid}/similar", get(similar::similar_get).post(similar::similar_post))

@@ -3,6 +3,7 @@
 
 mod documents;
 mod facet_search;
+mod fields;
 mod indexes;
 mod keys;
 mod misc;
@@ -47,6 +48,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/indexes/{uid}", get(indexes::get).patch(indexes::update).delete(indexes::delete))
         .route("/indexes/{uid}/stats", get(indexes::stats))
         .route("/indexes/{uid}/compact", post(tasks::compact_index))
+        .route("/indexes/{uid}/fields", post(fields::list_fields))
         .route("/swap-indexes", post(indexes::swap))
         .route(
             "/indexes/{uid}/settings",
