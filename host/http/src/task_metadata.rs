@@ -62,3 +62,9 @@ pub async fn of_task(state: &AppState, uid: u64) -> HttpResult<Option<String>> {
     let stored = state.store().plugin_get(NAMESPACE, &key(uid)).await?;
     Ok(stored.and_then(|bytes| String::from_utf8(bytes).ok()))
 }
+
+/// Forgets the `customMetadata` of task `uid` (a deleted task).
+pub async fn forget(state: &AppState, uid: u64) -> HttpResult<()> {
+    state.store().plugin_delete(NAMESPACE, &key(uid)).await?;
+    Ok(())
+}

@@ -227,6 +227,10 @@ async fn act_on_tasks(
         let finished: Vec<u64> =
             tasks.iter().filter(|t| t.status.is_terminal()).map(|t| t.uid).collect();
         state.store().delete_tasks(&finished).await?;
+        for uid in &finished {
+            crate::task_metadata::forget(state, *uid).await?;
+            state.store().plugin_delete(NAMESPACE, &canceled_by_key(*uid)).await?;
+        }
     }
     Ok((StatusCode::ACCEPTED, Json(summary(&record))).into_response())
 }
