@@ -7,7 +7,7 @@
 //! `actions` and `indexes` allow the route; Miroir then forwards the client's own
 //! `Authorization` header to the nodes, so they enforce the key exactly as one node would.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use miroir_cluster::NodeAuth;
-use miroir_types::{ApiError, ErrorCode};
+use miroir_types::{ApiError, ErrorCode, NodeId};
 use subtle::ConstantTimeEq;
 
 use crate::error::HttpError;
@@ -71,6 +71,8 @@ struct KeyRights {
 pub struct KeyCache {
     keys: RwLock<HashMap<String, KeyRights>>,
     refreshed_at: Mutex<Option<Instant>>,
+    /// Nodes known to hold Miroir's default keys (see [`crate::default_keys`]).
+    defaults_ensured: Mutex<HashSet<NodeId>>,
 }
 
 /// The least time between two refreshes of the key cache (keys changed through Miroir clear
@@ -80,6 +82,16 @@ pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
 impl KeyCache {
     fn get(&self, key: &str) -> Option<KeyRights> {
         self.keys.read().expect("key cache poisoned").get(key).cloned()
+    }
+
+    /// Whether `node` is known to hold Miroir's default keys.
+    pub fn defaults_ensured(&self, node: &NodeId) -> bool {
+        self.defaults_ensured.lock().expect("key cache poisoned").contains(node)
+    }
+
+    /// Records that `node` holds Miroir's default keys.
+    pub fn mark_defaults_ensured(&self, node: &NodeId) {
+        self.defaults_ensured.lock().expect("key cache poisoned").insert(node.clone());
     }
 
     /// Forgets every key (after a key was changed or deleted through Miroir).
@@ -96,6 +108,7 @@ impl KeyCache {
             }
             *last = Some(Instant::now());
         }
+        crate::default_keys::ensure(state).await;
         let nodes: Vec<_> = state.topology().nodes().cloned().collect();
         let response = crate::fanout::first_answer(
             state,
@@ -108,7 +121,9 @@ impl KeyCache {
         .await?;
         let json = response.json();
         let mut fresh = HashMap::new();
-        for key in json.get("results").and_then(|r| r.as_array()).into_iter().flatten() {
+        let keys = json.get("results").and_then(|r| r.as_array()).into_iter().flatten();
+        // A node's own default key is valid on that node only: refused like an unknown key.
+        for key in keys.filter(|key| !crate::default_keys::is_node_default(key)) {
             let list = |field: &str| -> Vec<String> {
                 key.get(field)
                     .and_then(|v| v.as_array())
@@ -200,9 +215,6 @@ async fn decide(state: &AppState, request: &Presented) -> Result<Caller, HttpErr
     if same_key(token, master.expose()) {
         return Ok(Caller::Master);
     }
-    if path.starts_with("/keys") {
-        return Err(ApiError::invalid_api_key().into());
-    }
     let header = format!("Bearer {token}");
     if looks_like_tenant_token(token) {
         // The nodes verify the token's signature and rules on every request it is forwarded
@@ -239,7 +251,8 @@ fn is_search_route(method: &Method, path: &str) -> bool {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     matches!(
         (method, segments.as_slice()),
-        (_, ["indexes", _, "search"]) | (&Method::POST, ["multi-search"])
+        (_, ["indexes", _, "search"] | ["indexes", _, "similar"])
+            | (&Method::POST, ["multi-search"] | ["indexes", _, "facet-search"])
     )
 }
 
@@ -262,12 +275,26 @@ fn required(method: &Method, path: &str) -> (String, Option<String>) {
         (&Method::GET, ["indexes", _, "settings", ..]) => "settings.get",
         (_, ["indexes", _, "settings", ..]) => "settings.update",
         (_, ["indexes", _, "stats"]) | (_, ["stats"]) => "stats.get",
+        (&Method::POST, ["indexes", _, "compact"]) => "indexes.compact",
+        (&Method::POST, ["indexes", _, "fields"]) => "indexes.get",
         (&Method::GET, ["indexes", ..]) => "indexes.get",
         (&Method::POST, ["indexes"]) => "indexes.create",
         (&Method::PATCH, ["indexes", _]) => "indexes.update",
         (&Method::DELETE, ["indexes", _]) => "indexes.delete",
         (_, ["swap-indexes"]) => "indexes.swap",
-        (&Method::GET, ["tasks", ..]) => "tasks.get",
+        (&Method::GET, ["tasks", ..]) | (&Method::GET, ["batches", ..]) => "tasks.get",
+        (&Method::GET, ["keys", ..]) => "keys.get",
+        (&Method::POST, ["keys"]) => "keys.create",
+        (&Method::PATCH, ["keys", _]) => "keys.update",
+        (&Method::DELETE, ["keys", _]) => "keys.delete",
+        (&Method::POST, ["dumps"]) => "dumps.create",
+        (&Method::POST, ["snapshots"]) => "snapshots.create",
+        (&Method::GET, ["experimental-features"]) => "experimental.get",
+        (&Method::PATCH, ["experimental-features"]) => "experimental.update",
+        (&Method::GET, ["webhooks", ..]) => "webhooks.get",
+        (&Method::POST, ["webhooks"]) => "webhooks.create",
+        (&Method::PATCH, ["webhooks", _]) => "webhooks.update",
+        (&Method::DELETE, ["webhooks", _]) => "webhooks.delete",
         (&Method::POST, ["tasks", "cancel"]) => "tasks.cancel",
         (&Method::DELETE, ["tasks"]) => "tasks.delete",
         (_, ["version"]) => "version",
@@ -314,6 +341,11 @@ mod tests {
         assert!(allows(&docs, &Method::POST, "/indexes/a/documents"));
         assert!(allows(&docs, &Method::DELETE, "/indexes/a/documents/1"));
         assert!(!allows(&docs, &Method::GET, "/tasks"));
+        let keys = rights(&["keys.get", "keys.create"], &["*"]);
+        assert!(allows(&keys, &Method::GET, "/keys"));
+        assert!(allows(&keys, &Method::POST, "/keys"));
+        assert!(!allows(&keys, &Method::DELETE, "/keys/abc"));
+        assert!(!allows(&rights(&["search"], &["*"]), &Method::GET, "/keys"));
     }
 
     #[test]

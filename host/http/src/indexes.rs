@@ -237,6 +237,11 @@ pub async fn update_index(
     let body = json_body(&headers, &raw)?;
     let meta = existing(&state, &uid).await?;
     let primary_key = body.get("primaryKey").and_then(Value::as_str).map(str::to_owned);
+    // A new `uid` renames the index (see `index_rename`); the nodes check the rest.
+    let new_uid = match body.get("uid").and_then(Value::as_str) {
+        Some(new_uid) if new_uid != uid => Some(check_write_uid(new_uid)?.as_str().to_owned()),
+        _ => None,
+    };
     let step =
         NodeStep::new(Method::PATCH, format!("/indexes/{uid}"), Some(NodeBody::json(raw.clone())));
     let outcomes =
@@ -257,7 +262,12 @@ pub async fn update_index(
             state.read_catalog().forget(&uid);
         }
     }
-    let details = json!({ "primaryKey": primary_key });
+    let details = match &new_uid {
+        Some(new_uid) => {
+            json!({ "primaryKey": primary_key, "oldIndexUid": uid, "newIndexUid": new_uid })
+        }
+        None => json!({ "primaryKey": primary_key }),
+    };
     let record =
         enqueue(&state, Some(&uid), "indexUpdate", details, &Hints::default(), enqueued).await?;
     Ok(accepted_degraded(&record, &report))
@@ -324,11 +334,12 @@ pub async fn swap_indexes(
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
+        let rename = swap.get("rename").and_then(Value::as_bool).unwrap_or(false);
         match names.as_slice() {
             [a, b] => {
                 check_not_reserved(a)?;
                 check_not_reserved(b)?;
-                pairs.push((a.clone(), b.clone()))
+                pairs.push((a.clone(), b.clone(), rename))
             }
             _ => {
                 return Err(HttpError::api(
@@ -345,12 +356,34 @@ pub async fn swap_indexes(
     if enqueued.accepted.len() != state.topology().nodes().count() {
         return Err(HttpError::api(ErrorCode::MiroirNoQuorum, "Not every node accepted the swap."));
     }
-    for (a, b) in &pairs {
-        swap_catalog(&state, a, b).await?;
+    for (a, b, rename) in &pairs {
+        if *rename {
+            rename_in_catalog(&state, a, b).await?;
+        } else {
+            swap_catalog(&state, a, b).await?;
+        }
     }
     let details = json!({ "swaps": body });
     let record = enqueue(&state, None, "indexSwap", details, &Hints::default(), enqueued).await?;
     Ok(accepted(&record))
+}
+
+/// A swap with `rename: true`: `a` takes the name `b`, which must be free (else the nodes fail
+/// the task and nothing changes here).
+async fn rename_in_catalog(state: &AppState, a: &str, b: &str) -> HttpResult<()> {
+    if state.catalog().get_index(b).await?.is_some() {
+        return Ok(());
+    }
+    let Some(mut meta) = state.catalog().get_index(a).await? else { return Ok(()) };
+    meta.uid = b.to_owned();
+    state.catalog().create_index(&meta).await?;
+    state.catalog().delete_index(a).await?;
+    for uid in [a, b] {
+        state.read_catalog().forget(uid);
+        state.convergence().forget_index(uid);
+        crate::convergence::release_holds(state, uid).await;
+    }
+    Ok(())
 }
 
 async fn swap_catalog(state: &AppState, a: &str, b: &str) -> HttpResult<()> {

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
+use crate::default_keys;
 use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeStep};
 use crate::AppState;
@@ -84,23 +85,54 @@ pub async fn update_key(
     broadcast(&state, step).await
 }
 
-/// `DELETE /keys/{key}`.
+/// `DELETE /keys/{key}`; deleting one of Miroir's default keys also deletes the nodes' own
+/// defaults of that name (see [`crate::default_keys`]).
 pub async fn delete_key(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> HttpResult<Response> {
-    broadcast(&state, NodeStep::bookkeeping(Method::DELETE, format!("/keys/{key}"), None)).await
+    let nodes: Vec<_> = state.topology().nodes().cloned().collect();
+    let path = format!("/keys/{key}");
+    let before = fanout::first_answer(&state, NodeAuth::NodeKey, nodes, Method::GET, &path, None)
+        .await
+        .ok()
+        .filter(NodeResponse::is_success)
+        .map(|response| response.json());
+    if before.as_ref().is_some_and(default_keys::is_node_default) {
+        return Err(not_found(&key));
+    }
+    let answer = broadcast(&state, NodeStep::bookkeeping(Method::DELETE, path, None)).await?;
+    if let Some(name) = before.as_ref().and_then(|k| k.get("name")).and_then(Value::as_str) {
+        if default_keys::is_default_name(name) {
+            default_keys::forget(&state, name).await;
+        }
+    }
+    Ok(answer)
 }
 
-/// `GET /keys` and `GET /keys/{key}`: every node holds the same keys, so one answers.
+fn not_found(key: &str) -> HttpError {
+    HttpError::api(ErrorCode::ApiKeyNotFound, format!("API Key `{key}` not found."))
+}
+
+/// `GET /keys` and `GET /keys/{key}`: every node holds the same keys, so one answers; the
+/// nodes' own default keys are replaced by Miroir's (see [`crate::default_keys`]).
 pub async fn read_keys(
     State(state): State<AppState>,
     Extension(_caller): Extension<Caller>,
     request: Request,
 ) -> HttpResult<Response> {
     let path = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    default_keys::ensure(&state).await;
     let nodes: Vec<_> = state.topology().nodes().cloned().collect();
     let response =
         fanout::first_answer(&state, NodeAuth::NodeKey, nodes, Method::GET, &path, None).await?;
-    Ok(relay(response))
+    if !response.is_success() {
+        return Ok(relay(response));
+    }
+    let mut answer = response.json();
+    if !default_keys::hide_node_defaults(&mut answer) {
+        let key = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+        return Err(not_found(&key));
+    }
+    Ok((StatusCode::OK, axum::Json(answer)).into_response())
 }

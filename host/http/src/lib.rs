@@ -13,20 +13,25 @@
 
 pub mod admission;
 pub mod auth;
+mod backups;
 pub mod body;
 pub mod bookkeeping;
 pub mod catalog;
 mod cluster_status;
 pub mod convergence;
+mod default_keys;
 pub mod documents;
 pub mod error;
+mod experimental;
 mod export;
 pub mod fanout;
 pub mod federated;
+mod fields;
 pub mod fleet;
 pub mod health;
 mod hybrid;
 pub mod idempotency;
+mod index_rename;
 mod indexes;
 mod keys;
 pub mod node_catalog;
@@ -45,7 +50,9 @@ pub mod stack;
 mod state;
 mod stats;
 pub mod store_recovery;
+mod task_metadata;
 pub mod tasks;
+pub mod webhooks;
 mod write_guard;
 
 use axum::extract::DefaultBodyLimit;
@@ -83,6 +90,11 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/_miroir/rebalance/resume", post(fleet::routes::resume))
         .route("/version", get(passthrough::forward))
         .route("/stats", get(stats::global_stats))
+        .route(
+            "/experimental-features",
+            get(experimental::get_features).patch(experimental::patch_features),
+        )
+        .route("/network", get(experimental::network).patch(experimental::network))
         .route("/keys", get(keys::read_keys).post(keys::create_key))
         .route("/keys/{key}", get(keys::read_keys).patch(keys::update_key).delete(keys::delete_key))
         .route("/indexes", get(indexes::list_indexes).post(indexes::create_index))
@@ -118,12 +130,25 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             get(documents::get_document).delete(documents::delete_document),
         )
         .route("/indexes/{uid}/stats", get(stats::index_stats))
+        .route("/indexes/{uid}/compact", post(backups::compact_index))
+        .route("/indexes/{uid}/fields", post(fields::list_fields))
         .route("/indexes/{uid}/search", get(search::search_get).post(search::search_post))
         .route("/indexes/{uid}/facet-search", post(search::facet_search))
         .route("/indexes/{uid}/similar", get(similar::similar_get).post(similar::similar_post))
         .route("/tasks", get(tasks::routes::list_tasks).delete(tasks::routes::delete_tasks))
         .route("/tasks/cancel", post(tasks::routes::cancel_tasks))
         .route("/tasks/{uid}", get(tasks::routes::get_task))
+        .route("/webhooks", get(webhooks::list_webhooks).post(webhooks::create_webhook))
+        .route(
+            "/webhooks/{uuid}",
+            get(webhooks::get_webhook)
+                .patch(webhooks::update_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route("/dumps", post(backups::create_dump))
+        .route("/snapshots", post(backups::create_snapshot))
+        .route("/batches", get(tasks::batches::list_batches))
+        .route("/batches/{uid}", get(tasks::batches::get_batch))
         .route("/_miroir/indexes/{uid}/documents/export", get(export::export_documents))
         .route("/_indexes/{uid}/documents/export", get(export::export_documents))
         .route("/_miroir/indexes/{uid}/export/settings", get(export::export_settings))
@@ -136,7 +161,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 .layer(middleware::from_fn_with_state(admission, admission::admit))
                 .layer(middleware::from_fn_with_state(state.clone(), stack::limit_body))
                 .layer(DefaultBodyLimit::max(max_body))
-                .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate)),
+                .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+                .layer(middleware::from_fn_with_state(state.clone(), task_metadata::capture)),
         )
         .with_state(state)
 }

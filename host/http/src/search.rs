@@ -84,8 +84,13 @@ pub(crate) fn get_params_as_body(query: Option<&str>) -> Value {
     ];
     const NUMBERS: &[&str] =
         &["offset", "limit", "page", "hitsPerPage", "cropLength", "rankingScoreThreshold"];
-    const BOOLS: &[&str] =
-        &["showMatchesPosition", "showRankingScore", "showRankingScoreDetails", "retrieveVectors"];
+    const BOOLS: &[&str] = &[
+        "showMatchesPosition",
+        "showRankingScore",
+        "showRankingScoreDetails",
+        "showPerformanceDetails",
+        "retrieveVectors",
+    ];
     let mut body = serde_json::Map::new();
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         let parsed = if LISTS.contains(&key.as_ref()) {
@@ -97,7 +102,18 @@ pub(crate) fn get_params_as_body(query: Option<&str>) -> Value {
         } else if BOOLS.contains(&key.as_ref()) {
             value.parse::<bool>().map(Value::Bool).unwrap_or_else(|_| Value::from(value.as_ref()))
         } else if key == "vector" {
-            serde_json::from_str(&value).unwrap_or_else(|_| Value::from(value.as_ref()))
+            // A JSON array, or numbers separated by commas (`vector=0.1,0.2`).
+            serde_json::from_str(&value)
+                .or_else(|_| {
+                    value
+                        .split(',')
+                        .map(|n| serde_json::from_str::<serde_json::Number>(n.trim()))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(|numbers| {
+                            Value::from(numbers.into_iter().map(Value::Number).collect::<Vec<_>>())
+                        })
+                })
+                .unwrap_or_else(|_| Value::from(value.as_ref()))
         } else {
             Value::from(value.as_ref())
         };
@@ -504,6 +520,16 @@ mod tests {
             json!({"q": "router", "limit": 8, "showRankingScore": true,
                    "sort": ["_geoPoint(1.5, 2):asc", "price:desc"], "facets": ["a", "b"]})
         );
+    }
+
+    #[test]
+    fn performance_details_and_vectors_parse_as_one_node_parses_them() {
+        let body = get_params_as_body(Some("showPerformanceDetails=true&vector=0.5,%201,-2.25"));
+        assert_eq!(body, json!({"showPerformanceDetails": true, "vector": [0.5, 1, -2.25]}));
+        let body = get_params_as_body(Some("vector=%5B1,2%5D"));
+        assert_eq!(body, json!({"vector": [1, 2]}));
+        let body = get_params_as_body(Some("vector=a,b"));
+        assert_eq!(body, json!({"vector": "a,b"}), "left as text for the node to refuse");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! so the sum over the group's nodes counts every document RF times: dividing by RF gives what
 //! one node holding everything would report.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -22,11 +22,13 @@ pub async fn index_stats(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> HttpResult<Response> {
     if state.catalog().get_index(&uid).await?.is_none() {
         return Err(ApiError::index_not_found(&uid).into());
     }
-    let answers = from_group(&state, &caller, Some(&uid), &format!("/indexes/{uid}/stats")).await?;
+    let path = with_query(&format!("/indexes/{uid}/stats"), query.as_deref());
+    let answers = from_group(&state, &caller, Some(&uid), &path).await?;
     Ok(Json(sum_index_stats(&answers, state.replication_factor() as u64)).into_response())
 }
 
@@ -34,8 +36,10 @@ pub async fn index_stats(
 pub async fn global_stats(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
 ) -> HttpResult<Response> {
-    let answers = from_group(&state, &caller, None, "/stats").await?;
+    let answers =
+        from_group(&state, &caller, None, &with_query("/stats", query.as_deref())).await?;
     let rf = state.replication_factor() as u64;
     let mut indexes: Map<String, Value> = Map::new();
     let names: std::collections::BTreeSet<String> = answers
@@ -122,6 +126,74 @@ async fn from_group(
     ))
 }
 
+/// `path` with the client's query string (e.g. `showInternalDatabaseSizes`), which the nodes
+/// check and apply.
+fn with_query(path: &str, query: Option<&str>) -> String {
+    match query {
+        Some(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// A size as a node writes it: a number of bytes, or a human size (`"72 KiB"`).
+fn bytes_of(size: &Value) -> Option<u64> {
+    if let Some(n) = size.as_u64() {
+        return Some(n);
+    }
+    let (number, unit) = size.as_str()?.split_once(' ')?;
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((number * scale).round() as u64)
+}
+
+/// `bytes` in the form the nodes used: a number, or a human size.
+fn size_like(bytes: u64, human: bool) -> Value {
+    if !human {
+        return Value::from(bytes);
+    }
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        Value::from(format!("{} {}", value.round(), units[unit]))
+    } else {
+        Value::from(format!("{value:.2} {}", units[unit]))
+    }
+}
+
+/// `internalDatabaseSizes` summed over the nodes of a group (each counted once, as documents).
+fn sum_internal_sizes(per_node: &[Value], rf: u64) -> Option<Value> {
+    let mut sums: Map<String, Value> = Map::new();
+    let mut human = false;
+    let mut any = false;
+    for stats in per_node {
+        for (name, size) in stats["internalDatabaseSizes"].as_object().into_iter().flatten() {
+            any = true;
+            human |= size.is_string();
+            let total = sums.get(name).and_then(Value::as_u64).unwrap_or(0);
+            sums.insert(name.clone(), Value::from(total + bytes_of(size).unwrap_or(0)));
+        }
+    }
+    if !any {
+        return None;
+    }
+    for size in sums.values_mut() {
+        *size = size_like(size.as_u64().unwrap_or(0) / rf, human);
+    }
+    Some(Value::Object(sums))
+}
+
 /// One index's stats from each node of a group, as one node holding everything reports them.
 fn sum_index_stats(per_node: &[Value], rf: u64) -> Value {
     let rf = rf.max(1);
@@ -143,7 +215,8 @@ fn sum_index_stats(per_node: &[Value], rf: u64) -> Value {
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let documents = sum("numberOfDocuments");
     let raw = sum("rawDocumentDbSize");
-    serde_json::json!({
+    let internal = sum_internal_sizes(per_node, rf);
+    let mut stats = serde_json::json!({
         "numberOfDocuments": documents,
         "rawDocumentDbSize": raw,
         "avgDocumentSize": raw.checked_div(documents).unwrap_or(0),
@@ -151,13 +224,28 @@ fn sum_index_stats(per_node: &[Value], rf: u64) -> Value {
         "numberOfEmbeddings": sum("numberOfEmbeddings"),
         "numberOfEmbeddedDocuments": sum("numberOfEmbeddedDocuments"),
         "fieldDistribution": Value::Object(sorted.into_iter().collect()),
-    })
+    });
+    if let Some(internal) = internal {
+        stats["internalDatabaseSizes"] = internal;
+    }
+    stats
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn internal_sizes_are_summed_in_the_nodes_form() {
+        let a = json!({"internalDatabaseSizes": {"main": 4096, "documents": 8192}});
+        let b = json!({"internalDatabaseSizes": {"main": 4096, "documents": 4096}});
+        assert_eq!(sum_internal_sizes(&[a, b], 1), Some(json!({"main": 8192, "documents": 12288})));
+        let a = json!({"internalDatabaseSizes": {"main": "72 KiB"}});
+        let b = json!({"internalDatabaseSizes": {"main": "168 KiB"}});
+        assert_eq!(sum_internal_sizes(&[a, b], 1), Some(json!({"main": "240 KiB"})));
+        assert_eq!(sum_internal_sizes(&[json!({})], 1), None);
+    }
 
     #[test]
     fn replicas_are_counted_once_and_bookkeeping_is_hidden() {

@@ -104,7 +104,7 @@ async fn api_keys_exist_on_every_node_and_carry_their_rights() {
     .await;
     assert_eq!(status, 403);
     let (status, _) = call_with(&cluster, "GET", "/keys", Some(value), None).await;
-    assert_eq!(status, 403, "only the master key manages keys");
+    assert_eq!(status, 403, "a key without `keys.get` does not list keys");
 
     let (status, _) =
         call_with(&cluster, "DELETE", &format!("/keys/{uid}"), Some("the-master"), None).await;

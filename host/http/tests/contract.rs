@@ -15,7 +15,7 @@ use miroir_devnode::testing::TestNode;
 const KEY: &str = "contract-master-key";
 
 /// The real recordings replayed.
-const RECORDINGS: &[&str] = &["products", "defaults", "vectors"];
+const RECORDINGS: &[&str] = &["products", "defaults", "vectors", "api"];
 
 /// Steps whose answer depends on what each node holds, so a sharded index cannot equal one
 /// node: `frequency` drops the query words most frequent in the index, and each node decides

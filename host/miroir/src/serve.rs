@@ -65,6 +65,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     runtime.metrics.register(Box::new(GatewayCollector::new(state.clone())));
     runtime.metrics.register(Box::new(crate::fleet_metrics::FleetCollector::new(state.clone())));
     let prober = miroir_http::health::spawn_prober(state.clone());
+    // While webhooks exist, tasks are brought up to date so their webhooks fire on time.
+    let webhooks = miroir_http::webhooks::spawn_watcher(state.clone());
     // Checks the store against the catalog on the nodes now (restoring what a lost store
     // lacks), then watches for the store being emptied while Miroir runs.
     let recovery =
@@ -123,6 +125,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::debug!(instance = %runtime.instance_id, backend = runtime.store.backend(), "stopping");
     prober.abort();
+    webhooks.abort();
     recovery.abort();
     drift.abort();
     following.abort();

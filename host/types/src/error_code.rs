@@ -154,6 +154,22 @@ error_codes! {
     InvalidTaskTypes => "invalid_task_types", 400, InvalidRequest;
     /// A task filter's `canceledBy` is invalid.
     InvalidTaskCanceledBy => "invalid_task_canceled_by", 400, InvalidRequest;
+    /// A task filter's `batchUids` is invalid.
+    InvalidTaskBatchUids => "invalid_task_batch_uids", 400, InvalidRequest;
+    /// A batch uid is invalid.
+    InvalidBatchUids => "invalid_batch_uids", 400, InvalidRequest;
+    /// The batch does not exist.
+    BatchNotFound => "batch_not_found", 404, InvalidRequest;
+    /// A webhook's `url` is missing or invalid.
+    InvalidWebhookUrl => "invalid_webhook_url", 400, InvalidRequest;
+    /// A webhook's `headers` are invalid.
+    InvalidWebhookHeaders => "invalid_webhook_headers", 400, InvalidRequest;
+    /// A webhook uuid is invalid.
+    InvalidWebhookUuid => "invalid_webhook_uuid", 400, InvalidRequest;
+    /// The webhook does not exist.
+    WebhookNotFound => "webhook_not_found", 404, InvalidRequest;
+    /// The route needs an experimental feature that is not enabled.
+    FeatureNotEnabled => "feature_not_enabled", 400, InvalidRequest;
     /// The `limit` of a task listing is invalid.
     InvalidTaskLimit => "invalid_task_limit", 400, InvalidRequest;
     /// The `from` of a task listing is invalid.
@@ -317,6 +333,14 @@ mod tests {
         (ErrorCode::InvalidTaskStatuses, 400, "invalid_task_statuses", "invalid_request"),
         (ErrorCode::InvalidTaskTypes, 400, "invalid_task_types", "invalid_request"),
         (ErrorCode::InvalidTaskCanceledBy, 400, "invalid_task_canceled_by", "invalid_request"),
+        (ErrorCode::InvalidTaskBatchUids, 400, "invalid_task_batch_uids", "invalid_request"),
+        (ErrorCode::InvalidBatchUids, 400, "invalid_batch_uids", "invalid_request"),
+        (ErrorCode::BatchNotFound, 404, "batch_not_found", "invalid_request"),
+        (ErrorCode::InvalidWebhookUrl, 400, "invalid_webhook_url", "invalid_request"),
+        (ErrorCode::InvalidWebhookHeaders, 400, "invalid_webhook_headers", "invalid_request"),
+        (ErrorCode::InvalidWebhookUuid, 400, "invalid_webhook_uuid", "invalid_request"),
+        (ErrorCode::WebhookNotFound, 404, "webhook_not_found", "invalid_request"),
+        (ErrorCode::FeatureNotEnabled, 400, "feature_not_enabled", "invalid_request"),
         (ErrorCode::InvalidTaskLimit, 400, "invalid_task_limit", "invalid_request"),
         (ErrorCode::InvalidTaskFrom, 400, "invalid_task_from", "invalid_request"),
         (ErrorCode::InvalidTaskReverse, 400, "invalid_task_reverse", "invalid_request"),

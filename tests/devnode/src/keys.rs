@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::tasks::format_date;
+use crate::tenant::{self, TenantToken};
 
 /// Every action a key may grant.
 pub const ACTIONS: &[&str] = &[
@@ -80,7 +81,7 @@ impl ApiKey {
         })
     }
 
-    fn allows_action(&self, action: &str) -> bool {
+    pub(crate) fn allows_action(&self, action: &str) -> bool {
         self.actions.iter().any(|a| {
             a == "*"
                 || a == action
@@ -302,6 +303,8 @@ pub enum Access {
     Full,
     /// An API key: its indexes restrict what the request may see.
     Key(ApiKey),
+    /// A tenant token (searches only): its rules restrict the indexes and filter the searches.
+    Tenant(TenantToken),
 }
 
 impl Access {
@@ -309,6 +312,15 @@ impl Access {
         match self {
             Access::Full => true,
             Access::Key(key) => key.allows_index(index),
+            Access::Tenant(token) => token.allows_index(index),
+        }
+    }
+
+    /// The filter every search of `index` must also satisfy (a tenant token's rule).
+    pub fn search_filter(&self, index: &str) -> Option<Value> {
+        match self {
+            Access::Tenant(token) => token.filter(index),
+            Access::Full | Access::Key(_) => None,
         }
     }
 }
@@ -333,6 +345,13 @@ pub fn authorize(
         return Ok(Access::Full);
     }
     let invalid = || ApiError::new("invalid_api_key", "The provided API key is invalid.");
+    if tenant::looks_like_token(token) {
+        let tenant = TenantToken::verify(store, token)?;
+        if action != "search" || index.is_some_and(|i| !tenant.allows_index(i)) {
+            return Err(invalid());
+        }
+        return Ok(Access::Tenant(tenant));
+    }
     let key = store
         .keys
         .values()

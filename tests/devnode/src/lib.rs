@@ -18,6 +18,7 @@ pub mod search;
 pub mod settings;
 pub mod state;
 pub mod tasks;
+pub mod tenant;
 pub mod testing;
 
 use std::sync::Arc;

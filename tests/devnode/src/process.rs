@@ -40,7 +40,13 @@ pub fn process_task(db: &mut Db, uid: u32) {
 }
 
 fn writes_index(kind: &TaskKind) -> bool {
-    !matches!(kind, TaskKind::TaskCancelation { .. } | TaskKind::TaskDeletion { .. })
+    !matches!(
+        kind,
+        TaskKind::TaskCancelation { .. }
+            | TaskKind::TaskDeletion { .. }
+            | TaskKind::DumpCreation
+            | TaskKind::SnapshotCreation
+    )
 }
 
 /// Details of a failed task: counts of work done become 0.
@@ -76,7 +82,22 @@ fn apply(
             }
             db.indexes.insert(uid.to_string(), Index::new(uid, primary_key.clone(), now));
         }
-        TaskKind::IndexUpdate { primary_key } => {
+        TaskKind::IndexUpdate { primary_key, new_uid } => {
+            if let Some(new_uid) = new_uid {
+                if db.indexes.contains_key(new_uid) {
+                    return Err(ApiError::new(
+                        "index_already_exists",
+                        format!("Index `{new_uid}` already exists."),
+                    ));
+                }
+                let mut index =
+                    db.indexes.remove(uid).ok_or_else(|| ApiError::index_not_found(uid))?;
+                index.uid = new_uid.clone();
+                db.indexes.insert(new_uid.clone(), index);
+                details["oldIndexUid"] = json!(uid);
+                details["newIndexUid"] = json!(new_uid);
+            }
+            let uid = new_uid.as_deref().unwrap_or(uid);
             let index = existing(db, uid)?;
             if let Some(pk) = primary_key {
                 if index.primary_key.as_deref() != Some(pk.as_str()) {
@@ -174,6 +195,23 @@ fn apply(
             }
             details["deletedTasks"] = json!(deleted);
         }
+        TaskKind::DumpCreation => {
+            // A development node keeps nothing on disk: the dump is only named.
+            let format = time::macros::format_description!(
+                "[year][month][day]-[hour][minute][second][subsecond digits:3]"
+            );
+            details["dumpUid"] = json!(now.format(&format).unwrap_or_default());
+        }
+        TaskKind::SnapshotCreation => {}
+        TaskKind::IndexCompaction => {
+            let index = existing(db, uid)?;
+            // Held in memory, the index has nothing to compact: the same size before and after.
+            let bytes: usize =
+                index.documents.values().map(|d| Value::Object(d.clone()).to_string().len()).sum();
+            let size = format!("{} KiB", bytes.div_ceil(1024));
+            details["preCompactionSize"] = json!(size);
+            details["postCompactionSize"] = json!(size);
+        }
     }
     Ok(())
 }
@@ -259,15 +297,18 @@ fn validate_geo(id: &str, geo: &Value) -> Result<(), ApiError> {
 }
 
 fn swap_indexes(db: &mut Db, swaps: &[Value]) -> Result<(), ApiError> {
-    let pairs: Vec<(String, String)> = swaps
+    // `rename: true` gives the first index the second name, which must be free.
+    let pairs: Vec<(String, String, bool)> = swaps
         .iter()
         .filter_map(|s| {
             let list = s["indexes"].as_array()?;
-            Some((list.first()?.as_str()?.to_string(), list.get(1)?.as_str()?.to_string()))
+            let rename = s["rename"].as_bool().unwrap_or(false);
+            Some((list.first()?.as_str()?.to_string(), list.get(1)?.as_str()?.to_string(), rename))
         })
         .collect();
-    for (a, b) in &pairs {
-        for uid in [a, b] {
+    for (a, b, rename) in &pairs {
+        let needed: &[&String] = if *rename { &[a] } else { &[a, b] };
+        for uid in needed {
             if !db.indexes.contains_key(uid.as_str()) {
                 return Err(ApiError::new(
                     "index_not_found",
@@ -275,9 +316,20 @@ fn swap_indexes(db: &mut Db, swaps: &[Value]) -> Result<(), ApiError> {
                 ));
             }
         }
+        if *rename && db.indexes.contains_key(b.as_str()) {
+            return Err(ApiError::new(
+                "index_already_exists",
+                format!("Index `{b}` already exists."),
+            ));
+        }
     }
-    for (a, b) in pairs {
+    for (a, b, rename) in pairs {
         let mut first = db.indexes.remove(&a).expect("checked above");
+        if rename {
+            first.uid = b.clone();
+            db.indexes.insert(b, first);
+            continue;
+        }
         let mut second = db.indexes.remove(&b).expect("checked above");
         std::mem::swap(&mut first.uid, &mut second.uid);
         db.indexes.insert(b, first);

@@ -22,6 +22,8 @@ pub struct Db {
     pub next_task_uid: u32,
     pub keys: KeyStore,
     pub last_update: Option<OffsetDateTime>,
+    /// Experimental features turned on or off through `PATCH /experimental-features`.
+    pub experimental_features: BTreeMap<String, bool>,
 }
 
 impl Db {

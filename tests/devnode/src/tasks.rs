@@ -66,6 +66,8 @@ pub enum TaskKind {
     },
     IndexUpdate {
         primary_key: Option<String>,
+        /// A new name for the index (`uid` in the request).
+        new_uid: Option<String>,
     },
     IndexDeletion,
     IndexSwap {
@@ -94,6 +96,12 @@ pub enum TaskKind {
         query: String,
         uids: Vec<u32>,
     },
+    /// `POST /dumps`.
+    DumpCreation,
+    /// `POST /snapshots`.
+    SnapshotCreation,
+    /// `POST /indexes/{uid}/compact`.
+    IndexCompaction,
 }
 
 impl TaskKind {
@@ -112,14 +120,21 @@ impl TaskKind {
             Self::SettingsUpdate { .. } => "settingsUpdate",
             Self::TaskCancelation { .. } => "taskCancelation",
             Self::TaskDeletion { .. } => "taskDeletion",
+            Self::DumpCreation => "dumpCreation",
+            Self::SnapshotCreation => "snapshotCreation",
+            Self::IndexCompaction => "indexCompaction",
         }
     }
 
     /// `details` of a task not yet processed.
     pub fn enqueued_details(&self) -> Value {
         match self {
-            Self::IndexCreation { primary_key } | Self::IndexUpdate { primary_key } => {
+            Self::IndexCreation { primary_key }
+            | Self::IndexUpdate { primary_key, new_uid: None } => {
                 json!({ "primaryKey": primary_key })
+            }
+            Self::IndexUpdate { primary_key, new_uid: Some(_) } => {
+                json!({ "primaryKey": primary_key, "oldIndexUid": null, "newIndexUid": null })
             }
             Self::IndexDeletion => json!({ "deletedDocuments": null }),
             Self::IndexSwap { swaps } => json!({ "swaps": swaps }),
@@ -142,6 +157,11 @@ impl TaskKind {
             Self::TaskDeletion { query, uids } => {
                 json!({ "matchedTasks": uids.len(), "deletedTasks": null, "originalFilter": query })
             }
+            Self::DumpCreation => json!({ "dumpUid": null }),
+            Self::SnapshotCreation => Value::Null,
+            Self::IndexCompaction => {
+                json!({ "preCompactionSize": null, "postCompactionSize": null })
+            }
         }
     }
 }
@@ -156,6 +176,8 @@ pub struct Task {
     pub details: Value,
     pub error: Option<ApiError>,
     pub canceled_by: Option<u32>,
+    /// The `customMetadata` query parameter of the write that enqueued the task.
+    pub custom_metadata: Option<String>,
     pub enqueued_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
@@ -182,6 +204,7 @@ impl Task {
             details,
             error: None,
             canceled_by: None,
+            custom_metadata: None,
             enqueued_at: now,
             started_at: None,
             finished_at: None,
@@ -244,6 +267,9 @@ impl Task {
         out.insert("enqueuedAt".into(), json!(format_date(self.enqueued_at)));
         out.insert("startedAt".into(), json!(self.started_at.map(format_date)));
         out.insert("finishedAt".into(), json!(self.finished_at.map(format_date)));
+        if let Some(metadata) = &self.custom_metadata {
+            out.insert("customMetadata".into(), json!(metadata));
+        }
         Value::Object(out)
     }
 }
@@ -256,6 +282,8 @@ pub struct TaskFilter {
     pub types: Option<Vec<String>>,
     pub index_uids: Option<Vec<String>>,
     pub canceled_by: Option<Vec<u32>>,
+    /// A task is its own batch once it has started.
+    pub batch_uids: Option<Vec<u32>>,
     pub before_enqueued_at: Option<OffsetDateTime>,
     pub after_enqueued_at: Option<OffsetDateTime>,
     pub before_started_at: Option<OffsetDateTime>,
@@ -274,7 +302,7 @@ pub struct TaskPage {
     pub reverse: bool,
 }
 
-const TASK_TYPES: [&str; 14] = [
+const TASK_TYPES: [&str; 16] = [
     "documentAdditionOrUpdate",
     "documentEdition",
     "documentDeletion",
@@ -289,6 +317,8 @@ const TASK_TYPES: [&str; 14] = [
     "snapshotCreation",
     "export",
     "upgradeDatabase",
+    "indexCompaction",
+    "networkTopologyChange",
 ];
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -340,6 +370,7 @@ impl TaskFilter {
             match key.as_str() {
                 "uids" => f.uids = Some(parse_uids(key, "invalid_task_uids", value)?),
                 "canceledBy" => f.canceled_by = Some(parse_uids(key, "invalid_task_canceled_by", value)?),
+                "batchUids" => f.batch_uids = Some(parse_uids(key, "invalid_task_batch_uids", value)?),
                 "statuses" => {
                     f.statuses = Some(
                         list(value)
@@ -409,6 +440,7 @@ impl TaskFilter {
                     || matches!(&task.kind, TaskKind::IndexSwap { swaps } if swaps.iter().any(|s| s["indexes"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|x| i.iter().any(|u| u == x))))))
             })
             && self.canceled_by.as_ref().is_none_or(|c| task.canceled_by.is_some_and(|by| c.contains(&by)))
+            && self.batch_uids.as_ref().is_none_or(|b| task.started_at.is_some() && b.contains(&task.uid))
             && after(Some(task.enqueued_at), self.after_enqueued_at)
             && before(Some(task.enqueued_at), self.before_enqueued_at)
             && after(task.started_at, self.after_started_at)

@@ -189,6 +189,10 @@ pub async fn refresh(state: &AppState, record: TaskRecord) -> HttpResult<TaskRec
             }
         }
         state.store().update_task(&updated).await?;
+        if updated.status.is_terminal() {
+            crate::index_rename::task_finished(state, &updated).await?;
+            crate::webhooks::task_finished(state, &updated);
+        }
     }
     Ok(updated)
 }

@@ -139,5 +139,6 @@ async fn finish_without_nodes(
             Some(crate::tasks::derive::final_details(state, details, &[], record.status));
     }
     state.store().update_task(&record).await?;
+    crate::webhooks::task_finished(state, &record);
     Ok(record)
 }

@@ -10,33 +10,14 @@ use futures_util::StreamExt as _;
 use miroir_store::{TaskFilter, TaskRecord, TaskStatus};
 use miroir_types::{ApiError, ErrorCode};
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeCall, NodeStep};
+use crate::tasks::query::{self as task_query, TaskQuery};
 use crate::tasks::{enqueue, refresh, render, summary, Hints};
 use crate::AppState;
 use axum::http::Method;
-
-const TASK_TYPES: &[&str] = &[
-    "documentAdditionOrUpdate",
-    "documentEdition",
-    "documentDeletion",
-    "settingsUpdate",
-    "indexCreation",
-    "indexDeletion",
-    "indexUpdate",
-    "indexSwap",
-    "taskCancelation",
-    "taskDeletion",
-    "dumpCreation",
-    "snapshotCreation",
-    "upgradeDatabase",
-    "indexCompaction",
-    "export",
-];
 
 /// `GET /tasks/{uid}`.
 pub async fn get_task(
@@ -55,160 +36,26 @@ pub async fn get_task(
     Ok(Json(rendered(&state, &record).await?).into_response())
 }
 
-fn list<T>(
-    value: &str,
-    code: ErrorCode,
-    parse: impl Fn(&str) -> Option<T>,
-    what: &str,
-) -> HttpResult<Vec<T>> {
-    if value == "*" {
-        return Ok(Vec::new());
-    }
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|item| {
-            parse(item).ok_or_else(|| {
-                HttpError::api(
-                    code,
-                    format!("Invalid value in parameter `{what}`: `{item}` is not valid."),
-                )
-            })
-        })
-        .collect()
-}
-
-fn parse_date(value: &str, code: ErrorCode, name: &str) -> HttpResult<OffsetDateTime> {
-    if let Ok(date) = OffsetDateTime::parse(value, &Rfc3339) {
-        return Ok(date);
-    }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(value, &format).map(|d| d.midnight().assume_utc()).map_err(|_| {
-        HttpError::api(
-            code,
-            format!(
-                "Invalid value in parameter `{name}`: `{value}` is an invalid date-time. It should \
-                 follow the YYYY-MM-DD or RFC 3339 date-time format."
-            ),
-        )
-    })
-}
-
-/// Parses Meilisearch's task filter query; `limit` defaults to 20.
-pub fn parse_filter(query: Option<&str>) -> HttpResult<(TaskFilter, bool)> {
-    let mut filter = TaskFilter { limit: 20, ..TaskFilter::default() };
-    let mut any_filter = false;
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let value = value.as_ref();
-        match name.as_ref() {
-            "uids" => {
-                filter.uids = list(value, ErrorCode::InvalidTaskUids, |s| s.parse().ok(), "uids")?
-            }
-            "statuses" => {
-                filter.statuses = list(
-                    value,
-                    ErrorCode::InvalidTaskStatuses,
-                    |s| s.parse::<TaskStatus>().ok(),
-                    "statuses",
-                )?
-            }
-            "types" => {
-                filter.kinds = list(
-                    value,
-                    ErrorCode::InvalidTaskTypes,
-                    |s| TASK_TYPES.contains(&s).then(|| s.to_owned()),
-                    "types",
-                )?
-            }
-            "indexUids" => {
-                filter.index_uids = list(
-                    value,
-                    ErrorCode::InvalidIndexUid,
-                    |s| miroir_types::IndexUid::new(s).ok().map(|u| u.as_str().to_owned()),
-                    "indexUids",
-                )?
-            }
-            "limit" => {
-                filter.limit = value.parse().map_err(|_| {
-                    HttpError::api(ErrorCode::InvalidTaskLimit, format!("Invalid value in parameter `limit`: could not parse `{value}` as a positive integer"))
-                })?;
-                continue;
-            }
-            "from" => {
-                filter.from = Some(value.parse().map_err(|_| {
-                    HttpError::api(ErrorCode::InvalidTaskFrom, format!("Invalid value in parameter `from`: could not parse `{value}` as a positive integer"))
-                })?);
-                continue;
-            }
-            "beforeEnqueuedAt" => {
-                filter.before_enqueued_at = Some(parse_date(
-                    value,
-                    ErrorCode::InvalidTaskBeforeEnqueuedAt,
-                    "beforeEnqueuedAt",
-                )?)
-            }
-            "afterEnqueuedAt" => {
-                filter.after_enqueued_at = Some(parse_date(
-                    value,
-                    ErrorCode::InvalidTaskAfterEnqueuedAt,
-                    "afterEnqueuedAt",
-                )?)
-            }
-            "beforeStartedAt" => {
-                filter.before_started_at = Some(parse_date(
-                    value,
-                    ErrorCode::InvalidTaskBeforeStartedAt,
-                    "beforeStartedAt",
-                )?)
-            }
-            "afterStartedAt" => {
-                filter.after_started_at =
-                    Some(parse_date(value, ErrorCode::InvalidTaskAfterStartedAt, "afterStartedAt")?)
-            }
-            "beforeFinishedAt" => {
-                filter.before_finished_at = Some(parse_date(
-                    value,
-                    ErrorCode::InvalidTaskBeforeFinishedAt,
-                    "beforeFinishedAt",
-                )?)
-            }
-            "afterFinishedAt" => {
-                filter.after_finished_at = Some(parse_date(
-                    value,
-                    ErrorCode::InvalidTaskAfterFinishedAt,
-                    "afterFinishedAt",
-                )?)
-            }
-            _ => continue,
-        }
-        any_filter = true;
-    }
-    Ok((filter, any_filter))
-}
-
-/// The reserved key-value namespace where Miroir keeps small facts of its own.
-const NAMESPACE: &str = "miroir.core";
+use crate::task_metadata::NAMESPACE;
 
 fn canceled_by_key(uid: u64) -> String {
     format!("task/{uid}/canceled-by")
 }
 
 /// A task as Meilisearch shows it, with `canceledBy` for a task a cancelation stopped.
-async fn rendered(state: &AppState, record: &TaskRecord) -> HttpResult<Value> {
+pub(crate) async fn rendered(state: &AppState, record: &TaskRecord) -> HttpResult<Value> {
     let mut task = render(record);
-    if record.status == TaskStatus::Canceled {
-        let by = state.store().plugin_get(NAMESPACE, &canceled_by_key(record.uid)).await?;
-        let by = by.and_then(|b| String::from_utf8(b).ok()).and_then(|b| b.parse::<u64>().ok());
-        if let Some(by) = by {
-            task["canceledBy"] = Value::from(by);
-        }
+    if let Some(by) = canceled_by(state, record).await? {
+        task["canceledBy"] = Value::from(by);
+    }
+    if let Some(metadata) = crate::task_metadata::of_task(state, record.uid).await? {
+        task["customMetadata"] = Value::from(metadata);
     }
     Ok(task)
 }
 
 /// Refreshes every unfinished task, so status filters see derived statuses.
-async fn refresh_unfinished(state: &AppState) -> HttpResult<()> {
+pub(crate) async fn refresh_unfinished(state: &AppState) -> HttpResult<()> {
     let filter = TaskFilter {
         statuses: vec![TaskStatus::Enqueued, TaskStatus::Processing],
         limit: 10_000,
@@ -223,24 +70,76 @@ async fn refresh_unfinished(state: &AppState) -> HttpResult<()> {
     refreshed.into_iter().try_for_each(|r| r.map(|_| ()))
 }
 
+/// Who canceled a canceled task (kept apart from its record, see [`act_on_tasks`]).
+async fn canceled_by(state: &AppState, record: &TaskRecord) -> HttpResult<Option<u64>> {
+    if record.status != TaskStatus::Canceled {
+        return Ok(None);
+    }
+    let by = state.store().plugin_get(NAMESPACE, &canceled_by_key(record.uid)).await?;
+    Ok(by.and_then(|b| String::from_utf8(b).ok()).and_then(|b| b.parse::<u64>().ok()))
+}
+
+/// Every task the query matches, filters of Miroir's own included, newest first.
+pub(crate) async fn all_matching(
+    state: &AppState,
+    query: &TaskQuery,
+) -> HttpResult<Vec<TaskRecord>> {
+    let filter = TaskFilter { from: None, ..query.filter.clone() };
+    let mut kept = Vec::new();
+    for task in matching(state, &filter).await? {
+        if !query.matches_batch(&task) {
+            continue;
+        }
+        if let Some(by) = &query.canceled_by {
+            if !canceled_by(state, &task).await?.is_some_and(|uid| by.contains(&uid)) {
+                continue;
+            }
+        }
+        kept.push(task);
+    }
+    Ok(kept)
+}
+
 /// `GET /tasks`.
 pub async fn list_tasks(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> HttpResult<Response> {
-    let (filter, _) = parse_filter(query.as_deref())?;
+    let query = task_query::parse(query.as_deref(), true)?;
+    let filter = &query.filter;
     refresh_unfinished(&state).await?;
-    let page = state.store().list_tasks(&filter).await?;
-    let mut results: Vec<Value> = Vec::with_capacity(page.results.len());
-    for record in &page.results {
+    let (page, total, next) = if query.store_only() {
+        let page = state.store().list_tasks(filter).await?;
+        (page.results, page.total, page.next)
+    } else {
+        // Filters the store does not know, or oldest first: the page is cut here.
+        let mut all = all_matching(&state, &query).await?;
+        if query.reverse {
+            all.reverse();
+        }
+        let total = all.len();
+        let start = all
+            .iter()
+            .position(|t| match filter.from {
+                None => true,
+                Some(from) if query.reverse => t.uid >= from,
+                Some(from) => t.uid <= from,
+            })
+            .unwrap_or(total);
+        let next = all.get(start + filter.limit).map(|t| t.uid);
+        let page: Vec<TaskRecord> = all.into_iter().skip(start).take(filter.limit).collect();
+        (page, total as u64, next)
+    };
+    let mut results: Vec<Value> = Vec::with_capacity(page.len());
+    for record in &page {
         results.push(rendered(&state, record).await?);
     }
     Ok(Json(json!({
         "results": results,
-        "total": page.total,
+        "total": total,
         "limit": filter.limit,
-        "from": page.results.first().map(|t| t.uid),
-        "next": page.next,
+        "from": page.first().map(|t| t.uid),
+        "next": next,
     }))
     .into_response())
 }
@@ -266,8 +165,8 @@ async fn act_on_tasks(
     query: Option<String>,
     cancel: bool,
 ) -> HttpResult<Response> {
-    let (filter, any) = parse_filter(query.as_deref())?;
-    if !any {
+    let parsed = task_query::parse(query.as_deref(), false)?;
+    if !parsed.any {
         return Err(HttpError::api(
             ErrorCode::MissingTaskFilters,
             format!(
@@ -280,7 +179,7 @@ async fn act_on_tasks(
         ));
     }
     refresh_unfinished(state).await?;
-    let tasks = matching(state, &filter).await?;
+    let tasks = all_matching(state, &parsed).await?;
     let mut per_node: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
     for task in &tasks {
         for (node, uid) in &task.node_tasks {
@@ -328,6 +227,10 @@ async fn act_on_tasks(
         let finished: Vec<u64> =
             tasks.iter().filter(|t| t.status.is_terminal()).map(|t| t.uid).collect();
         state.store().delete_tasks(&finished).await?;
+        for uid in &finished {
+            crate::task_metadata::forget(state, *uid).await?;
+            state.store().plugin_delete(NAMESPACE, &canceled_by_key(*uid)).await?;
+        }
     }
     Ok((StatusCode::ACCEPTED, Json(summary(&record))).into_response())
 }

@@ -50,11 +50,18 @@ pub fn render(task: &TaskRecord) -> Value {
     };
     json!({
         "uid": task.uid,
+        // A Miroir task is its own batch, from the moment it starts.
+        "batchUid": if task.started_at.is_some() { Value::from(task.uid) } else { Value::Null },
         "indexUid": task.index_uid,
         "status": task.status.as_str(),
         "type": task.kind,
         "canceledBy": Value::Null,
-        "details": visible_details(task.details.as_ref()),
+        // A snapshot task has no details on a node.
+        "details": if task.kind == "snapshotCreation" {
+            Value::Null
+        } else {
+            visible_details(task.details.as_ref())
+        },
         "error": task.error.clone().unwrap_or(Value::Null),
         "duration": duration,
         "enqueuedAt": date(task.enqueued_at),

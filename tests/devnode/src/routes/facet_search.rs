@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 
-use super::{auth, check_uid, json_body, ok_json};
+use super::{auth, check_uid, json_body, ok_json, restrict_body};
 use crate::error::ApiError;
 use crate::search::{check_facet_searchable, facet_search, parse_search_body, run};
 use crate::state::Node;
@@ -103,8 +103,9 @@ pub async fn facet_search_post(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     check_uid(&uid)?;
-    auth(&node, &headers, "search", Some(&uid))?;
-    let request = parse(&json_body(&headers, &body)?)?;
+    let access = auth(&node, &headers, "search", Some(&uid))?;
+    let mut request = parse(&json_body(&headers, &body)?)?;
+    restrict_body(&mut request.search, access.search_filter(&uid));
     let query = parse_search_body(&request.search)?;
     let db = node.db();
     let index = db.index(&uid)?;

@@ -148,15 +148,28 @@ pub async fn update(
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::new("bad_request", "Invalid value type: expected an object"))?;
-    if let Some(field) = obj.keys().find(|k| k.as_str() != "primaryKey") {
+    if let Some(field) = obj.keys().find(|k| !matches!(k.as_str(), "primaryKey" | "uid")) {
         return Err(ApiError::new(
             "bad_request",
-            format!("Unknown field `{field}`: expected one of `primaryKey`"),
+            format!("Unknown field `{field}`: expected one of `primaryKey`, `uid`"),
         ));
     }
     let primary_key = primary_key_field(obj.get("primaryKey"))?;
+    let new_uid = match obj.get("uid") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(new_uid)) if is_valid_index_uid(new_uid) => Some(new_uid.clone()),
+        Some(Value::String(new_uid)) => {
+            return Err(ApiError::new("invalid_index_uid", format!("Invalid value at `.uid`: `{new_uid}` is not a valid index uid. Index uid can be an integer or a string containing only alphanumeric characters, hyphens (-) and underscores (_), and can not be more than 512 bytes.")))
+        }
+        Some(other) => {
+            return Err(ApiError::new(
+                "invalid_index_uid",
+                format!("Invalid value type at `.uid`: expected a string, but found `{other}`"),
+            ))
+        }
+    };
     auth(&node, &headers, "indexes.update", Some(&uid))?;
-    Ok(accepted(&node.enqueue(Some(uid), TaskKind::IndexUpdate { primary_key })))
+    Ok(accepted(&node.enqueue(Some(uid), TaskKind::IndexUpdate { primary_key, new_uid })))
 }
 
 pub async fn delete(
@@ -173,12 +186,51 @@ pub async fn stats(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     Path(uid): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     check_uid(&uid)?;
+    let internal = show_internal_sizes(q.as_deref())?;
     auth(&node, &headers, "stats.get", Some(&uid))?;
     let db = node.db();
     let index = db.index(&uid)?;
-    Ok(ok_json(index_stats(&db, index)))
+    let mut stats = index_stats(&db, index);
+    if internal {
+        with_internal_sizes(&mut stats);
+    }
+    Ok(ok_json(stats))
+}
+
+/// The `showInternalDatabaseSizes` parameter of the stats routes.
+pub fn show_internal_sizes(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut show = false;
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "showInternalDatabaseSizes" => {
+                show = value.parse().map_err(|_| {
+                    ApiError::new("bad_request", format!("Invalid value in parameter `showInternalDatabaseSizes`: could not parse `{value}` as a boolean"))
+                })?
+            }
+            other => {
+                return Err(ApiError::new(
+                    "bad_request",
+                    format!("Unknown parameter `{other}`: expected one of `showInternalDatabaseSizes`"),
+                ))
+            }
+        }
+    }
+    Ok(show)
+}
+
+/// Adds `internalDatabaseSizes` to one index's stats: held in memory, the documents' size and
+/// one page (4 KiB) for each other database.
+pub fn with_internal_sizes(stats: &mut Value) {
+    let documents = stats["rawDocumentDbSize"].as_u64().unwrap_or(0).max(4096);
+    stats["internalDatabaseSizes"] = json!({
+        "documents": documents,
+        "externalDocumentsIds": 4096,
+        "main": 4096,
+        "wordDocids": 4096,
+    });
 }
 
 pub async fn swap(

@@ -3,6 +3,7 @@
 
 mod documents;
 mod facet_search;
+mod fields;
 mod indexes;
 mod keys;
 mod misc;
@@ -37,11 +38,17 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/health", get(misc::health))
         .route("/version", get(misc::version))
         .route("/stats", get(misc::stats))
+        .route(
+            "/experimental-features",
+            get(misc::experimental_get).patch(misc::experimental_patch),
+        )
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{key}", get(keys::get).patch(keys::update).delete(keys::delete))
         .route("/indexes", get(indexes::list).post(indexes::create))
         .route("/indexes/{uid}", get(indexes::get).patch(indexes::update).delete(indexes::delete))
         .route("/indexes/{uid}/stats", get(indexes::stats))
+        .route("/indexes/{uid}/compact", post(tasks::compact_index))
+        .route("/indexes/{uid}/fields", post(fields::list_fields))
         .route("/swap-indexes", post(indexes::swap))
         .route(
             "/indexes/{uid}/settings",
@@ -73,9 +80,36 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/tasks", get(tasks::list).delete(tasks::delete))
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{uid}", get(tasks::get_one))
+        .route("/batches", get(tasks::list_batches))
+        .route("/batches/{uid}", get(tasks::get_batch))
+        .route("/dumps", post(tasks::create_dump))
+        .route("/snapshots", post(tasks::create_snapshot))
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
+        .layer(middleware::from_fn_with_state(Arc::clone(&node), custom_metadata))
         .layer(middleware::from_fn_with_state(Arc::clone(&node), response_delay))
         .with_state(node)
+}
+
+/// Records the `customMetadata` query parameter of a write on the task it enqueued.
+async fn custom_metadata(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let metadata = (request.method() != axum::http::Method::GET)
+        .then(|| query_pairs(request.uri().query()))
+        .and_then(|pairs| pairs.into_iter().find(|(name, _)| name == "customMetadata"))
+        .map(|(_, value)| value);
+    let Some(metadata) = metadata else { return next.run(request).await };
+    let response = next.run(request).await;
+    if response.status() != StatusCode::ACCEPTED {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let uid = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v["taskUid"].as_u64());
+    if let Some(uid) = uid {
+        if let Some(task) = node.db().tasks.get_mut(&(uid as u32)) {
+            task.custom_metadata = Some(metadata);
+        }
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Waits the node's response delay (see [`Node::set_response_delay`]) before answering.
@@ -115,6 +149,23 @@ pub(crate) fn auth(
 ) -> Result<Access, ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     authorize(node.master_key.as_deref(), &node.db().keys, header, action, index)
+}
+
+/// Adds a tenant token's rule filter to a JSON search body (both must hold).
+pub(crate) fn restrict_body(body: &mut Value, rule: Option<Value>) {
+    let (Some(rule), Value::Object(map)) = (rule, body) else { return };
+    let filter = crate::tenant::restrict(map.get("filter"), &rule);
+    map.insert("filter".into(), filter);
+}
+
+/// Adds a tenant token's rule filter to `GET` search parameters (both must hold).
+pub(crate) fn restrict_pairs(pairs: &mut Vec<(String, String)>, rule: Option<Value>) {
+    let Some(rule) = rule else { return };
+    let rule = crate::tenant::expression(&rule);
+    match pairs.iter_mut().find(|(name, _)| name == "filter") {
+        Some((_, filter)) => *filter = format!("{rule} AND ({filter})"),
+        None => pairs.push(("filter".into(), rule)),
+    }
 }
 
 pub use crate::index::is_valid_index_uid;

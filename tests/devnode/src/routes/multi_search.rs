@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 
-use super::{auth, json_body, ok_json};
+use super::{auth, json_body, ok_json, restrict_body};
 use crate::error::ApiError;
 use crate::index::is_valid_index_uid;
 use crate::search::{parse_search_body, run, Outcome, SearchQuery};
@@ -209,8 +209,15 @@ pub async fn multi_search(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    auth(&node, &headers, "search", None)?;
-    let body = json_body(&headers, &body)?;
+    let access = auth(&node, &headers, "search", None)?;
+    let mut body = json_body(&headers, &body)?;
+    if let Some(Value::Array(queries)) = body.get_mut("queries") {
+        for query in queries {
+            let index = query.get("indexUid").and_then(Value::as_str).unwrap_or_default();
+            let rule = access.search_filter(index);
+            restrict_body(query, rule);
+        }
+    }
     let obj = body.as_object().ok_or_else(|| type_error("bad_request", ".", "an object", &body))?;
     let mut federation = None;
     let mut raw_queries = None;

@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::{auth, check_uid, json_body, ok_json, query_pairs};
+use super::{auth, check_uid, json_body, ok_json, query_pairs, restrict_body, restrict_pairs};
 use crate::error::ApiError;
 use crate::search::{parse_search_body, parse_search_params, search, SearchQuery};
 use crate::state::Node;
@@ -25,8 +25,10 @@ pub async fn search_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_uid(&uid)?;
-    auth(&node, &headers, "search", Some(&uid))?;
-    let query = parse_search_body(&json_body(&headers, &body)?)?;
+    let access = auth(&node, &headers, "search", Some(&uid))?;
+    let mut body = json_body(&headers, &body)?;
+    restrict_body(&mut body, access.search_filter(&uid));
+    let query = parse_search_body(&body)?;
     run(&node, &uid, &query)
 }
 
@@ -37,7 +39,9 @@ pub async fn search_get(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     check_uid(&uid)?;
-    auth(&node, &headers, "search", Some(&uid))?;
-    let query = parse_search_params(&query_pairs(q.as_deref()))?;
+    let access = auth(&node, &headers, "search", Some(&uid))?;
+    let mut pairs = query_pairs(q.as_deref());
+    restrict_pairs(&mut pairs, access.search_filter(&uid));
+    let query = parse_search_params(&pairs)?;
     run(&node, &uid, &query)
 }

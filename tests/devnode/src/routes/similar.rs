@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 
-use super::{auth, check_uid, json_body, ok_json, query_pairs};
+use super::{auth, check_uid, json_body, ok_json, query_pairs, restrict_body, restrict_pairs};
 use crate::error::ApiError;
 use crate::index::Index;
 use crate::search::vectors::{check_embedder, embeddings};
@@ -169,8 +169,10 @@ pub async fn similar_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_uid(&uid)?;
-    auth(&node, &headers, "search", Some(&uid))?;
-    let request = parse_body(&json_body(&headers, &body)?)?;
+    let access = auth(&node, &headers, "search", Some(&uid))?;
+    let mut body = json_body(&headers, &body)?;
+    restrict_body(&mut body, access.search_filter(&uid));
+    let request = parse_body(&body)?;
     respond(&node, &uid, request)
 }
 
@@ -181,8 +183,10 @@ pub async fn similar_get(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     check_uid(&uid)?;
-    auth(&node, &headers, "search", Some(&uid))?;
-    let request = parse_params(&query_pairs(q.as_deref()))?;
+    let access = auth(&node, &headers, "search", Some(&uid))?;
+    let mut pairs = query_pairs(q.as_deref());
+    restrict_pairs(&mut pairs, access.search_filter(&uid));
+    let request = parse_params(&pairs)?;
     respond(&node, &uid, request)
 }
 
