@@ -220,6 +220,18 @@ async fn repair_pair(
         .map_err(store_error)?
         .contains(&(node.clone(), index.to_owned()));
     let whole = held || record.as_ref().is_none_or(|r| r.settings);
+    if held {
+        // A node that lost the index may have lost everything, the clients' API keys included
+        // (clients' keys are forwarded to the nodes).
+        let source =
+            state.topology().nodes().find(|n| *n != node && state.health().is_healthy(n)).cloned();
+        if let (Some(Ok(from)), Ok(to)) = (source.map(|s| state.client(&s)), state.client(node)) {
+            if let Err(error) = crate::fleet::keys::copy_keys(&from, &to).await {
+                tracing::warn!(%node, %error, "cannot give a repaired node its API keys back");
+            }
+            crate::default_keys::ensure(state).await;
+        }
+    }
     let assignment = state.assignment(meta.shard_count);
     // Every shard the node receives writes of (a node taking a shard over included).
     let owned: Vec<ShardId> = (0..meta.shard_count)

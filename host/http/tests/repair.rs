@@ -156,6 +156,15 @@ fn steady_writes(
 async fn rf2_node_killed_under_writes_and_restarted_empty_is_repaired() {
     let mut cluster = ClusterBuilder::new(1, 3, 2).health_probes().start().await;
     let loaded = load_products(&cluster, 200).await;
+    let key = cluster
+        .send_json(
+            "POST",
+            "/keys",
+            &serde_json::json!({"actions": ["search"], "indexes": ["*"], "expiresAt": null}),
+        )
+        .await;
+    assert_eq!(key.status, 201, "{}", key.body);
+    let key_uid = key.body["uid"].as_str().expect("uid").to_owned();
     let leader = leader_loop(cluster.state.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let writer = steady_writes(&cluster, 200, Arc::clone(&stop));
@@ -193,6 +202,9 @@ async fn rf2_node_killed_under_writes_and_restarted_empty_is_repaired() {
     acknowledged.extend(written);
     every_owner_holds_its_documents(&cluster, &acknowledged).await;
     searches_agree(&cluster, acknowledged.len()).await;
+    // The clients' API keys came back with the data.
+    let (status, body) = cluster.node_get(0, &format!("/keys/{key_uid}")).await;
+    assert_eq!(status, 200, "the repaired node holds the API key again: {body}");
     let status = cluster.state.repair_status();
     assert!(status.documents_copied() > 0);
     miroir_http::repair::refresh_status(&cluster.state).await;

@@ -228,6 +228,17 @@ fn a_node_joins_and_another_leaves_under_load_without_a_wrong_answer() {
     let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
     let client = client();
     load(&client, &miroir.base);
+    let created = send(
+        &client,
+        "POST",
+        &format!("{}/keys", miroir.base),
+        KEY,
+        Some(json!({"actions": ["search"], "indexes": [INDEX], "expiresAt": null})),
+    );
+    assert_eq!(created.0, 201, "{}", created.1);
+    let created = json_of(created);
+    let search_key = created["key"].as_str().expect("key").to_owned();
+    let key_uid = created["uid"].as_str().expect("uid").to_owned();
 
     let traffic = Arc::new(Load::default());
     let writer = std::thread::spawn({
@@ -291,6 +302,19 @@ fn a_node_joins_and_another_leaves_under_load_without_a_wrong_answer() {
     let named: Vec<(String, &TestNode)> =
         nodes.iter().enumerate().map(|(i, n)| (format!("n{i}"), n)).collect();
     assert_placed(&client, &miroir.base, &named, count);
+    // A key created before the node joined works on it (searches reach n3).
+    let searched = send(
+        &client,
+        "POST",
+        &format!("{}/indexes/{INDEX}/search", miroir.base),
+        &search_key,
+        Some(json!({"q": "", "limit": 0})),
+    );
+    assert_eq!(searched.0, 200, "{}", searched.1);
+    assert_eq!(json_of(searched)["estimatedTotalHits"], count, "with the search key");
+    let on_n3 = send(&client, "GET", &format!("{}/keys/{key_uid}", nodes[3].url()), NODE_KEY, None);
+    assert_eq!(on_n3.0, 200, "the new node holds the key: {}", on_n3.1);
+    assert_eq!(json_of(on_n3)["key"], search_key.as_str());
     // The operations CLI shows the same fleet.
     let cli = |args: &[&str]| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_miroir"))

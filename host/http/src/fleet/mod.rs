@@ -7,6 +7,7 @@
 //! change reaches every instance within [`PROPAGATION`]; the rebalance waits that long after each
 //! phase change before relying on it.
 
+pub mod keys;
 pub mod rebalance;
 pub mod routes;
 

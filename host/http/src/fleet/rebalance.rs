@@ -83,6 +83,10 @@ async fn step(state: &AppState, fence: &Fence) -> HttpResult<bool> {
         return Ok(false);
     }
     if run.moves.iter().any(|m| m.phase == MovePhase::Pending) {
+        // New owners hold the clients' API keys before they are ever read.
+        let receivers: BTreeSet<NodeId> = run.moves.iter().flat_map(|m| m.receivers()).collect();
+        let receivers: Vec<NodeId> = receivers.into_iter().collect();
+        super::keys::copy_keys_to_receivers(state, &receivers).await?;
         advance(state, fence, MovePhase::Pending, MovePhase::Copying).await?;
         tokio::time::sleep(PROPAGATION).await;
         return Ok(true);
