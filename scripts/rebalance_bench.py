@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--bin", default="target/release")
     parser.add_argument("--shards", type=int, default=32)
+    parser.add_argument("--parallel", type=int, default=2, help="rebalancer.max_concurrent_shards")
     args = parser.parse_args()
 
     processes = []
@@ -87,7 +88,7 @@ def main() -> None:
         processes += [p for p, _ in fleet]
         work = tempfile.mkdtemp(prefix="miroir-rebalance-bench-")
         extra = (f"metrics: {{ enabled: false }}\n"
-                 f"rebalancer: {{ batch_size: {args.batch}, max_concurrent_shards: 2 }}\n")
+                 f"rebalancer: {{ batch_size: {args.batch}, max_concurrent_shards: {args.parallel} }}\n")
         miroir, base = start_miroir(args.bin, work, [url for _, url in fleet[:2]], KEY, NODE_KEY, extra=extra,
                                     shards=args.shards)
         processes.append(miroir)
