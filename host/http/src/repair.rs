@@ -223,13 +223,10 @@ async fn repair_pair(
     if held {
         // A node that lost the index may have lost everything, the clients' API keys included
         // (clients' keys are forwarded to the nodes).
-        let source =
-            state.topology().nodes().find(|n| *n != node && state.health().is_healthy(n)).cloned();
-        if let (Some(Ok(from)), Ok(to)) = (source.map(|s| state.client(&s)), state.client(node)) {
-            if let Err(error) = crate::fleet::keys::copy_keys(&from, &to).await {
-                tracing::warn!(%node, %error, "cannot give a repaired node its API keys back");
-            }
-            crate::default_keys::ensure(state).await;
+        if let Err(error) =
+            crate::fleet::keys::copy_keys_to(state, std::slice::from_ref(node)).await
+        {
+            tracing::warn!(%node, %error, "cannot give a repaired node its API keys back");
         }
     }
     let assignment = state.assignment(meta.shard_count);

@@ -159,10 +159,7 @@ impl AppState {
         if fleet.version <= current.version() && current.version() != 0 {
             return Ok(false);
         }
-        let view = FleetView::new(fleet, &current.clients)?;
-        self.inner.health.track_only(view.topology.nodes());
-        *self.inner.fleet.write().expect("fleet lock poisoned") = Arc::new(view);
-        Ok(true)
+        self.install_fleet_version(fleet)
     }
 
     /// What rebalancing did on this instance (for metrics).

@@ -4,26 +4,12 @@
 
 mod common;
 
-use common::ClusterBuilder;
+use common::{run_sdk_script, ClusterBuilder};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_python_sdk_works_against_miroir() {
     let cluster = ClusterBuilder::new(1, 3, 1).master_key("sdk-key").start().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/python_client.py");
-    let url = cluster.url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, &url, "sdk-key"])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .expect("sdk thread");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the Python SDK failed (is `meilisearch` installed? .ci/run installs it):\n{stdout}\n{stderr}"
-    );
+    let stdout =
+        run_sdk_script("python_client.py", vec![cluster.url.clone(), "sdk-key".into()]).await;
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }

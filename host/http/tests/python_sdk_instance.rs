@@ -5,28 +5,15 @@
 
 mod common;
 
-use common::{ClusterBuilder, NODE_KEY};
+use common::{run_sdk_script, ClusterBuilder, NODE_KEY};
 use serde_json::{json, Value};
 
 async fn run_script(url: String, key: &str, webhooks: bool) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/instance_and_tasks.py");
-    let key = key.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        let mut command = std::process::Command::new("python3");
-        command.args([script, &url, &key]);
-        if webhooks {
-            command.arg("--webhooks");
-        }
-        command.output().expect("python3 runs")
-    })
-    .await
-    .expect("sdk thread");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the Python SDK failed (is `meilisearch` installed? .ci/run installs it):\n{stdout}\n{stderr}"
-    );
+    let mut args = vec![url, key.to_owned()];
+    if webhooks {
+        args.push("--webhooks".into());
+    }
+    let stdout = run_sdk_script("instance_and_tasks.py", args).await;
     serde_json::from_str(stdout.trim()).expect("one JSON object")
 }
 

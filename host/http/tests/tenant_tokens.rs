@@ -5,26 +5,11 @@
 
 mod common;
 
-use common::{ClusterBuilder, NODE_KEY};
+use common::{run_sdk_script, ClusterBuilder, NODE_KEY};
 use serde_json::Value;
 
 async fn run_script(url: String, key: &str) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/tenant_tokens.py");
-    let key = key.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, &url, &key])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .expect("sdk thread");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the Python SDK failed (is `meilisearch` installed? .ci/run installs it):\n{stdout}\n{stderr}"
-    );
+    let stdout = run_sdk_script("tenant_tokens.py", vec![url, key.to_owned()]).await;
     serde_json::from_str(stdout.trim()).expect("one JSON object")
 }
 

@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway::{json_of, send, wait_for, wait_task, Gateway};
+use instances::redis_url;
 use miroir_devnode::testing::TestNode;
 use serde_json::{json, Value};
 
 mod gateway;
+mod instances;
 
 const KEY: &str = "fleet-master-key";
 const NODE_KEY: &str = "fleet-node-key";
@@ -341,18 +343,6 @@ fn a_node_joins_and_another_leaves_under_load_without_a_wrong_answer() {
     );
     assert_eq!(again.0, 409, "{}", again.1);
     assert_eq!(json_of(again)["code"], "miroir_fleet_conflict");
-}
-
-/// The Redis URL CI provides; without it the test fails in CI and is skipped elsewhere.
-fn redis_url() -> Option<String> {
-    match std::env::var("MIROIR_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!("MIROIR_TEST_REDIS_URL must be set in CI"),
-        _ => {
-            eprintln!("MIROIR_TEST_REDIS_URL is not set: test skipped");
-            None
-        }
-    }
 }
 
 #[test]

@@ -67,29 +67,26 @@ async fn keys_of(node: &NodeClient) -> HttpResult<Option<Vec<Value>>> {
     Ok(Some(answer.json()["results"].as_array().cloned().unwrap_or_default()))
 }
 
-/// Gives every receiver of the open run the keys of a healthy active node, and Miroir's
-/// default keys.
-pub async fn copy_keys_to_receivers(
-    state: &AppState,
-    receivers: &[miroir_types::NodeId],
-) -> HttpResult<()> {
+/// Gives each of `receivers` the keys of another healthy node holding data (active or
+/// draining), and Miroir's default keys: a node joining the fleet, or one that came back empty.
+pub async fn copy_keys_to(state: &AppState, receivers: &[miroir_types::NodeId]) -> HttpResult<()> {
     let view = state.fleet();
-    let source = view
-        .fleet()
-        .nodes
-        .iter()
-        .filter(|n| {
-            n.state == miroir_cluster::NodeState::Active && state.health().is_healthy(&n.id)
-        })
-        .find_map(|n| state.client(&n.id).ok());
-    let Some(source) = source else {
-        return Err(HttpError::Internal("no healthy active node to copy API keys from".into()));
-    };
     for receiver in receivers {
-        let target = state.client(receiver)?;
-        let created = copy_keys(&source, &target).await?;
+        let source = view
+            .fleet()
+            .nodes
+            .iter()
+            .filter(|n| &n.id != receiver && view.fleet().is_usable_source(&n.id))
+            .filter(|n| state.health().is_healthy(&n.id))
+            .find_map(|n| state.client(&n.id).ok());
+        let Some(source) = source else {
+            return Err(HttpError::Internal(format!(
+                "no healthy node to copy API keys to {receiver} from"
+            )));
+        };
+        let created = copy_keys(&source, &state.client(receiver)?).await?;
         if created > 0 {
-            tracing::info!(node = %receiver, created, "API keys copied to a new owner");
+            tracing::info!(node = %receiver, created, "API keys copied");
         }
     }
     crate::default_keys::ensure(state).await;

@@ -86,7 +86,7 @@ async fn step(state: &AppState, fence: &Fence) -> HttpResult<bool> {
         // New owners hold the clients' API keys before they are ever read.
         let receivers: BTreeSet<NodeId> = run.moves.iter().flat_map(|m| m.receivers()).collect();
         let receivers: Vec<NodeId> = receivers.into_iter().collect();
-        super::keys::copy_keys_to_receivers(state, &receivers).await?;
+        super::keys::copy_keys_to(state, &receivers).await?;
         advance(state, fence, MovePhase::Pending, MovePhase::Copying).await?;
         tokio::time::sleep(PROPAGATION).await;
         return Ok(true);

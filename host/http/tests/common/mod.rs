@@ -56,6 +56,24 @@ pub fn contract_check(url: &str, key: &str, recording: &Path) -> std::process::O
 }
 
 /// The 2,000 products.
+/// Runs `tests/sdk/<script>` (a Python script driving the official SDK) with `args`; its
+/// standard output. Fails the test, with both outputs, when the script fails.
+pub async fn run_sdk_script(script: &str, args: Vec<String>) -> String {
+    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").arg(path).args(args).output().expect("python3 runs")
+    })
+    .await
+    .expect("sdk thread");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the Python SDK failed (is `meilisearch` installed? .ci/run installs it):\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
 pub fn products() -> Vec<Value> {
     let path = shared_dir().join("datasets/products-2k.json");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
