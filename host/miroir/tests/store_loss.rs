@@ -100,6 +100,17 @@ struct Miroir {
 impl Miroir {
     /// Starts `miroir serve` in `dir` with `config` (YAML without `server`), waits for `/health`.
     fn start(dir: &Path, name: &str, config: &str) -> Self {
+        let miroir = Self::spawn(dir, name, config);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client().get(format!("{}/health", miroir.base)).send().is_err() {
+            assert!(Instant::now() < deadline, "miroir {name} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        miroir
+    }
+
+    /// Starts the process without waiting for it to listen.
+    fn spawn(dir: &Path, name: &str, config: &str) -> Self {
         let port = free_port();
         let path = dir.join(format!("{name}.yaml"));
         let config = format!(
@@ -117,13 +128,7 @@ impl Miroir {
             .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file"))
             .spawn()
             .expect("start miroir");
-        let miroir = Miroir { child, base: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while client().get(format!("{}/health", miroir.base)).send().is_err() {
-            assert!(Instant::now() < deadline, "miroir {name} did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        miroir
+        Miroir { child, base: format!("http://127.0.0.1:{port}") }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -542,6 +547,58 @@ fn a_removed_or_corrupt_sqlite_file_is_rebuilt_from_the_nodes() {
             assert!(kept, "the corrupt file is kept aside");
         }
     }
+}
+
+/// While the catalog is being rebuilt from the nodes, `/_miroir/ready` answers 503 and says
+/// why; once the rebuild is done it answers 200 and the index is served as before.
+#[test]
+fn ready_is_503_while_the_catalog_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nodes = vec![TestNode::start(Some(NODE_KEY)), TestNode::start(Some(NODE_KEY))];
+    let config =
+        format!("{}shards: {SHARDS}\ntask_store: {{ path: miroir.db }}\n", nodes_section(&nodes));
+    let first = Miroir::start(dir.path(), "first", &config);
+    first.wait_ready(Duration::from_secs(20));
+    let (status, _) =
+        first.call("POST", "/indexes", Some(json!({"uid": INDEX, "primaryKey": "id"})));
+    assert_eq!(status, 202);
+    let documents: Vec<Value> =
+        (0..30).map(|i| json!({"id": i, "title": format!("t{i}")})).collect();
+    let (status, _) =
+        first.call("POST", &format!("/indexes/{INDEX}/documents"), Some(Value::Array(documents)));
+    assert_eq!(status, 202);
+    first.wait_idle();
+    drop(first);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("miroir.db{suffix}")));
+    }
+
+    // Slow nodes keep the rebuild running long enough to be seen.
+    for node in &nodes {
+        node.set_response_delay(Duration::from_millis(400));
+    }
+    let miroir = Miroir::spawn(dir.path(), "second", &config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut not_ready = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "never ready; answers seen: {not_ready:?}");
+        match miroir.call("GET", "/_miroir/ready", None) {
+            (200, _) => break,
+            (0, _) => {}
+            (status, body) => not_ready.push((status, body["reason"].as_str().map(str::to_owned))),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        not_ready.iter().any(|(status, reason)| *status == 503
+            && reason.as_deref().is_some_and(|r| r.contains("catalog"))),
+        "503 while the catalog was rebuilt: {not_ready:?}"
+    );
+    for node in &nodes {
+        node.set_response_delay(Duration::ZERO);
+    }
+    assert_eq!(miroir.search_total(), (200, 30));
+    assert_eq!(miroir.metric("miroir_catalog_indexes_restored_total"), 1.0);
 }
 
 /// The catalog Miroir keeps on the nodes is invisible to clients and cannot be written.
