@@ -1,8 +1,11 @@
-//! Copies one shard of an index from one node to another while clients keep writing.
+//! Copies shards of an index from one node to another while clients keep writing.
 //!
-//! [`sync_shard`] makes the target's copy of shard `N` equal to the source's, leaving the
-//! target's documents of other shards alone. It is what a repair (a node that missed writes or
-//! came back empty) and a rebalance (a shard moving to a new owner) both rely on.
+//! [`sync_shards`] makes the target's copy of a set of shards equal to the source's, leaving the
+//! target's documents of other shards alone ([`sync_shard`] does it for one). It is what a repair
+//! (a node that missed writes or came back empty) and a rebalance (shards moving to a new owner)
+//! both rely on. Copying several shards at once reads them with one filter, page by page, and
+//! verifies them once: a node taking many shards from one source costs one pass, not one per
+//! shard.
 //!
 //! Why it is correct under concurrent writes: every client write holds the index write guard
 //! ([`crate::write_guard`]) while it sends its requests to the nodes, on every instance, and each
@@ -24,7 +27,7 @@ use miroir_store::IndexMeta;
 use miroir_types::{NodeId, ShardId};
 use serde_json::{json, Value};
 
-use crate::bookkeeping::{shard_filter, shard_marker, SHARD_FIELD};
+use crate::bookkeeping::{marked_shard, shard_marker, shards_filter, SHARD_FIELD};
 use crate::AppState;
 
 /// How long a node may keep tasks of the index in flight, under the write guard, before a page
@@ -37,19 +40,25 @@ const SETTLE_WAIT: Duration = Duration::from_secs(2);
 /// How many times the verification fixes a difference before giving up.
 const VERIFY_ATTEMPTS: usize = 5;
 
+/// At most this many shards are copied with one filter (a node's filter parser is not asked for
+/// longer `OR` chains).
+pub const SHARDS_PER_COPY: usize = 16;
+
 /// Primary keys fetched per request when the key sets are compared.
 const KEY_PAGE: usize = 10_000;
 
 /// What a sync did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
     /// Documents written to the target (pages and missing documents).
     pub copied: u64,
+    /// Of them, how many per shard.
+    pub copied_by_shard: std::collections::BTreeMap<u32, u64>,
     /// Documents deleted from the target (it held them, the source did not).
     pub deleted: u64,
-    /// Documents of the shard on the source at the final verification.
+    /// Documents of the shards on the source at the final verification.
     pub source_count: u64,
-    /// Documents of the shard on the target at the final verification.
+    /// Documents of the shards on the target at the final verification.
     pub target_count: u64,
 }
 
@@ -81,13 +90,13 @@ pub enum SyncError {
     /// The index is not in the catalog (deleted meanwhile).
     #[error("index `{0}` not found")]
     UnknownIndex(String),
-    /// The shard still differs after every verification attempt.
-    #[error("shard {shard} of `{index}` still differs after {VERIFY_ATTEMPTS} attempts: source {source_count}, target {target_count}")]
+    /// The shards still differ after every verification attempt.
+    #[error("shards {shards:?} of `{index}` still differ after {VERIFY_ATTEMPTS} attempts: source {source_count}, target {target_count}")]
     Diverged {
         /// The index.
         index: String,
-        /// The shard.
-        shard: u32,
+        /// The shards.
+        shards: Vec<u32>,
         /// Documents on the source.
         source_count: u64,
         /// Documents on the target.
@@ -107,14 +116,27 @@ impl From<crate::HttpError> for SyncError {
     }
 }
 
-/// Makes `target`'s copy of shard `shard` of `index` equal to `source`'s (documents of other
-/// shards untouched), while clients keep writing through any instance. `on_page` is told the
-/// number of documents copied so far after each page. The index is created on the target with
-/// Miroir's settings first when it lacks it.
+/// Makes `target`'s copy of shard `shard` of `index` equal to `source`'s: [`sync_shards`] for
+/// one shard.
 pub async fn sync_shard(
     state: &AppState,
     index: &str,
     shard: ShardId,
+    source: &NodeId,
+    target: &NodeId,
+    on_page: &(dyn Fn(u64) + Send + Sync),
+) -> Result<SyncReport, SyncError> {
+    sync_shards(state, index, &[shard], source, target, on_page).await
+}
+
+/// Makes `target`'s copy of `shards` of `index` equal to `source`'s (documents of other shards
+/// untouched), while clients keep writing through any instance. `on_page` is told the number of
+/// documents copied so far after each page. The index is created on the target with Miroir's
+/// settings first when it lacks it.
+pub async fn sync_shards(
+    state: &AppState,
+    index: &str,
+    shards: &[ShardId],
     source: &NodeId,
     target: &NodeId,
     on_page: &(dyn Fn(u64) + Send + Sync),
@@ -134,7 +156,8 @@ pub async fn sync_shard(
         // No primary key yet: no document was ever written to the index.
         return Ok(SyncReport::default());
     };
-    let sync = ShardCopy { state, meta: &meta, pk: &pk, shard, src, dst };
+    let filter = shards_filter(shards);
+    let sync = ShardCopy { state, meta: &meta, pk: &pk, shards, filter: &filter, src, dst };
     let mut report = SyncReport::default();
     let limit = state.config().rebalancer.batch_size.max(1) as usize;
     let mut offset = 0;
@@ -146,10 +169,9 @@ pub async fn sync_shard(
             let _guard = state.index_write_guard(index).await?;
             wait_idle(src, index).await?;
             let page = sync.fetch(src, offset, limit, None).await?;
-            sync.write(&page).await?;
+            sync.write(&page, &mut report).await?;
             page
         };
-        report.copied += page.len() as u64;
         on_page(report.copied);
         if page.len() < limit {
             break;
@@ -165,7 +187,9 @@ struct ShardCopy<'a> {
     state: &'a AppState,
     meta: &'a IndexMeta,
     pk: &'a str,
-    shard: ShardId,
+    shards: &'a [ShardId],
+    /// The filter selecting the documents of `shards`.
+    filter: &'a str,
     src: &'a NodeClient,
     dst: &'a NodeClient,
 }
@@ -175,7 +199,7 @@ impl ShardCopy<'_> {
         &self.meta.uid
     }
 
-    /// Documents of the shard on `node` from `offset`, with only `fields` when given.
+    /// Documents of the shards on `node` from `offset`, with only `fields` when given.
     async fn fetch(
         &self,
         node: &NodeClient,
@@ -183,8 +207,7 @@ impl ShardCopy<'_> {
         limit: usize,
         fields: Option<Vec<&str>>,
     ) -> Result<Vec<Value>, SyncError> {
-        let mut body =
-            json!({ "filter": shard_filter(self.shard), "offset": offset, "limit": limit });
+        let mut body = json!({ "filter": self.filter, "offset": offset, "limit": limit });
         match fields {
             Some(fields) => body["fields"] = json!(fields),
             // Whole documents, embeddings included: a copy without them would lose vectors
@@ -206,17 +229,23 @@ impl ShardCopy<'_> {
         }
     }
 
-    /// Writes `documents` to the target (add or replace), each carrying its shard marker.
-    async fn write(&self, documents: &[Value]) -> Result<(), SyncError> {
+    /// Writes `documents` to the target (add or replace), each carrying its shard marker, and
+    /// counts them in `report`.
+    async fn write(&self, documents: &[Value], report: &mut SyncReport) -> Result<(), SyncError> {
         if documents.is_empty() {
             return Ok(());
         }
-        let marker = shard_marker(self.shard);
+        // The filter matched each document on its marker, so it has one; with one shard, a
+        // document without (never expected) still gets it.
+        let only = match self.shards {
+            [only] => Some(shard_marker(*only)),
+            _ => None,
+        };
         let documents: Vec<Value> = documents
             .iter()
             .map(|document| {
                 let mut document = document.clone();
-                if let Some(fields) = document.as_object_mut() {
+                if let (Some(fields), Some(marker)) = (document.as_object_mut(), &only) {
                     fields.entry(SHARD_FIELD).or_insert_with(|| marker.clone());
                 }
                 document
@@ -228,10 +257,17 @@ impl ShardCopy<'_> {
             .dst
             .send(Method::POST, &path, Some(NodeBody::json(bytes)), NodeAuth::NodeKey)
             .await?;
-        check(self.dst, "a documents write", response).map(drop)
+        check(self.dst, "a documents write", response)?;
+        report.copied += documents.len() as u64;
+        for document in &documents {
+            if let Some(shard) = marked_shard(document) {
+                *report.copied_by_shard.entry(shard).or_default() += 1;
+            }
+        }
+        Ok(())
     }
 
-    /// The primary keys of the shard on `node`, as strings (how `ids` takes them), each with
+    /// The primary keys of the shards on `node`, as strings (how `ids` takes them), each with
     /// the value the node holds (what a deletion takes).
     async fn keys(
         &self,
@@ -257,7 +293,7 @@ impl ShardCopy<'_> {
         }
     }
 
-    /// Under the guard with both nodes idle: compares the shard on both nodes, copies what the
+    /// Under the guard with both nodes idle: compares the shards on both nodes, copies what the
     /// target lacks and deletes what it holds in excess, until both hold the same keys.
     async fn verify(
         &self,
@@ -292,7 +328,7 @@ impl ShardCopy<'_> {
             }
             tracing::debug!(
                 index = uid,
-                shard = self.shard.get(),
+                shards = ?self.shards,
                 attempt,
                 missing = missing.len(),
                 extra = extra.len(),
@@ -302,12 +338,11 @@ impl ShardCopy<'_> {
                 let page = self
                     .fetch_body(
                         self.src,
-                        json!({ "ids": ids, "limit": ids.len(), "filter": shard_filter(self.shard),
+                        json!({ "ids": ids, "limit": ids.len(), "filter": self.filter,
                             "retrieveVectors": true }),
                     )
                     .await?;
-                self.write(&page).await?;
-                report.copied += page.len() as u64;
+                self.write(&page, report).await?;
                 on_page(report.copied);
             }
             if !extra.is_empty() {
@@ -323,7 +358,7 @@ impl ShardCopy<'_> {
         }
         Err(SyncError::Diverged {
             index: uid.to_owned(),
-            shard: self.shard.get(),
+            shards: self.shards.iter().map(|s| s.get()).collect(),
             source_count,
             target_count,
         })

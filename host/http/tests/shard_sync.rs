@@ -1,7 +1,7 @@
 //! `sync_shard` with real development nodes: a target that misses documents, holds extra ones
 //! and an older version of one is made equal to the source for one shard (other shards
 //! untouched), and the same holds when clients add, update and delete documents through the
-//! gateway during the sync.
+//! gateway during the sync. `sync_shards` does the same for several shards read together.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{load_products, products, Cluster, ClusterBuilder, NODE_KEY};
-use miroir_http::shard_sync::{sync_shard, wait_idle};
+use miroir_http::shard_sync::{sync_shard, sync_shards, wait_idle};
 use miroir_types::ShardId;
 use serde_json::{json, Value};
 
@@ -113,6 +113,62 @@ async fn target_missing_extra_and_older_documents_is_made_equal() {
         "other shards untouched"
     );
     assert!(!documents(&cluster, 0, None).await.contains_key("extra-2"), "the source untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_shards_copied_together_end_equal_and_leave_the_others() {
+    let cluster = ClusterBuilder::new(1, 2, 2)
+        .shards(SHARDS)
+        .configure(|config| config.rebalancer.batch_size = 7)
+        .start()
+        .await;
+    load_products(&cluster, 400).await;
+    let (copied, kept) = ([0, 2], 3);
+    let before: Vec<_> = {
+        let mut shards = Vec::new();
+        for shard in copied {
+            shards.push(documents(&cluster, 0, Some(shard)).await);
+        }
+        shards
+    };
+    // The target lost both shards entirely, holds an extra document of one, and one of a
+    // shard outside the copy, which must stay.
+    for shard in copied {
+        node_send(
+            &cluster,
+            1,
+            "POST",
+            "/indexes/products/documents/delete",
+            &json!({"filter": format!("_miroir_shard.s{shard} EXISTS")}),
+        )
+        .await;
+    }
+    let extra = json!({"id": "extra-0", "brand": "Nobody", "_miroir_shard": {"s0": null}});
+    let other =
+        json!({"id": "extra-3", "brand": "Nobody", "_miroir_shard": {format!("s{kept}"): null}});
+    node_send(&cluster, 1, "POST", "/indexes/products/documents", &json!([extra, other])).await;
+    let kept_before = documents(&cluster, 1, Some(kept)).await;
+
+    let shards: Vec<ShardId> = copied.iter().map(|s| ShardId::new(*s)).collect();
+    let report = sync_shards(
+        &cluster.state,
+        "products",
+        &shards,
+        &cluster.node_ids[0],
+        &cluster.node_ids[1],
+        &|_| {},
+    )
+    .await
+    .expect("sync");
+    for (shard, source) in copied.iter().zip(&before) {
+        assert_eq!(&documents(&cluster, 1, Some(*shard)).await, source, "shard {shard}");
+        assert_eq!(report.copied_by_shard.get(shard).copied(), Some(source.len() as u64));
+    }
+    let total: usize = before.iter().map(BTreeMap::len).sum();
+    assert_eq!(report.copied, total as u64, "{report:?}");
+    assert_eq!(report.source_count, total as u64);
+    assert_eq!(report.deleted, 1, "the extra document of a copied shard: {report:?}");
+    assert_eq!(documents(&cluster, 1, Some(kept)).await, kept_before, "other shards untouched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

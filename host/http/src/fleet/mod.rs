@@ -3,10 +3,11 @@
 //! ([`routes`]) and by the leader's rebalance ([`rebalance`]).
 //!
 //! The fleet is one versioned document (`fleet`) among the store's rebalance records; finished
-//! runs are kept beside it as `run-<id>`. Every instance re-reads it every [`FOLLOW_EVERY`], so a
-//! change reaches every instance within [`PROPAGATION`]; the rebalance waits that long after each
-//! phase change before relying on it.
+//! runs are kept beside it as `run-<id>`. Every instance re-reads it every [`FOLLOW_EVERY`] and
+//! records the version it follows ([`followers`]); the rebalance waits for every live instance
+//! to follow each phase change before relying on it.
 
+pub mod followers;
 pub mod keys;
 pub mod rebalance;
 pub mod routes;
@@ -25,11 +26,7 @@ use crate::AppState;
 pub const FLEET_RECORD: &str = "fleet";
 
 /// How often every instance re-reads the fleet.
-pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
-
-/// How long after a change every instance follows it (three reads, so a slow store read or a
-/// busy runtime does not make an instance miss it).
-pub const PROPAGATION: Duration = Duration::from_secs(3);
+pub const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
 /// What rebalancing did on this instance, for metrics.
 #[derive(Debug, Default)]
@@ -123,10 +120,15 @@ pub async fn refresh(state: &AppState) -> HttpResult<bool> {
 /// Follows the stored fleet for as long as the instance runs.
 pub async fn follow(state: AppState) {
     loop {
-        tokio::time::sleep(FOLLOW_EVERY).await;
-        if let Err(error) = refresh(&state).await {
-            tracing::warn!(%error, "cannot read the fleet from the task store");
+        match refresh(&state).await {
+            Ok(_) => {
+                if let Err(error) = followers::record(&state).await {
+                    tracing::warn!(%error, "cannot record the fleet version this instance follows");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the fleet from the task store"),
         }
+        tokio::time::sleep(FOLLOW_EVERY).await;
     }
 }
 

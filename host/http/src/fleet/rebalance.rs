@@ -1,11 +1,14 @@
 //! The leader carries the open rebalance run to its end, phase by phase (see
 //! [`miroir_cluster::Fleet`] for what each phase means to reads and writes):
 //!
-//! 1. every `pending` move becomes `copying`; wait [`PROPAGATION`] so every instance writes the
+//! 1. every `pending` move becomes `copying`; wait until every instance follows it
+//!    ([`followers::wait_for_all`]), so every instance writes the
 //!    moving shards to their old and new owners;
-//! 2. each `copying` move (at most `rebalancer.max_concurrent_shards` at once) is copied to
-//!    its new owners for every index, page by page, and verified
-//!    ([`crate::shard_sync::sync_shard`]); it then becomes `switched`: reads use the new owners;
+//! 2. the `copying` moves are copied to their new owners for every index, page by page, and
+//!    verified ([`crate::shard_sync::sync_shards`]): the shards one receiver takes from one
+//!    source in one index are read together, and at most `rebalancer.max_concurrent_shards`
+//!    such copies run at once; a move becomes `switched` once its copies are done: reads use the
+//!    new owners;
 //! 3. once every move is switched, wait, then every move becomes `cleaned`: writes stop
 //!    reaching the old owners; wait again, so no instance still reads or writes them;
 //! 4. the old owners delete their copy of each moved shard; joining nodes become active,
@@ -27,7 +30,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{archive_run, routes::now, update, PROPAGATION};
+use super::{archive_run, followers, routes::now, update};
 use crate::bookkeeping::shard_filter;
 use crate::error::{HttpError, HttpResult};
 use crate::AppState;
@@ -88,7 +91,7 @@ async fn step(state: &AppState, fence: &Fence) -> HttpResult<bool> {
         let receivers: Vec<NodeId> = receivers.into_iter().collect();
         super::keys::copy_keys_to(state, &receivers).await?;
         advance(state, fence, MovePhase::Pending, MovePhase::Copying).await?;
-        tokio::time::sleep(PROPAGATION).await;
+        followers::wait_for_all(state).await;
         return Ok(true);
     }
     let copying: Vec<ShardMove> =
@@ -99,14 +102,29 @@ async fn step(state: &AppState, fence: &Fence) -> HttpResult<bool> {
     }
     if run.moves.iter().any(|m| m.phase == MovePhase::Switched) {
         // Every instance reads the new owners before the old ones stop receiving writes.
-        tokio::time::sleep(PROPAGATION).await;
+        followers::wait_for_all(state).await;
         advance(state, fence, MovePhase::Switched, MovePhase::Cleaned).await?;
-        tokio::time::sleep(PROPAGATION).await;
+        followers::wait_for_all(state).await;
         return Ok(true);
     }
+    in_flight_barrier(state).await?;
     delete_old_copies(state, &run.moves).await?;
     finish(state, fence).await?;
     Ok(true)
+}
+
+/// How long a read planned on an older fleet may still be asking the old owners.
+const READ_GRACE: Duration = Duration::from_secs(1);
+
+/// Before the old owners delete their copies: every write planned on an older fleet is done
+/// (client writes hold their index's write guard while they send, on every instance, so taking
+/// each guard once waits for them), and reads planned on it have had [`READ_GRACE`] to finish.
+async fn in_flight_barrier(state: &AppState) -> HttpResult<()> {
+    for index in state.catalog().list_indexes().await? {
+        drop(state.index_write_guard(&index.uid).await?);
+    }
+    tokio::time::sleep(READ_GRACE).await;
+    Ok(())
 }
 
 /// Moves every move in phase `from` to `to`.
@@ -127,28 +145,70 @@ async fn advance(
     .await
 }
 
-/// Copies the moves, `max_concurrent_shards` at a time; each one is switched once copied.
+/// One copy of a run: shards of one index that one receiver takes from one source, read with
+/// one filter and verified once.
+struct CopyJob {
+    index: String,
+    source: NodeId,
+    receiver: NodeId,
+    /// The shards, each with the position of its move in the copied moves.
+    shards: Vec<(ShardId, usize)>,
+}
+
+/// Copies the moves: their shards are grouped by index, source and receiver into jobs, run
+/// `max_concurrent_shards` at a time; a move is switched once every job holding it is done.
 async fn copy_moves(state: &AppState, fence: &Fence, moves: Vec<ShardMove>) -> HttpResult<()> {
     let parallel = state.config().rebalancer.max_concurrent_shards.max(1) as usize;
-    let mut results = stream::iter(moves)
-        .map(|m| async move {
+    let jobs = plan_jobs(state, &moves).await?;
+    let mut jobs_left = vec![0usize; moves.len()];
+    for job in &jobs {
+        for (_, position) in &job.shards {
+            jobs_left[*position] += 1;
+        }
+    }
+    // Moves without a job (nothing to copy, or every copy lost) are switched with the first
+    // progress saved.
+    let progress = std::sync::Mutex::new(Progress {
+        jobs_left,
+        copied: vec![0; moves.len()],
+        last_saved: std::time::Instant::now(),
+    });
+    let (moves, progress) = (&moves, &progress);
+    let mut results = stream::iter(jobs)
+        .map(|job| async move {
             if !still_running(state) {
                 return Ok(());
             }
-            let started = std::time::Instant::now();
-            let copied = copy_move(state, &m).await?;
-            let seconds = started.elapsed().as_secs_f64() / parallel as f64;
+            let report = copy_job(state, &job).await?;
+            let (switched, seconds, copied) = {
+                let mut p = progress.lock().expect("progress lock");
+                for (shard, position) in &job.shards {
+                    p.jobs_left[*position] -= 1;
+                    p.copied[*position] +=
+                        report.copied_by_shard.get(&shard.get()).copied().unwrap_or(0);
+                }
+                let now = std::time::Instant::now();
+                let seconds = (now - p.last_saved).as_secs_f64();
+                p.last_saved = now;
+                let switched: Vec<(usize, u64)> = (0..moves.len())
+                    .filter(|i| p.jobs_left[*i] == 0)
+                    .map(|i| (i, p.copied[i]))
+                    .collect();
+                (switched, seconds, report.copied)
+            };
             update(state, Some(fence), |fleet| {
                 if let Some(run) = fleet.run.as_mut() {
                     run.documents_copied += copied;
                     run.copy_seconds += seconds;
-                    let found = run
-                        .moves
-                        .iter_mut()
-                        .find(|x| x.group == m.group && x.shard == m.shard && x.phase == m.phase);
-                    if let Some(found) = found {
-                        found.documents_copied = copied;
-                        found.phase = MovePhase::Switched;
+                    for (position, copied) in &switched {
+                        let m = &moves[*position];
+                        let found = run.moves.iter_mut().find(|x| {
+                            x.group == m.group && x.shard == m.shard && x.phase == m.phase
+                        });
+                        if let Some(found) = found {
+                            found.documents_copied = *copied;
+                            found.phase = MovePhase::Switched;
+                        }
                     }
                 }
                 Ok(())
@@ -162,51 +222,120 @@ async fn copy_moves(state: &AppState, fence: &Fence, moves: Vec<ShardMove>) -> H
             first_error.get_or_insert(error);
         }
     }
+    drop(results);
+    if first_error.is_none() && still_running(state) {
+        switch_moves_without_jobs(state, fence, moves, progress).await?;
+    }
     first_error.map_or(Ok(()), Err)
+}
+
+/// What the jobs of one copy have done.
+struct Progress {
+    /// Per move: its jobs not finished yet.
+    jobs_left: Vec<usize>,
+    /// Per move: the documents copied for it.
+    copied: Vec<u64>,
+    /// When the copy time was last added to the run.
+    last_saved: std::time::Instant,
+}
+
+/// Switches the moves that had no job at all (no index has their shard, or every copy of it
+/// was lost with nodes removed by force).
+async fn switch_moves_without_jobs(
+    state: &AppState,
+    fence: &Fence,
+    moves: &[ShardMove],
+    progress: &std::sync::Mutex<Progress>,
+) -> HttpResult<()> {
+    let idle: Vec<&ShardMove> = {
+        let p = progress.lock().expect("progress lock");
+        moves.iter().enumerate().filter(|(i, _)| p.jobs_left[*i] == 0).map(|(_, m)| m).collect()
+    };
+    update(state, Some(fence), |fleet| {
+        if let Some(run) = fleet.run.as_mut() {
+            for m in &idle {
+                let found = run
+                    .moves
+                    .iter_mut()
+                    .find(|x| x.group == m.group && x.shard == m.shard && x.phase == m.phase);
+                if let Some(found) = found {
+                    found.phase = MovePhase::Switched;
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
 }
 
 fn still_running(state: &AppState) -> bool {
     state.fleet().fleet().run.as_ref().is_some_and(|r| r.state == RunState::Running)
 }
 
-/// Copies one shard to its new owners, for every index that has it; returns the documents copied.
-async fn copy_move(state: &AppState, m: &ShardMove) -> HttpResult<u64> {
-    let shard = ShardId::new(m.shard);
-    let mut copied = 0;
+/// Groups the moves' shards, for every index that has them, by index, source and receiver.
+async fn plan_jobs(state: &AppState, moves: &[ShardMove]) -> HttpResult<Vec<CopyJob>> {
+    let mut grouped: std::collections::BTreeMap<(String, NodeId, NodeId), Vec<(ShardId, usize)>> =
+        std::collections::BTreeMap::new();
     for index in state.catalog().list_indexes().await? {
-        if index.shard_count <= m.shard {
-            continue;
-        }
-        for receiver in m.receivers() {
-            let Some(source) = pick_source(state, m, &index.uid, &receiver) else {
-                if lost_for_good(state, m) {
-                    // Every copy was on nodes removed by force: nothing is left to copy.
-                    tracing::error!(shard = m.shard, index = %index.uid, %receiver,
-                        "every replica of the shard was on nodes removed by force; its \
-                         documents must be restored from a backup");
-                    continue;
-                }
-                return Err(HttpError::Internal(format!(
-                    "no healthy replica of shard {} of `{}` to copy from",
-                    m.shard, index.uid
-                )));
-            };
-            let metrics = state.rebalance_metrics().clone();
-            let on_page = move |n: u64| metrics.copied(n);
-            let report = crate::shard_sync::sync_shard(
-                state, &index.uid, shard, &source, &receiver, &on_page,
-            )
-            .await
-            .map_err(|e| {
-                HttpError::Internal(format!(
-                    "copy of shard {} of `{}` to {receiver}: {e}",
-                    m.shard, index.uid
-                ))
-            })?;
-            copied += report.copied;
+        for (position, m) in moves.iter().enumerate() {
+            if index.shard_count <= m.shard {
+                continue;
+            }
+            for receiver in m.receivers() {
+                let Some(source) = pick_source(state, m, &index.uid, &receiver) else {
+                    if lost_for_good(state, m) {
+                        // Every copy was on nodes removed by force: nothing is left to copy.
+                        tracing::error!(shard = m.shard, index = %index.uid, %receiver,
+                            "every replica of the shard was on nodes removed by force; its \
+                             documents must be restored from a backup");
+                        continue;
+                    }
+                    return Err(HttpError::Internal(format!(
+                        "no healthy replica of shard {} of `{}` to copy from",
+                        m.shard, index.uid
+                    )));
+                };
+                grouped
+                    .entry((index.uid.clone(), source, receiver))
+                    .or_default()
+                    .push((ShardId::new(m.shard), position));
+            }
         }
     }
-    Ok(copied)
+    let mut jobs = Vec::new();
+    for ((index, source, receiver), shards) in grouped {
+        for chunk in shards.chunks(crate::shard_sync::SHARDS_PER_COPY) {
+            jobs.push(CopyJob {
+                index: index.clone(),
+                source: source.clone(),
+                receiver: receiver.clone(),
+                shards: chunk.to_vec(),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// Runs one job: its shards are made equal on the receiver to the source's.
+async fn copy_job(state: &AppState, job: &CopyJob) -> HttpResult<crate::shard_sync::SyncReport> {
+    let shards: Vec<ShardId> = job.shards.iter().map(|(shard, _)| *shard).collect();
+    let metrics = state.rebalance_metrics().clone();
+    let before = std::sync::atomic::AtomicU64::new(0);
+    let on_page = move |copied: u64| {
+        let last = before.swap(copied, std::sync::atomic::Ordering::Relaxed);
+        metrics.copied(copied.saturating_sub(last));
+    };
+    crate::shard_sync::sync_shards(state, &job.index, &shards, &job.source, &job.receiver, &on_page)
+        .await
+        .map_err(|e| {
+            HttpError::Internal(format!(
+                "copy of shards {:?} of `{}` from {} to {}: {e}",
+                shards.iter().map(|s| s.get()).collect::<Vec<_>>(),
+                job.index,
+                job.source,
+                job.receiver
+            ))
+        })
 }
 
 /// A node to copy `m`'s shard of `index` from: an old owner in the move's group first, else an
