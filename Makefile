@@ -1,7 +1,7 @@
 # One way to build, test and run Miroir. The README and .ci/run use these targets.
 CARGO ?= cargo
 
-.PHONY: demo plugins test chart-test lint fmt ci
+.PHONY: demo plugins test soak chart-test lint fmt ci
 
 ## Start a development node with sample data and print a search.
 demo:
@@ -15,6 +15,11 @@ plugins:
 test: plugins
 	$(CARGO) test --workspace
 	$(MAKE) chart-test
+
+## The soak test (a few minutes): searches and writes while nodes are killed, emptied and slowed
+## in turn (MIROIR_SOAK_SECONDS, default 120).
+soak:
+	$(CARGO) test -p miroir --test soak -- --ignored --nocapture
 
 ## The Helm chart's tests: rendered by Helm's engine, validated against Kubernetes' schemas, and
 ## the rendered configuration checked by the `miroir` binary the workspace tests built.
