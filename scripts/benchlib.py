@@ -60,8 +60,10 @@ def start_miroir(bin_dir: str, work: str, nodes: list[str], key: str, node_key: 
     config.write_text(f"server: {{ bind: 127.0.0.1, port: {port}{server} }}\n{extra}"
                       f"task_store: {{ path: miroir.db }}\nshards: {shards}\nnodes:\n{node_lines}")
     env = dict(os.environ, MIROIR_MASTER_KEY=key, MIROIR_NODE_MASTER_KEY=node_key)
+    # The log stays in `work`, for a surprising figure to be explained.
+    log = open(pathlib.Path(work, "miroir.log"), "wb")
     process = subprocess.Popen([f"{bin_dir}/miroir", "serve", "--config", str(config)], cwd=work, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/health")
     return process, url

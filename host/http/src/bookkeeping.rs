@@ -36,12 +36,6 @@ pub fn shards_filter(shards: &[ShardId]) -> String {
     filters.join(" OR ")
 }
 
-/// The shard a document's marker names (`{"s<N>": null}`), when it carries one.
-pub fn marked_shard(document: &Value) -> Option<u32> {
-    let marker = document.get(SHARD_FIELD)?.as_object()?;
-    marker.keys().find_map(|key| key.strip_prefix('s')?.parse().ok())
-}
-
 /// Whether a field name (top-level or flattened, e.g. `_miroir_shard.s3`) is bookkeeping.
 pub fn is_reserved(field: &str) -> bool {
     field.starts_with(RESERVED_PREFIX)

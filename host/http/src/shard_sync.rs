@@ -25,9 +25,11 @@ use axum::http::Method;
 use miroir_cluster::{NodeAuth, NodeBody, NodeClient, NodeError};
 use miroir_store::IndexMeta;
 use miroir_types::{NodeId, ShardId};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::bookkeeping::{marked_shard, shard_marker, shards_filter, SHARD_FIELD};
+use crate::bookkeeping::{shard_marker, shards_filter, SHARD_FIELD};
 use crate::AppState;
 
 /// How long a node may keep tasks of the index in flight, under the write guard, before a page
@@ -206,7 +208,7 @@ impl ShardCopy<'_> {
         offset: usize,
         limit: usize,
         fields: Option<Vec<&str>>,
-    ) -> Result<Vec<Value>, SyncError> {
+    ) -> Result<Vec<Box<RawValue>>, SyncError> {
         let mut body = json!({ "filter": self.filter, "offset": offset, "limit": limit });
         match fields {
             Some(fields) => body["fields"] = json!(fields),
@@ -217,53 +219,85 @@ impl ShardCopy<'_> {
         self.fetch_body(node, body).await
     }
 
-    async fn fetch_body(&self, node: &NodeClient, body: Value) -> Result<Vec<Value>, SyncError> {
+    /// The documents a fetch answers, as the node wrote them: a copy forwards them without
+    /// building a value tree per document.
+    async fn fetch_body(
+        &self,
+        node: &NodeClient,
+        body: Value,
+    ) -> Result<Vec<Box<RawValue>>, SyncError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            results: Vec<Box<RawValue>>,
+        }
         let path = format!("/indexes/{}/documents/fetch", self.uid());
         let bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
         let response =
             node.send(Method::POST, &path, Some(NodeBody::json(bytes)), NodeAuth::NodeKey).await?;
-        let mut answer = check(node, "a documents fetch", response)?;
-        match answer["results"].take() {
-            Value::Array(documents) => Ok(documents),
-            _ => Ok(Vec::new()),
+        if !response.is_success() {
+            return Err(node_error(node, "a documents fetch", &response));
         }
+        serde_json::from_slice::<Answer>(&response.body)
+            .map(|answer| answer.results)
+            .map_err(|_| node_error(node, "a documents fetch (unreadable answer)", &response))
     }
 
     /// Writes `documents` to the target (add or replace), each carrying its shard marker, and
     /// counts them in `report`.
-    async fn write(&self, documents: &[Value], report: &mut SyncReport) -> Result<(), SyncError> {
+    async fn write(
+        &self,
+        documents: &[Box<RawValue>],
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        /// A document's shard marker, read without the rest of the document.
+        #[derive(Deserialize)]
+        struct Marked {
+            #[serde(rename = "_miroir_shard", default)]
+            marker: Option<serde_json::Map<String, Value>>,
+        }
         if documents.is_empty() {
             return Ok(());
         }
-        // The filter matched each document on its marker, so it has one; with one shard, a
-        // document without (never expected) still gets it.
-        let only = match self.shards {
-            [only] => Some(shard_marker(*only)),
-            _ => None,
-        };
-        let documents: Vec<Value> = documents
-            .iter()
-            .map(|document| {
-                let mut document = document.clone();
-                if let (Some(fields), Some(marker)) = (document.as_object_mut(), &only) {
-                    fields.entry(SHARD_FIELD).or_insert_with(|| marker.clone());
+        let mut body = Vec::with_capacity(documents.iter().map(|d| d.get().len() + 1).sum());
+        body.push(b'[');
+        for (i, document) in documents.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let marked: Marked =
+                serde_json::from_str(document.get()).unwrap_or(Marked { marker: None });
+            let shard = marked
+                .marker
+                .as_ref()
+                .and_then(|m| m.keys().find_map(|key| key.strip_prefix('s')?.parse::<u32>().ok()));
+            match (shard, self.shards) {
+                (Some(shard), _) => {
+                    body.extend_from_slice(document.get().as_bytes());
+                    *report.copied_by_shard.entry(shard).or_default() += 1;
                 }
-                document
-            })
-            .collect();
+                // The filter matched each document on its marker, so it has one; with one
+                // shard, a document without (never expected) still gets it.
+                (None, [only]) => {
+                    let mut value: Value =
+                        serde_json::from_str(document.get()).expect("a node's document is JSON");
+                    if let Some(fields) = value.as_object_mut() {
+                        fields.insert(SHARD_FIELD.to_owned(), shard_marker(*only));
+                    }
+                    serde_json::to_writer(&mut body, &value).expect("a JSON value serializes");
+                    *report.copied_by_shard.entry(only.get()).or_default() += 1;
+                }
+                (None, _) => body.extend_from_slice(document.get().as_bytes()),
+            }
+        }
+        body.push(b']');
         let path = format!("/indexes/{}/documents?primaryKey={}", self.uid(), self.pk);
-        let bytes = serde_json::to_vec(&documents).expect("JSON values serialize");
         let response = self
             .dst
-            .send(Method::POST, &path, Some(NodeBody::json(bytes)), NodeAuth::NodeKey)
+            .send(Method::POST, &path, Some(NodeBody::json(body)), NodeAuth::NodeKey)
             .await?;
         check(self.dst, "a documents write", response)?;
         report.copied += documents.len() as u64;
-        for document in &documents {
-            if let Some(shard) = marked_shard(document) {
-                *report.copied_by_shard.entry(shard).or_default() += 1;
-            }
-        }
         Ok(())
     }
 
@@ -278,7 +312,9 @@ impl ShardCopy<'_> {
         loop {
             let page = self.fetch(node, offset, KEY_PAGE, Some(vec![self.pk])).await?;
             let len = page.len();
-            for mut document in page {
+            for document in page {
+                let mut document: Value =
+                    serde_json::from_str(document.get()).expect("a node's document is JSON");
                 let id = document[self.pk].take();
                 let text = match &id {
                     Value::String(text) => text.clone(),
@@ -374,12 +410,21 @@ fn check(
     if response.is_success() {
         return Ok(response.json());
     }
-    Err(SyncError::Node {
+    Err(node_error(node, what, &response))
+}
+
+/// The node's answer to `what`, as an error.
+fn node_error(
+    node: &NodeClient,
+    what: &'static str,
+    response: &miroir_cluster::NodeResponse,
+) -> SyncError {
+    SyncError::Node {
         node: node.id().clone(),
         what,
         status: response.status,
         body: String::from_utf8_lossy(&response.body).into_owned(),
-    })
+    }
 }
 
 /// Waits (at most [`IDLE_WAIT`]) until `node` has no enqueued or processing task of `uid`: it
