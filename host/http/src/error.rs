@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use miroir_cluster::NodeError;
 use miroir_store::StoreError;
-use miroir_types::{ApiError, ErrorCode, ForwardedError};
+use miroir_types::{ApiError, ErrorCode, ForwardedError, HookError};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,10 @@ pub enum HttpError {
     /// The task store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A hook on the request path (a plugin's `plan-search` or `merge-search`) failed or
+    /// refused the request.
+    #[error(transparent)]
+    Hook(#[from] HookError),
     /// A bug or an impossible state; the message goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,6 +62,22 @@ impl IntoResponse for HttpError {
                 tracing::error!(%error, "task store failure");
                 let api = ApiError::internal();
                 (api.status(), api.to_body())
+            }
+            HttpError::Hook(HookError::Failed { plugin, message }) => {
+                tracing::warn!(%plugin, %message, "a search hook failed");
+                let api = ApiError::new(ErrorCode::MiroirPluginFailed, message);
+                (api.status(), api.to_body())
+            }
+            HttpError::Hook(HookError::Rejected { status, code, message, .. }) => {
+                // The plugin's own code, in Meilisearch's error shape.
+                let body = serde_json::json!({
+                    "message": message,
+                    "code": code,
+                    "type": "invalid_request",
+                    "link": format!("https://docs.meilisearch.com/errors#{code}"),
+                });
+                let status = if (400..600).contains(&status) { status } else { 502 };
+                (status, body.to_string().into_bytes())
             }
             HttpError::Internal(message) => {
                 tracing::error!(%message, "internal error");

@@ -14,20 +14,9 @@ use serde_json::Value;
 
 use crate::error::HostCallError;
 
-/// One shard's raw answer, as the plugin's `scatter` import returns it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShardAnswer {
-    /// The shard number.
-    pub shard: u32,
-    /// The node that answered.
-    pub node: String,
-    /// The node's HTTP status; `0` when unreachable.
-    pub status: u16,
-    /// The node's body.
-    pub body: Value,
-    /// How long the node took.
-    pub took: Duration,
-}
+/// One shard's raw answer, as the plugin's `scatter` import returns it and `merge-search`
+/// receives it (the hook port's type).
+pub use miroir_types::ShardAnswer;
 
 /// An outbound HTTP request of a plugin, already checked against its allowed targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +114,13 @@ pub trait PluginHost: Send + Sync + 'static {
     /// Records a metric sample of `plugin`. Default: dropped.
     fn record_metric(&self, plugin: &str, sample: MetricSample) {
         let _ = (plugin, sample);
+    }
+
+    /// Records one call of `plugin`'s `hook` (`handle`, `plan-search`, ...): how long it took and
+    /// whether the sandbox stopped it (trap, deadline, memory; a hook's own error answer is not
+    /// a failure). Default: dropped.
+    fn record_call(&self, plugin: &str, hook: &'static str, took: Duration, failed: bool) {
+        let _ = (plugin, hook, took, failed);
     }
 }
 
