@@ -9,7 +9,8 @@
 //!   sent (with Miroir's own additions: offset 0, ranking scores, the shard restriction). The
 //!   default merge still answers the client's own request (its `q`, `offset`, `limit`), so a plan
 //!   may over-fetch or filter without changing the shape of the answer.
-//! - `merge-search` receives each shard's own answer (a shard's hits, totals and facets, not a
+//! - `merge-search` receives the client's own request (a plan is a function of it, so the plugin
+//!   knows what each shard was sent) and each shard's own answer (a shard's hits, totals and facets, not a
 //!   node's): each node of the covering set is sent one Meilisearch multi-search with one query
 //!   per shard it answers for, each restricted to that shard. Shards no replica could answer are
 //!   included with the last status and error body (status `0`, node `""` when no node was
@@ -56,7 +57,7 @@ pub(crate) async fn hooked_search(
     };
     if set.merge_search {
         let (answers, missing) = shard_answers(state, caller, uid, headers, &planned).await?;
-        if let Some(merged) = port.merge_search(uid, &planned, answers).await {
+        if let Some(merged) = port.merge_search(uid, &request, answers).await {
             return Ok(respond(merged?, &missing));
         }
     }

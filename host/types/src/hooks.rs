@@ -136,8 +136,9 @@ pub trait HookPort: Send + Sync + 'static {
         Ok(request)
     }
 
-    /// Merges the per-shard `answers` to the planned `request` into the response the client
-    /// receives; `None` to let the gateway's default merge run.
+    /// Merges the per-shard `answers` into the response the client receives. `request` is the
+    /// client's own; each shard was sent what [`HookPort::plan_search`] made of it. `None` lets
+    /// the gateway's default merge run.
     async fn merge_search(
         &self,
         index: &str,
