@@ -120,12 +120,16 @@ impl PluginMetrics {
             return;
         }
         match (metric, sample.kind) {
-            (Recorded::Counter(c), MetricKind::Counter(v)) => c.with_label_values(&values).inc_by(v),
+            (Recorded::Counter(c), MetricKind::Counter(v)) => {
+                c.with_label_values(&values).inc_by(v)
+            }
             (Recorded::Histogram(h), MetricKind::Histogram(v)) => {
                 h.with_label_values(&values).observe(v)
             }
             (Recorded::Gauge(g), MetricKind::Gauge(v)) => g.with_label_values(&values).set(v),
-            _ => tracing::warn!(plugin, metric = %sample.name, "plugin metric of another kind dropped"),
+            _ => {
+                tracing::warn!(plugin, metric = %sample.name, "plugin metric of another kind dropped")
+            }
         }
     }
 }

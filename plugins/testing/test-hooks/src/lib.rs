@@ -114,7 +114,7 @@ impl Plugin for TestHooks {
                     &Value::Array(
                         shards
                             .into_iter()
-                            .map(|s| json!({ "shard": s.shard, "node": s.node, "status": s.status, "body": s.body }))
+                            .map(|s| json!({ "shard": s.shard, "node": s.node, "status": s.status, "took_us": s.took_us, "body": s.body }))
                             .collect(),
                     ),
                 ),
