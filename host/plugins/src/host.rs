@@ -165,6 +165,7 @@ pub struct InMemoryHost {
     federated_requests: Mutex<Vec<Value>>,
     kv: Mutex<BTreeMap<(String, String), Vec<u8>>>,
     metrics: Mutex<Vec<(String, MetricSample)>>,
+    calls: Mutex<Vec<(String, &'static str, bool)>>,
     client: reqwest::Client,
 }
 
@@ -205,6 +206,11 @@ impl InMemoryHost {
     /// Every metric sample recorded so far, with the plugin that recorded it.
     pub fn metrics(&self) -> Vec<(String, MetricSample)> {
         lock(&self.metrics).clone()
+    }
+
+    /// Every plugin call reported so far: plugin, hook, whether the sandbox stopped it.
+    pub fn calls(&self) -> Vec<(String, &'static str, bool)> {
+        lock(&self.calls).clone()
     }
 }
 
@@ -275,5 +281,9 @@ impl PluginHost for InMemoryHost {
 
     fn record_metric(&self, plugin: &str, sample: MetricSample) {
         lock(&self.metrics).push((plugin.to_owned(), sample));
+    }
+
+    fn record_call(&self, plugin: &str, hook: &'static str, _took: Duration, failed: bool) {
+        lock(&self.calls).push((plugin.to_owned(), hook, failed));
     }
 }
