@@ -121,6 +121,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hook_errors_are_meilisearch_shaped() {
+        let failed = HookError::Failed { plugin: "p".into(), message: "plugin `p` trapped".into() };
+        let response = HttpError::from(failed).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["code"], "miroir_plugin_failed");
+        let rejected = HookError::Rejected {
+            plugin: "p".into(),
+            status: 400,
+            code: "invalid_search_vector".into(),
+            message: "no vector".into(),
+        };
+        let response = HttpError::from(rejected).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["code"], "invalid_search_vector");
+        assert_eq!(json["message"], "no vector");
+        assert_eq!(json["type"], "invalid_request");
+    }
+
+    #[tokio::test]
     async fn store_failures_are_generic_internal_errors() {
         let response =
             HttpError::Store(StoreError::Corrupt("secret detail".into())).into_response();

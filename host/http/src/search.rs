@@ -372,7 +372,12 @@ pub(crate) async fn scatter_shaped(
         .map_err(|refused| {
         // The same error one node would give (bad filter, unknown field...).
         let response = refused.response;
-        HttpError::from(ForwardedError::new(response.status, response.body.to_vec()))
+        let body = match per_shard {
+            // The multi-search's error names the query: one node's search error does not.
+            Some(_) => crate::search_hooks::unwrap_query_error(&response.body),
+            None => response.body.to_vec(),
+        };
+        HttpError::from(ForwardedError::new(response.status, body))
     })?;
     let stats = state.read_stats();
     stats.sent(gathered.sent.0, false);

@@ -203,6 +203,24 @@ fn unreachable_body(reason: &str) -> Vec<u8> {
     unreachable_value(reason).to_string().into_bytes()
 }
 
+/// A node's multi-search error as its search error: without the ``Inside `.queries[i]`: ``
+/// prefix naming the per-shard query.
+pub(crate) fn unwrap_query_error(body: &[u8]) -> Vec<u8> {
+    let Ok(mut error) = serde_json::from_slice::<Value>(body) else { return body.to_vec() };
+    let message = error["message"].as_str().unwrap_or_default();
+    let unwrapped = message
+        .strip_prefix("Inside `.queries[")
+        .and_then(|rest| rest.split_once("]`: "))
+        .map(|(_, rest)| rest.to_owned());
+    match unwrapped {
+        Some(message) => {
+            error["message"] = json!(message);
+            error.to_string().into_bytes()
+        }
+        None => body.to_vec(),
+    }
+}
+
 /// Takes Miroir's bookkeeping fields out of every hit of a shard answer.
 fn strip_hits(answer: &mut Value) {
     if let Some(hits) = answer.get_mut("hits").and_then(Value::as_array_mut) {
@@ -230,4 +248,55 @@ pub(crate) async fn shard_answers(
     let shards = scatter.shards.iter().flatten().count() + scatter.missing.len();
     let shards = u32::try_from(shards).unwrap_or(u32::MAX);
     Ok((per_shard.answers(shards), scatter.missing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_per_shard_query_error_reads_as_the_search_error() {
+        let body = br#"{"message":"Inside `.queries[3]`: Attribute `x` is not filterable.","code":"invalid_search_filter","type":"invalid_request","link":"l"}"#;
+        let error: Value = serde_json::from_slice(&unwrap_query_error(body)).expect("json");
+        assert_eq!(error["message"], "Attribute `x` is not filterable.");
+        assert_eq!(error["code"], "invalid_search_filter");
+        assert_eq!(unwrap_query_error(b"not json"), b"not json");
+    }
+
+    #[test]
+    fn per_shard_answers_come_in_shard_order_with_failures() {
+        let per_shard = PerShard::default();
+        let (n1, n2) = (NodeId::new("n1").expect("id"), NodeId::new("n2").expect("id"));
+        let base = json!({"q": "x"});
+        let request =
+            per_shard.node_request("items", &n1, &base, &[ShardId::new(0), ShardId::new(2)]);
+        assert_eq!(request.path, "/multi-search");
+        per_shard.node_request("items", &n2, &base, &[ShardId::new(1)]);
+        let answered = NodeResponse {
+            status: 200,
+            body: Bytes::from(
+                json!({"results": [
+                    {"indexUid": "items", "hits": [{"id": 1, "_miroir_shard": {"s0": true}}], "estimatedTotalHits": 1},
+                    {"indexUid": "items", "hits": [], "estimatedTotalHits": 0}
+                ]})
+                .to_string(),
+            ),
+        };
+        per_shard.record(&n1, Duration::from_millis(3), &Ok(answered));
+        per_shard.record(
+            &n2,
+            Duration::from_millis(1),
+            &Err(NodeError::Timeout { node: n2.clone(), timeout: Duration::from_secs(1) }),
+        );
+        let answers = per_shard.answers(4);
+        assert_eq!(answers.iter().map(|a| a.shard).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!((answers[0].node.as_str(), answers[0].status), ("n1", 200));
+        assert_eq!(answers[0].body["hits"], json!([{"id": 1}]), "bookkeeping removed");
+        assert!(answers[0].body.get("indexUid").is_none());
+        assert_eq!(answers[0].took, Duration::from_millis(3));
+        assert_eq!(answers[2].body["estimatedTotalHits"], 0);
+        assert_eq!((answers[1].node.as_str(), answers[1].status), ("n2", 0));
+        assert!(answers[1].body["message"].is_string());
+        assert_eq!((answers[3].node.as_str(), answers[3].status), ("", 0), "never asked");
+    }
 }

@@ -120,6 +120,16 @@ fn plan_and_merge_search_hooks_of_a_custom_plugin_change_results() {
     let got = brands(&answer);
     assert_ne!(got[0], got[1], "{answer}");
 
+    // A node's refusal reads as one node's search error (not as the per-shard multi-search's).
+    let (status, error) = cluster.call(
+        "POST",
+        "/indexes/products/search",
+        Some(json!({"q": "phone", "filter": "brand = acme"})),
+    );
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["code"], "invalid_search_filter", "{error}");
+    assert!(!error["message"].as_str().unwrap_or_default().starts_with("Inside"), "{error}");
+
     // The plugin's own metric and its calls, under its name.
     let dropped = cluster.metric("miroir_plugin_diversify_dropped_hits ").expect("own metric");
     assert!(dropped >= 59.0, "{dropped}");
