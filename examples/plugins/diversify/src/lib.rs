@@ -50,7 +50,8 @@ impl Plugin for Diversify {
         let depth = number(&request, "offset", 0) + number(&request, "limit", 20);
         request["offset"] = json!(0);
         request["limit"] = json!(depth * self.over_fetch);
-        if let Some(attributes) = request.get_mut("attributesToRetrieve").and_then(Value::as_array_mut)
+        if let Some(attributes) =
+            request.get_mut("attributesToRetrieve").and_then(Value::as_array_mut)
         {
             if !attributes.iter().any(|a| a == "*" || a == self.field.as_str()) {
                 attributes.push(json!(self.field));
