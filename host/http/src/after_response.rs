@@ -12,7 +12,7 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use miroir_types::ReadExchange;
 
 use crate::AppState;
@@ -57,11 +57,11 @@ pub async fn deliver(State(state): State<AppState>, request: Request, next: Next
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
     let (parts, body) = request.into_parts();
-    let limit = usize::try_from(state.config().server.max_body_bytes).unwrap_or(usize::MAX);
-    let body = match to_bytes(body, limit).await {
+    let max = state.config().server.max_body_bytes;
+    let body = match to_bytes(body, usize::try_from(max).unwrap_or(usize::MAX)).await {
         Ok(bytes) => bytes,
-        // Too large or cut: the route answers the error as it would have.
-        Err(_) => return next.run(Request::from_parts(parts, Body::empty())).await,
+        // Too large (or cut): answered as the route's own body reader answers it.
+        Err(_) => return crate::body::payload_too_large(max).into_response(),
     };
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
