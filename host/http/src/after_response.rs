@@ -6,6 +6,8 @@
 //! and plugin routes) are not delivered. With no `after-response` hook this layer only checks one
 //! flag and passes the request on.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{to_bytes, Body};
@@ -16,6 +18,42 @@ use axum::response::{IntoResponse, Response};
 use miroir_types::ReadExchange;
 
 use crate::AppState;
+
+/// Most off-path hook deliveries (`after-response`, `on-write`) waiting or running at once; past
+/// it a delivery is dropped (and counted), so a slow hook cannot pile up tasks under load.
+const MAX_PENDING: usize = 4096;
+
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Off-path hook deliveries dropped because [`MAX_PENDING`] were pending, since start.
+pub fn dropped_deliveries() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// Runs `delivery` on a task of its own, unless too many are pending already.
+pub(crate) fn spawn_delivery(
+    hook: &'static str,
+    delivery: impl Future<Output = ()> + Send + 'static,
+) {
+    if PENDING.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING {
+        PENDING.fetch_sub(1, Ordering::Relaxed);
+        let dropped = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(hook, dropped, "too many hook deliveries pending; this one is dropped");
+        return;
+    }
+    struct Pending;
+    impl Drop for Pending {
+        fn drop(&mut self) {
+            PENDING.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let pending = Pending;
+    tokio::spawn(async move {
+        let _pending = pending;
+        delivery.await;
+    });
+}
 
 /// Whether `method path` is a client read the hook sees.
 fn is_read(method: &Method, path: &str) -> bool {
@@ -84,7 +122,7 @@ pub async fn deliver(State(state): State<AppState>, request: Request, next: Next
         started_at_ms,
         total: started.elapsed(),
     };
-    tokio::spawn(async move { port.after_response(exchange).await });
+    spawn_delivery("after-response", async move { port.after_response(exchange).await });
     Response::from_parts(response_parts, Body::from(response_bytes))
 }
 

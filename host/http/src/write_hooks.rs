@@ -40,5 +40,5 @@ pub(crate) fn wrote(
         shards: shards.iter().map(|s| s.get()).collect(),
         timestamp_ms,
     };
-    tokio::spawn(async move { port.on_write(event).await });
+    crate::after_response::spawn_delivery("on-write", async move { port.on_write(event).await });
 }

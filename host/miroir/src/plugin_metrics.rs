@@ -5,6 +5,8 @@
 //!   (calls the sandbox stopped: trap, deadline, memory) and
 //!   `miroir_plugin_call_duration_seconds{plugin,hook}`; `hook` is the export's WIT name
 //!   (`handle`, `plan-search`, `merge-search`, `after-response`, `on-write`, `tick`).
+//! - `miroir_plugin_deliveries_dropped_total`: `after-response` and `on-write` deliveries dropped
+//!   because too many were pending (a hook slower than the traffic).
 //! - A metric `name` a plugin records is exposed as `miroir_plugin_<plugin>_<name>` (`plugin` the
 //!   configured name; characters a Prometheus name cannot hold become `_`), with the labels the
 //!   plugin gave. Its label names are fixed by its first sample: a later sample with other label
@@ -17,7 +19,7 @@ use std::time::Duration;
 use miroir_plugins::{MetricKind, MetricSample};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 
 /// One metric a plugin recorded.
 enum Recorded {
@@ -31,6 +33,7 @@ pub struct PluginMetrics {
     calls: IntCounterVec,
     failures: IntCounterVec,
     duration: HistogramVec,
+    dropped: IntCounter,
     recorded: Mutex<HashMap<String, (Vec<String>, Recorded)>>,
 }
 
@@ -70,6 +73,11 @@ impl PluginMetrics {
                 &["plugin", "hook"],
             )
             .expect("valid histogram"),
+            dropped: IntCounter::with_opts(Opts::new(
+                "miroir_plugin_deliveries_dropped_total",
+                "after-response and on-write deliveries dropped because too many were pending.",
+            ))
+            .expect("valid counter"),
             recorded: Mutex::new(HashMap::new()),
         }
     }
@@ -149,6 +157,7 @@ impl Collector for PluginCollector {
         let mut descs = self.0.calls.desc();
         descs.extend(self.0.failures.desc());
         descs.extend(self.0.duration.desc());
+        descs.extend(self.0.dropped.desc());
         descs
     }
 
@@ -156,6 +165,11 @@ impl Collector for PluginCollector {
         let mut families = self.0.calls.collect();
         families.extend(self.0.failures.collect());
         families.extend(self.0.duration.collect());
+        let dropped = miroir_http::after_response::dropped_deliveries();
+        if dropped > self.0.dropped.get() {
+            self.0.dropped.inc_by(dropped - self.0.dropped.get());
+        }
+        families.extend(self.0.dropped.collect());
         let recorded = self.0.recorded.lock().expect("plugin metrics lock poisoned");
         for (_, metric) in recorded.values() {
             families.extend(match metric {
