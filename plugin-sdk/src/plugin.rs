@@ -30,8 +30,10 @@ pub trait Plugin: Sized + 'static {
         Ok(request)
     }
 
-    /// Merges per-shard answers into one search response. Default: an error, since the host
-    /// only calls it when the manifest declares [`crate::Hook::MergeSearch`].
+    /// Merges per-shard answers into one search response. `request` is the client's own request
+    /// (each shard was sent what [`Plugin::plan_search`] made of it); `responses` holds one
+    /// answer per shard, in shard order, failed shards included. Default: an error, since the
+    /// host only calls it when the manifest declares [`crate::Hook::MergeSearch`].
     fn merge_search(
         &mut self,
         index: &str,

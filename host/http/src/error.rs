@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use miroir_cluster::NodeError;
 use miroir_store::StoreError;
-use miroir_types::{ApiError, ErrorCode, ForwardedError};
+use miroir_types::{ApiError, ErrorCode, ForwardedError, HookError};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,10 @@ pub enum HttpError {
     /// The task store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A hook on the request path (a plugin's `plan-search` or `merge-search`) failed or
+    /// refused the request.
+    #[error(transparent)]
+    Hook(#[from] HookError),
     /// A bug or an impossible state; the message goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,6 +62,22 @@ impl IntoResponse for HttpError {
                 tracing::error!(%error, "task store failure");
                 let api = ApiError::internal();
                 (api.status(), api.to_body())
+            }
+            HttpError::Hook(HookError::Failed { plugin, message }) => {
+                tracing::warn!(%plugin, %message, "a search hook failed");
+                let api = ApiError::new(ErrorCode::MiroirPluginFailed, message);
+                (api.status(), api.to_body())
+            }
+            HttpError::Hook(HookError::Rejected { status, code, message, .. }) => {
+                // The plugin's own code, in Meilisearch's error shape.
+                let body = serde_json::json!({
+                    "message": message,
+                    "code": code,
+                    "type": "invalid_request",
+                    "link": format!("https://docs.meilisearch.com/errors#{code}"),
+                });
+                let status = if (400..600).contains(&status) { status } else { 502 };
+                (status, body.to_string().into_bytes())
             }
             HttpError::Internal(message) => {
                 tracing::error!(%message, "internal error");
@@ -98,6 +118,29 @@ mod tests {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
         assert_eq!(&body[..], &raw[..]);
+    }
+
+    #[tokio::test]
+    async fn hook_errors_are_meilisearch_shaped() {
+        let failed = HookError::Failed { plugin: "p".into(), message: "plugin `p` trapped".into() };
+        let response = HttpError::from(failed).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["code"], "miroir_plugin_failed");
+        let rejected = HookError::Rejected {
+            plugin: "p".into(),
+            status: 400,
+            code: "invalid_search_vector".into(),
+            message: "no vector".into(),
+        };
+        let response = HttpError::from(rejected).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["code"], "invalid_search_vector");
+        assert_eq!(json["message"], "no vector");
+        assert_eq!(json["type"], "invalid_request");
     }
 
     #[tokio::test]

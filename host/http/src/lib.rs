@@ -12,6 +12,7 @@
 //! or serve it on `127.0.0.1:0`.
 
 pub mod admission;
+pub mod after_response;
 pub mod auth;
 mod backups;
 pub mod body;
@@ -42,6 +43,7 @@ pub mod repair;
 pub mod repairs;
 mod reserved_names;
 pub mod search;
+mod search_hooks;
 pub mod session;
 pub mod settings;
 pub mod shard_sync;
@@ -54,6 +56,7 @@ mod task_metadata;
 pub mod tasks;
 pub mod webhooks;
 mod write_guard;
+mod write_hooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
@@ -162,7 +165,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 .layer(middleware::from_fn_with_state(state.clone(), stack::limit_body))
                 .layer(DefaultBodyLimit::max(max_body))
                 .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
-                .layer(middleware::from_fn_with_state(state.clone(), task_metadata::capture)),
+                .layer(middleware::from_fn_with_state(state.clone(), task_metadata::capture))
+                .layer(middleware::from_fn_with_state(state.clone(), after_response::deliver)),
         )
         .with_state(state)
 }

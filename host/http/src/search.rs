@@ -150,6 +150,9 @@ async fn scatter_gather(
     request: Value,
 ) -> HttpResult<Response> {
     crate::reserved_names::check_json_read(state, caller, uid, "search", &request).await?;
+    if state.hooks().hooks().searches() {
+        return crate::search_hooks::hooked_search(state, caller, uid, headers, request).await;
+    }
     if let Some((scatter, merged)) =
         crate::hybrid::keyword_answer(state, caller, uid, headers, &request).await?
     {
@@ -186,16 +189,22 @@ pub async fn search_value(state: &AppState, uid: &str, request: Value) -> HttpRe
     Ok(scatter.merged_search(&request))
 }
 
-/// The raw answers of one covering set to a search (plugins' `scatter` import): each node's
-/// answer to the node request, with the shards it answered for.
+/// Each shard's raw answer to a search (plugins' `scatter` import), failed shards included:
+/// see [`crate::search_hooks::shard_answers`].
 pub async fn scatter_answers(
     state: &AppState,
     uid: &str,
     request: Value,
-) -> HttpResult<Vec<(Vec<ShardId>, Value)>> {
-    let scatter =
-        scatter(state, &Caller::Master, uid, &HeaderMap::new(), "search", &request).await?;
-    Ok(scatter.shards.into_iter().zip(scatter.answers).collect())
+) -> HttpResult<Vec<miroir_types::ShardAnswer>> {
+    let (answers, _) = crate::search_hooks::shard_answers(
+        state,
+        &Caller::Master,
+        uid,
+        &HeaderMap::new(),
+        &request,
+    )
+    .await?;
+    Ok(answers)
 }
 
 /// `POST /indexes/{uid}/facet-search`: counts summed over one covering set.
@@ -264,7 +273,7 @@ pub(crate) async fn scatter(
 
 /// The node requests of `route` for the client's `request`: a search asks for what the merge
 /// needs ([`node_request`]), other routes send the request as it is.
-fn search_requests<'a>(
+pub(crate) fn search_requests<'a>(
     request: &'a Value,
     route: &'a str,
 ) -> impl Fn(&MergeSettings, &[ShardId]) -> (String, Value) + Send + Sync + 'a {
@@ -303,6 +312,23 @@ pub(crate) async fn scatter_with(
     requests: &NodeRequests<'_>,
     whole: Option<&Value>,
 ) -> HttpResult<Scatter> {
+    scatter_shaped(state, caller, uid, headers, route, requests, whole, None).await
+}
+
+/// [`scatter_with`]; with `per_shard`, each node is sent one Meilisearch multi-search holding
+/// one query per shard it answers for (each restricted to that shard), and the scatter's
+/// answers are per shard (see [`crate::search_hooks::PerShard`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn scatter_shaped(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    headers: &HeaderMap,
+    route: &str,
+    requests: &NodeRequests<'_>,
+    whole: Option<&Value>,
+    per_shard: Option<&crate::search_hooks::PerShard>,
+) -> HttpResult<Scatter> {
     let meta = index_for_read(state, uid).await?;
     let assignment = state.assignment(meta.shard_count);
     let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
@@ -320,6 +346,10 @@ pub(crate) async fn scatter_with(
         .filter(|_| holds_whole_index(&plan, &assignment))
         .and_then(|_| plan.covering.nodes.keys().next().cloned());
     let request = |node: &NodeId, shards: &[ShardId]| {
+        if let Some(per_shard) = per_shard {
+            let (_, base) = requests(&settings, shards);
+            return per_shard.node_request(uid, node, &base, shards);
+        }
         let (route, body) = match whole {
             Some(own) if whole_node.as_ref() == Some(node) && shards.len() == all => {
                 (route.to_owned(), own.clone())
@@ -336,13 +366,18 @@ pub(crate) async fn scatter_with(
             body: Some(NodeBody::json(bytes)),
         }
     };
-    let transport = ClientTransport { state, auth: caller.node_auth() };
+    let transport = ClientTransport { state, auth: caller.node_auth(), per_shard };
     let gathered = miroir_cluster::scatter(&transport, &plan, &assignment, &view, &request)
         .await
         .map_err(|refused| {
         // The same error one node would give (bad filter, unknown field...).
         let response = refused.response;
-        HttpError::from(ForwardedError::new(response.status, response.body.to_vec()))
+        let body = match per_shard {
+            // The multi-search's error names the query: one node's search error does not.
+            Some(_) => crate::search_hooks::unwrap_query_error(&response.body),
+            None => response.body.to_vec(),
+        };
+        HttpError::from(ForwardedError::new(response.status, body))
     })?;
     let stats = state.read_stats();
     stats.sent(gathered.sent.0, false);
@@ -404,6 +439,8 @@ pub(crate) fn note_failure(
 struct ClientTransport<'a> {
     state: &'a AppState,
     auth: NodeAuth<'a>,
+    /// Times and outcomes are recorded here for per-shard scatters.
+    per_shard: Option<&'a crate::search_hooks::PerShard>,
 }
 
 impl NodeTransport for ClientTransport<'_> {
@@ -414,7 +451,19 @@ impl NodeTransport for ClientTransport<'_> {
     ) -> impl std::future::Future<Output = Result<NodeResponse, NodeError>> + Send {
         let client = self.state.client(node);
         let auth = self.auth;
-        async move { client?.send(request.method, &request.path, request.body, auth).await }
+        let per_shard = self.per_shard;
+        let node = node.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let outcome = match client {
+                Ok(client) => client.send(request.method, &request.path, request.body, auth).await,
+                Err(error) => Err(error),
+            };
+            if let Some(per_shard) = per_shard {
+                per_shard.record(&node, started.elapsed(), &outcome);
+            }
+            outcome
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use miroir_cluster::{
 };
 use miroir_config::Config;
 use miroir_store::TaskStore;
-use miroir_types::GroupId;
+use miroir_types::{GroupId, HookPort, NoHooks};
 
 use crate::auth::KeyCache;
 use crate::convergence::IndexConvergence;
@@ -89,6 +89,7 @@ struct Inner {
     rebalance_metrics: Arc<crate::fleet::RebalanceMetrics>,
     write_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     instance_tag: String,
+    hooks: std::sync::OnceLock<Arc<dyn HookPort>>,
 }
 
 impl AppState {
@@ -138,8 +139,29 @@ impl AppState {
                 rebalance_metrics: Arc::default(),
                 write_locks: Mutex::new(HashMap::new()),
                 instance_tag,
+                hooks: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Installs the hook port (the plugins' hooks), once, after the plugins were loaded; `false`
+    /// when one was installed already. Until then, and without one, every hook passes through.
+    pub fn install_hooks(&self, port: Arc<dyn HookPort>) -> bool {
+        self.inner.hooks.set(port).is_ok()
+    }
+
+    /// The hook port; [`NoHooks`] when none was installed.
+    pub fn hooks(&self) -> &dyn HookPort {
+        static NONE: NoHooks = NoHooks;
+        match self.inner.hooks.get() {
+            Some(port) => port.as_ref(),
+            None => &NONE,
+        }
+    }
+
+    /// The installed hook port, to hand to a task of its own (off-path hooks).
+    pub(crate) fn hooks_arc(&self) -> Option<Arc<dyn HookPort>> {
+        self.inner.hooks.get().cloned()
     }
 
     /// The configuration.

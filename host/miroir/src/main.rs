@@ -13,6 +13,7 @@ mod listener;
 mod logging;
 mod metrics;
 mod ops;
+mod plugin_metrics;
 mod plugins;
 mod repair;
 mod runtime;

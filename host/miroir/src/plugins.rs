@@ -1,8 +1,10 @@
 //! Wiring the plugin runtime into the gateway: the services plugins import (search and scatter
-//! through the gateway's own scatter-gather, key-value data in the task store) and the routes
-//! plugins claim, served behind the same HTTP stack as every other route.
+//! through the gateway's own scatter-gather, key-value data in the task store, metrics on
+//! `/metrics`) and the routes plugins claim, served behind the same HTTP stack as every other
+//! route. The plugins' hooks reach the request path through the hook port `serve` installs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::{to_bytes, Body};
@@ -12,13 +14,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::Router;
 use miroir_http::{AppState, HttpError};
-use miroir_plugins::{HostCallError, PluginHost, PluginRuntime, ShardAnswer};
+use miroir_plugins::{HostCallError, MetricSample, PluginHost, PluginRuntime, ShardAnswer};
 use miroir_types::ApiError;
 use serde_json::Value;
 
 /// The gateway's services as plugins see them.
 pub struct GatewayHost {
     pub state: AppState,
+    /// Where plugins' calls and their own metrics go (exported on `/metrics`).
+    pub metrics: Arc<crate::plugin_metrics::PluginMetrics>,
 }
 
 /// An error of the gateway as a plugin receives it: the status, and the Meilisearch code and
@@ -53,18 +57,7 @@ impl PluginHost for GatewayHost {
         request: Value,
     ) -> Result<Vec<ShardAnswer>, HostCallError> {
         match miroir_http::search::scatter_answers(&self.state, index, request).await {
-            Ok(answers) => Ok(answers
-                .into_iter()
-                .flat_map(|(shards, body)| {
-                    shards.into_iter().map(move |shard| ShardAnswer {
-                        shard: shard.get(),
-                        node: String::new(),
-                        status: 200,
-                        body: body.clone(),
-                        took: std::time::Duration::ZERO,
-                    })
-                })
-                .collect()),
+            Ok(answers) => Ok(answers),
             Err(error) => Err(host_error(error).await),
         }
     }
@@ -94,6 +87,14 @@ impl PluginHost for GatewayHost {
         prefix: &str,
     ) -> Result<Vec<String>, HostCallError> {
         self.state.store().plugin_list_keys(plugin, prefix).await.map_err(store_error)
+    }
+
+    fn record_metric(&self, plugin: &str, sample: MetricSample) {
+        self.metrics.record(plugin, sample);
+    }
+
+    fn record_call(&self, plugin: &str, hook: &'static str, took: Duration, failed: bool) {
+        self.metrics.call(plugin, hook, took, failed);
     }
 }
 

@@ -83,7 +83,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.rebalancer.drift_check_interval.get(),
     );
     // With every plugin disabled this loads nothing and creates no wasmtime engine.
-    let host = Arc::new(crate::plugins::GatewayHost { state: state.clone() });
+    let plugin_metrics = Arc::new(crate::plugin_metrics::PluginMetrics::new());
+    let host = Arc::new(crate::plugins::GatewayHost {
+        state: state.clone(),
+        metrics: Arc::clone(&plugin_metrics),
+    });
     let plugins = miroir_plugins::PluginRuntime::from_config(&config, host)
         .await
         .context("cannot load the enabled plugins")?;
@@ -91,6 +95,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(plugins = ?plugins.plugin_names(), "plugins loaded");
     }
     let plugins = Arc::new(plugins);
+    if plugins.engine_created() {
+        runtime.metrics.register(Box::new(crate::plugin_metrics::PluginCollector(plugin_metrics)));
+    }
+    // The plugins' search, after-response and on-write hooks; `NoHooks` when none declares one.
+    state.install_hooks(plugins.hook_port());
     // The `tick` hook of the plugins declaring it, on a task of its own; stops with `serve`.
     let _ticks = plugins.start_ticks(Duration::from_millis(config.plugins.tick_interval_ms));
     let plugin_routes = crate::plugins::plugin_routes(plugins);

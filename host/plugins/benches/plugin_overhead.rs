@@ -3,7 +3,9 @@
 //! Run: `make plugins && cargo bench -p miroir-plugins --bench plugin_overhead`.
 //!
 //! - hook call overhead: `handle` on a route that answers 204 at once, with 1 KiB and 64 KiB
-//!   bodies, through a pooled (reused) instance; `plan-search` with a 1 KiB JSON request.
+//!   bodies, through a pooled (reused) instance; `plan-search` with a 1 KiB JSON request, called
+//!   on the runtime and through the gateway's hook port; `merge-search` of eight shard answers
+//!   of 1 KiB in all; and what the request path pays with no hook (the `NoHooks` port's check).
 //! - memory: the resident set of a child process with every plugin disabled, and with one plugin
 //!   enabled from its precompiled artifact (the artifact is written by a first, untimed child).
 
@@ -12,7 +14,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use miroir_plugins::{InMemoryHost, PluginRuntime, PluginSpec, Request};
+use miroir_plugins::{InMemoryHost, PluginRuntime, PluginSpec, Request, ShardAnswer};
+use miroir_types::{HookPort, NoHooks};
 
 fn plugins_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MIROIR_PLUGINS_DIR") {
@@ -113,6 +116,47 @@ async fn call_overhead() {
     })
     .await;
     println!("plan-search, 1 KiB JSON: mean {mean:>9.2?}  p50 {p50:>9.2?}  p99 {p99:>9.2?}");
+
+    let port = Arc::new(runtime).hook_port();
+    let (mean, p50, p99) = measure(20_000, || {
+        let port = &port;
+        let request = request.clone();
+        async move {
+            port.plan_search("movies", request).await.expect("plan");
+        }
+    })
+    .await;
+    println!("plan-search via the hook port, 1 KiB JSON: mean {mean:>9.2?}  p50 {p50:>9.2?}  p99 {p99:>9.2?}");
+    let answers: Vec<ShardAnswer> = (0..8)
+        .map(|shard| ShardAnswer {
+            shard,
+            node: "n1".into(),
+            status: 200,
+            body: serde_json::json!({ "hits": [{ "id": shard, "title": "z".repeat(64) }],
+                                      "estimatedTotalHits": 1 }),
+            took: Duration::from_micros(100),
+        })
+        .collect();
+    let client = serde_json::json!({ "q": "dune" });
+    let (mean, p50, p99) = measure(20_000, || {
+        let (port, answers, client) = (&port, answers.clone(), &client);
+        async move {
+            port.merge_search("movies", client, answers).await.expect("declared").expect("merged");
+        }
+    })
+    .await;
+    println!("merge-search, 8 shards, ~1 KiB: mean {mean:>9.2?}  p50 {p50:>9.2?}  p99 {p99:>9.2?}");
+
+    // With no hook, the request path asks the port one question per request.
+    let none: Arc<dyn HookPort> = Arc::new(NoHooks);
+    let rounds = 10_000_000u32;
+    let started = Instant::now();
+    let mut hooked = 0u32;
+    for _ in 0..rounds {
+        hooked += u32::from(std::hint::black_box(&none).hooks().searches());
+    }
+    assert_eq!(hooked, 0);
+    println!("no hook (NoHooks check per request): {:>9.2?}", started.elapsed() / rounds);
 }
 
 /// Child process: report the resident set after loading `mode`'s plugins and serving one call.

@@ -14,20 +14,9 @@ use serde_json::Value;
 
 use crate::error::HostCallError;
 
-/// One shard's raw answer, as the plugin's `scatter` import returns it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShardAnswer {
-    /// The shard number.
-    pub shard: u32,
-    /// The node that answered.
-    pub node: String,
-    /// The node's HTTP status; `0` when unreachable.
-    pub status: u16,
-    /// The node's body.
-    pub body: Value,
-    /// How long the node took.
-    pub took: Duration,
-}
+/// One shard's raw answer, as the plugin's `scatter` import returns it and `merge-search`
+/// receives it (the hook port's type).
+pub use miroir_types::ShardAnswer;
 
 /// An outbound HTTP request of a plugin, already checked against its allowed targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +115,13 @@ pub trait PluginHost: Send + Sync + 'static {
     fn record_metric(&self, plugin: &str, sample: MetricSample) {
         let _ = (plugin, sample);
     }
+
+    /// Records one call of `plugin`'s `hook` (`handle`, `plan-search`, ...): how long it took and
+    /// whether the sandbox stopped it (trap, deadline, memory; a hook's own error answer is not
+    /// a failure). Default: dropped.
+    fn record_call(&self, plugin: &str, hook: &'static str, took: Duration, failed: bool) {
+        let _ = (plugin, hook, took, failed);
+    }
 }
 
 /// Sends `request` with `client`; the default of [`PluginHost::http_send`].
@@ -169,6 +165,7 @@ pub struct InMemoryHost {
     federated_requests: Mutex<Vec<Value>>,
     kv: Mutex<BTreeMap<(String, String), Vec<u8>>>,
     metrics: Mutex<Vec<(String, MetricSample)>>,
+    calls: Mutex<Vec<(String, &'static str, bool)>>,
     client: reqwest::Client,
 }
 
@@ -209,6 +206,11 @@ impl InMemoryHost {
     /// Every metric sample recorded so far, with the plugin that recorded it.
     pub fn metrics(&self) -> Vec<(String, MetricSample)> {
         lock(&self.metrics).clone()
+    }
+
+    /// Every plugin call reported so far: plugin, hook, whether the sandbox stopped it.
+    pub fn calls(&self) -> Vec<(String, &'static str, bool)> {
+        lock(&self.calls).clone()
     }
 }
 
@@ -279,5 +281,9 @@ impl PluginHost for InMemoryHost {
 
     fn record_metric(&self, plugin: &str, sample: MetricSample) {
         lock(&self.metrics).push((plugin.to_owned(), sample));
+    }
+
+    fn record_call(&self, plugin: &str, hook: &'static str, _took: Duration, failed: bool) {
+        lock(&self.calls).push((plugin.to_owned(), hook, failed));
     }
 }

@@ -54,6 +54,21 @@ pub(crate) enum Call {
     Tick,
 }
 
+impl Call {
+    /// The export's name in the WIT, for metrics.
+    fn hook_name(&self) -> &'static str {
+        match self {
+            Call::Manifest => "manifest",
+            Call::Handle(_) => "handle",
+            Call::PlanSearch { .. } => "plan-search",
+            Call::MergeSearch { .. } => "merge-search",
+            Call::AfterResponse { .. } => "after-response",
+            Call::OnWrite(_) => "on-write",
+            Call::Tick => "tick",
+        }
+    }
+}
+
 /// What a [`Call`] returned.
 pub(crate) enum Output {
     Manifest(types::Manifest),
@@ -146,6 +161,15 @@ impl LoadedPlugin {
         let _slot =
             self.slots.acquire().await.map_err(|_| self.trapped("the plugin was unloaded"))?;
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        let hook = call.hook_name();
+        let started = std::time::Instant::now();
+        let result = self.call_in_instance(call).await;
+        let failed = result.is_err();
+        self.context.host.record_call(self.name(), hook, started.elapsed(), failed);
+        result
+    }
+
+    async fn call_in_instance(&self, call: Call) -> Result<Output, PluginError> {
         let pooled = self.idle().pop();
         let mut slot: Option<Instance> = pooled;
         let deadline = self.context.deadline;

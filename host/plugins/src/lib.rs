@@ -15,6 +15,12 @@
 //! so that a broken plugin fails at boot; its `manifest` registers its routes and hooks. With no
 //! plugin enabled, no wasmtime engine is created at all ([`PluginRuntime::engine_created`]).
 //!
+//! # Hooks
+//!
+//! [`PluginRuntime::hook_port`] offers the loaded plugins' `plan-search`, `merge-search`,
+//! `after-response` and `on-write` hooks to the gateway as a [`miroir_types::HookPort`]. Every call
+//! of every export is reported to [`PluginHost::record_call`] (hook, duration, failure).
+//!
 //! # The sandbox
 //!
 //! Every call runs in an instance taken from a small pool, with the plugin's deadline (the
@@ -29,6 +35,7 @@
 mod bindings;
 mod cache;
 mod error;
+mod hooks;
 mod host;
 mod imports;
 mod instance;
@@ -41,6 +48,7 @@ pub use bindings::miroir::plugin::types::{
     Hook, Manifest, Request, Response, Route, Timing, WriteEvent,
 };
 pub use error::{HostCallError, LoadError, PluginError};
+pub use hooks::PluginHooks;
 pub use host::{
     send_http, HttpRequest, HttpResponse, InMemoryHost, MetricKind, MetricSample, PluginHost,
     ShardAnswer,

@@ -175,7 +175,8 @@ async fn off_path_hooks_are_delivered() {
         events,
         json!([
             { "hook": "after-response", "path": "/indexes/movies/search", "status": 200, "total_us": 1234 },
-            { "hook": "on-write", "event_id": "ev-1", "index": "movies" },
+            { "hook": "on-write", "event_id": "ev-1", "task_uid": 7, "index": "movies",
+              "operation": "documentAdditionOrUpdate", "primary_keys": ["1"], "shards": [0] },
             { "hook": "tick" }
         ])
     );

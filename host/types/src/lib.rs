@@ -7,13 +7,18 @@
 //! Meilisearch's error object; [`ForwardedError`] carries an error a node answered, unchanged, and
 //! [`ErrorResponse`] is either of the two on its way to the client.
 //!
+//! [`HookPort`] is the port through which the request path calls optional features (plugins):
+//! plan and merge searches, see reads after they were answered and writes after quorum.
+//!
 //! It does no I/O and knows nothing about HTTP servers, wasmtime or storage: turning an error into a
 //! response happens in the HTTP layer, which asks this crate only for status and body.
 
 mod api_error;
 mod error_code;
+mod hooks;
 mod ids;
 
 pub use api_error::{ApiError, ErrorResponse, ForwardedError};
 pub use error_code::{ErrorCode, ErrorType};
+pub use hooks::{HookError, HookPort, HookSet, NoHooks, ReadExchange, ShardAnswer, WriteEvent};
 pub use ids::{GroupId, IndexUid, InvalidId, InvalidIndexUid, NodeId, ShardId, TaskUid};

@@ -65,6 +65,7 @@ async fn delete_ids(
     let assignment = state.assignment(meta.shard_count);
     let mut per_node: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
     let mut shards = BTreeSet::new();
+    let keys = crate::write_hooks::keys_if_wanted(state, &ids);
     for id in ids {
         let shard = shard_of(&id, meta.shard_count);
         shards.insert(shard);
@@ -102,6 +103,7 @@ async fn delete_ids(
         .await?;
     let record =
         enqueue(state, Some(uid), "documentDeletion", details, &deletion_hints(), enqueued).await?;
+    crate::write_hooks::wrote(state, uid, &record, || keys.unwrap_or_default(), &shards);
     Ok((record, Some(report)))
 }
 
@@ -184,6 +186,7 @@ async fn broadcast_deletion(
         .await?;
     let kind = enqueued.kind.clone().unwrap_or_else(|| "documentDeletion".to_owned());
     let record = enqueue(state, Some(uid), &kind, details, &deletion_hints(), enqueued).await?;
+    crate::write_hooks::wrote(state, uid, &record, Vec::new, &shards);
     Ok(accepted(&record, Some(&report)))
 }
 

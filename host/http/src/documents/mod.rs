@@ -308,6 +308,8 @@ async fn write_inner(
     let details = json!({ "receivedDocuments": received, "indexedDocuments": Value::Null });
     let hints = Hints { indexed_from_received: true, ..Hints::default() };
     let record = enqueue(state, Some(uid), kind, details, &hints, enqueued).await?;
+    let keys = || routed.ids.values().flatten().cloned().collect();
+    crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards);
     Ok((record, Some(report)))
 }
 

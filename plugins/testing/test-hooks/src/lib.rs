@@ -6,6 +6,11 @@
 //! `noop` (`POST`, answers 204: for measuring call overhead).
 //! `plan-search` adds `"planned": true`; `merge-search` sums `estimatedTotalHits` and
 //! concatenates hits.
+//!
+//! Configuration: `hooks` (a list of hook names, e.g. `["after-response", "on-write"]`) declares
+//! only those hooks (default: every hook); `sleep_ms` makes `after-response` of a request whose
+//! path ends with `/search` busy-wait that long (to show the hook is off the client's path).
+//! `after-response` also counts `after_response_seen` through the metrics import.
 
 use miroir_plugin_sdk::serde_json::{json, Value};
 use miroir_plugin_sdk::{
@@ -64,12 +69,20 @@ impl Plugin for TestHooks {
         ] {
             manifest = manifest.route(method, format!("{BASE}/{path}"));
         }
-        manifest
-            .hook(Hook::PlanSearch)
-            .hook(Hook::MergeSearch)
-            .hook(Hook::AfterResponse)
-            .hook(Hook::OnWrite)
-            .hook(Hook::Tick)
+        let wanted = |name: &str| match self.config.get("hooks").and_then(Value::as_array) {
+            Some(names) => names.iter().any(|n| n == name),
+            None => true,
+        };
+        [
+            ("plan-search", Hook::PlanSearch),
+            ("merge-search", Hook::MergeSearch),
+            ("after-response", Hook::AfterResponse),
+            ("on-write", Hook::OnWrite),
+            ("tick", Hook::Tick),
+        ]
+        .into_iter()
+        .filter(|(name, _)| wanted(name))
+        .fold(manifest, |m, (_, hook)| m.hook(hook))
     }
 
     fn handle(&mut self, request: Request) -> Response {
@@ -101,7 +114,7 @@ impl Plugin for TestHooks {
                     &Value::Array(
                         shards
                             .into_iter()
-                            .map(|s| json!({ "shard": s.shard, "node": s.node, "status": s.status, "body": s.body }))
+                            .map(|s| json!({ "shard": s.shard, "node": s.node, "status": s.status, "took_us": s.took_us, "body": s.body }))
                             .collect(),
                     ),
                 ),
@@ -183,6 +196,14 @@ impl Plugin for TestHooks {
     }
 
     fn after_response(&mut self, request: Request, response: Response, timing: Timing) {
+        let sleep_ms = self.config.get("sleep_ms").and_then(Value::as_u64).unwrap_or(0);
+        if sleep_ms > 0 && request.path.ends_with("/search") {
+            let until = clock::now_ms() + sleep_ms;
+            while clock::now_ms() < until {
+                std::hint::spin_loop();
+            }
+        }
+        metrics::counter_add("after_response_seen", 1, &[]);
         record(json!({
             "hook": "after-response",
             "path": request.path,
@@ -192,7 +213,15 @@ impl Plugin for TestHooks {
     }
 
     fn on_write(&mut self, event: WriteEvent) {
-        record(json!({ "hook": "on-write", "event_id": event.event_id, "index": event.index }));
+        record(json!({
+            "hook": "on-write",
+            "event_id": event.event_id,
+            "task_uid": event.task_uid,
+            "index": event.index,
+            "operation": event.operation,
+            "primary_keys": event.primary_keys,
+            "shards": event.shards,
+        }));
     }
 
     fn tick(&mut self) {

@@ -6,16 +6,25 @@
 //! again at 1 on a fresh instance.
 //!
 //! With `config.tick` set to `"loop"` or `"trap"`, it also declares the `tick` hook, which then
-//! never returns or panics.
+//! never returns or panics; with `config.search` set so, it declares `plan-search`, likewise.
 
 use std::hint::black_box;
 
 use miroir_plugin_sdk::serde_json::{json, Value};
-use miroir_plugin_sdk::{http, Hook, Manifest, Method, Plugin, Request, Response};
+use miroir_plugin_sdk::{http, Hook, HookError, Manifest, Method, Plugin, Request, Response};
 
 struct Misbehave {
     calls: u64,
     tick: Option<String>,
+    search: Option<String>,
+}
+
+fn misbehave(how: Option<&str>, hook: &str) {
+    match how {
+        Some("loop") => spin(),
+        Some("trap") => panic!("asked to trap in {hook}"),
+        _ => {}
+    }
 }
 
 fn spin() -> ! {
@@ -28,7 +37,8 @@ fn spin() -> ! {
 impl Plugin for Misbehave {
     fn init(config: Value) -> Result<Self, String> {
         let tick = config.get("tick").and_then(Value::as_str).map(str::to_owned);
-        Ok(Misbehave { calls: 0, tick })
+        let search = config.get("search").and_then(Value::as_str).map(str::to_owned);
+        Ok(Misbehave { calls: 0, tick, search })
     }
 
     fn manifest(&self) -> Manifest {
@@ -37,19 +47,21 @@ impl Plugin for Misbehave {
             .fold(Manifest::new("test-misbehave", "0.1.0"), |m, route| {
                 m.route(Method::Get, format!("/_miroir/x/bad/{route}"))
             });
-        if self.tick.is_some() {
-            manifest.hook(Hook::Tick)
+        let manifest = if self.tick.is_some() { manifest.hook(Hook::Tick) } else { manifest };
+        if self.search.is_some() {
+            manifest.hook(Hook::PlanSearch)
         } else {
             manifest
         }
     }
 
     fn tick(&mut self) {
-        match self.tick.as_deref() {
-            Some("loop") => spin(),
-            Some("trap") => panic!("asked to trap in tick"),
-            _ => {}
-        }
+        misbehave(self.tick.as_deref(), "tick");
+    }
+
+    fn plan_search(&mut self, _index: &str, request: Value) -> Result<Value, HookError> {
+        misbehave(self.search.as_deref(), "plan-search");
+        Ok(request)
     }
 
     fn handle(&mut self, request: Request) -> Response {
