@@ -20,6 +20,7 @@ pub fn process_task(db: &mut Db, uid: u32) {
     let kind = task.kind.clone();
     let index_uid = task.index_uid.clone();
     let mut details = task.details.clone();
+    db.generation += 1;
     let outcome = apply(db, uid, index_uid.as_deref(), &kind, &mut details);
     let now = OffsetDateTime::now_utc();
     if outcome.is_ok() && writes_index(&kind) {

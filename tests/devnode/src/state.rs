@@ -24,6 +24,26 @@ pub struct Db {
     pub last_update: Option<OffsetDateTime>,
     /// Experimental features turned on or off through `PATCH /experimental-features`.
     pub experimental_features: BTreeMap<String, bool>,
+    /// Bumped by every applied task: what a cached filter result was computed against.
+    pub generation: u64,
+    /// The documents the last filtered browse matched (see [`FilterCache`]).
+    pub filter_cache: Option<FilterCache>,
+}
+
+/// The positions (in insertion order) of the documents one filter matched in one index, at one
+/// [`Db::generation`]. Paging through a filtered document list asks the same filter again and
+/// again; Meilisearch answers each page from its filter bitmaps without a scan, and this keeps
+/// the development node from rescanning every document per page. Results are unchanged.
+#[derive(Debug)]
+pub struct FilterCache {
+    /// The index uid.
+    pub uid: String,
+    /// [`Db::generation`] when it was computed.
+    pub generation: u64,
+    /// The filter and ids it was computed for, as written by `Debug`.
+    pub key: String,
+    /// Positions of the matching documents.
+    pub positions: std::sync::Arc<Vec<usize>>,
 }
 
 impl Db {

@@ -84,19 +84,18 @@ fn invalid_filter(e: crate::filter::FilterError) -> ApiError {
 }
 
 fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiError> {
-    let db = node.db();
+    let mut db = node.db();
     let index = db.index(uid)?;
     if let Some(filter) = &browse.filter {
         filter
             .check_filterable(uid, &index.settings.filterable_patterns())
             .map_err(invalid_filter)?;
     }
-    let matching: Vec<&Map<String, Value>> = index
-        .documents
+    let positions = matching_positions(&mut db, uid, &browse)?;
+    let index = db.index(uid)?;
+    let matching: Vec<&Map<String, Value>> = positions
         .iter()
-        .filter(|(id, _)| browse.ids.as_ref().is_none_or(|ids| ids.contains(id)))
-        .filter(|(_, doc)| browse.filter.as_ref().is_none_or(|f| f.matches(doc)))
-        .map(|(_, doc)| doc)
+        .filter_map(|position| index.documents.get_index(*position).map(|(_, doc)| doc))
         .collect();
     let results: Vec<Value> = matching
         .iter()
@@ -113,6 +112,38 @@ fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiErr
         "limit": browse.limit,
         "total": matching.len(),
     })))
+}
+
+/// The positions of the documents `browse`'s ids and filter match in `uid`, from the filter
+/// cache when nothing changed since the same question was last asked.
+fn matching_positions(
+    db: &mut crate::state::Db,
+    uid: &str,
+    browse: &Browse,
+) -> Result<std::sync::Arc<Vec<usize>>, ApiError> {
+    let key = format!("{:?}|{:?}", browse.filter, browse.ids);
+    if let Some(cache) = &db.filter_cache {
+        if cache.uid == uid && cache.generation == db.generation && cache.key == key {
+            return Ok(std::sync::Arc::clone(&cache.positions));
+        }
+    }
+    let index = db.index(uid)?;
+    let positions: Vec<usize> = index
+        .documents
+        .iter()
+        .enumerate()
+        .filter(|(_, (id, _))| browse.ids.as_ref().is_none_or(|ids| ids.contains(id)))
+        .filter(|(_, (_, doc))| browse.filter.as_ref().is_none_or(|f| f.matches(doc)))
+        .map(|(position, _)| position)
+        .collect();
+    let positions = std::sync::Arc::new(positions);
+    db.filter_cache = Some(crate::state::FilterCache {
+        uid: uid.to_owned(),
+        generation: db.generation,
+        key,
+        positions: std::sync::Arc::clone(&positions),
+    });
+    Ok(positions)
 }
 
 /// Parse the `retrieveVectors` query parameter.
