@@ -5,6 +5,7 @@ pub mod batch;
 mod browse;
 mod delete;
 pub mod parse;
+mod sorted;
 mod undo;
 
 use std::collections::BTreeSet;
@@ -185,11 +186,10 @@ async fn write_inner(
             return Ok((record, None));
         }
         batch::PrimaryKey::Missing => {
-            if created {
-                let _ = state.catalog().delete_index(uid).await;
-                state.read_catalog().forget(uid);
-            }
-            return Err(batch::primary_key_required().into());
+            // As one node: the write is accepted and its task fails.
+            let error = batch::no_primary_key_candidate();
+            let record = fail_write(state, uid, created, failed_details, error).await?;
+            return Ok((record, None));
         }
     };
     let assignment = state.assignment(meta.shard_count);

@@ -12,6 +12,7 @@ use super::{accepted, auth, check_uid, comma_list, json_body, ok_json, parse_usi
 use crate::documents::{parse_payload, select_fields, PayloadFormat};
 use crate::error::ApiError;
 use crate::filter::{parse_filter, Filter};
+use crate::search::sort_documents;
 use crate::search::vectors::document_view;
 use crate::state::Node;
 use crate::tasks::{TaskKind, WriteMethod};
@@ -77,6 +78,7 @@ struct Browse {
     filter: Option<Filter>,
     ids: Option<Vec<String>>,
     retrieve_vectors: bool,
+    sort: Vec<String>,
 }
 
 fn invalid_filter(e: crate::filter::FilterError) -> ApiError {
@@ -91,13 +93,16 @@ fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiErr
             .check_filterable(uid, &index.settings.filterable_patterns())
             .map_err(invalid_filter)?;
     }
-    let matching: Vec<&Map<String, Value>> = index
+    let mut matching: Vec<&Map<String, Value>> = index
         .documents
         .iter()
         .filter(|(id, _)| browse.ids.as_ref().is_none_or(|ids| ids.contains(id)))
         .filter(|(_, doc)| browse.filter.as_ref().is_none_or(|f| f.matches(doc)))
         .map(|(_, doc)| doc)
         .collect();
+    if !browse.sort.is_empty() {
+        sort_documents(index, &browse.sort, &mut matching)?;
+    }
     let results: Vec<Value> = matching
         .iter()
         .skip(browse.offset)
@@ -139,6 +144,7 @@ pub async fn browse(
         filter: None,
         ids: None,
         retrieve_vectors: false,
+        sort: Vec::new(),
     };
     for (key, value) in query_pairs(q.as_deref()) {
         match key.as_str() {
@@ -148,7 +154,7 @@ pub async fn browse(
             "ids" => browse.ids = Some(comma_list(&value)),
             "filter" => browse.filter = parse_filter(&Value::String(value)).map_err(invalid_filter)?,
             "retrieveVectors" => browse.retrieve_vectors = retrieve_vectors_param(&value)?,
-            "sort" => {}
+            "sort" => browse.sort = comma_list(&value),
             other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"))),
         }
     }
@@ -174,6 +180,7 @@ pub async fn fetch(
         filter: None,
         ids: None,
         retrieve_vectors: false,
+        sort: Vec::new(),
     };
     for (key, value) in obj {
         let count = |code: &str| {
@@ -203,7 +210,7 @@ pub async fn fetch(
             "retrieveVectors" => {
                 browse.retrieve_vectors = value.as_bool().ok_or_else(|| ApiError::new("invalid_document_retrieve_vectors", format!("Invalid value type at `.retrieveVectors`: expected a boolean, but found {value}")))?
             }
-            "sort" => {}
+            "sort" => browse.sort = strings("invalid_document_sort")?.unwrap_or_default(),
             other => return Err(ApiError::new("bad_request", format!("Unknown field `{other}`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"))),
         }
     }
