@@ -52,16 +52,14 @@ mod stats;
 pub mod store_recovery;
 mod task_metadata;
 pub mod tasks;
+mod unserved;
 pub mod webhooks;
 mod write_guard;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use miroir_types::ApiError;
 use tower::ServiceBuilder;
 
 pub use error::{HttpError, HttpResult};
@@ -153,7 +151,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/_indexes/{uid}/documents/export", get(export::export_documents))
         .route("/_miroir/indexes/{uid}/export/settings", get(export::export_settings))
         .merge(extra)
-        .fallback(route_not_found);
+        .fallback(unserved::fallback);
     routes
         .layer(
             ServiceBuilder::new()
@@ -167,6 +165,3 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn route_not_found(method: Method, uri: Uri) -> Response {
-    HttpError::from(ApiError::route_not_found(method, uri.path())).into_response()
-}
