@@ -11,6 +11,8 @@
 //!   its `feature_not_enabled` is the answer; once it is on, `miroir_not_supported`.
 //! - `POST /export` (send this instance's data to another Meilisearch): `miroir_not_supported`,
 //!   pointing to Miroir's logical backup.
+//! - `/multi-search` when the multi-search plugin is not loaded (turned off, or on by default
+//!   with its component not installed): `miroir_plugin_unavailable`, naming the flag.
 //!
 //! Each is listed in `docs/compatibility.md`.
 
@@ -54,7 +56,9 @@ pub async fn fallback(
 ) -> Response {
     let path = uri.path();
     let path_and_query = uri.path_and_query().map_or(path, |p| p.as_str());
-    let answer = if let Some(feature) = gating_feature(path) {
+    let answer = if path == "/multi-search" {
+        Err(multi_search_unavailable(&state))
+    } else if let Some(feature) = gating_feature(path) {
         gated(&state, &caller, feature, (&method, path_and_query, &headers, body)).await
     } else if method == Method::POST && path == "/export" {
         Err(not_supported(
@@ -67,6 +71,26 @@ pub async fn fallback(
         unknown(&state, &method, path_and_query).await
     };
     answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `/multi-search` when the multi-search plugin is not loaded: turned off, or on by default with
+/// its component not installed. Names the flag and what to do.
+fn multi_search_unavailable(state: &AppState) -> HttpError {
+    let config = state.config();
+    let message = if config.multi_search.enabled {
+        format!(
+            "`POST /multi-search` is served by the multi_search plugin, which is on by default \
+             (`multi_search.enabled`), but its component `multi_search.wasm` was not found in \
+             `plugins.dir` (`{}`) nor beside the miroir binary. Install the first-party plugins \
+             (`make plugins`), set `plugins.dir`, or set `multi_search.enabled: false`.",
+            config.plugins.dir.display()
+        )
+    } else {
+        "`POST /multi-search` is served by the multi_search plugin, which is turned off \
+         (`multi_search.enabled: false`). Set `multi_search.enabled: true` to serve it."
+            .to_owned()
+    };
+    HttpError::api(ErrorCode::MiroirPluginUnavailable, message)
 }
 
 fn not_supported(method: &Method, path: &str, hint: &str) -> HttpError {
