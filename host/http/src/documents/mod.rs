@@ -221,7 +221,11 @@ async fn write_inner(
     } else {
         None
     };
-    let path = format!("/indexes/{uid}/documents?primaryKey={}", encode(&primary_key));
+    let mut path = format!("/indexes/{uid}/documents?primaryKey={}", encode(&primary_key));
+    // Each document goes to its shard's owners, which hold it if it exists: they decide.
+    if let Some(skip) = query_param(query, "skipCreation") {
+        path.push_str(&format!("&skipCreation={}", encode(&skip)));
+    }
     let node_method = if *method == HttpMethod::PUT { Method::PUT } else { Method::POST };
     let mut calls = Vec::new();
     let targets: BTreeSet<NodeId> = routed.per_node.keys().cloned().collect();

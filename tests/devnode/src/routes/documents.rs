@@ -49,6 +49,7 @@ fn write(
     auth(&node, &headers, "documents.add", Some(&uid))?;
     let mut primary_key = None;
     let mut delimiter = b',';
+    let mut skip_creation = false;
     for (key, value) in query_pairs(q.as_deref()) {
         match key.as_str() {
             "primaryKey" => primary_key = Some(value),
@@ -58,7 +59,14 @@ fn write(
                     _ => return Err(ApiError::new("invalid_document_csv_delimiter", format!("Invalid value in parameter `csvDelimiter`: expected a string of one character, but found the following string of {} characters: `{value}`", value.chars().count()))),
                 }
             }
-            "customMetadata" | "skipCreation" => {}
+            "skipCreation" => {
+                skip_creation = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::new("invalid_skip_creation", format!("Invalid value in parameter `skipCreation`: could not parse `{value}` as a boolean, expected either `true` or `false`"))),
+                }
+            }
+            "customMetadata" => {}
             other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `primaryKey`, `csvDelimiter`, `customMetadata`, `skipCreation`"))),
         }
     }
@@ -66,7 +74,10 @@ fn write(
     let format = PayloadFormat::from_content_type(content_type)?;
     let documents = parse_payload(&body, format, delimiter)?;
     let task = node
-        .enqueue(Some(uid), TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method });
+        .enqueue(
+            Some(uid),
+            TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method, skip_creation },
+        );
     Ok(accepted(&task))
 }
 
