@@ -290,6 +290,11 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
         json!({"federation": {}, "queries": [
             {"indexUid": "second", "q": "echo"},
             {"indexUid": "second", "q": "echo foxtrot"}]}),
+        json!({"federation": {"page": 2, "hitsPerPage": 5}, "queries": [
+            {"indexUid": "first", "q": "alpha"},
+            {"indexUid": "second", "q": "charlie"}]}),
+        json!({"federation": {"hitsPerPage": 3}, "queries": [
+            {"indexUid": "first", "q": "bravo"}]}),
     ];
     for request in requests {
         let (status, miroir) =
@@ -297,7 +302,9 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
         assert_eq!(status, 200, "{miroir}");
         let (status, one) = lone_call(request.clone());
         assert_eq!(status, 200, "{one}");
-        for field in ["estimatedTotalHits", "limit", "offset"] {
+        let fields =
+            ["estimatedTotalHits", "limit", "offset", "totalHits", "totalPages", "page", "hitsPerPage"];
+        for field in fields {
             assert_eq!(miroir[field], one[field], "{field} of {request}");
         }
         assert_eq!(federated_hits(&miroir), federated_hits(&one), "hits of {request}");
