@@ -247,8 +247,8 @@ pub async fn update_index(
     };
     // A new key for an index that has one takes effect only if every node applies it (one node
     // does while the index is empty): writes wait meanwhile, so none is routed by a stale key.
-    let changes_key = primary_key.is_some() && meta.primary_key.is_some()
-        && primary_key != meta.primary_key;
+    let changes_key =
+        primary_key.is_some() && meta.primary_key.is_some() && primary_key != meta.primary_key;
     let _guard = if changes_key { Some(state.index_write_guard(&uid).await?) } else { None };
     let step =
         NodeStep::new(Method::PATCH, format!("/indexes/{uid}"), Some(NodeBody::json(raw.clone())));

@@ -164,4 +164,3 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         )
         .with_state(state)
 }
-

@@ -138,9 +138,7 @@ fn relayed(response: NodeResponse) -> Response {
 async fn unknown(state: &AppState, method: &Method, path: &str) -> HttpResult<Response> {
     let own = || HttpError::from(ApiError::route_not_found(method, path));
     match ask_one(state, NodeAuth::Client(PROBE_AUTH), (method, path, None)).await {
-        Some(response) if response.status == 404 || response.status == 405 => {
-            Ok(relayed(response))
-        }
+        Some(response) if response.status == 404 || response.status == 405 => Ok(relayed(response)),
         _ => Err(own()),
     }
 }
@@ -151,10 +149,11 @@ async fn gated(
     feature: &str,
     (method, path, headers, body): (&Method, &str, &HeaderMap, Bytes),
 ) -> HttpResult<Response> {
-    let features = ask_one(state, NodeAuth::NodeKey, (&Method::GET, "/experimental-features", None))
-        .await
-        .filter(NodeResponse::is_success)
-        .map(|r| r.json());
+    let features =
+        ask_one(state, NodeAuth::NodeKey, (&Method::GET, "/experimental-features", None))
+            .await
+            .filter(NodeResponse::is_success)
+            .map(|r| r.json());
     let enabled = features.as_ref().is_some_and(|f| f[feature].as_bool() == Some(true));
     if enabled {
         return Err(not_supported(

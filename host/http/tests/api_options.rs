@@ -191,10 +191,7 @@ async fn search_options_answer_as_one_node() {
         pair.both("POST", "/indexes/docs/search", Some(json!({"facets": ["*"], "limit": 0}))).await;
     assert_eq!(miroir, node);
     // `page=0`: no hits, the page size as sent.
-    for path in [
-        "/indexes/docs/search?page=0&hitsPerPage=5",
-        "/indexes/docs/search?page=0",
-    ] {
+    for path in ["/indexes/docs/search?page=0&hitsPerPage=5", "/indexes/docs/search?page=0"] {
         let [(ms, mut mb), (ns, mut nb)] = pair.both("GET", path, None).await;
         mb["processingTimeMs"] = json!(0);
         nb["processingTimeMs"] = json!(0);
@@ -202,7 +199,11 @@ async fn search_options_answer_as_one_node() {
     }
     // `showPerformanceDetails`, in a POST body and as GET text.
     for (method, path, body) in [
-        ("POST", "/indexes/docs/search", Some(json!({"q": "item", "showPerformanceDetails": true}))),
+        (
+            "POST",
+            "/indexes/docs/search",
+            Some(json!({"q": "item", "showPerformanceDetails": true})),
+        ),
         ("GET", "/indexes/docs/search?q=item&showPerformanceDetails=true", None),
     ] {
         let [(ms, mb), (ns, nb)] = pair.both(method, path, body).await;
@@ -216,11 +217,7 @@ async fn search_options_answer_as_one_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_and_unserved_routes_answer_as_one_node() {
     let pair = Pair::start().await;
-    for (method, path) in [
-        ("GET", "/nope"),
-        ("POST", "/indexes/x/nope"),
-        ("DELETE", "/a/b/c"),
-    ] {
+    for (method, path) in [("GET", "/nope"), ("POST", "/indexes/x/nope"), ("DELETE", "/a/b/c")] {
         pair.same(method, path, None).await;
     }
     // Behind an experimental feature that is off: the node's refusal (the development node

@@ -302,8 +302,15 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
         assert_eq!(status, 200, "{miroir}");
         let (status, one) = lone_call(request.clone());
         assert_eq!(status, 200, "{one}");
-        let fields =
-            ["estimatedTotalHits", "limit", "offset", "totalHits", "totalPages", "page", "hitsPerPage"];
+        let fields = [
+            "estimatedTotalHits",
+            "limit",
+            "offset",
+            "totalHits",
+            "totalPages",
+            "page",
+            "hitsPerPage",
+        ];
         for field in fields {
             assert_eq!(miroir[field], one[field], "{field} of {request}");
         }
@@ -405,8 +412,12 @@ fn start_with_config(config: &str) -> Cluster {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let created =
-        call(&client, &format!("{base}/indexes"), "POST", Some(json!({"uid": "movies", "primaryKey": "id"})));
+    let created = call(
+        &client,
+        &format!("{base}/indexes"),
+        "POST",
+        Some(json!({"uid": "movies", "primaryKey": "id"})),
+    );
     wait_task(&client, &base, &created);
     let docs = json!([{"id": 1, "title": "alpha"}, {"id": 2, "title": "beta"}]);
     let added = call(&client, &format!("{base}/indexes/movies/documents"), "POST", Some(docs));
@@ -439,7 +450,8 @@ fn a_default_multi_search_without_its_component_starts_and_names_the_flag() {
     let message = answer["message"].as_str().unwrap_or_default();
     assert!(message.contains("multi_search.enabled"), "{message}");
     // Searches are served meanwhile.
-    let (status, _) = call(&client, &format!("{base}/indexes/movies/search"), "POST", Some(json!({})));
+    let (status, _) =
+        call(&client, &format!("{base}/indexes/movies/search"), "POST", Some(json!({})));
     assert_eq!(status, 200);
 }
 

@@ -173,8 +173,7 @@ impl Browse {
                 } else {
                     &["offset", "limit", "filter"]
                 };
-                let kept =
-                    params.iter().filter(|(k, _)| !replaced.contains(&k.as_str())).cloned();
+                let kept = params.iter().filter(|(k, _)| !replaced.contains(&k.as_str())).cloned();
                 let added = [
                     ("filter".to_owned(), filter),
                     ("offset".to_owned(), offset.to_string()),

@@ -144,8 +144,9 @@ pub fn fields_with_sort(fields: &[String], sort: &[SortField]) -> (Vec<String>, 
     let mut added = Vec::new();
     for field in sort {
         let top = field.name.split('.').next().unwrap_or(&field.name).to_owned();
-        let covered =
-            fields.iter().any(|f| f == &field.name || f == &top || field.name.starts_with(&format!("{f}.")));
+        let covered = fields
+            .iter()
+            .any(|f| f == &field.name || f == &top || field.name.starts_with(&format!("{f}.")));
         if !covered && !all.contains(&field.name) {
             all.push(field.name.clone());
             if !fields.contains(&top) && !added.contains(&top) {
@@ -182,8 +183,13 @@ mod tests {
         let first = |s: &[&str]| merge_sorted(pages.clone(), &sort(s))[0]["id"].clone();
         assert_eq!(first(&["t:asc"]), 2);
         assert_eq!(first(&["t:desc"]), 2);
-        assert_eq!(merge_sorted(vec![vec![json!({"t": "Beta"}), json!({"t": "alpha"})]],
-                                &sort(&["t:asc"]))[0]["t"], "alpha");
+        assert_eq!(
+            merge_sorted(
+                vec![vec![json!({"t": "Beta"}), json!({"t": "alpha"})]],
+                &sort(&["t:asc"])
+            )[0]["t"],
+            "alpha"
+        );
     }
 
     #[test]

@@ -73,11 +73,10 @@ fn write(
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let format = PayloadFormat::from_content_type(content_type)?;
     let documents = parse_payload(&body, format, delimiter)?;
-    let task = node
-        .enqueue(
-            Some(uid),
-            TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method, skip_creation },
-        );
+    let task = node.enqueue(
+        Some(uid),
+        TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method, skip_creation },
+    );
     Ok(accepted(&task))
 }
 

@@ -35,9 +35,9 @@ use crate::error::ApiError;
 use crate::index::{Document, Index};
 
 pub use facets::{check_facet_searchable, facet_search};
-pub use sort::sort_documents;
 pub use params::parse_search_params;
 pub use query::{parse_search_body, MatchingStrategy, SearchQuery};
+pub use sort::sort_documents;
 
 use matching::{DocMatch, Matcher};
 use ranking::{Keywords, Ranked};
