@@ -264,42 +264,6 @@ pub fn details_key(criterion: &SortCriterion) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_fields_and_geo_points() {
-        assert_eq!(
-            parse_criterion("price:desc").ok(),
-            Some(SortCriterion::Field { name: "price".into(), asc: false })
-        );
-        assert_eq!(
-            parse_criterion("_geoPoint(48.85, 2.35):asc").ok(),
-            Some(SortCriterion::Geo { lat: 48.85, lng: 2.35, asc: true })
-        );
-        assert!(parse_criterion("price").is_err());
-        assert!(parse_criterion("price:up").is_err());
-    }
-
-    #[test]
-    fn geo_distance_matches_meilisearch_recording() {
-        let d = haversine_m((48.85, 2.35), (50.1972, 3.8763));
-        assert_eq!(d.round(), 185942.0);
-        let d = haversine_m((48.85, 2.35), (42.7313, 2.1157));
-        assert_eq!(d.round(), 680610.0);
-    }
-
-    #[test]
-    fn missing_values_come_last_in_both_directions() {
-        let n = SortValue::Number(1.0);
-        let s = SortValue::Text("a".into());
-        assert_eq!(compare(&n, &SortValue::Missing, false), Ordering::Less);
-        assert_eq!(compare(&SortValue::Missing, &s, true), Ordering::Greater);
-        assert_eq!(compare(&n, &s, false), Ordering::Less);
-    }
-}
-
 /// Orders documents by the `sort` of a documents browse (`GET/POST .../documents`): each
 /// expression must be `field:asc|desc` on a sortable attribute (`invalid_document_sort`
 /// otherwise); the ranking rules need not hold `sort`. The order is stable, so documents that
@@ -348,4 +312,40 @@ pub fn sort_documents(
         *slot = doc;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fields_and_geo_points() {
+        assert_eq!(
+            parse_criterion("price:desc").ok(),
+            Some(SortCriterion::Field { name: "price".into(), asc: false })
+        );
+        assert_eq!(
+            parse_criterion("_geoPoint(48.85, 2.35):asc").ok(),
+            Some(SortCriterion::Geo { lat: 48.85, lng: 2.35, asc: true })
+        );
+        assert!(parse_criterion("price").is_err());
+        assert!(parse_criterion("price:up").is_err());
+    }
+
+    #[test]
+    fn geo_distance_matches_meilisearch_recording() {
+        let d = haversine_m((48.85, 2.35), (50.1972, 3.8763));
+        assert_eq!(d.round(), 185942.0);
+        let d = haversine_m((48.85, 2.35), (42.7313, 2.1157));
+        assert_eq!(d.round(), 680610.0);
+    }
+
+    #[test]
+    fn missing_values_come_last_in_both_directions() {
+        let n = SortValue::Number(1.0);
+        let s = SortValue::Text("a".into());
+        assert_eq!(compare(&n, &SortValue::Missing, false), Ordering::Less);
+        assert_eq!(compare(&SortValue::Missing, &s, true), Ordering::Greater);
+        assert_eq!(compare(&n, &s, false), Ordering::Less);
+    }
 }
