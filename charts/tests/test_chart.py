@@ -127,7 +127,9 @@ class RendersValidObjects(unittest.TestCase):
         meili = find(objects, "StatefulSet", "search-miroir-meili")
         mounts = meili["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
         self.assertEqual(mounts, [{"name": "data", "mountPath": "/meilisearch-data"}])
-        for feature in ("multi_search", "vector_search", "shadow", "cdc"):
+        # `/multi-search` is part of the Meilisearch API: on, its component is in the image.
+        self.assertEqual(config["multi_search"], {"enabled": True})
+        for feature in ("vector_search", "shadow", "cdc"):
             self.assertEqual(config[feature], {"enabled": False})
         self.assertNotIn("search_ui", config)
 

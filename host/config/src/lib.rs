@@ -139,15 +139,40 @@ impl Config {
         groups
     }
 
-    /// The first-party plugins that are enabled, by name (see [`FIRST_PARTY_PLUGINS`]).
+    /// The first-party plugins to load, by name (see [`FIRST_PARTY_PLUGINS`]): each whose flag
+    /// is on, except a feature on by default whose component is not installed (see
+    /// [`Config::unavailable_features`]).
     pub fn enabled_features(&self) -> Vec<&'static str> {
+        let unavailable = self.unavailable_features();
+        self.feature_flags()
+            .filter(|(name, on, _)| *on && !unavailable.contains(name))
+            .map(|(name, _, _)| name)
+            .collect()
+    }
+
+    /// The first-party features left on by default (not written in the configuration) whose
+    /// component is not found: Miroir starts without them, warns, and their routes answer
+    /// `miroir_plugin_unavailable`. An explicitly enabled feature without its component is a
+    /// configuration error instead.
+    pub fn unavailable_features(&self) -> Vec<&'static str> {
+        self.feature_flags()
+            .filter(|(name, on, explicit)| {
+                *on && !*explicit && self.plugins.find_component(name).is_none()
+            })
+            .map(|(name, _, _)| name)
+            .collect()
+    }
+
+    /// Each first-party feature: name, flag, whether the flag was written in the configuration
+    /// (features that are off by default are only on when written).
+    fn feature_flags(&self) -> impl Iterator<Item = (&'static str, bool, bool)> {
         let flags = [
-            self.multi_search.enabled,
-            self.vector_search.enabled,
-            self.shadow.enabled,
-            self.cdc.enabled,
+            (self.multi_search.enabled, self.multi_search.enabled_explicitly),
+            (self.vector_search.enabled, true),
+            (self.shadow.enabled, true),
+            (self.cdc.enabled, true),
         ];
-        FIRST_PARTY_PLUGINS.iter().zip(flags).filter(|(_, on)| *on).map(|(name, _)| *name).collect()
+        FIRST_PARTY_PLUGINS.iter().zip(flags).map(|(name, (on, explicit))| (*name, on, explicit))
     }
 
     /// One line describing the topology and store, e.g.

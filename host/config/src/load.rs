@@ -134,6 +134,7 @@ impl Config {
         let Parsed { config, mut problems, removed } = parse(figment, merged);
         if let Some(mut config) = config {
             resolve_paths(&mut config, figment);
+            config.multi_search.enabled_explicitly = written(figment, "multi_search.enabled");
             problems.extend(
                 config
                     .problems()
@@ -336,6 +337,12 @@ fn file_dir(figment: &Figment, key: &str) -> Option<PathBuf> {
         Some(Source::File(file)) => Some(file.parent().unwrap_or(Path::new("")).to_owned()),
         _ => None,
     }
+}
+
+/// Whether `key` was written in the configuration (a file or the environment), not left at
+/// the defaults, which are the only value that comes from code.
+fn written(figment: &Figment, key: &str) -> bool {
+    figment.find_metadata(key).is_some_and(|m| !matches!(m.source, Some(Source::Code(_))))
 }
 
 fn resolve(path: &mut PathBuf, base: Option<&Path>) {

@@ -153,7 +153,7 @@ impl Config {
 
     fn validate_plugin_files(&self, report: &mut Report) {
         for name in self.enabled_features() {
-            let component = self.plugins.dir.join(format!("{name}.wasm"));
+            let component = self.plugins.component_path(name);
             if !component.is_file() {
                 report.push(
                     format!("{name}.enabled"),

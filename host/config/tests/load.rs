@@ -445,3 +445,35 @@ fn platform_variables_that_share_the_prefix_are_not_configuration() {
         Ok(())
     });
 }
+
+#[test]
+fn multi_search_is_on_by_default_and_a_missing_component_only_makes_it_unavailable() {
+    Jail::expect_with(|jail| {
+        jail.create_file("miroir.yaml", &format!("{NODES}plugins: {{ dir: none-here }}\n"))?;
+        let config = load("miroir.yaml").map_err(|e| e.to_string())?;
+        assert!(config.multi_search.enabled && !config.multi_search.enabled_explicitly);
+        assert_eq!(config.unavailable_features(), ["multi_search"]);
+        assert!(config.enabled_features().is_empty());
+
+        jail.create_dir("none-here")?;
+        jail.create_file("none-here/multi_search.wasm", "")?;
+        let config = load("miroir.yaml").map_err(|e| e.to_string())?;
+        assert!(config.unavailable_features().is_empty());
+        assert_eq!(config.enabled_features(), ["multi_search"]);
+        Ok(())
+    });
+}
+
+#[test]
+fn an_explicit_multi_search_flag_without_its_component_fails_from_the_environment_too() {
+    Jail::expect_with(|jail| {
+        jail.create_file("miroir.yaml", &format!("{NODES}plugins: {{ dir: none-here }}\n"))?;
+        jail.set_env("MIROIR_MULTI_SEARCH__ENABLED", "true");
+        let problems = problems(load("miroir.yaml"));
+        find(&problems, "multi_search.enabled");
+        jail.set_env("MIROIR_MULTI_SEARCH__ENABLED", "false");
+        let config = load("miroir.yaml").map_err(|e| e.to_string())?;
+        assert!(config.unavailable_features().is_empty() && config.enabled_features().is_empty());
+        Ok(())
+    });
+}

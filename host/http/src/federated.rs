@@ -46,8 +46,8 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
     let queries = request["queries"].as_array().ok_or_else(|| {
         HttpError::api(ErrorCode::BadRequest, "Missing field `queries`: expected an array")
     })?;
-    let limit = request["federation"]["limit"].as_u64().unwrap_or(DEFAULT_LIMIT);
-    let offset = request["federation"]["offset"].as_u64().unwrap_or(0);
+    let page = FederatedPage::of(&request["federation"]);
+    let (offset, limit) = (page.offset, page.limit);
 
     let rotation = NEXT_GROUP.fetch_add(1, AtomicOrdering::Relaxed);
     // Per query: its index's assignment and read plan (health-aware group and covering set).
@@ -86,10 +86,7 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
             let positions: Vec<u64> = local.iter().map(|(p, _)| *p).collect();
             let bodies: Vec<Value> =
                 local.iter().map(|(p, shards)| restricted(&queries[*p as usize], shards)).collect();
-            let body = json!({
-                "federation": { "offset": 0, "limit": offset + limit },
-                "queries": bodies,
-            });
+            let body = json!({ "federation": page.node_federation(), "queries": bodies });
             let answer = match (state.client(&node), serde_json::to_vec(&body)) {
                 (Ok(client), Ok(bytes)) => {
                     client
@@ -115,7 +112,10 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
             match (verdict, answer) {
                 (ReadOutcome::Answered, Ok(response)) => {
                     let body = response.json();
-                    total += body["estimatedTotalHits"].as_u64().unwrap_or(0);
+                    total += body["estimatedTotalHits"]
+                        .as_u64()
+                        .or_else(|| body["totalHits"].as_u64())
+                        .unwrap_or(0);
                     slowest = slowest.max(body["processingTimeMs"].as_u64().unwrap_or(0));
                     let hits = body["hits"].as_array().cloned().unwrap_or_default();
                     candidates.extend(
@@ -180,13 +180,63 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
         .take(usize::try_from(limit).unwrap_or(usize::MAX))
         .map(|c| Value::Object(c.hit))
         .collect();
-    Ok(json!({
-        "hits": hits,
-        "processingTimeMs": slowest,
-        "limit": limit,
-        "offset": offset,
-        "estimatedTotalHits": total,
-    }))
+    Ok(page.answer(hits, slowest, total))
+}
+
+/// The federated page the client asked for: `limit`/`offset`, or `page`/`hitsPerPage` (then the
+/// answer has `totalHits` and `totalPages`, as one node's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FederatedPage {
+    offset: u64,
+    limit: u64,
+    /// `Some((page, hitsPerPage))` when the client paged.
+    paged: Option<(u64, u64)>,
+}
+
+impl FederatedPage {
+    fn of(federation: &Value) -> Self {
+        let number = |key: &str| federation[key].as_u64();
+        if number("page").is_some() || number("hitsPerPage").is_some() {
+            let per_page = number("hitsPerPage").unwrap_or(DEFAULT_LIMIT);
+            let page = number("page").unwrap_or(1);
+            let offset = page.saturating_sub(1).saturating_mul(per_page);
+            let limit = if page == 0 { 0 } else { per_page };
+            FederatedPage { offset, limit, paged: Some((page, per_page)) }
+        } else {
+            let limit = number("limit").unwrap_or(DEFAULT_LIMIT);
+            FederatedPage { offset: number("offset").unwrap_or(0), limit, paged: None }
+        }
+    }
+
+    /// What each node is asked: the first `offset + limit` hits, paged when the client paged
+    /// (so the nodes count every hit: `totalHits`).
+    fn node_federation(&self) -> Value {
+        let depth = self.offset.saturating_add(self.limit);
+        match self.paged {
+            Some(_) => json!({ "page": 1, "hitsPerPage": depth }),
+            None => json!({ "offset": 0, "limit": depth }),
+        }
+    }
+
+    fn answer(&self, hits: Vec<Value>, slowest: u64, total: u64) -> Value {
+        match self.paged {
+            Some((page, per_page)) => json!({
+                "hits": hits,
+                "processingTimeMs": slowest,
+                "hitsPerPage": per_page,
+                "page": page,
+                "totalPages": if per_page == 0 { 0 } else { total.div_ceil(per_page) },
+                "totalHits": total,
+            }),
+            None => json!({
+                "hits": hits,
+                "processingTimeMs": slowest,
+                "limit": self.limit,
+                "offset": self.offset,
+                "estimatedTotalHits": total,
+            }),
+        }
+    }
 }
 
 /// A node's hit with its query position made the batch's, and Miroir's fields removed.
@@ -289,6 +339,19 @@ mod tests {
         let answer: Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(status, 400);
         assert_eq!(answer["message"], "Inside `.queries[4]`: Attribute `x` is not filterable.");
+    }
+
+    #[test]
+    fn federated_pages_ask_nodes_for_every_hit_before_the_page() {
+        let paged = FederatedPage::of(&json!({"page": 3, "hitsPerPage": 4}));
+        assert_eq!((paged.offset, paged.limit), (8, 4));
+        assert_eq!(paged.node_federation(), json!({"page": 1, "hitsPerPage": 12}));
+        let answer = paged.answer(Vec::new(), 1, 9);
+        assert_eq!((answer["totalPages"].as_u64(), answer["page"].as_u64()), (Some(3), Some(3)));
+        let zero = FederatedPage::of(&json!({"page": 0}));
+        assert_eq!((zero.limit, zero.paged), (0, Some((0, 20))));
+        let plain = FederatedPage::of(&json!({"offset": 2}));
+        assert_eq!(plain.node_federation(), json!({"offset": 0, "limit": 22}));
     }
 
     #[test]

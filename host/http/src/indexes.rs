@@ -5,9 +5,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use miroir_cluster::NodeBody;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use miroir_cluster::{NodeAuth, NodeBody};
 use miroir_store::{IndexMeta, StoreError};
-use miroir_types::{ApiError, ErrorCode, IndexUid};
+use miroir_types::{ApiError, ErrorCode, IndexUid, NodeId};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -242,18 +245,24 @@ pub async fn update_index(
         Some(new_uid) if new_uid != uid => Some(check_write_uid(new_uid)?.as_str().to_owned()),
         _ => None,
     };
+    // A new key for an index that has one takes effect only if every node applies it (one node
+    // does while the index is empty): writes wait meanwhile, so none is routed by a stale key.
+    let changes_key =
+        primary_key.is_some() && meta.primary_key.is_some() && primary_key != meta.primary_key;
+    let _guard = if changes_key { Some(state.index_write_guard(&uid).await?) } else { None };
     let step =
         NodeStep::new(Method::PATCH, format!("/indexes/{uid}"), Some(NodeBody::json(raw.clone())));
     let outcomes =
         fanout::run(&state, caller.node_auth(), fanout::broadcast(&state, vec![step])).await;
     let enqueued = fanout::collect_enqueued(&outcomes)?;
+    let key_applied = changes_key && node_tasks_succeeded(&state, &enqueued.node_tasks).await;
     let report = fanout::check_quorum(
         &state,
         meta.shard_count,
         &fanout::all_shards(meta.shard_count),
         &enqueued.accepted,
     )?;
-    if primary_key.is_some() && meta.primary_key.is_none() {
+    if primary_key.is_some() && (meta.primary_key.is_none() || key_applied) {
         // Re-read so a settings version bumped meanwhile is not overwritten.
         if let Some(mut fresh) = state.catalog().get_index(&uid).await? {
             fresh.primary_key = primary_key.clone();
@@ -271,6 +280,32 @@ pub async fn update_index(
     let record =
         enqueue(&state, Some(&uid), "indexUpdate", details, &Hints::default(), enqueued).await?;
     Ok(accepted_degraded(&record, &report))
+}
+
+/// Whether every node task finished with `succeeded`, polled for a bounded time (a node task
+/// still running at the deadline counts as not succeeded).
+async fn node_tasks_succeeded(state: &AppState, tasks: &BTreeMap<String, u64>) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for (node, task) in tasks {
+        let Ok(node) = NodeId::new(node.clone()) else { return false };
+        let Ok(client) = state.client(&node) else { return false };
+        let path = format!("/tasks/{task}");
+        loop {
+            let status = match client.send(Method::GET, &path, None, NodeAuth::NodeKey).await {
+                Ok(response) if response.is_success() => {
+                    response.json()["status"].as_str().map(str::to_owned)
+                }
+                _ => None,
+            };
+            match status.as_deref() {
+                Some("succeeded") => break,
+                Some("failed" | "canceled") => return false,
+                _ if tokio::time::Instant::now() >= deadline => return false,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+    true
 }
 
 /// `DELETE /indexes/{uid}`.

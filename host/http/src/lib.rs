@@ -54,17 +54,15 @@ mod stats;
 pub mod store_recovery;
 mod task_metadata;
 pub mod tasks;
+mod unserved;
 pub mod webhooks;
 mod write_guard;
 mod write_hooks;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use miroir_types::ApiError;
 use tower::ServiceBuilder;
 
 pub use error::{HttpError, HttpResult};
@@ -156,7 +154,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/_indexes/{uid}/documents/export", get(export::export_documents))
         .route("/_miroir/indexes/{uid}/export/settings", get(export::export_settings))
         .merge(extra)
-        .fallback(route_not_found);
+        .fallback(unserved::fallback);
     routes
         .layer(
             ServiceBuilder::new()
@@ -169,8 +167,4 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 .layer(middleware::from_fn_with_state(state.clone(), after_response::deliver)),
         )
         .with_state(state)
-}
-
-async fn route_not_found(method: Method, uri: Uri) -> Response {
-    HttpError::from(ApiError::route_not_found(method, uri.path())).into_response()
 }

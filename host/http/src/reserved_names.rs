@@ -12,7 +12,7 @@
 use axum::http::Method;
 use bytes::Bytes;
 use miroir_cluster::NodeResponse;
-use miroir_types::{ForwardedError, NodeId};
+use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId};
 use serde_json::Value;
 
 use crate::auth::Caller;
@@ -104,6 +104,9 @@ pub async fn check_json_read(
     route: &str,
     request: &Value,
 ) -> HttpResult<()> {
+    if route == "search" && has_wildcard_facet(request) {
+        refuse_wildcard_without_filterable(state, uid, request).await?;
+    }
     if !request_names_shard_field(request) {
         return Ok(());
     }
@@ -112,6 +115,63 @@ pub async fn check_json_read(
         .map_err(|e| crate::error::HttpError::Internal(e.to_string()))?;
     let path = format!("/indexes/{uid}/{route}");
     refuse_like_one_node(state, caller, uid, (Method::POST, &path, Some(Bytes::from(bytes)))).await
+}
+
+/// Whether the search's `facets` holds a pattern (`*`, `genre*`): a pattern may match the
+/// bookkeeping field, which is filterable on every node.
+fn has_wildcard_facet(request: &Value) -> bool {
+    request
+        .get("facets")
+        .and_then(Value::as_array)
+        .is_some_and(|facets| facets.iter().any(|f| f.as_str().is_some_and(|f| f.contains('*'))))
+}
+
+/// One node holding only the client's settings refuses a facet pattern when the index has no
+/// filterable attribute; on Miroir's nodes the bookkeeping field would make it succeed.
+async fn refuse_wildcard_without_filterable(
+    state: &AppState,
+    uid: &str,
+    request: &Value,
+) -> HttpResult<()> {
+    crate::read_catalog::index_for_read(state, uid).await?;
+    let nodes: Vec<NodeId> = state.topology().nodes().cloned().collect();
+    let path = format!("/indexes/{uid}/settings/filterable-attributes");
+    let no_more = |_: &NodeResponse| false;
+    let response = first_answer_for(
+        state,
+        uid,
+        miroir_cluster::NodeAuth::NodeKey,
+        nodes,
+        (Method::GET, &path, None),
+        no_more,
+    )
+    .await?;
+    if !response.is_success() {
+        return Ok(());
+    }
+    let is_bookkeeping = |a: &Value| {
+        a == SHARD_FIELD
+            || a["attributePatterns"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty() && p.iter().all(|x| x == SHARD_FIELD))
+    };
+    let client_filterable =
+        response.json().as_array().is_some_and(|list| list.iter().any(|a| !is_bookkeeping(a)));
+    if client_filterable {
+        return Ok(());
+    }
+    let pattern = request["facets"]
+        .as_array()
+        .and_then(|f| f.iter().filter_map(Value::as_str).find(|f| f.contains('*')))
+        .unwrap_or("*");
+    Err(ApiError::new(
+        ErrorCode::InvalidSearchFacets,
+        format!(
+            "Invalid facet distribution: Pattern `{pattern}` is not filterable. This index does \
+             not have configured filterable attributes."
+        ),
+    )
+    .into())
 }
 
 #[cfg(test)]

@@ -88,8 +88,13 @@ async fn primary_key_must_be_resolvable() {
     let missing = cluster
         .send_json("POST", "/indexes/nokey/documents", &json!([{"title": "no candidate"}]))
         .await;
-    assert_eq!(missing.status, 400, "{:?}", missing.body);
-    assert_error(&missing.body, "miroir_primary_key_required");
+    // As Meilisearch: no candidate fails the task, and the index the write would create is not
+    // left behind.
+    assert_eq!(missing.status, 202, "{:?}", missing.body);
+    let task = cluster.wait_task(missing.body["taskUid"].as_u64().expect("uid")).await;
+    assert_eq!(task["status"], "failed");
+    assert_error(&task["error"], "index_primary_key_no_candidate_found");
+    assert_eq!(cluster.get("/indexes/nokey").await.status, 404);
     // As Meilisearch: an ambiguous key fails the task.
     let ambiguous = cluster
         .send_json("POST", "/indexes/nokey/documents", &json!([{"id": 1, "sku_id": 2}]))

@@ -1,6 +1,8 @@
 //! The official Meilisearch Python SDK (`meilisearch` from PyPI) against Miroir over three
 //! development nodes: index, settings, documents, tasks, searches with filters, facets, sort and
-//! pagination, get and delete, as an application would use them.
+//! pagination, get and delete, as an application would use them; documents options (`sort`,
+//! `fields`, `ids`, `retrieveVectors`, `skipCreation`, `csvDelimiter`, task metadata) and stats
+//! with internal database sizes (raw and human).
 
 mod common;
 

@@ -82,6 +82,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         runtime.leader_state(),
         config.rebalancer.drift_check_interval.get(),
     );
+    for feature in config.unavailable_features() {
+        tracing::warn!(
+            feature,
+            dir = %config.plugins.dir.display(),
+            "{feature} is on by default but its component {feature}.wasm is not installed (not in \
+             plugins.dir nor beside the binary): its routes answer miroir_plugin_unavailable; \
+             install the first-party plugins or set {feature}.enabled: false"
+        );
+    }
     // With every plugin disabled this loads nothing and creates no wasmtime engine.
     let plugin_metrics = Arc::new(crate::plugin_metrics::PluginMetrics::new());
     let host = Arc::new(crate::plugins::GatewayHost {

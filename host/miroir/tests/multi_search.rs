@@ -290,6 +290,11 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
         json!({"federation": {}, "queries": [
             {"indexUid": "second", "q": "echo"},
             {"indexUid": "second", "q": "echo foxtrot"}]}),
+        json!({"federation": {"page": 2, "hitsPerPage": 5}, "queries": [
+            {"indexUid": "first", "q": "alpha"},
+            {"indexUid": "second", "q": "charlie"}]}),
+        json!({"federation": {"hitsPerPage": 3}, "queries": [
+            {"indexUid": "first", "q": "bravo"}]}),
     ];
     for request in requests {
         let (status, miroir) =
@@ -297,7 +302,16 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
         assert_eq!(status, 200, "{miroir}");
         let (status, one) = lone_call(request.clone());
         assert_eq!(status, 200, "{one}");
-        for field in ["estimatedTotalHits", "limit", "offset"] {
+        let fields = [
+            "estimatedTotalHits",
+            "limit",
+            "offset",
+            "totalHits",
+            "totalPages",
+            "page",
+            "hitsPerPage",
+        ];
+        for field in fields {
             assert_eq!(miroir[field], one[field], "{field} of {request}");
         }
         assert_eq!(federated_hits(&miroir), federated_hits(&one), "hits of {request}");
@@ -381,4 +395,89 @@ fn a_multi_search_past_its_timeout_answers_miroir_timeout_and_the_gateway_keeps_
     assert_eq!(status, 200, "{answer}");
     let (status, answer) = call(&client, &format!("{base}/multi-search"), "POST", Some(federated));
     assert_eq!(status, 200, "{answer}");
+}
+
+/// Three nodes and `miroir serve` with `config` (the nodes section appended), an index `movies`
+/// holding two documents.
+fn start_with_config(config: &str) -> Cluster {
+    let nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "metrics: {{ enabled: false }}\nshards: 4\n{config}{}",
+        nodes_section(nodes.iter().map(TestNode::url))
+    );
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    let base = miroir.base.clone();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let created = call(
+        &client,
+        &format!("{base}/indexes"),
+        "POST",
+        Some(json!({"uid": "movies", "primaryKey": "id"})),
+    );
+    wait_task(&client, &base, &created);
+    let docs = json!([{"id": 1, "title": "alpha"}, {"id": 2, "title": "beta"}]);
+    let added = call(&client, &format!("{base}/indexes/movies/documents"), "POST", Some(docs));
+    wait_task(&client, &base, &added);
+    (nodes, dir, miroir, base, client)
+}
+
+#[test]
+fn multi_search_answers_in_the_default_configuration() {
+    // No `multi_search` section and no `plugins.dir`: the component is found where `make
+    // plugins` builds it, beside the binary's target directory.
+    plugins_dir("multi_search.wasm");
+    let (_nodes, _dir, _miroir, base, client) = start_with_config("");
+    let body = json!({"queries": [{"indexUid": "movies", "q": "alpha"}]});
+    let (status, answer) = call(&client, &format!("{base}/multi-search"), "POST", Some(body));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["results"][0]["hits"][0]["title"], "alpha");
+}
+
+#[test]
+fn a_default_multi_search_without_its_component_starts_and_names_the_flag() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let config = format!("plugins: {{ dir: \"{}\" }}\n", empty.path().display());
+    let (_nodes, _dir, _miroir, base, client) = start_with_config(&config);
+    let body = json!({"queries": [{"indexUid": "movies", "q": "alpha"}]});
+    let (status, answer) = call(&client, &format!("{base}/multi-search"), "POST", Some(body));
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["code"], "miroir_plugin_unavailable");
+    assert_eq!(answer["type"], "system");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(message.contains("multi_search.enabled"), "{message}");
+    // Searches are served meanwhile.
+    let (status, _) =
+        call(&client, &format!("{base}/indexes/movies/search"), "POST", Some(json!({})));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn an_explicit_multi_search_without_its_component_is_a_configuration_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("miroir.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "multi_search: {{ enabled: true }}\nplugins: {{ dir: \"{}\" }}\n{}",
+            dir.path().join("none").display(),
+            nodes_section(["http://127.0.0.1:1".to_owned()])
+        ),
+    )
+    .expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_miroir"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run check-config");
+    assert!(!output.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("multi_search.enabled"), "{text}");
 }

@@ -77,7 +77,7 @@ impl PluginSpec {
             }
             specs.push(PluginSpec {
                 name: feature.to_owned(),
-                component: plugins.dir.join(format!("{feature}.wasm")),
+                component: plugins.component_path(feature),
                 deadline,
                 memory_mb: plugins.memory_mb,
                 http_targets: targets,

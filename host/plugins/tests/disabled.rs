@@ -49,6 +49,7 @@ fn enabled_features_map_to_components_in_the_plugins_dir() {
     let mut config = Config::default();
     config.plugins.dir = "/opt/plugins".into();
     config.multi_search.enabled = true;
+    config.multi_search.enabled_explicitly = true;
     let specs = PluginSpec::from_config(&config).unwrap();
     assert_eq!(specs.len(), 1);
     assert_eq!(specs[0].name, "multi_search");

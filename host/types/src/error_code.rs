@@ -112,6 +112,12 @@ error_codes! {
     MiroirFleetConflict => "miroir_fleet_conflict", 409, InvalidRequest;
     /// A fleet change request is malformed (missing id or address, invalid id).
     MiroirInvalidNode => "miroir_invalid_node", 400, InvalidRequest;
+    /// A route of the Meilisearch API that Miroir does not serve over shards (chats, update by
+    /// function, export...) while the nodes would serve it: listed in `docs/compatibility.md`.
+    MiroirNotSupported => "miroir_not_supported", 501, InvalidRequest;
+    /// A first-party feature on by default whose component was not found at start (its route
+    /// answers this until the component is installed, or the feature is turned off).
+    MiroirPluginUnavailable => "miroir_plugin_unavailable", 503, System;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -298,6 +304,8 @@ mod tests {
         (ErrorCode::MiroirNodeNotFound, 404, "miroir_node_not_found", "invalid_request"),
         (ErrorCode::MiroirFleetConflict, 409, "miroir_fleet_conflict", "invalid_request"),
         (ErrorCode::MiroirInvalidNode, 400, "miroir_invalid_node", "invalid_request"),
+        (ErrorCode::MiroirNotSupported, 501, "miroir_not_supported", "invalid_request"),
+        (ErrorCode::MiroirPluginUnavailable, 503, "miroir_plugin_unavailable", "system"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
@@ -440,7 +448,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 17);
+        assert_eq!(miroir.len(), 19);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 

@@ -121,10 +121,11 @@ fn apply(
             details["deletedDocuments"] = json!(index.documents.len());
         }
         TaskKind::IndexSwap { swaps } => swap_indexes(db, swaps)?,
-        TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method } => {
+        TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method, skip_creation } => {
             let index =
                 db.indexes.entry(uid.to_string()).or_insert_with(|| Index::new(uid, None, now));
-            let indexed = add_documents(index, documents, primary_key.as_deref(), *method)?;
+            let write = (*method, *skip_creation);
+            let indexed = add_documents(index, documents, primary_key.as_deref(), write)?;
             index.updated_at = now;
             details["indexedDocuments"] = json!(indexed);
         }
@@ -226,7 +227,7 @@ fn add_documents(
     index: &mut Index,
     documents: &[crate::index::Document],
     requested_pk: Option<&str>,
-    method: WriteMethod,
+    (method, skip_creation): (WriteMethod, bool),
 ) -> Result<usize, ApiError> {
     let primary_key = match (&index.primary_key, requested_pk) {
         (Some(pk), Some(req)) if pk != req => {
@@ -249,7 +250,12 @@ fn add_documents(
         ids.push(id);
     }
     index.primary_key = Some(primary_key);
+    let mut indexed = 0;
     for (id, doc) in ids.into_iter().zip(documents) {
+        if skip_creation && !index.documents.contains_key(&id) {
+            continue;
+        }
+        indexed += 1;
         index.note_fields(doc);
         match (method, index.documents.get_mut(&id)) {
             (WriteMethod::Update, Some(existing)) => {
@@ -263,7 +269,7 @@ fn add_documents(
             }
         }
     }
-    Ok(documents.len())
+    Ok(indexed)
 }
 
 /// `_geo` must be null or `{"lat", "lng"}` with numbers (or numeric strings) in range.

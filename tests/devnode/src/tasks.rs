@@ -77,6 +77,8 @@ pub enum TaskKind {
         documents: Vec<Document>,
         primary_key: Option<String>,
         method: WriteMethod,
+        /// `skipCreation`: documents the index does not hold yet are left out.
+        skip_creation: bool,
     },
     DocumentDeletionByIds {
         ids: Vec<Value>,

@@ -69,9 +69,9 @@ pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings)
     out.insert("query".into(), client.get("q").cloned().unwrap_or_else(|| Value::from("")));
     out.insert("processingTimeMs".into(), Value::from(slowest(answers)));
     if page.paged {
-        out.insert("hitsPerPage".into(), Value::from(page.limit));
+        out.insert("hitsPerPage".into(), Value::from(page.per_page));
         out.insert("page".into(), Value::from(page.page));
-        let pages = if page.limit == 0 { 0 } else { total.div_ceil(page.limit as u64) };
+        let pages = if page.per_page == 0 { 0 } else { total.div_ceil(page.per_page as u64) };
         out.insert("totalPages".into(), Value::from(pages));
         out.insert("totalHits".into(), Value::from(total));
     } else {
@@ -83,6 +83,13 @@ pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings)
         let (distribution, stats) = facets::merge_facets(answers, settings);
         out.insert("facetDistribution".into(), distribution);
         out.insert("facetStats".into(), stats);
+    }
+    if client.get("showPerformanceDetails").and_then(Value::as_bool) == Some(true) {
+        // The slowest node's timings: the merged answer took at least that long.
+        let slowest_answer = answers.iter().max_by_key(|a| a["processingTimeMs"].as_u64());
+        if let Some(details) = slowest_answer.and_then(|a| a.get("performanceDetails")) {
+            out.insert("performanceDetails".into(), details.clone());
+        }
     }
     if answers.iter().any(|a| a.get("semanticHitCount").is_some()) {
         let count = hybrid::semantic_hits(&hits[start..])

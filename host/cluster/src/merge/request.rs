@@ -16,6 +16,8 @@ pub struct ClientPage {
     /// Whether the client used `page`/`hitsPerPage` (the answer then has page fields).
     pub paged: bool,
     pub page: usize,
+    /// `hitsPerPage` as the answer shows it (also with `page: 0`, whose `limit` is 0).
+    pub per_page: usize,
 }
 
 impl ClientPage {
@@ -27,14 +29,10 @@ impl ClientPage {
             let page = number("page").unwrap_or(1);
             let offset = page.saturating_sub(1).saturating_mul(per_page);
             let limit = if page == 0 { 0 } else { per_page };
-            Self { offset, limit, paged, page }
+            Self { offset, limit, paged, page, per_page }
         } else {
-            Self {
-                offset: number("offset").unwrap_or(0),
-                limit: number("limit").unwrap_or(DEFAULT_LIMIT),
-                paged,
-                page: 0,
-            }
+            let limit = number("limit").unwrap_or(DEFAULT_LIMIT);
+            Self { offset: number("offset").unwrap_or(0), limit, paged, page: 0, per_page: limit }
         }
     }
 }

@@ -5,12 +5,22 @@ use serde::{Deserialize, Serialize};
 use crate::error::Report;
 use crate::HumanDuration;
 
-/// The `multi_search` section. Enabling it loads `<plugins.dir>/multi_search.wasm`.
+/// The `multi_search` section. Enabling it loads `multi_search.wasm` from the plugins
+/// directory (see [`crate::PluginsConfig::find_component`]).
+///
+/// On by default, since `POST /multi-search` is part of the Meilisearch API: when the flag is
+/// left at its default and the component is not found, Miroir starts, logs a warning and
+/// answers `miroir_plugin_unavailable` on the route; an explicit `enabled: true` with no
+/// component is a configuration error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MultiSearchConfig {
-    /// Whether the plugin is loaded. Default `false`.
+    /// Whether the plugin is loaded. Default `true`.
     pub enabled: bool,
+    /// Whether `enabled` was written in the configuration (file or environment) rather than
+    /// left at its default; set when the configuration is loaded.
+    #[serde(skip)]
+    pub enabled_explicitly: bool,
     /// Most queries in one request. Default `100`.
     pub max_queries_per_batch: u32,
     /// Time limit of one query of the batch. Default `"5s"`.
@@ -22,7 +32,8 @@ pub struct MultiSearchConfig {
 impl Default for MultiSearchConfig {
     fn default() -> Self {
         MultiSearchConfig {
-            enabled: false,
+            enabled: true,
+            enabled_explicitly: false,
             max_queries_per_batch: 100,
             query_timeout: HumanDuration::from_secs(5),
             total_timeout: HumanDuration::from_secs(30),

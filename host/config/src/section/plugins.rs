@@ -1,6 +1,6 @@
 //! `plugins`: what every plugin shares, and the user's own plugins.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +58,7 @@ pub struct PluginsConfig {
 impl Default for PluginsConfig {
     fn default() -> Self {
         PluginsConfig {
-            dir: PathBuf::from("plugins"),
+            dir: PathBuf::from(DEFAULT_DIR),
             deadline_ms: 1000,
             memory_mb: 64,
             tick_interval_ms: 1000,
@@ -70,7 +70,37 @@ impl Default for PluginsConfig {
 /// Largest memory cap, in MiB: one plugin instance must not be able to take the pod's memory.
 const MAX_MEMORY_MB: u64 = 4096;
 
+/// The default `plugins.dir`.
+const DEFAULT_DIR: &str = "plugins";
+
 impl PluginsConfig {
+    /// Where the first-party component `<feature>.wasm` is: `plugins.dir` when it was set;
+    /// with the default `plugins.dir`, the first that exists of `./plugins`, `plugins` beside
+    /// the `miroir` binary, `../plugins` from it (a cargo target directory, where `make
+    /// plugins` builds them), `../lib/miroir/plugins` from it and `/usr/lib/miroir/plugins`
+    /// (an installed release). `None` when none exists.
+    pub fn find_component(&self, feature: &str) -> Option<PathBuf> {
+        let file = format!("{feature}.wasm");
+        let mut candidates = vec![self.dir.join(&file)];
+        if self.dir == Path::new(DEFAULT_DIR) {
+            if let Some(exe_dir) =
+                std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))
+            {
+                candidates.push(exe_dir.join(DEFAULT_DIR).join(&file));
+                candidates.push(exe_dir.join("..").join(DEFAULT_DIR).join(&file));
+                candidates.push(exe_dir.join("../lib/miroir/plugins").join(&file));
+            }
+            candidates.push(Path::new("/usr/lib/miroir/plugins").join(&file));
+        }
+        candidates.into_iter().find(|c| c.is_file())
+    }
+
+    /// The path `<feature>.wasm` is loaded from: the one found, else the one in `plugins.dir`
+    /// (named in the error when it is missing).
+    pub fn component_path(&self, feature: &str) -> PathBuf {
+        self.find_component(feature).unwrap_or_else(|| self.dir.join(format!("{feature}.wasm")))
+    }
+
     /// The deadline of `plugin`'s calls, in milliseconds.
     pub fn deadline_ms_of(&self, plugin: &CustomPlugin) -> u64 {
         plugin.deadline_ms.unwrap_or(self.deadline_ms)

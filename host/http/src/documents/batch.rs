@@ -63,13 +63,13 @@ pub fn resolve_primary_key(
     }
 }
 
-/// The error Miroir answers when no primary key can be resolved.
-pub fn primary_key_required() -> ApiError {
+/// The error a write's task fails with when no primary key can be resolved, as one node's.
+pub fn no_primary_key_candidate() -> ApiError {
     ApiError::new(
-        ErrorCode::MiroirPrimaryKeyRequired,
+        ErrorCode::IndexPrimaryKeyNoCandidateFound,
         "The primary key inference failed as the engine did not find any field ending with `id` \
          in its name. Please specify the primary key manually using the `primaryKey` query \
-         parameter: Miroir needs it to route documents to shards.",
+         parameter.",
     )
 }
 

@@ -27,6 +27,7 @@ use crate::auth::Caller;
 use crate::body::{json_body, RawBody};
 use crate::bookkeeping::shard_filter;
 use crate::catalog::check_read_uid;
+use crate::documents::sorted::{fields_with_sort, merge_sorted, parse_sort, SortField};
 use crate::documents::strip_document;
 use crate::error::{HttpError, HttpResult};
 use crate::read_catalog::index_for_read;
@@ -110,8 +111,54 @@ impl Browse {
         }
     }
 
+    /// The client's `sort`, when it sent one (`None` when there is none to merge by).
+    fn sort(&self) -> Option<Vec<String>> {
+        let list: Vec<String> = match self {
+            Browse::Get(params) => params
+                .iter()
+                .filter(|(k, _)| k == "sort")
+                .flat_map(|(_, v)| v.split(','))
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            Browse::Fetch(body) => match body.get("sort") {
+                Some(Value::Array(items)) => {
+                    items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+                }
+                _ => Vec::new(),
+            },
+        };
+        (!list.is_empty()).then_some(list)
+    }
+
+    /// The client's `fields`, when it named some.
+    fn fields(&self) -> Option<Vec<String>> {
+        match self {
+            Browse::Get(params) => params.iter().find(|(k, _)| k == "fields").map(|(_, v)| {
+                v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+            }),
+            Browse::Fetch(body) => match body.get("fields") {
+                Some(Value::Array(items)) => {
+                    Some(items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                }
+                _ => None,
+            },
+        }
+    }
+
     /// The request for `limit` documents from `offset` of `shard` only.
     fn for_shard(&self, uid: &str, shard: ShardId, offset: usize, limit: usize) -> NodeRequest {
+        self.for_shard_with(uid, shard, (offset, limit), None)
+    }
+
+    /// [`Browse::for_shard`], asking for `fields` instead of the client's when given.
+    fn for_shard_with(
+        &self,
+        uid: &str,
+        shard: ShardId,
+        (offset, limit): (usize, usize),
+        fields: Option<&[String]>,
+    ) -> NodeRequest {
         let only = shard_filter(shard);
         match self {
             Browse::Get(params) => {
@@ -121,16 +168,19 @@ impl Browse {
                     }
                     _ => only,
                 };
-                let kept = params
-                    .iter()
-                    .filter(|(k, _)| !["offset", "limit", "filter"].contains(&k.as_str()))
-                    .cloned();
+                let replaced: &[&str] = if fields.is_some() {
+                    &["offset", "limit", "filter", "fields"]
+                } else {
+                    &["offset", "limit", "filter"]
+                };
+                let kept = params.iter().filter(|(k, _)| !replaced.contains(&k.as_str())).cloned();
                 let added = [
                     ("filter".to_owned(), filter),
                     ("offset".to_owned(), offset.to_string()),
                     ("limit".to_owned(), limit.to_string()),
                 ];
-                let all: Vec<(String, String)> = kept.chain(added).collect();
+                let fields = fields.map(|f| ("fields".to_owned(), f.join(",")));
+                let all: Vec<(String, String)> = kept.chain(added).chain(fields).collect();
                 (Method::GET, get_path(uid, all.iter()), None)
             }
             Browse::Fetch(body) => {
@@ -145,6 +195,9 @@ impl Browse {
                 };
                 body["offset"] = json!(offset);
                 body["limit"] = json!(limit);
+                if let Some(fields) = fields {
+                    body["fields"] = json!(fields);
+                }
                 fetch_request(uid, &body)
             }
         }
@@ -244,6 +297,11 @@ async fn browse(
         return Err(exact_error(state, caller, uid, &request, &candidates[0], None).await);
     };
 
+    if let Some(sort) = request.sort().as_deref().and_then(parse_sort) {
+        let shards = ShardSet { shards: &shards, candidates: &candidates };
+        return browse_sorted(state, caller, uid, &request, shards, (offset, limit), &sort).await;
+    }
+
     // Round 1: how many matching documents each shard holds.
     let counts = join_all(shards.iter().zip(&candidates).map(|(shard, nodes)| {
         ask_shard(state, caller, uid, nodes, request.for_shard(uid, *shard, 0, 0))
@@ -300,6 +358,19 @@ async fn browse(
             }
         }
     }
+    let total: u64 = totals.iter().sum();
+    page_response(state, uid, results, (offset, limit, total), &missing)
+}
+
+/// The merged page, or `miroir_shard_unavailable` when shards are missing and the policy says
+/// so; a partial page carries `X-Miroir-Degraded`.
+fn page_response(
+    state: &AppState,
+    uid: &str,
+    mut results: Vec<Value>,
+    (offset, limit, total): (usize, usize, u64),
+    missing: &BTreeSet<ShardId>,
+) -> HttpResult<Response> {
     if !missing.is_empty()
         && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
     {
@@ -309,7 +380,6 @@ async fn browse(
         ));
     }
     results.iter_mut().for_each(strip_document);
-    let total: u64 = totals.iter().sum();
     let mut response = Json(json!({
         "results": results, "offset": offset, "limit": limit, "total": total,
     }))
@@ -321,6 +391,75 @@ async fn browse(
         }
     }
     Ok(response)
+}
+
+/// The shards of an index, each with the nodes to ask for it, best first.
+#[derive(Clone, Copy)]
+struct ShardSet<'a> {
+    shards: &'a [ShardId],
+    candidates: &'a [Vec<NodeId>],
+}
+
+/// A browse with `sort`: every shard is asked for its first `offset + limit` documents in the
+/// client's order (with the sort fields, stripped after if the client's `fields` left them out),
+/// the pages are merged by the sort values and the client's window is cut from the merge.
+async fn browse_sorted(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    request: &Browse,
+    set: ShardSet<'_>,
+    (offset, limit): (usize, usize),
+    sort: &[SortField],
+) -> HttpResult<Response> {
+    let (fields, added) = match request.fields() {
+        Some(client) => {
+            let (all, added) = fields_with_sort(&client, sort);
+            (Some(all), added)
+        }
+        None => (None, Vec::new()),
+    };
+    let depth = offset.saturating_add(limit);
+    let answers = join_all(set.shards.iter().zip(set.candidates).map(|(shard, nodes)| {
+        let node_request = request.for_shard_with(uid, *shard, (0, depth), fields.as_deref());
+        ask_shard(state, caller, uid, nodes, node_request)
+    }))
+    .await;
+    let mut missing = BTreeSet::new();
+    let mut total = 0;
+    let mut pages = Vec::with_capacity(answers.len());
+    for (shard, answer) in set.shards.iter().zip(answers) {
+        match answer {
+            Some(ShardAnswer { response, .. }) if response.is_success() => {
+                let mut body = response.json();
+                total += body["total"].as_u64().unwrap_or(0);
+                match body["results"].take() {
+                    Value::Array(items) => pages.push(items),
+                    _ => pages.push(Vec::new()),
+                }
+            }
+            Some(ShardAnswer { node, response }) => {
+                let refused = ForwardedError::new(response.status, response.body.to_vec());
+                let nodes = std::slice::from_ref(&node);
+                return Err(exact_error(state, caller, uid, request, nodes, Some(refused)).await);
+            }
+            None => {
+                missing.insert(*shard);
+            }
+        }
+    }
+    let mut results: Vec<Value> =
+        merge_sorted(pages, sort).into_iter().skip(offset).take(limit).collect();
+    if !added.is_empty() {
+        for document in &mut results {
+            if let Value::Object(map) = document {
+                added.iter().for_each(|name| {
+                    map.remove(name);
+                });
+            }
+        }
+    }
+    page_response(state, uid, results, (offset, limit, total), &missing)
 }
 
 /// Sends `node_request` to the first of `nodes` that answers (a 4xx is an answer, unless it

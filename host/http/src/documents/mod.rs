@@ -5,6 +5,7 @@ pub mod batch;
 mod browse;
 mod delete;
 pub mod parse;
+mod sorted;
 mod undo;
 
 use std::collections::BTreeSet;
@@ -185,11 +186,10 @@ async fn write_inner(
             return Ok((record, None));
         }
         batch::PrimaryKey::Missing => {
-            if created {
-                let _ = state.catalog().delete_index(uid).await;
-                state.read_catalog().forget(uid);
-            }
-            return Err(batch::primary_key_required().into());
+            // As one node: the write is accepted and its task fails.
+            let error = batch::no_primary_key_candidate();
+            let record = fail_write(state, uid, created, failed_details, error).await?;
+            return Ok((record, None));
         }
     };
     let assignment = state.assignment(meta.shard_count);
@@ -221,7 +221,11 @@ async fn write_inner(
     } else {
         None
     };
-    let path = format!("/indexes/{uid}/documents?primaryKey={}", encode(&primary_key));
+    let mut path = format!("/indexes/{uid}/documents?primaryKey={}", encode(&primary_key));
+    // Each document goes to its shard's owners, which hold it if it exists: they decide.
+    if let Some(skip) = query_param(query, "skipCreation") {
+        path.push_str(&format!("&skipCreation={}", encode(&skip)));
+    }
     let node_method = if *method == HttpMethod::PUT { Method::PUT } else { Method::POST };
     let mut calls = Vec::new();
     let targets: BTreeSet<NodeId> = routed.per_node.keys().cloned().collect();

@@ -18,7 +18,7 @@ index = client.index("books")
 
 task = index.update_settings({
     "filterableAttributes": ["genre", "year"],
-    "sortableAttributes": ["year"],
+    "sortableAttributes": ["year", "id"],
 })
 assert client.wait_for_task(task.task_uid, timeout_in_ms=30000).status == "succeeded"
 settings = index.get_settings()
@@ -61,4 +61,39 @@ except meilisearch.errors.MeilisearchApiError as error:
 
 stats = index.get_stats()
 assert stats.number_of_documents == 119, stats
+
+# Documents options: `sort` (over every shard), `fields` as a list, `ids`, `retrieveVectors`.
+sorted_docs = index.get_documents({"sort": "year:desc,id:asc", "limit": 5, "fields": ["id", "year"]})
+pairs = [(d.year, d.id) for d in sorted_docs.results]
+expected = sorted(((d["year"], d["id"]) for d in docs if d["id"] != 7), key=lambda p: (-p[0], p[1]))
+assert pairs == expected[:5], pairs
+assert sorted_docs.total == 119 and not hasattr(sorted_docs.results[0], "title"), vars(sorted_docs)
+deep = index.get_documents({"sort": ["year:asc"], "offset": 30, "limit": 10})
+assert [d.year for d in deep.results] == sorted(d["year"] for d in docs if d["id"] != 7)[30:40]
+by_ids = index.get_documents({"ids": ["3", "1", "7"], "fields": ["id"], "retrieveVectors": True})
+assert sorted(d.id for d in by_ids.results) == [1, 3] and by_ids.total == 2, vars(by_ids)
+
+# `skipCreation` and `csvDelimiter` on writes, `customMetadata` on the task.
+task = index.update_documents([{"id": 1, "title": "renamed"}, {"id": 9999, "title": "new"}],
+                              skip_creation=True)
+done = client.wait_for_task(task.task_uid, timeout_in_ms=30000)
+assert done.status == "succeeded", done
+assert index.get_document(1).title == "renamed"
+try:
+    index.get_document(9999)
+    raise AssertionError("skipCreation must not create document 9999")
+except meilisearch.errors.MeilisearchApiError as error:
+    assert error.code == "document_not_found", error
+task = index.add_documents_csv(b"id;title;genre;year\n500;semicolons;poetry;2001\n",
+                               csv_delimiter=";", metadata="from-csv")
+done = client.wait_for_task(task.task_uid, timeout_in_ms=30000)
+assert done.status == "succeeded" and done.custom_metadata == "from-csv", done
+assert index.get_document(500).title == "semicolons"
+
+# Stats with internal database sizes, raw and human.
+stats = index.get_stats(show_internal_database_sizes=True)
+assert stats.number_of_documents == 120, stats
+all_stats = client.get_all_stats(show_internal_database_sizes=True, size_format="human")
+sizes = all_stats["indexes"]["books"].get("internalDatabaseSizes")
+assert sizes and all(isinstance(v, str) for v in sizes.values()), all_stats
 print("python SDK: all checks passed")

@@ -12,6 +12,7 @@ use super::{accepted, auth, check_uid, comma_list, json_body, ok_json, parse_usi
 use crate::documents::{parse_payload, select_fields, PayloadFormat};
 use crate::error::ApiError;
 use crate::filter::{parse_filter, Filter};
+use crate::search::sort_documents;
 use crate::search::vectors::document_view;
 use crate::state::Node;
 use crate::tasks::{TaskKind, WriteMethod};
@@ -48,6 +49,7 @@ fn write(
     auth(&node, &headers, "documents.add", Some(&uid))?;
     let mut primary_key = None;
     let mut delimiter = b',';
+    let mut skip_creation = false;
     for (key, value) in query_pairs(q.as_deref()) {
         match key.as_str() {
             "primaryKey" => primary_key = Some(value),
@@ -57,15 +59,24 @@ fn write(
                     _ => return Err(ApiError::new("invalid_document_csv_delimiter", format!("Invalid value in parameter `csvDelimiter`: expected a string of one character, but found the following string of {} characters: `{value}`", value.chars().count()))),
                 }
             }
-            "customMetadata" | "skipCreation" => {}
+            "skipCreation" => {
+                skip_creation = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::new("invalid_skip_creation", format!("Invalid value in parameter `skipCreation`: could not parse `{value}` as a boolean, expected either `true` or `false`"))),
+                }
+            }
+            "customMetadata" => {}
             other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `primaryKey`, `csvDelimiter`, `customMetadata`, `skipCreation`"))),
         }
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let format = PayloadFormat::from_content_type(content_type)?;
     let documents = parse_payload(&body, format, delimiter)?;
-    let task = node
-        .enqueue(Some(uid), TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method });
+    let task = node.enqueue(
+        Some(uid),
+        TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method, skip_creation },
+    );
     Ok(accepted(&task))
 }
 
@@ -77,6 +88,7 @@ struct Browse {
     filter: Option<Filter>,
     ids: Option<Vec<String>>,
     retrieve_vectors: bool,
+    sort: Vec<String>,
 }
 
 fn invalid_filter(e: crate::filter::FilterError) -> ApiError {
@@ -93,10 +105,13 @@ fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiErr
     }
     let positions = matching_positions(&mut db, uid, &browse)?;
     let index = db.index(uid)?;
-    let matching: Vec<&Map<String, Value>> = positions
+    let mut matching: Vec<&Map<String, Value>> = positions
         .iter()
         .filter_map(|position| index.documents.get_index(*position).map(|(_, doc)| doc))
         .collect();
+    if !browse.sort.is_empty() {
+        sort_documents(index, &browse.sort, &mut matching)?;
+    }
     let results: Vec<Value> = matching
         .iter()
         .skip(browse.offset)
@@ -170,6 +185,7 @@ pub async fn browse(
         filter: None,
         ids: None,
         retrieve_vectors: false,
+        sort: Vec::new(),
     };
     for (key, value) in query_pairs(q.as_deref()) {
         match key.as_str() {
@@ -179,7 +195,7 @@ pub async fn browse(
             "ids" => browse.ids = Some(comma_list(&value)),
             "filter" => browse.filter = parse_filter(&Value::String(value)).map_err(invalid_filter)?,
             "retrieveVectors" => browse.retrieve_vectors = retrieve_vectors_param(&value)?,
-            "sort" => {}
+            "sort" => browse.sort = comma_list(&value),
             other => return Err(ApiError::new("bad_request", format!("Unknown parameter `{other}`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"))),
         }
     }
@@ -205,6 +221,7 @@ pub async fn fetch(
         filter: None,
         ids: None,
         retrieve_vectors: false,
+        sort: Vec::new(),
     };
     for (key, value) in obj {
         let count = |code: &str| {
@@ -234,7 +251,7 @@ pub async fn fetch(
             "retrieveVectors" => {
                 browse.retrieve_vectors = value.as_bool().ok_or_else(|| ApiError::new("invalid_document_retrieve_vectors", format!("Invalid value type at `.retrieveVectors`: expected a boolean, but found {value}")))?
             }
-            "sort" => {}
+            "sort" => browse.sort = strings("invalid_document_sort")?.unwrap_or_default(),
             other => return Err(ApiError::new("bad_request", format!("Unknown field `{other}`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"))),
         }
     }

@@ -194,15 +194,16 @@ pub async fn stats(
     let db = node.db();
     let index = db.index(&uid)?;
     let mut stats = index_stats(&db, index);
-    if internal {
-        with_internal_sizes(&mut stats);
+    if let Some(human) = internal {
+        with_internal_sizes(&mut stats, human);
     }
     Ok(ok_json(stats))
 }
 
-/// The `showInternalDatabaseSizes` parameter of the stats routes.
-pub fn show_internal_sizes(query: Option<&str>) -> Result<bool, ApiError> {
-    let mut show = false;
+/// The `showInternalDatabaseSizes` and `sizeFormat` (`raw` or `human`) parameters of the stats
+/// routes: `Some(human)` when the sizes are shown.
+pub fn show_internal_sizes(query: Option<&str>) -> Result<Option<bool>, ApiError> {
+    let (mut show, mut human) = (false, false);
     for (key, value) in query_pairs(query) {
         match key.as_str() {
             "showInternalDatabaseSizes" => {
@@ -210,26 +211,48 @@ pub fn show_internal_sizes(query: Option<&str>) -> Result<bool, ApiError> {
                     ApiError::new("bad_request", format!("Invalid value in parameter `showInternalDatabaseSizes`: could not parse `{value}` as a boolean"))
                 })?
             }
+            "sizeFormat" => {
+                human = match value.as_str() {
+                    "raw" => false,
+                    "human" => true,
+                    _ => return Err(ApiError::new("bad_request", format!("Unknown value `{value}` for parameter `sizeFormat`: expected one of `raw`, `human`"))),
+                }
+            }
             other => {
                 return Err(ApiError::new(
                     "bad_request",
-                    format!("Unknown parameter `{other}`: expected one of `showInternalDatabaseSizes`"),
+                    format!("Unknown parameter `{other}`: expected one of `showInternalDatabaseSizes`, `sizeFormat`"),
                 ))
             }
         }
     }
-    Ok(show)
+    Ok(show.then_some(human))
+}
+
+/// A size in bytes as a human size (`4 KiB`, `1.5 MiB`).
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} {}", units[unit])
 }
 
 /// Adds `internalDatabaseSizes` to one index's stats: held in memory, the documents' size and
-/// one page (4 KiB) for each other database.
-pub fn with_internal_sizes(stats: &mut Value) {
+/// one page (4 KiB) for each other database; as human sizes with `human`.
+pub fn with_internal_sizes(stats: &mut Value, human: bool) {
     let documents = stats["rawDocumentDbSize"].as_u64().unwrap_or(0).max(4096);
+    let size = |bytes: u64| if human { json!(human_size(bytes)) } else { json!(bytes) };
     stats["internalDatabaseSizes"] = json!({
-        "documents": documents,
-        "externalDocumentsIds": 4096,
-        "main": 4096,
-        "wordDocids": 4096,
+        "documents": size(documents),
+        "externalDocumentsIds": size(4096),
+        "main": size(4096),
+        "wordDocids": size(4096),
     });
 }
 

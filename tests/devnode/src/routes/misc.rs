@@ -41,8 +41,8 @@ pub async fn stats(
     let mut size = 0;
     for (uid, index) in db.indexes.iter().filter(|(uid, _)| access.allows_index(uid)) {
         let mut stats = super::indexes::index_stats(&db, index);
-        if internal {
-            super::indexes::with_internal_sizes(&mut stats);
+        if let Some(human) = internal {
+            super::indexes::with_internal_sizes(&mut stats, human);
         }
         size += stats["rawDocumentDbSize"].as_u64().unwrap_or(0);
         indexes.insert(uid.clone(), stats);

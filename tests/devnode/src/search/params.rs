@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use super::query::{check_threshold, code_for, parse_strategy, SearchQuery};
 
 /// The query-string parameters `GET /indexes/{uid}/search` accepts.
-const GET_PARAMS: [&str; 27] = [
+const GET_PARAMS: [&str; 28] = [
     "q",
     "vector",
     "offset",
@@ -26,6 +26,7 @@ const GET_PARAMS: [&str; 27] = [
     "showMatchesPosition",
     "showRankingScore",
     "showRankingScoreDetails",
+    "showPerformanceDetails",
     "facets",
     "highlightPreTag",
     "highlightPostTag",
@@ -131,6 +132,7 @@ pub fn parse_search_params(params: &[(String, String)]) -> Result<SearchQuery, A
             "retrieveVectors" => query.retrieve_vectors = param_bool(n, v)?,
             "showRankingScore" => query.show_ranking_score = param_bool(n, v)?,
             "showRankingScoreDetails" => query.show_ranking_score_details = param_bool(n, v)?,
+            "showPerformanceDetails" => query.show_performance_details = param_bool(n, v)?,
             "hybridEmbedder" => {
                 hybrid.insert("embedder".into(), Value::String(value.clone()));
             }

@@ -264,6 +264,56 @@ pub fn details_key(criterion: &SortCriterion) -> String {
     }
 }
 
+/// Orders documents by the `sort` of a documents browse (`GET/POST .../documents`): each
+/// expression must be `field:asc|desc` on a sortable attribute (`invalid_document_sort`
+/// otherwise); the ranking rules need not hold `sort`. The order is stable, so documents that
+/// tie keep the index's order.
+pub fn sort_documents(
+    index: &Index,
+    sort: &[String],
+    documents: &mut [&Document],
+) -> Result<(), ApiError> {
+    let mut criteria = Vec::new();
+    for text in sort {
+        let criterion = parse_criterion(text)
+            .map_err(|e| ApiError::new("invalid_document_sort", e.message.clone()))?;
+        let field = match &criterion {
+            SortCriterion::Field { name, .. } => name.as_str(),
+            SortCriterion::Geo { .. } => "_geo",
+        };
+        if !is_sortable(index, field) {
+            let sortable = &index.settings.sortable_attributes;
+            let available = if sortable.is_empty() {
+                "This index does not have configured sortable attributes.".to_string()
+            } else {
+                let list: Vec<&str> = sortable.iter().map(String::as_str).collect();
+                format!("Available sortable attributes are: `{}`.", list.join(", "))
+            };
+            return Err(ApiError::new(
+                "invalid_document_sort",
+                format!("Attribute `{field}` is not sortable. {available}"),
+            ));
+        }
+        criteria.push(criterion);
+    }
+    let mut keyed: Vec<(Vec<SortValue>, &Document)> = documents
+        .iter()
+        .map(|doc| (criteria.iter().map(|c| sort_value(doc, c)).collect(), *doc))
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| {
+        criteria
+            .iter()
+            .zip(a.iter().zip(b))
+            .map(|(c, (x, y))| compare(x, y, is_asc(c)))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    for (slot, (_, doc)) in documents.iter_mut().zip(keyed) {
+        *slot = doc;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
