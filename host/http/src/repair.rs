@@ -4,11 +4,10 @@
 //!
 //! - [`repair_round`] (about every second): for each repair record ([`crate::repairs`]) and each
 //!   held-stale replica whose node answers, the index and its settings are made right on the
-//!   node, then the shards to repair are copied from fresh owners ([`sync_shards`], the shards
-//!   of one source together): same group first, else another group, never a node held stale or
-//!   under repair for the index. A record
-//!   or hold covering the whole index (a node that came back empty, or missed a settings
-//!   change) repairs every shard the node owns; a record of document writes, the shards it
+//!   node, then the shards to repair are copied from fresh owners ([`sync_from_sources`],
+//!   every source read at once): same group first, else another group, never a node held stale
+//!   or under repair for the index. A record or hold covering the whole index (a node that came
+//!   back empty, or missed a settings change) repairs every shard the node owns; a record of document writes, the shards it
 //!   lists. Then, under the index write guard, the record is removed if no write was missed
 //!   since it was read (same generation) and the node's hold released on every instance; else
 //!   the next round repairs again.
@@ -33,7 +32,7 @@ use serde_json::json;
 
 use crate::bookkeeping::shard_filter;
 use crate::repairs::{self, RepairRecord};
-use crate::shard_sync::{sync_shards, wait_idle, SyncError, SHARDS_PER_COPY};
+use crate::shard_sync::{copy_rounds, sync_from_sources, wait_idle, SyncError};
 use crate::AppState;
 
 /// Why a repair did not finish.
@@ -237,7 +236,7 @@ async fn repair_pair(
         .filter(|shard| assignment.write_targets(*shard).any(|(_, owners)| owners.contains(node)))
         .filter(|shard| whole || record.as_ref().is_some_and(|r| r.shards.contains(&shard.get())))
         .collect();
-    // The shards one source gives are copied together (at most 16 per filter).
+    // The shards are copied together, every source read at once (at most 16 shards per filter).
     let mut by_source: BTreeMap<NodeId, Vec<ShardId>> = BTreeMap::new();
     for shard in owned {
         let Some(source) = fresh_owner(state, &meta, shard, node, unfit) else {
@@ -246,16 +245,14 @@ async fn repair_pair(
         by_source.entry(source).or_default().push(shard);
     }
     let status = state.repair_status();
-    for (source, shards) in by_source {
-        for shards in shards.chunks(SHARDS_PER_COPY) {
-            let before = std::sync::atomic::AtomicU64::new(0);
-            let report = sync_shards(state, index, shards, &source, node, &|copied| {
-                let last = before.swap(copied, Ordering::Relaxed);
-                status.copied.fetch_add(copied.saturating_sub(last), Ordering::Relaxed);
-            })
-            .await?;
-            tracing::debug!(%node, index, ?shards, %source, ?report, "repair: shards copied");
-        }
+    for sources in copy_rounds(&by_source) {
+        let before = std::sync::atomic::AtomicU64::new(0);
+        let report = sync_from_sources(state, index, &sources, node, &|copied| {
+            let last = before.swap(copied, Ordering::Relaxed);
+            status.copied.fetch_add(copied.saturating_sub(last), Ordering::Relaxed);
+        })
+        .await?;
+        tracing::debug!(%node, index, ?sources, ?report, "repair: shards copied");
     }
     let _guard = state.index_write_guard(index).await?;
     if let Some(record) = &record {

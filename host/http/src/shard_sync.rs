@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::http::Method;
+use futures_util::future::join_all;
 use miroir_cluster::{NodeAuth, NodeBody, NodeClient, NodeError};
 use miroir_store::IndexMeta;
 use miroir_types::{NodeId, ShardId};
@@ -62,6 +63,19 @@ pub struct SyncReport {
     pub source_count: u64,
     /// Documents of the shards on the target at the final verification.
     pub target_count: u64,
+}
+
+impl SyncReport {
+    /// Adds `other`'s counts to these.
+    fn add(&mut self, other: &SyncReport) {
+        self.copied += other.copied;
+        self.deleted += other.deleted;
+        self.source_count += other.source_count;
+        self.target_count += other.target_count;
+        for (shard, copied) in &other.copied_by_shard {
+            *self.copied_by_shard.entry(*shard).or_default() += copied;
+        }
+    }
 }
 
 /// Why a sync could not finish. The target may hold part of the shard; running the sync again
@@ -131,10 +145,8 @@ pub async fn sync_shard(
     sync_shards(state, index, &[shard], source, target, on_page).await
 }
 
-/// Makes `target`'s copy of `shards` of `index` equal to `source`'s (documents of other shards
-/// untouched), while clients keep writing through any instance. `on_page` is told the number of
-/// documents copied so far after each page. The index is created on the target with Miroir's
-/// settings first when it lacks it.
+/// Makes `target`'s copy of `shards` of `index` equal to `source`'s: [`sync_from_sources`] with
+/// one source.
 pub async fn sync_shards(
     state: &AppState,
     index: &str,
@@ -143,13 +155,29 @@ pub async fn sync_shards(
     target: &NodeId,
     on_page: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<SyncReport, SyncError> {
+    sync_from_sources(state, index, &[(source.clone(), shards.to_vec())], target, on_page).await
+}
+
+/// Makes `target`'s copy of each source's shards of `index` equal to that source's (documents
+/// of other shards untouched), while clients keep writing through any instance. The sources are
+/// read at once: each page round takes the index write guard once and reads the next page of
+/// every source. `on_page` is told the number of documents copied so far after each round. The
+/// index is created on the target with Miroir's settings first when it lacks it.
+pub async fn sync_from_sources(
+    state: &AppState,
+    index: &str,
+    sources: &[(NodeId, Vec<ShardId>)],
+    target: &NodeId,
+    on_page: &(dyn Fn(u64) + Send + Sync),
+) -> Result<SyncReport, SyncError> {
     let meta = state
         .catalog()
         .get_index(index)
         .await?
         .ok_or_else(|| SyncError::UnknownIndex(index.to_owned()))?;
-    let src = &state.client(source)?;
     let dst = &state.client(target)?;
+    let clients =
+        sources.iter().map(|(node, _)| state.client(node)).collect::<Result<Vec<_>, _>>()?;
     {
         let _guard = state.index_write_guard(index).await?;
         crate::convergence::ensure_on_nodes(state, &meta, &BTreeSet::from([target.clone()])).await;
@@ -158,30 +186,85 @@ pub async fn sync_shards(
         // No primary key yet: no document was ever written to the index.
         return Ok(SyncReport::default());
     };
-    let filter = shards_filter(shards);
-    let sync = ShardCopy { state, meta: &meta, pk: &pk, shards, filter: &filter, src, dst };
-    let mut report = SyncReport::default();
+    let filters: Vec<String> = sources.iter().map(|(_, shards)| shards_filter(shards)).collect();
+    let copies: Vec<ShardCopy<'_>> = sources
+        .iter()
+        .zip(&clients)
+        .zip(&filters)
+        .map(|(((_, shards), src), filter)| ShardCopy {
+            state,
+            meta: &meta,
+            pk: &pk,
+            shards,
+            filter,
+            src,
+            dst,
+        })
+        .collect();
+    let mut reports = vec![SyncReport::default(); copies.len()];
+    let mut offsets = vec![0; copies.len()];
+    let mut open: Vec<usize> = (0..copies.len()).collect();
     let limit = state.config().rebalancer.batch_size.max(1) as usize;
-    let mut offset = 0;
-    loop {
-        let page = {
-            // Waiting first without the guard keeps client writes waiting only for the tasks
-            // queued since.
-            settle(src, index).await;
+    while !open.is_empty() {
+        // Waiting first without the guard keeps client writes waiting only for the tasks
+        // queued since.
+        join_all(open.iter().map(|i| settle(copies[*i].src, index))).await;
+        let written = {
             let _guard = state.index_write_guard(index).await?;
-            wait_idle(src, index).await?;
-            let page = sync.fetch(src, offset, limit, None).await?;
-            sync.write(&page, &mut report).await?;
-            page
+            for idle in join_all(open.iter().map(|i| wait_idle(copies[*i].src, index))).await {
+                idle?;
+            }
+            let rounds = open.iter().map(|i| {
+                let copy = &copies[*i];
+                let offset = offsets[*i];
+                async move {
+                    let page = copy.fetch(copy.src, offset, limit, None).await?;
+                    let mut report = SyncReport::default();
+                    copy.write(&page, &mut report).await?;
+                    Ok::<_, SyncError>((page.len(), report))
+                }
+            });
+            join_all(rounds).await
         };
-        on_page(report.copied);
-        if page.len() < limit {
-            break;
+        let mut still_open = Vec::with_capacity(open.len());
+        for (i, outcome) in open.iter().zip(written) {
+            let (len, report) = outcome?;
+            reports[*i].add(&report);
+            offsets[*i] += len;
+            if len == limit {
+                still_open.push(*i);
+            }
         }
-        offset += page.len();
+        open = still_open;
+        on_page(reports.iter().map(|r| r.copied).sum());
     }
-    sync.verify(&mut report, on_page).await?;
-    Ok(report)
+    for i in 0..copies.len() {
+        let others: u64 =
+            reports.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.copied).sum();
+        copies[i].verify(&mut reports[i], &|copied| on_page(others + copied)).await?;
+    }
+    let mut total = SyncReport::default();
+    for report in &reports {
+        total.add(report);
+    }
+    Ok(total)
+}
+
+/// Splits each source's shards into rounds of [`SHARDS_PER_COPY`]: round `k` holds the `k`-th
+/// chunk of every source, so one [`sync_from_sources`] call copies a round.
+pub fn copy_rounds<T: Clone>(
+    by_source: &std::collections::BTreeMap<NodeId, Vec<T>>,
+) -> Vec<Vec<(NodeId, Vec<T>)>> {
+    let mut rounds: Vec<Vec<(NodeId, Vec<T>)>> = Vec::new();
+    for (source, items) in by_source {
+        for (k, chunk) in items.chunks(SHARDS_PER_COPY).enumerate() {
+            if rounds.len() <= k {
+                rounds.push(Vec::new());
+            }
+            rounds[k].push((source.clone(), chunk.to_vec()));
+        }
+    }
+    rounds
 }
 
 /// One sync's fixed parts.

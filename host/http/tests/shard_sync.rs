@@ -1,7 +1,8 @@
 //! `sync_shard` with real development nodes: a target that misses documents, holds extra ones
 //! and an older version of one is made equal to the source for one shard (other shards
 //! untouched), and the same holds when clients add, update and delete documents through the
-//! gateway during the sync. `sync_shards` does the same for several shards read together.
+//! gateway during the sync. `sync_shards` does the same for several shards read together, and
+//! `sync_from_sources` for shards of several sources read in the same page rounds.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{load_products, products, Cluster, ClusterBuilder, NODE_KEY};
-use miroir_http::shard_sync::{sync_shard, sync_shards, wait_idle};
+use miroir_http::shard_sync::{sync_from_sources, sync_shard, sync_shards, wait_idle};
 use miroir_types::ShardId;
 use serde_json::{json, Value};
 
@@ -169,6 +170,43 @@ async fn several_shards_copied_together_end_equal_and_leave_the_others() {
     assert_eq!(report.source_count, total as u64);
     assert_eq!(report.deleted, 1, "the extra document of a copied shard: {report:?}");
     assert_eq!(documents(&cluster, 1, Some(kept)).await, kept_before, "other shards untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_of_two_sources_are_copied_in_the_same_rounds() {
+    let cluster = ClusterBuilder::new(1, 3, 1)
+        .shards(6)
+        .configure(|config| config.rebalancer.batch_size = 9)
+        .start()
+        .await;
+    load_products(&cluster, 400).await;
+    // A shard held by node 0 and one held by node 1 (RF 1: one owner each).
+    let mut held = [None, None];
+    for shard in 0..6 {
+        for (node, slot) in held.iter_mut().enumerate() {
+            let docs = documents(&cluster, node, Some(shard)).await;
+            if slot.is_none() && !docs.is_empty() {
+                *slot = Some((shard, docs));
+            }
+        }
+    }
+    let [Some((a, a_docs)), Some((b, b_docs))] = held else { panic!("nodes 0 and 1 hold shards") };
+    let own_before = documents(&cluster, 2, None).await;
+
+    let sources = vec![
+        (cluster.node_ids[0].clone(), vec![ShardId::new(a)]),
+        (cluster.node_ids[1].clone(), vec![ShardId::new(b)]),
+    ];
+    let report =
+        sync_from_sources(&cluster.state, "products", &sources, &cluster.node_ids[2], &|_| {})
+            .await
+            .expect("sync");
+    assert_eq!(documents(&cluster, 2, Some(a)).await, a_docs, "shard {a} from node 0");
+    assert_eq!(documents(&cluster, 2, Some(b)).await, b_docs, "shard {b} from node 1");
+    assert_eq!(report.copied, (a_docs.len() + b_docs.len()) as u64, "{report:?}");
+    let after = documents(&cluster, 2, None).await;
+    assert!(own_before.iter().all(|(id, doc)| after.get(id) == Some(doc)), "its own shards kept");
+    assert_eq!(after.len(), own_before.len() + a_docs.len() + b_docs.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,9 +5,9 @@
 //!    ([`followers::wait_for_all`]), so every instance writes the
 //!    moving shards to their old and new owners;
 //! 2. the `copying` moves are copied to their new owners for every index, page by page, and
-//!    verified ([`crate::shard_sync::sync_shards`]): the shards one receiver takes from one
-//!    source in one index are read together, and at most `rebalancer.max_concurrent_shards`
-//!    such copies run at once; a move becomes `switched` once its copies are done: reads use the
+//!    verified ([`crate::shard_sync::sync_from_sources`]): the shards one receiver takes in one
+//!    index are read together (each source's with one filter, every source in the same page
+//!    round), and at most `rebalancer.max_concurrent_shards` such copies run at once; a move becomes `switched` once its copies are done: reads use the
 //!    new owners;
 //! 3. once every move is switched, wait, then every move becomes `cleaned`: writes stop
 //!    reaching the old owners; wait again, so no instance still reads or writes them;
@@ -145,24 +145,30 @@ async fn advance(
     .await
 }
 
-/// One copy of a run: shards of one index that one receiver takes from one source, read with
-/// one filter and verified once.
+/// One copy of a run: shards of one index that one receiver takes, from one or more sources
+/// read at once (each source's shards with one filter), verified once per source.
 struct CopyJob {
     index: String,
-    source: NodeId,
     receiver: NodeId,
-    /// The shards, each with the position of its move in the copied moves.
-    shards: Vec<(ShardId, usize)>,
+    /// Per source, its shards, each with the position of its move in the copied moves.
+    sources: Vec<(NodeId, Vec<(ShardId, usize)>)>,
 }
 
-/// Copies the moves: their shards are grouped by index, source and receiver into jobs, run
-/// `max_concurrent_shards` at a time; a move is switched once every job holding it is done.
+impl CopyJob {
+    fn shards(&self) -> impl Iterator<Item = &(ShardId, usize)> {
+        self.sources.iter().flat_map(|(_, shards)| shards)
+    }
+}
+
+/// Copies the moves: their shards are grouped by index and receiver into jobs (each reading its
+/// sources at once), run `max_concurrent_shards` at a time; a move is switched once every job
+/// holding it is done.
 async fn copy_moves(state: &AppState, fence: &Fence, moves: Vec<ShardMove>) -> HttpResult<()> {
     let parallel = state.config().rebalancer.max_concurrent_shards.max(1) as usize;
     let jobs = plan_jobs(state, &moves).await?;
     let mut jobs_left = vec![0usize; moves.len()];
     for job in &jobs {
-        for (_, position) in &job.shards {
+        for (_, position) in job.shards() {
             jobs_left[*position] += 1;
         }
     }
@@ -182,7 +188,7 @@ async fn copy_moves(state: &AppState, fence: &Fence, moves: Vec<ShardMove>) -> H
             let report = copy_job(state, &job).await?;
             let (switched, seconds, copied) = {
                 let mut p = progress.lock().expect("progress lock");
-                for (shard, position) in &job.shards {
+                for (shard, position) in job.shards() {
                     p.jobs_left[*position] -= 1;
                     p.copied[*position] +=
                         report.copied_by_shard.get(&shard.get()).copied().unwrap_or(0);
@@ -272,9 +278,11 @@ fn still_running(state: &AppState) -> bool {
     state.fleet().fleet().run.as_ref().is_some_and(|r| r.state == RunState::Running)
 }
 
-/// Groups the moves' shards, for every index that has them, by index, source and receiver.
+/// Groups the moves' shards, for every index that has them, by index and receiver, each with
+/// the source it is copied from.
 async fn plan_jobs(state: &AppState, moves: &[ShardMove]) -> HttpResult<Vec<CopyJob>> {
-    let mut grouped: std::collections::BTreeMap<(String, NodeId, NodeId), Vec<(ShardId, usize)>> =
+    type BySource = std::collections::BTreeMap<NodeId, Vec<(ShardId, usize)>>;
+    let mut grouped: std::collections::BTreeMap<(String, NodeId), BySource> =
         std::collections::BTreeMap::new();
     for index in state.catalog().list_indexes().await? {
         for (position, m) in moves.iter().enumerate() {
@@ -296,43 +304,43 @@ async fn plan_jobs(state: &AppState, moves: &[ShardMove]) -> HttpResult<Vec<Copy
                     )));
                 };
                 grouped
-                    .entry((index.uid.clone(), source, receiver))
+                    .entry((index.uid.clone(), receiver))
+                    .or_default()
+                    .entry(source)
                     .or_default()
                     .push((ShardId::new(m.shard), position));
             }
         }
     }
     let mut jobs = Vec::new();
-    for ((index, source, receiver), shards) in grouped {
-        for chunk in shards.chunks(crate::shard_sync::SHARDS_PER_COPY) {
-            jobs.push(CopyJob {
-                index: index.clone(),
-                source: source.clone(),
-                receiver: receiver.clone(),
-                shards: chunk.to_vec(),
-            });
+    for ((index, receiver), by_source) in grouped {
+        for sources in crate::shard_sync::copy_rounds(&by_source) {
+            jobs.push(CopyJob { index: index.clone(), receiver: receiver.clone(), sources });
         }
     }
     Ok(jobs)
 }
 
-/// Runs one job: its shards are made equal on the receiver to the source's.
+/// Runs one job: its shards are made equal on the receiver to their sources'.
 async fn copy_job(state: &AppState, job: &CopyJob) -> HttpResult<crate::shard_sync::SyncReport> {
-    let shards: Vec<ShardId> = job.shards.iter().map(|(shard, _)| *shard).collect();
+    let sources: Vec<(NodeId, Vec<ShardId>)> = job
+        .sources
+        .iter()
+        .map(|(source, shards)| (source.clone(), shards.iter().map(|(shard, _)| *shard).collect()))
+        .collect();
     let metrics = state.rebalance_metrics().clone();
     let before = std::sync::atomic::AtomicU64::new(0);
     let on_page = move |copied: u64| {
         let last = before.swap(copied, std::sync::atomic::Ordering::Relaxed);
         metrics.copied(copied.saturating_sub(last));
     };
-    crate::shard_sync::sync_shards(state, &job.index, &shards, &job.source, &job.receiver, &on_page)
+    crate::shard_sync::sync_from_sources(state, &job.index, &sources, &job.receiver, &on_page)
         .await
         .map_err(|e| {
             HttpError::Internal(format!(
-                "copy of shards {:?} of `{}` from {} to {}: {e}",
-                shards.iter().map(|s| s.get()).collect::<Vec<_>>(),
+                "copy of shards {:?} of `{}` to {}: {e}",
+                job.shards().map(|(s, _)| s.get()).collect::<Vec<_>>(),
                 job.index,
-                job.source,
                 job.receiver
             ))
         })
