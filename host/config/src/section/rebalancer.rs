@@ -11,8 +11,8 @@ use crate::HumanDuration;
 pub struct RebalancerConfig {
     /// Documents copied per page when a shard moves. Default `1000`.
     pub batch_size: u32,
-    /// Copies run at the same time (each copies the shards one new owner takes from one node
-    /// for one index). Default `2`.
+    /// Copies run at the same time (each copies the shards one new owner takes in one index).
+    /// Default `2`.
     pub max_concurrent_shards: u32,
     /// Time between two comparisons of node settings. Default `"5m"`.
     pub drift_check_interval: HumanDuration,
