@@ -13,10 +13,12 @@
 //! under that guard, after the source has applied every task of the index it had received. So
 //! a client write is either enqueued on the source before the page was read (its effect is in
 //! the page) or enqueued on both nodes after the page was written to the target (the target
-//! applies it after the page, overwriting it). Between pages the guard is released, so client
-//! writes interleave. Offsets move while documents are added and deleted, so a page may miss a
-//! document or repeat one; the final verification, again under the guard with both nodes idle,
-//! compares the primary keys of the shard on both nodes and fixes the difference.
+//! applies it after the page, overwriting it). While the guard is held no client write reaches
+//! the source, so several pages may be copied under one hold (at most [`GUARD_HOLD`]); between
+//! holds the guard is released, so client writes interleave. Offsets move while documents are
+//! added and deleted, so a page may miss a document or repeat one; the final verification, again
+//! under the guard with both nodes idle, compares the primary keys of the shard on both nodes and
+//! fixes the difference.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -36,6 +38,10 @@ use crate::AppState;
 /// How long a node may keep tasks of the index in flight, under the write guard, before a page
 /// gives up: well within the guard's 30 s lease, so the guard never lapses while it is held.
 const IDLE_WAIT: Duration = Duration::from_secs(20);
+
+/// How long one hold of the write guard goes on copying pages (at least one round): client
+/// writes to the index wait at most about this long, plus one round.
+const GUARD_HOLD: Duration = Duration::from_millis(50);
 
 /// How long a node may stay busy before a page takes the write guard anyway.
 const SETTLE_WAIT: Duration = Duration::from_secs(2);
@@ -209,11 +215,14 @@ pub async fn sync_from_sources(
         // Waiting first without the guard keeps client writes waiting only for the tasks
         // queued since.
         join_all(open.iter().map(|i| settle(copies[*i].src, index))).await;
-        let written = {
-            let _guard = state.index_write_guard(index).await?;
-            for idle in join_all(open.iter().map(|i| wait_idle(copies[*i].src, index))).await {
-                idle?;
-            }
+        let _guard = state.index_write_guard(index).await?;
+        for idle in join_all(open.iter().map(|i| wait_idle(copies[*i].src, index))).await {
+            idle?;
+        }
+        // No client write reaches the sources while the guard is held, so they stay idle:
+        // rounds go on under this hold for up to GUARD_HOLD.
+        let held = tokio::time::Instant::now();
+        while !open.is_empty() {
             let rounds = open.iter().map(|i| {
                 let copy = &copies[*i];
                 let offset = offsets[*i];
@@ -224,19 +233,22 @@ pub async fn sync_from_sources(
                     Ok::<_, SyncError>((page.len(), report))
                 }
             });
-            join_all(rounds).await
-        };
-        let mut still_open = Vec::with_capacity(open.len());
-        for (i, outcome) in open.iter().zip(written) {
-            let (len, report) = outcome?;
-            reports[*i].add(&report);
-            offsets[*i] += len;
-            if len == limit {
-                still_open.push(*i);
+            let written = join_all(rounds).await;
+            let mut still_open = Vec::with_capacity(open.len());
+            for (i, outcome) in open.iter().zip(written) {
+                let (len, report) = outcome?;
+                reports[*i].add(&report);
+                offsets[*i] += len;
+                if len == limit {
+                    still_open.push(*i);
+                }
+            }
+            open = still_open;
+            on_page(reports.iter().map(|r| r.copied).sum());
+            if held.elapsed() >= GUARD_HOLD {
+                break;
             }
         }
-        open = still_open;
-        on_page(reports.iter().map(|r| r.copied).sum());
     }
     for i in 0..copies.len() {
         let others: u64 =
