@@ -391,7 +391,14 @@ pub async fn settle_found(state: &AppState, node: &NodeId, uid: &str, found: Fou
     // lacks documents only if writes went on without it.
     let lacks_documents = state.convergence().pending_missed(node, uid).unwrap_or(true);
     state.convergence().settle(node, uid);
-    if found != Found::Converged && lacks_documents {
+    // A joining node never had the index: the rebalance fills it, and nothing reads it before
+    // its shards are copied, so it is not held (a hold would have the repair copy it again).
+    let joining = state
+        .fleet()
+        .fleet()
+        .node(node)
+        .is_some_and(|n| n.state == miroir_cluster::NodeState::Joining);
+    if found != Found::Converged && lacks_documents && !joining {
         tracing::warn!(%node, index = uid,
             "a node lost its copy of the index; created again, read around until refilled");
         hold(state, node, uid).await;
