@@ -93,7 +93,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
             %method,
             %route,
             status,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            duration_ms = elapsed.as_micros() as f64 / 1000.0,
             fanout,
             %degraded,
             %trace_id,
