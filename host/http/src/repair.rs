@@ -194,7 +194,7 @@ pub async fn repair_round(state: &AppState) -> usize {
 
 /// Repairs `node`'s copy of `index`; `Ok(true)` when the record and hold are gone, `Ok(false)`
 /// when a later round must go on.
-#[tracing::instrument(name = "repair", skip(state, record, unfit), fields(%node, index))]
+#[tracing::instrument(name = "repair", skip_all, fields(node = %node, index = %index))]
 async fn repair_pair(
     state: &AppState,
     node: &NodeId,
