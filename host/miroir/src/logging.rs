@@ -47,7 +47,12 @@ pub fn init(telemetry: &TelemetryConfig) -> anyhow::Result<Option<TraceExport>> 
         .map_err(|error| anyhow::anyhow!(error))
         .context("a logger is already installed")?;
     if let Some(endpoint) = &telemetry.otlp_endpoint {
-        tracing::info!(%endpoint, sampling_ratio = telemetry.sampling_ratio, "exporting traces over OTLP/HTTP");
+        let url = crate::trace_export::traces_url(endpoint);
+        tracing::info!(%url, sampling_ratio = telemetry.sampling_ratio, "exporting traces over OTLP/HTTP");
+        if url.contains(":4317/") {
+            tracing::warn!(%url, "4317 is the OTLP/gRPC port; Miroir exports OTLP/HTTP \
+                (protobuf), which collectors usually receive on 4318");
+        }
     }
     Ok(export)
 }

@@ -9,7 +9,7 @@
 //! The batch delay, batch size and export timeout follow the standard `OTEL_BSP_*` and
 //! `OTEL_EXPORTER_OTLP_TIMEOUT` environment variables.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -56,6 +56,7 @@ impl TraceExport {
         let batch = BatchSpanProcessor::builder(CountingExporter {
             inner: exporter,
             queue: Arc::clone(&queue),
+            failing: AtomicBool::new(false),
         })
         // Above our own bound, so the processor's queue never overflows uncounted.
         .with_batch_config(
@@ -88,7 +89,7 @@ impl TraceExport {
 
 /// The OTLP/HTTP traces URL: the endpoint as given when it names a path, else its
 /// `/v1/traces`.
-fn traces_url(endpoint: &str) -> String {
+pub fn traces_url(endpoint: &str) -> String {
     let trimmed = endpoint.trim_end_matches('/');
     let after_scheme = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest);
     if after_scheme.contains('/') {
@@ -160,6 +161,8 @@ impl SpanProcessor for BoundedProcessor {
 struct CountingExporter {
     inner: opentelemetry_otlp::SpanExporter,
     queue: Arc<Queue>,
+    /// Whether the last export failed.
+    failing: AtomicBool,
 }
 
 impl SpanExporter for CountingExporter {
@@ -167,8 +170,20 @@ impl SpanExporter for CountingExporter {
         let spans = batch.len();
         let result = self.inner.export(batch).await;
         self.queue.release(spans);
-        if result.is_err() {
-            SPANS_DROPPED.inc_by(spans as u64);
+        // Logged when export starts failing and when it recovers, not once per batch.
+        match &result {
+            Err(error) => {
+                SPANS_DROPPED.inc_by(spans as u64);
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, "trace export failed; spans are dropped until the \
+                        collector takes them again (miroir_trace_spans_dropped_total)");
+                }
+            }
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("trace export works again");
+                }
+            }
         }
         result
     }
