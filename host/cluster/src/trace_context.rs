@@ -87,3 +87,64 @@ impl RequestFigures {
         self.node_calls.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use reqwest::header::{HeaderMap, HeaderValue};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    /// Runs `check` with an OpenTelemetry layer (no exporter) and the W3C propagator installed.
+    fn with_otel(check: impl FnOnce()) {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), check);
+    }
+
+    #[test]
+    fn a_node_request_carries_the_clients_trace_with_its_own_span_as_parent() {
+        with_otel(|| {
+            let mut headers = HeaderMap::new();
+            let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+            headers.insert("traceparent", HeaderValue::from_static(traceparent));
+            headers.insert("tracestate", HeaderValue::from_static("client=abc"));
+            let request = tracing::info_span!("request");
+            adopt_remote_parent(&request, &headers);
+            assert_eq!(trace_id(&request).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+            let node_call = request.in_scope(|| tracing::info_span!("node_call"));
+            let sent: std::collections::BTreeMap<String, String> =
+                headers_for(&node_call).into_iter().collect();
+            let own = node_call.context().span().span_context().span_id().to_string();
+            assert_eq!(
+                sent["traceparent"],
+                format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{own}-01")
+            );
+            assert_eq!(sent["tracestate"], "client=abc");
+        });
+    }
+
+    #[test]
+    fn a_request_without_traceparent_starts_a_trace_and_garbage_is_ignored() {
+        with_otel(|| {
+            let mut headers = HeaderMap::new();
+            headers.insert("traceparent", HeaderValue::from_static("not-a-traceparent"));
+            let request = tracing::info_span!("request");
+            adopt_remote_parent(&request, &headers);
+            let id = trace_id(&request).expect("a new trace");
+            assert_eq!(id.len(), 32);
+            assert_ne!(id, "0".repeat(32));
+        });
+    }
+
+    #[test]
+    fn without_opentelemetry_nothing_is_sent() {
+        let request = tracing::info_span!("request");
+        assert_eq!(trace_id(&request), None);
+        assert!(headers_for(&request).is_empty());
+    }
+}
