@@ -4,7 +4,8 @@
 
 use anyhow::Context as _;
 use miroir_config::{LogFormat, TelemetryConfig};
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing::Level;
+use tracing_subscriber::filter::{filter_fn, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
@@ -13,7 +14,8 @@ use crate::trace_export::TraceExport;
 
 /// Installs the global subscriber. `RUST_LOG`, when set and non-empty, overrides
 /// `telemetry.log_level`; it filters the log lines only, not the exported spans (the gateway's
-/// own, at info level and above, whatever the log level). Returns the trace export to stop
+/// own, at info level and above, whatever the log level, with its warnings and errors as span
+/// events). Returns the trace export to stop
 /// when the gateway stops, when one is configured.
 pub fn init(telemetry: &TelemetryConfig) -> anyhow::Result<Option<TraceExport>> {
     let directives = match std::env::var("RUST_LOG") {
@@ -35,7 +37,10 @@ pub fn init(telemetry: &TelemetryConfig) -> anyhow::Result<Option<TraceExport>> 
                 .with_threads(false)
                 .with_location(false)
                 .with_tracked_inactivity(false)
-                .with_filter(Targets::new().with_target("miroir", LevelFilter::INFO));
+                .with_filter(Targets::new().with_target("miroir", LevelFilter::INFO))
+                // Spans, and warnings and errors as span events; info events (the request log
+                // line among them) would only repeat the spans' attributes, at a cost per request.
+                .with_filter(filter_fn(|meta| meta.is_span() || *meta.level() <= Level::WARN));
             (Some(export), Some(layer))
         }
         None => (None, None),
