@@ -101,7 +101,7 @@ def client(port: int, index: str, search: bytes, seconds: float, counts) -> None
 
 def run(args, bin_dir: str, nodes: list[str], name: str, telemetry: str) -> float:
     """Searches per second through a fresh `miroir serve` with the `telemetry` section."""
-    work = tempfile.mkdtemp(prefix=f"miroir-trace-bench-{name}-")
+    work = tempfile.mkdtemp(prefix=f"miroir-trace-bench-{name.replace(' ', '-')}-")
     extra = f"metrics: {{ enabled: false }}\ntelemetry: {{ log_level: warn{telemetry} }}\n"
     miroir, base = start_miroir(bin_dir, work, nodes, KEY, NODE_KEY, extra=extra)
     # The nodes outlive each gateway: every run has an index of its own.
