@@ -20,6 +20,7 @@ mod read_view;
 mod scatter;
 mod stale;
 mod topology;
+pub mod trace_context;
 pub mod write_routing;
 
 pub use assignment::{rank_owners, rendezvous_score, shard_of, Assignment};
@@ -27,8 +28,8 @@ pub use covering::CoveringSet;
 pub use fleet::{Fleet, FleetError, FleetNode, MovePhase, NodeState, Run, RunState, ShardMove};
 pub use health::{HealthRegistry, HealthState, HealthThresholds, Transition};
 pub use node_client::{
-    with_request_id, NodeAuth, NodeBody, NodeClient, NodeClients, NodeError, NodeResponse,
-    REQUEST_ID_HEADER,
+    for_shards, with_request, with_request_id, NodeAuth, NodeBody, NodeClient, NodeClients,
+    NodeError, NodeResponse, REQUEST_ID_HEADER,
 };
 pub use read_plan::ReadPlan;
 pub use read_view::{ReadTier, ReadView};

@@ -14,20 +14,43 @@ use bytes::Bytes;
 use miroir_types::NodeId;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 pub use reqwest::Method;
+use tracing::Instrument as _;
 
 use crate::health::HealthRegistry;
+use crate::trace_context::{self, RequestFigures};
 
 /// The header carrying the client request's id to the nodes.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The client request a node request is made for.
+struct RequestScope {
+    id: String,
+    figures: Arc<RequestFigures>,
+}
+
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST: RequestScope;
+    static SHARDS: usize;
 }
 
 /// Runs `future` with `id` as the request id every node request made inside it carries (as
 /// `X-Request-Id`), so a node's log lines can be matched with the client request.
 pub async fn with_request_id<F: std::future::Future>(id: String, future: F) -> F::Output {
-    REQUEST_ID.scope(id, future).await
+    with_request(id, RequestFigures::new(), future).await
+}
+
+/// [`with_request_id`], counting the node requests made inside `future` in `figures`.
+pub async fn with_request<F: std::future::Future>(
+    id: String,
+    figures: Arc<RequestFigures>,
+    future: F,
+) -> F::Output {
+    REQUEST.scope(RequestScope { id, figures }, future).await
+}
+
+/// Runs `future` (one node request) as asking for `shards` shards, which its span reports.
+pub async fn for_shards<F: std::future::Future>(shards: usize, future: F) -> F::Output {
+    SHARDS.scope(shards, future).await
 }
 
 /// Why a node gave no HTTP answer.
@@ -144,7 +167,26 @@ impl NodeClient {
         auth: NodeAuth<'_>,
         timeout: Duration,
     ) -> Result<NodeResponse, NodeError> {
+        let span = tracing::info_span!(
+            "node_call",
+            otel.name = %format_args!("node {} {}", self.id, method),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            node = %self.id,
+            http.request.method = %method,
+            url.path = path.split('?').next().unwrap_or(path),
+            shards = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            response_bytes = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        if let Ok(shards) = SHARDS.try_with(|shards| *shards) {
+            span.record("shards", shards);
+        }
         let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        for (name, value) in trace_context::headers_for(&span) {
+            request = request.header(name, value);
+        }
         match auth {
             NodeAuth::NodeKey => {
                 if let Some(key) = &self.key {
@@ -153,7 +195,11 @@ impl NodeClient {
             }
             NodeAuth::Client(header) => request = request.header(AUTHORIZATION, header),
         }
-        if let Ok(id) = REQUEST_ID.try_with(Clone::clone) {
+        let request_id = REQUEST.try_with(|scope| {
+            scope.figures.count_node_call();
+            scope.id.clone()
+        });
+        if let Ok(id) = request_id {
             request = request.header(REQUEST_ID_HEADER, id);
         }
         if let Some(body) = body {
@@ -166,7 +212,20 @@ impl NodeClient {
             let body = response.bytes().await?;
             Ok::<_, reqwest::Error>(NodeResponse { status, body })
         };
-        let response = response.await;
+        let response = response.instrument(span.clone()).await;
+        match &response {
+            Ok(answer) => {
+                span.record("http.response.status_code", answer.status);
+                span.record("response_bytes", answer.body.len());
+                if answer.status >= 500 {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(error) => {
+                span.record("error", tracing::field::display(error));
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         if let (Some(health), Ok(answer)) = (&self.health, &response) {
             if answer.status < 500 {
                 health.answered(&self.id, started.elapsed());

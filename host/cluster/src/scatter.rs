@@ -107,7 +107,8 @@ pub async fn scatter<T: NodeTransport>(
         let calls = round.into_iter().map(|(node, shards)| {
             let call = request(&node, &shards);
             async move {
-                let outcome = transport.send(&node, call).await;
+                let outcome =
+                    crate::node_client::for_shards(shards.len(), transport.send(&node, call)).await;
                 (node, shards, outcome)
             }
         });

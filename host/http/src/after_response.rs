@@ -49,10 +49,12 @@ pub(crate) fn spawn_delivery(
         }
     }
     let pending = Pending;
-    tokio::spawn(async move {
+    // In the span of the request (or write) it is about, so the plugin's call shows in its trace.
+    let delivery = async move {
         let _pending = pending;
         delivery.await;
-    });
+    };
+    tokio::spawn(tracing::Instrument::in_current_span(delivery));
 }
 
 /// Whether `method path` is a client read the hook sees.

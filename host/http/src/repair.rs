@@ -193,6 +193,7 @@ pub async fn repair_round(state: &AppState) -> usize {
 
 /// Repairs `node`'s copy of `index`; `Ok(true)` when the record and hold are gone, `Ok(false)`
 /// when a later round must go on.
+#[tracing::instrument(name = "repair", skip_all, fields(node = %node, index = %index))]
 async fn repair_pair(
     state: &AppState,
     node: &NodeId,
@@ -327,6 +328,7 @@ fn store_error(error: miroir_store::StoreError) -> SyncError {
 }
 
 /// The anti-entropy check (see the module documentation); the number of records it added.
+#[tracing::instrument(name = "anti_entropy", skip_all)]
 pub async fn anti_entropy(state: &AppState) -> usize {
     let indexes = match state.store().list_indexes().await {
         Ok(indexes) => indexes,

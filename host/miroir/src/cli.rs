@@ -107,18 +107,25 @@ pub fn serve(path: Option<&Path>) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    if let Err(error) = logging::init(&config.telemetry) {
-        eprintln!("error: cannot set up logging: {error:#}");
-        return ExitCode::from(EXIT_BAD_CONFIG);
-    }
-    match serve::run(config) {
+    let export = match logging::init(&config.telemetry) {
+        Ok(export) => export,
+        Err(error) => {
+            eprintln!("error: cannot set up logging: {error:#}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let code = match serve::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
             eprintln!("error: {error:#}");
             ExitCode::from(EXIT_FAILURE)
         }
+    };
+    if let Some(export) = export {
+        export.shutdown();
     }
+    code
 }
 
 /// Loads and validates the configuration, printing every problem to stderr when there are any.

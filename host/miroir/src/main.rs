@@ -18,6 +18,7 @@ mod plugins;
 mod repair;
 mod runtime;
 mod serve;
+mod trace_export;
 
 use std::process::ExitCode;
 

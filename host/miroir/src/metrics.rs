@@ -99,6 +99,7 @@ impl Metrics {
             Box::new(metrics.fenced_writes_refused.clone()),
             Box::new(metrics.settings_drift_repairs.clone()),
             Box::new(metrics.request_duration.clone()),
+            Box::new(crate::trace_export::SPANS_DROPPED.clone()),
         ] {
             metrics.registry.register(collector).expect("each metric is registered once");
         }

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 use wasmtime::{Engine, Store};
 
 use crate::bindings::{types, Plugin, PluginPre};
@@ -162,9 +163,21 @@ impl LoadedPlugin {
             self.slots.acquire().await.map_err(|_| self.trapped("the plugin was unloaded"))?;
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         let hook = call.hook_name();
+        let span = tracing::info_span!(
+            "plugin_call",
+            otel.name = %format_args!("plugin {} {hook}", self.name()),
+            otel.status_code = tracing::field::Empty,
+            plugin = self.name(),
+            hook,
+            outcome = tracing::field::Empty,
+        );
         let started = std::time::Instant::now();
-        let result = self.call_in_instance(call).await;
+        let result = self.call_in_instance(call).instrument(span.clone()).await;
         let failed = result.is_err();
+        span.record("outcome", outcome(&result));
+        if failed {
+            span.record("otel.status_code", "ERROR");
+        }
         self.context.host.record_call(self.name(), hook, started.elapsed(), failed);
         result
     }
@@ -256,4 +269,16 @@ async fn dispatch(instance: &mut Instance, call: Call) -> wasmtime::Result<Outpu
             Output::Unit
         }
     })
+}
+
+/// How a call ended, as its span reports it.
+fn outcome(result: &Result<Output, PluginError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(PluginError::DeadlineExceeded { .. }) => "deadline_exceeded",
+        Err(PluginError::MemoryExceeded { .. }) => "memory_exceeded",
+        Err(PluginError::Trapped { .. }) => "trapped",
+        Err(PluginError::Rejected { .. }) => "rejected",
+        Err(PluginError::NoRoute { .. }) => "no_route",
+    }
 }

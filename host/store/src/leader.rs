@@ -154,10 +154,16 @@ fn publish(tx: &watch::Sender<LeaderState>, new: LeaderState) {
         if *state == new {
             false
         } else {
-            if state.is_leader && !new.is_leader {
-                tracing::warn!(leader = ?new.leader_id, "lost leadership");
-            } else if new.is_leader && !state.is_leader {
-                tracing::info!(token = ?new.fencing_token, "became leader");
+            if state.is_leader != new.is_leader {
+                // A span of its own, so a trace backend shows each change of leadership.
+                let _span = tracing::info_span!("leader_change", is_leader = new.is_leader,
+                    leader = ?new.leader_id, token = ?new.fencing_token)
+                .entered();
+                if new.is_leader {
+                    tracing::info!(token = ?new.fencing_token, "became leader");
+                } else {
+                    tracing::warn!(leader = ?new.leader_id, "lost leadership");
+                }
             }
             *state = new;
             true

@@ -62,6 +62,22 @@ impl Db {
     }
 }
 
+/// The W3C trace headers of a request the node received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedTrace {
+    /// The request's method.
+    pub method: String,
+    /// The request's path, without the query.
+    pub path: String,
+    /// Its `traceparent` header.
+    pub traceparent: String,
+    /// Its `tracestate` header, if any.
+    pub tracestate: Option<String>,
+}
+
+/// How many [`ReceivedTrace`]s a node keeps (the latest).
+const TRACES_KEPT: usize = 256;
+
 /// A running node: its state, its master key, and the signal that wakes its task worker.
 #[derive(Debug)]
 pub struct Node {
@@ -76,6 +92,8 @@ pub struct Node {
     /// Milliseconds every request, `/health` included, waits before it is answered: a busy
     /// node, slow but alive (0 in normal use).
     response_delay_ms: AtomicU64,
+    /// The trace headers of the latest requests that carried one, oldest first.
+    traces: Mutex<std::collections::VecDeque<ReceivedTrace>>,
 }
 
 impl Node {
@@ -91,6 +109,7 @@ impl Node {
             processing_delay,
             search_delay_ms: AtomicU64::new(0),
             response_delay_ms: AtomicU64::new(0),
+            traces: Mutex::default(),
         })
     }
 
@@ -110,6 +129,20 @@ impl Node {
     /// The current delay of every request.
     pub fn response_delay(&self) -> Duration {
         Duration::from_millis(self.response_delay_ms.load(Ordering::Relaxed))
+    }
+
+    /// Keeps `trace` among the latest received, dropping the oldest past a bound.
+    pub fn remember_trace(&self, trace: ReceivedTrace) {
+        let mut traces = self.traces.lock().expect("trace list lock");
+        if traces.len() == TRACES_KEPT {
+            traces.pop_front();
+        }
+        traces.push_back(trace);
+    }
+
+    /// The trace headers of the latest requests that carried a `traceparent`, oldest first.
+    pub fn received_traces(&self) -> Vec<ReceivedTrace> {
+        self.traces.lock().expect("trace list lock").iter().cloned().collect()
     }
 
     /// The current search delay.

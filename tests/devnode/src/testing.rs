@@ -75,6 +75,13 @@ impl TestNode {
         self.node.set_response_delay(delay);
     }
 
+    /// The W3C trace headers (`traceparent`, `tracestate`) of the latest requests this node
+    /// received that carried one, oldest first. The node does nothing else with them, as
+    /// Meilisearch ignores them.
+    pub fn received_traces(&self) -> Vec<crate::state::ReceivedTrace> {
+        self.node.received_traces()
+    }
+
     /// Make this node's searches wait `delay` before answering (`Duration::ZERO` to stop).
     pub fn set_search_delay(&self, delay: Duration) {
         self.node.set_search_delay(delay);

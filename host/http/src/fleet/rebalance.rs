@@ -29,6 +29,7 @@ use miroir_types::{NodeId, ShardId};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use super::{archive_run, followers, routes::now, update};
 use crate::bookkeeping::shard_filter;
@@ -85,6 +86,13 @@ async fn step(state: &AppState, fence: &Fence) -> HttpResult<bool> {
     if run.state != RunState::Running {
         return Ok(false);
     }
+    let span = tracing::info_span!("rebalance_step", run = run.id, reason = %run.reason,
+        moves = run.moves.len());
+    work(state, fence, run).instrument(span).await
+}
+
+/// The next phase of the running `run`.
+async fn work(state: &AppState, fence: &Fence, run: miroir_cluster::Run) -> HttpResult<bool> {
     if run.moves.iter().any(|m| m.phase == MovePhase::Pending) {
         // New owners hold the clients' API keys before they are ever read.
         let receivers: BTreeSet<NodeId> = run.moves.iter().flat_map(|m| m.receivers()).collect();

@@ -29,6 +29,7 @@ pub struct IndexDrift {
 }
 
 /// Checks every index known to the task store; returns the indexes that drifted.
+#[tracing::instrument(name = "drift_check", skip_all)]
 pub async fn check_and_repair(state: &AppState) -> Vec<IndexDrift> {
     let indexes = match state.catalog().list_indexes().await {
         Ok(indexes) => indexes,

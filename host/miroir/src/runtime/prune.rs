@@ -103,6 +103,7 @@ pub async fn prune_loop(
 
 /// One run: deletes batch after batch with `fence` (captured by the caller when the run
 /// started) until a batch comes back short, the store refuses the fence, or it fails.
+#[tracing::instrument(name = "prune", skip_all)]
 pub async fn prune_run(
     store: &dyn TaskStore,
     fence: &Fence,

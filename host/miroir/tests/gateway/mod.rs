@@ -92,6 +92,18 @@ impl Gateway {
         node_key: &str,
         config: impl FnOnce(u16) -> String,
     ) -> Self {
+        Self::start_whole_with_env(dir, name, master_key, node_key, &[], config)
+    }
+
+    /// [`Gateway::start_whole`] with more environment variables for the process.
+    pub fn start_whole_with_env(
+        dir: &Path,
+        name: &str,
+        master_key: &str,
+        node_key: &str,
+        env: &[(&str, &str)],
+        config: impl FnOnce(u16) -> String,
+    ) -> Self {
         let port = free_port();
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(&path, config(port)).expect("write config");
@@ -103,6 +115,7 @@ impl Gateway {
             .arg(&path)
             .env("MIROIR_MASTER_KEY", master_key)
             .env("MIROIR_NODE_MASTER_KEY", node_key)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -87,6 +87,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES))
         .layer(middleware::from_fn_with_state(Arc::clone(&node), custom_metadata))
         .layer(middleware::from_fn_with_state(Arc::clone(&node), response_delay))
+        .layer(middleware::from_fn_with_state(Arc::clone(&node), remember_trace))
         .with_state(node)
 }
 
@@ -110,6 +111,23 @@ async fn custom_metadata(State(node): State<Arc<Node>>, request: Request, next: 
         }
     }
     Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Remembers the W3C trace headers a request carried, for tests (see
+/// [`Node::received_traces`]). Like Meilisearch, the node otherwise ignores them.
+async fn remember_trace(State(node): State<Arc<Node>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let trace = header("traceparent").map(|traceparent| crate::state::ReceivedTrace {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        traceparent,
+        tracestate: header("tracestate"),
+    });
+    if let Some(trace) = trace {
+        node.remember_trace(trace);
+    }
+    next.run(request).await
 }
 
 /// Waits the node's response delay (see [`Node::set_response_delay`]) before answering.
