@@ -1,6 +1,7 @@
 //! The operations commands against a real `miroir serve` over development nodes: `status`,
 //! `tasks`, and a logical backup (`export`, then `import` into a new index, compared document by
-//! document and setting by setting), plus the export routes themselves.
+//! document and setting by setting), plus the export routes themselves; a node added with
+//! `nodes add` and its run followed with `rebalance status --watch` until it ends.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
@@ -162,4 +163,81 @@ fn status_tasks_and_a_backup_restored_into_a_new_index() {
     );
     assert!(!missing.status.success());
     assert!(text(&missing.stderr).contains("index_not_found"), "{}", text(&missing.stderr));
+}
+
+#[test]
+fn a_node_added_from_the_cli_and_its_run_watched_to_the_end() {
+    let nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "metrics: {{ enabled: false }}\nshards: 8\n{}",
+        nodes_section(nodes.iter().take(2).map(TestNode::url))
+    );
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    let base = miroir.base.clone();
+    let client = reqwest::blocking::Client::new();
+    let created = send(
+        &client,
+        "POST",
+        &format!("{base}/indexes"),
+        KEY,
+        Some(json!({"uid": "books", "primaryKey": "id"})),
+    );
+    wait_task(&client, &base, KEY, created);
+    let documents: Vec<Value> =
+        (0..600).map(|id| json!({"id": id, "title": format!("b{id}")})).collect();
+    let added = send(
+        &client,
+        "POST",
+        &format!("{base}/indexes/books/documents"),
+        KEY,
+        Some(json!(documents)),
+    );
+    wait_task(&client, &base, KEY, added);
+
+    let add = cli(&base, &["nodes", "add", "n2", &nodes[2].url(), "--group", "g"]);
+    assert!(add.status.success(), "{}{}", text(&add.stdout), text(&add.stderr));
+    assert!(text(&add.stdout).contains("rebalance run"), "{}", text(&add.stdout));
+
+    // `--watch` follows the run and exits once it ended (bounded by the child's own timeout).
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_miroir"))
+        .args(["rebalance", "status", "--watch", "--url", &base, "--key", KEY])
+        .env_remove("MIROIR_ADMIN_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run miroir");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let exit = loop {
+        if let Some(exit) = watch.try_wait().expect("wait") {
+            break exit;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = watch.kill();
+            panic!("`rebalance status --watch` did not exit when the run ended");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut watch.stdout.take().expect("stdout"), &mut out)
+        .expect("read stdout");
+    assert!(exit.success(), "{out}");
+    assert!(out.contains("no rebalance running"), "{out}");
+    assert!(out.contains("succeeded"), "the finished run is shown: {out}");
+
+    let list = cli(&base, &["nodes", "list"]);
+    let listed = text(&list.stdout);
+    assert!(list.status.success(), "{listed}");
+    let n2 = listed.lines().find(|line| line.contains("n2")).expect("n2 listed");
+    assert!(n2.contains("active"), "{listed}");
+    // The documents are all still there, once each.
+    let search = send(
+        &client,
+        "POST",
+        &format!("{base}/indexes/books/search"),
+        KEY,
+        Some(json!({"limit": 0})),
+    );
+    let total: Value = serde_json::from_str(&search.1).expect("json");
+    assert_eq!(total["estimatedTotalHits"], 600, "{total}");
 }

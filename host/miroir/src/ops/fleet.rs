@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use super::{json_answer, run, Client, Failure, Target};
@@ -45,7 +46,7 @@ pub enum NodesCommand {
 pub enum RebalanceCommand {
     /// The open run and the latest finished ones.
     Status {
-        /// Refresh every second until no run is open.
+        /// Show the open run as a live progress bar until it ends.
         #[arg(long)]
         watch: bool,
     },
@@ -96,14 +97,10 @@ pub fn rebalance(target: &Target, command: &RebalanceCommand) -> ExitCode {
     run(|| {
         let client = Client::new(target)?;
         match command {
-            RebalanceCommand::Status { watch } => loop {
-                let status = client.get_json("/_miroir/rebalance/status")?;
-                println!("{}", status_text(&status));
-                if !watch || status["current"].is_null() {
-                    return Ok(());
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            },
+            RebalanceCommand::Status { watch: false } => {
+                println!("{}", status_text(&client.get_json("/_miroir/rebalance/status")?));
+            }
+            RebalanceCommand::Status { watch: true } => watch_runs(&client)?,
             RebalanceCommand::Pause => {
                 let run = send(&client, reqwest::Method::POST, "/_miroir/rebalance/pause", None)?;
                 println!("run {} is {}", run["id"], run["state"].as_str().unwrap_or("-"));
@@ -115,6 +112,37 @@ pub fn rebalance(target: &Target, command: &RebalanceCommand) -> ExitCode {
         }
         Ok::<(), Failure>(())
     })
+}
+
+/// Shows the open run as a live progress bar (shards done of total; documents, rate and ETA)
+/// until no run is open, then the final status.
+fn watch_runs(client: &Client) -> Result<(), Failure> {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} shards {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    loop {
+        let status = client.get_json("/_miroir/rebalance/status")?;
+        let current = &status["current"];
+        if current.is_null() {
+            bar.finish_and_clear();
+            println!("{}", status_text(&status));
+            return Ok(());
+        }
+        bar.set_length(current["shardsTotal"].as_u64().unwrap_or(0));
+        bar.set_position(current["shardsDone"].as_u64().unwrap_or(0));
+        let eta = current["etaSeconds"].as_u64().map(|s| format!(", ETA {s}s")).unwrap_or_default();
+        bar.set_message(format!(
+            "run {} {}: {} documents, {} docs/s{eta}",
+            current["id"],
+            current["state"].as_str().unwrap_or("-"),
+            current["documentsCopied"],
+            current["documentsPerSecond"],
+        ));
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn send(
