@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,8 +20,6 @@ use miroir_store::{
 };
 use miroir_store_redis::{RedisConfig, RedisStore};
 use miroir_store_sqlite::{SqliteConfig, SqliteStore};
-use miroir_types::{ApiError, ErrorCode};
-use subtle::ConstantTimeEq as _;
 use tokio::task::JoinHandle;
 
 use crate::metrics::{Metrics, StoreLatency};
@@ -39,7 +37,6 @@ pub struct Runtime {
     leader: LeaderHandle,
     housekeeping: JoinHandle<()>,
     pruning: JoinHandle<()>,
-    admin_key: Option<String>,
     lease: String,
 }
 
@@ -106,22 +103,7 @@ impl Runtime {
             backend = store.backend(),
             "task store open, joining leader election"
         );
-        Ok(Self {
-            instance_id,
-            store,
-            metrics,
-            leader,
-            housekeeping,
-            pruning,
-            lease,
-            // As on every `/_miroir/*` route: the admin key, else the master key.
-            admin_key: config
-                .secrets
-                .admin_api_key
-                .as_ref()
-                .or(config.secrets.master_key.as_ref())
-                .map(|k| k.expose().to_owned()),
-        })
+        Ok(Self { instance_id, store, metrics, leader, housekeeping, pruning, lease })
     }
 
     /// The name of the leader lease, for fencing the leader's writes.
@@ -134,13 +116,13 @@ impl Runtime {
         self.leader.subscribe()
     }
 
-    /// `/_miroir/leader` and `/_miroir/metrics`, behind the admin key.
-    pub fn admin_router(&self) -> Router {
+    /// `/_miroir/leader` and `/_miroir/metrics`. They join the gateway's routes, so the one
+    /// request stack (the admin key on `/_miroir/*`, logs, traces, errors) serves them.
+    pub fn admin_router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let state = Arc::new(AdminState {
             instance_id: self.instance_id.clone(),
             leader: self.leader.subscribe(),
             metrics: Arc::clone(&self.metrics),
-            admin_key: self.admin_key.clone(),
         });
         Router::new()
             .route("/_miroir/leader", get(leader_status))
@@ -168,35 +150,9 @@ struct AdminState {
     instance_id: String,
     leader: tokio::sync::watch::Receiver<LeaderState>,
     metrics: Arc<Metrics>,
-    admin_key: Option<String>,
 }
 
-impl AdminState {
-    /// Admin routes need the admin key (else the master key) when one is configured.
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(expected) = &self.admin_key else { return Ok(()) };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-            return Ok(());
-        }
-        Err(ApiError::new(ErrorCode::MiroirInvalidAuth, "The admin API key is missing or invalid."))
-    }
-}
-
-/// The Meilisearch-shaped error answer for a refused admin request.
-fn denied(error: &ApiError) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-    (status, [(header::CONTENT_TYPE, "application/json")], error.to_body()).into_response()
-}
-
-async fn leader_status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if let Err(error) = state.authorize(&headers) {
-        return denied(&error);
-    }
+async fn leader_status(State(state): State<Arc<AdminState>>) -> Response {
     let now = state.leader.borrow().clone();
     Json(serde_json::json!({
         "instance": state.instance_id,
@@ -207,10 +163,7 @@ async fn leader_status(State(state): State<Arc<AdminState>>, headers: HeaderMap)
     .into_response()
 }
 
-async fn admin_metrics(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if let Err(error) = state.authorize(&headers) {
-        return denied(&error);
-    }
+async fn admin_metrics(State(state): State<Arc<AdminState>>) -> Response {
     exposition(&state.metrics)
 }
 

@@ -112,7 +112,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // The `tick` hook of the plugins declaring it, on a task of its own; stops with `serve`.
     let _ticks = plugins.start_ticks(Duration::from_millis(config.plugins.tick_interval_ms));
     let plugin_routes = crate::plugins::plugin_routes(plugins);
-    let app = router_with(state, plugin_routes).merge(runtime.admin_router()).layer(
+    let app = router_with(state, plugin_routes.merge(runtime.admin_router())).layer(
         axum::middleware::from_fn_with_state(
             crate::metrics::RequestMetrics {
                 in_flight: runtime.metrics.requests_in_flight.clone(),

@@ -35,11 +35,16 @@ fn the_leader_repairs_drifted_settings_and_readiness_follows_the_nodes() {
             == true
     });
 
-    // Only the master key is configured: it guards every admin route.
+    // Only the master key is configured: it guards every admin route. Every route goes through
+    // the one request stack, which numbers each answer.
     for path in ["/_miroir/leader", "/_miroir/metrics", "/_miroir/topology"] {
         let anonymous = client.get(format!("{base}{path}")).send().expect("answer");
         assert_eq!(anonymous.status(), 401, "{path} without a key");
+        assert!(anonymous.headers().contains_key("x-request-id"), "{path}: through the stack");
         assert_eq!(send(&client, "GET", &format!("{base}{path}"), "wrong", None).0, 401);
+        let answered = client.get(format!("{base}{path}")).bearer_auth(KEY).send().expect("answer");
+        assert_eq!(answered.status(), 200, "{path}");
+        assert!(answered.headers().contains_key("x-request-id"), "{path}: through the stack");
     }
     wait_for(Duration::from_secs(5), "miroir_is_leader to say so", || {
         let metrics = send(&client, "GET", &format!("{base}/_miroir/metrics"), KEY, None).1;
