@@ -5,7 +5,7 @@
 //! (`X-Miroir-Degraded`), and no task was stuck or misreported.
 //!
 //! It runs for `MIROIR_SOAK_SECONDS` (default 120) and is ignored by `cargo test`; run it with
-//! `make soak` (`cargo test -p miroir --test soak -- --ignored`), as `.ci/run` does.
+//! `make soak` (`cargo test -p miroir --test soak -- --ignored`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -257,11 +257,38 @@ fn searches_and_writes_survive_nodes_killed_emptied_and_slowed_in_turn() {
         std::thread::sleep(Duration::from_secs(4));
         nodes[victim] = Some(TestNode::start_at(addr, Some(NODE_KEY), Duration::ZERO));
         faults.push(format!("n{victim} killed and restarted empty"));
-        wait_for(Duration::from_secs(90), "the emptied node to be repaired", || {
-            metric(&client, &base, "miroir_shard_coverage") == Some(1.0)
-                && metric(&client, &base, &format!("miroir_repair_pending{{node=\"n{victim}\"}}"))
+        let repaired = |client: &reqwest::blocking::Client| {
+            metric(client, &base, "miroir_shard_coverage") == Some(1.0)
+                && metric(client, &base, &format!("miroir_repair_pending{{node=\"n{victim}\"}}"))
                     .is_none_or(|n| n == 0.0)
-        });
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !repaired(&client) {
+            if Instant::now() > deadline {
+                let metrics = client
+                    .get(format!("{base}/_miroir/metrics"))
+                    .bearer_auth(KEY)
+                    .send()
+                    .and_then(|r| r.text())
+                    .unwrap_or_default();
+                let wanted: Vec<&str> = metrics
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("miroir_shard_coverage") || l.starts_with("miroir_repair")
+                    })
+                    .collect();
+                let log =
+                    std::fs::read_to_string(dir.path().join("miroir.log")).unwrap_or_default();
+                let repairs: Vec<&str> =
+                    log.lines().filter(|l| l.contains("miroir_http::repair:")).collect();
+                let last = &repairs[repairs.len().saturating_sub(20)..];
+                panic!(
+                    "n{victim} not repaired within 90 s: {wanted:?}\nlast repair lines:\n{}",
+                    last.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let slow = (round + 1) % NODES;
         let node = nodes[slow].as_ref().expect("node");
         node.set_response_delay(Duration::from_millis(700));
