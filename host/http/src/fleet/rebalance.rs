@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::http::Method;
 use futures_util::stream::{self, StreamExt};
-use miroir_cluster::{MovePhase, NodeAuth, NodeBody, RunState, ShardMove};
+use miroir_cluster::{MovePhase, NodeAuth, NodeBody, Run, RunState, ShardMove};
 use miroir_store::{Fence, LeaderState};
 use miroir_types::{NodeId, ShardId};
 use serde_json::json;
@@ -215,14 +215,7 @@ async fn copy_moves(state: &AppState, fence: &Fence, moves: Vec<ShardMove>) -> H
                     run.documents_copied += copied;
                     run.copy_seconds += seconds;
                     for (position, copied) in &switched {
-                        let m = &moves[*position];
-                        let found = run.moves.iter_mut().find(|x| {
-                            x.group == m.group && x.shard == m.shard && x.phase == m.phase
-                        });
-                        if let Some(found) = found {
-                            found.documents_copied = *copied;
-                            found.phase = MovePhase::Switched;
-                        }
+                        mark_switched(run, &moves[*position], Some(*copied));
                     }
                 }
                 Ok(())
@@ -268,18 +261,27 @@ async fn switch_moves_without_jobs(
     update(state, Some(fence), |fleet| {
         if let Some(run) = fleet.run.as_mut() {
             for m in &idle {
-                let found = run
-                    .moves
-                    .iter_mut()
-                    .find(|x| x.group == m.group && x.shard == m.shard && x.phase == m.phase);
-                if let Some(found) = found {
-                    found.phase = MovePhase::Switched;
-                }
+                mark_switched(run, m, None);
             }
         }
         Ok(())
     })
     .await
+}
+
+/// Switches the run's entry for `m` (while it is still in `m`'s phase), recording the documents
+/// copied for it when given.
+fn mark_switched(run: &mut Run, m: &ShardMove, copied: Option<u64>) {
+    let found = run
+        .moves
+        .iter_mut()
+        .find(|x| x.group == m.group && x.shard == m.shard && x.phase == m.phase);
+    if let Some(found) = found {
+        if let Some(copied) = copied {
+            found.documents_copied = copied;
+        }
+        found.phase = MovePhase::Switched;
+    }
 }
 
 fn still_running(state: &AppState) -> bool {
