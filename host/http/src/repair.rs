@@ -5,19 +5,22 @@
 //! - [`repair_round`] (about every second): for each repair record ([`crate::repairs`]) and each
 //!   held-stale replica whose node answers, the index and its settings are made right on the
 //!   node, then the shards to repair are copied from fresh owners ([`sync_from_sources`],
-//!   every source read at once): same group first, else another group, never a node held stale
-//!   or under repair for the index. A record or hold covering the whole index (a node that came
-//!   back empty, or missed a settings change) repairs every shard the node owns; a record of document writes, the shards it
-//!   lists. Then, under the index write guard, the record is removed if no write was missed
-//!   since it was read (same generation) and the node's hold released on every instance; else
-//!   the next round repairs again.
+//!   every source read at once): same group first, else another group, never a node that lost
+//!   the index or is under repair for that shard. A record or hold covering the whole index (a
+//!   node that came back empty, or missed a settings change) repairs every shard the node owns;
+//!   a record of document writes, the shards it lists. When every reachable owner of a shard
+//!   missed writes to it (two replicas each missed some), the copies are merged
+//!   ([`merge_from_source`]: each gains the documents it lacks), since none holds them all.
+//!   Then, under the index write guard, the record is removed if no write was missed since it
+//!   was read (same generation) and the node's hold released on every instance; else the next
+//!   round repairs again.
 //! - [`anti_entropy`] (every `rebalancer.drift_check_interval`): for every shard of every index,
 //!   the owners' document counts are compared under the write guard once the owners are idle;
 //!   an owner that differs from the majority (with no majority: from the owner holding most
 //!   documents) gets a repair record for that shard.
 //!
-//! [`refresh_status`] (every instance) computes what the metrics show: pending records per
-//! node and the share of shards with a fresh replica.
+//! [`refresh_status`] (every instance) computes what the metrics show: pending repairs per
+//! node (records and held replicas) and the share of shards with a fresh replica.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +35,7 @@ use serde_json::json;
 
 use crate::bookkeeping::shard_filter;
 use crate::repairs::{self, RepairRecord};
-use crate::shard_sync::{copy_rounds, sync_from_sources, wait_idle, SyncError};
+use crate::shard_sync::{copy_rounds, merge_from_source, sync_from_sources, wait_idle, SyncError};
 use crate::AppState;
 
 /// Why a repair did not finish.
@@ -44,6 +47,9 @@ enum RepairError {
     /// Every other owner of the shard is down, held stale or under repair itself.
     #[error("no fresh owner of shard {0} to copy from")]
     NoSource(u32),
+    /// The node's copy of the index could not be checked.
+    #[error("cannot check the node's copy of the index: {0}")]
+    Check(String),
 }
 
 impl From<crate::HttpError> for RepairError {
@@ -66,7 +72,8 @@ pub struct RepairStatus {
 }
 
 impl RepairStatus {
-    /// Repair records per node (nodes without any are absent).
+    /// Indexes waiting for a repair per node, with a record or held after losing the index
+    /// (nodes without any are absent).
     pub fn pending(&self) -> BTreeMap<NodeId, u64> {
         self.pending.lock().expect("repair status lock").clone()
     }
@@ -93,8 +100,9 @@ pub async fn refresh_status(state: &AppState) {
     let Ok(records) = repairs::pairs(state).await else { return };
     let Ok(holds) = crate::convergence::shared_holds(state).await else { return };
     let Ok(indexes) = state.store().list_indexes().await else { return };
+    // A pair is pending while it has a record or is held (a lost index, refilled whole).
     let mut pending: BTreeMap<NodeId, u64> = BTreeMap::new();
-    for (node, _) in &records {
+    for (node, _) in records.union(&holds) {
         *pending.entry(node.clone()).or_default() += 1;
     }
     let (mut covered, mut total) = (0u64, 0u64);
@@ -208,7 +216,12 @@ async fn repair_pair(
     };
     {
         let _guard = state.index_write_guard(index).await?;
-        crate::convergence::ensure_on_nodes(state, &meta, &BTreeSet::from([node.clone()])).await;
+        // Checked afresh (not from the cache of verified nodes): a node that restarted empty
+        // since is held now, and repaired whole, rather than only the shards of its record.
+        let found = crate::convergence::converge_node(state, node, &meta)
+            .await
+            .map_err(RepairError::Check)?;
+        crate::convergence::settle_found(state, node, index, found).await;
         if record.as_ref().is_some_and(|r| r.settings) {
             crate::convergence::copy_settings(state, node, &meta)
                 .await
@@ -221,6 +234,8 @@ async fn repair_pair(
         .map_err(store_error)?
         .contains(&(node.clone(), index.to_owned()));
     let whole = held || record.as_ref().is_none_or(|r| r.settings);
+    tracing::info!(%node, index, held, record = ?record.as_ref().map(|r| (r.generation, &r.shards)),
+        "repair: started");
     if held {
         // A node that lost the index may have lost everything, the clients' API keys included
         // (clients' keys are forwarded to the nodes).
@@ -239,13 +254,30 @@ async fn repair_pair(
         .collect();
     // The shards are copied together, every source read at once (at most 16 shards per filter).
     let mut by_source: BTreeMap<NodeId, Vec<ShardId>> = BTreeMap::new();
+    let mut to_merge: BTreeMap<NodeId, Vec<ShardId>> = BTreeMap::new();
     for shard in owned {
-        let Some(source) = fresh_owner(state, &meta, shard, node, unfit) else {
+        if let Some(source) = fresh_owner(state, &meta, shard, node, unfit) {
+            by_source.entry(source).or_default().push(shard);
+        } else if let Some(source) = partial_owner(state, &meta, shard, node, unfit) {
+            to_merge.entry(source).or_default().push(shard);
+        } else {
             return Err(RepairError::NoSource(shard.get()));
-        };
-        by_source.entry(source).or_default().push(shard);
+        }
     }
     let status = state.repair_status();
+    for (source, shards) in &to_merge {
+        // No owner holds every write: both copies are merged (each side gains what it lacks;
+        // the source's own record then copies the union back to it).
+        tracing::warn!(%node, index, %source, shards = ?shards.iter().map(|s| s.get()).collect::<Vec<_>>(),
+            "repair: no owner of these shards holds every write; merging the copies");
+        let before = std::sync::atomic::AtomicU64::new(0);
+        let report = merge_from_source(state, index, source, shards, node, &|copied| {
+            let last = before.swap(copied, Ordering::Relaxed);
+            status.copied.fetch_add(copied.saturating_sub(last), Ordering::Relaxed);
+        })
+        .await?;
+        tracing::debug!(%node, index, %source, ?report, "repair: shards merged");
+    }
     for sources in copy_rounds(&by_source) {
         let before = std::sync::atomic::AtomicU64::new(0);
         let report = sync_from_sources(state, index, &sources, node, &|copied| {
@@ -297,16 +329,45 @@ fn fresh_owner(
             assignment.owners(&group.id, shard).iter().map(move |n| (other_group, n.clone()))
         })
         .filter(|(_, n)| {
-            n != except
-                && state.health().is_available(n)
-                && !unfit.get(&(n.clone(), meta.uid.clone())).is_some_and(|shards| {
-                    shards.as_ref().is_none_or(|shards| shards.contains(&shard.get()))
-                })
-                && !state.stale().is_held(n, &meta.uid)
+            // A node under repair for other shards of the index (held stale for the whole
+            // index for reads) holds every write of this one.
+            let fit = match unfit.get(&(n.clone(), meta.uid.clone())) {
+                Some(None) => false,
+                Some(Some(shards)) => !shards.contains(&shard.get()),
+                None => !state.stale().is_held(n, &meta.uid),
+            };
+            n != except && state.health().is_available(n) && fit
         })
         .collect();
     candidates.sort();
     candidates.into_iter().next().map(|(_, n)| n)
+}
+
+/// When no owner of `shard` is fresh ([`fresh_owner`]): an owner that holds the index but
+/// missed some document writes to it (a record of shards, not a lost index), to merge from.
+/// `None` while some other owner is merely unreachable: it may hold every write, so the repair
+/// waits for it rather than settle for a partial copy.
+fn partial_owner(
+    state: &AppState,
+    meta: &IndexMeta,
+    shard: ShardId,
+    except: &NodeId,
+    unfit: &Unfit,
+) -> Option<NodeId> {
+    let assignment = state.assignment(meta.shard_count);
+    let owners: Vec<NodeId> =
+        read_owners(state, &assignment, shard).into_iter().filter(|n| n != except).collect();
+    let record_only = |n: &NodeId| {
+        matches!(unfit.get(&(n.clone(), meta.uid.clone())),
+            Some(Some(shards)) if shards.contains(&shard.get()))
+    };
+    let unreachable_fresh = owners.iter().any(|n| {
+        !state.health().is_available(n) && !unfit.contains_key(&(n.clone(), meta.uid.clone()))
+    });
+    if unreachable_fresh {
+        return None;
+    }
+    owners.into_iter().find(|n| state.health().is_available(n) && record_only(n))
 }
 
 /// The owners reads use for `shard`, in every group.

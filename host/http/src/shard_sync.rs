@@ -176,6 +176,42 @@ pub async fn sync_from_sources(
     target: &NodeId,
     on_page: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<SyncReport, SyncError> {
+    copy_from_sources(state, index, sources, target, Mode::Mirror, on_page).await
+}
+
+/// Gives `target` every document of `source`'s `shards` of `index` that it lacks, keeping what
+/// only the target holds and its own version of what both hold: the union of two copies that
+/// each may have missed writes, for a shard with no complete copy left (see
+/// [`crate::repair`]). A document deleted on one side only comes back.
+pub async fn merge_from_source(
+    state: &AppState,
+    index: &str,
+    source: &NodeId,
+    shards: &[ShardId],
+    target: &NodeId,
+    on_page: &(dyn Fn(u64) + Send + Sync),
+) -> Result<SyncReport, SyncError> {
+    let sources = [(source.clone(), shards.to_vec())];
+    copy_from_sources(state, index, &sources, target, Mode::Merge, on_page).await
+}
+
+/// How a copy treats what the target already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The target ends with exactly the source's documents.
+    Mirror,
+    /// The target keeps its documents and gains those it lacks.
+    Merge,
+}
+
+async fn copy_from_sources(
+    state: &AppState,
+    index: &str,
+    sources: &[(NodeId, Vec<ShardId>)],
+    target: &NodeId,
+    mode: Mode,
+    on_page: &(dyn Fn(u64) + Send + Sync),
+) -> Result<SyncReport, SyncError> {
     let meta = state
         .catalog()
         .get_index(index)
@@ -205,11 +241,14 @@ pub async fn sync_from_sources(
             filter,
             src,
             dst,
+            mode,
         })
         .collect();
     let mut reports = vec![SyncReport::default(); copies.len()];
     let mut offsets = vec![0; copies.len()];
-    let mut open: Vec<usize> = (0..copies.len()).collect();
+    // A merge compares keys only: the bulk rounds would overwrite the target's versions.
+    let mut open: Vec<usize> =
+        if mode == Mode::Merge { Vec::new() } else { (0..copies.len()).collect() };
     let limit = state.config().rebalancer.batch_size.max(1) as usize;
     while !open.is_empty() {
         // Waiting first without the guard keeps client writes waiting only for the tasks
@@ -289,6 +328,7 @@ struct ShardCopy<'a> {
     filter: &'a str,
     src: &'a NodeClient,
     dst: &'a NodeClient,
+    mode: Mode,
 }
 
 impl ShardCopy<'_> {
@@ -449,7 +489,7 @@ impl ShardCopy<'_> {
                 source_keys.keys().filter(|key| !target_keys.contains_key(*key)).collect();
             let extra: Vec<&Value> = target_keys
                 .iter()
-                .filter(|(key, _)| !source_keys.contains_key(*key))
+                .filter(|(key, _)| self.mode == Mode::Mirror && !source_keys.contains_key(*key))
                 .map(|(_, id)| id)
                 .collect();
             if missing.is_empty() && extra.is_empty() {

@@ -324,3 +324,62 @@ async fn a_second_instance_reads_around_a_node_with_a_repair_record() {
     miroir_http::convergence::sync_holds(&second).await;
     assert!(second.stale().is_held(&down, "products"), "the record holds it on every instance");
 }
+
+/// Writes `document` (with its shard marker) straight to node `index`, as if only that owner
+/// had taken a write, and waits for the node to apply it.
+async fn write_to_one_node(cluster: &Cluster, index: usize, document: &Value) {
+    let node = cluster.nodes[index].as_ref().expect("running");
+    let shard = shard_of(document["id"].as_str().expect("id"), SHARDS);
+    let mut document = document.clone();
+    document[miroir_http::bookkeeping::SHARD_FIELD] = miroir_http::bookkeeping::shard_marker(shard);
+    let response = cluster
+        .http
+        .post(format!("{}/indexes/products/documents", node.url()))
+        .bearer_auth(NODE_KEY)
+        .json(&Value::from(vec![document]))
+        .send()
+        .await
+        .expect("node answers");
+    assert!(response.status().is_success());
+    let client = cluster.state.client(&cluster.node_ids[index]).expect("client");
+    miroir_http::shard_sync::wait_idle(&client, "products").await.expect("idle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_owners_that_each_missed_a_write_to_one_shard_end_with_both_writes() {
+    let cluster = ClusterBuilder::new(1, 2, 2).health_probes().start().await;
+    let loaded = load_products(&cluster, 100).await;
+    // Two new documents of one shard: each owner took one and missed the other, so neither
+    // holds every write of the shard and there is no fresh copy to mirror.
+    let extra = products()[100..].to_vec();
+    let first = &extra[0];
+    let shard = shard_of(first["id"].as_str().expect("id"), SHARDS);
+    let second = extra[1..]
+        .iter()
+        .find(|d| shard_of(d["id"].as_str().expect("id"), SHARDS) == shard)
+        .expect("another document of the shard");
+    write_to_one_node(&cluster, 0, first).await;
+    write_to_one_node(&cluster, 1, second).await;
+    {
+        let _guard = cluster.state.index_write_guard("products").await.expect("guard");
+        for (missed_by, _) in [(1, first), (0, second)] {
+            let node = &cluster.node_ids[missed_by];
+            miroir_http::repairs::add(&cluster.state, node, "products", [shard], false)
+                .await
+                .expect("store");
+        }
+    }
+    let leader = leader_loop(cluster.state.clone());
+    wait_repaired(&cluster).await;
+    leader.abort();
+
+    let acknowledged: BTreeSet<String> = loaded
+        .iter()
+        .chain([first, second])
+        .map(|d| d["id"].as_str().expect("id").to_owned())
+        .collect();
+    every_owner_holds_its_documents(&cluster, &acknowledged).await;
+    assert_eq!(ids_on_node(&cluster, 0).await, acknowledged);
+    assert_eq!(ids_on_node(&cluster, 1).await, acknowledged);
+    searches_agree(&cluster, acknowledged.len()).await;
+}

@@ -238,6 +238,26 @@ async fn tasks_of_a_node_restarted_empty_fail_as_lost_instead_of_reading_other_t
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_lost_by_one_replica_that_the_other_applied_succeeds() {
+    let mut cluster =
+        ClusterBuilder::new(1, 2, 2).task_delay(Duration::from_millis(1500)).start().await;
+    cluster.send_and_wait("POST", "/indexes", &json!({"uid": "books", "primaryKey": "id"})).await;
+    let before = latest_node_task(&cluster, 0).await;
+    let answer = cluster.send_json("POST", "/indexes/books/documents", &batch(0, 40)).await;
+    let uid = answer.body["taskUid"].as_u64().expect("task");
+    assert_eq!(latest_node_task(&cluster, 0).await, before + 1, "the batch reached node 0");
+    // Node 0 (an owner of every shard, as node 1 is) loses its disk before running it.
+    let addr = cluster.nodes[0].as_ref().expect("node 0").addr();
+    cluster.stop_node(0);
+    cluster.nodes[0] = Some(TestNode::start_at(addr, Some(common::NODE_KEY), Duration::ZERO));
+    let task = cluster.wait_task(uid).await;
+    assert_eq!(task["status"], "succeeded", "node 1 applied every document: {task}");
+    assert_eq!(task["details"]["indexedDocuments"], 40, "{task}");
+    let (_, documents) = cluster.node_get(1, "/indexes/books/documents?limit=100").await;
+    assert_eq!(documents["total"], 40, "{documents}");
+}
+
 /// Waits (at most 30 s) until node `index` has no task left to run.
 async fn node_idle(cluster: &common::Cluster, index: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -90,7 +90,7 @@ impl GatewayCollector {
             repair_pending: IntGaugeVec::new(
                 Opts::new(
                     "miroir_repair_pending",
-                    "Indexes a node has a repair record for (it missed acknowledged writes), by node.",
+                    "Indexes of a node waiting for a repair (it missed acknowledged writes or lost the index), by node.",
                 ),
                 &["node"],
             )

@@ -24,7 +24,9 @@ pub fn init(telemetry: &TelemetryConfig) -> anyhow::Result<Option<TraceExport>> 
     };
     let filter = EnvFilter::try_new(&directives)
         .with_context(|| format!("invalid log filter `{directives}`"))?;
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or a collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
     let fmt = match telemetry.log_format {
         LogFormat::Human => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).boxed(),

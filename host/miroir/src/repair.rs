@@ -2,7 +2,7 @@
 //! the nodes with a repair record or a held-stale index ([`miroir_http::repair::repair_round`]),
 //! and every `rebalancer.drift_check_interval` it compares document counts per shard across
 //! owners ([`miroir_http::repair::anti_entropy`]). Every instance refreshes the repair metrics
-//! (`miroir_repair_pending`, `miroir_shard_coverage`) on the same tick. A repair in progress is
+//! (`miroir_repair_pending`, `miroir_shard_coverage`) every second, on a loop of its own. A repair in progress is
 //! dropped the moment the lease is lost; the records stay in the store for the next leader.
 
 use std::time::Duration;
@@ -22,11 +22,21 @@ pub fn spawn(
     leader: watch::Receiver<LeaderState>,
     anti_entropy_every: Duration,
 ) -> JoinHandle<()> {
+    // The metrics are refreshed on their own: a long repair must not leave them stale.
+    let status = {
+        let (state, leader) = (state.clone(), leader.clone());
+        tokio::spawn(async move {
+            while leader.has_changed().is_ok() {
+                tokio::time::sleep(REPAIR_EVERY).await;
+                refresh_status(&state).await;
+            }
+        })
+    };
     tokio::spawn(async move {
+        let _status = AbortOnDrop(status);
         let mut last_check = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(REPAIR_EVERY).await;
-            refresh_status(&state).await;
             if leader.has_changed().is_err() {
                 return;
             }
@@ -56,4 +66,13 @@ pub fn spawn(
             }
         }
     })
+}
+
+/// Aborts the task when dropped (the status loop ends with the repair loop).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

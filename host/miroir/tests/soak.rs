@@ -282,9 +282,15 @@ fn searches_and_writes_survive_nodes_killed_emptied_and_slowed_in_turn() {
                 let repairs: Vec<&str> =
                     log.lines().filter(|l| l.contains("miroir_http::repair:")).collect();
                 let last = &repairs[repairs.len().saturating_sub(20)..];
+                // The whole log outlives the temporary directory, for the failure to be read.
+                let kept =
+                    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak-miroir.log");
+                let _ = std::fs::write(&kept, &log);
                 panic!(
-                    "n{victim} not repaired within 90 s: {wanted:?}\nlast repair lines:\n{}",
-                    last.join("\n")
+                    "n{victim} not repaired within 90 s: {wanted:?}\nlast repair lines:\n{}\n\
+                     whole log: {}",
+                    last.join("\n"),
+                    kept.display()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));

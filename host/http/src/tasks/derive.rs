@@ -2,8 +2,10 @@
 //!
 //! `enqueued` until a node starts; `processing` while any node task is not finished; once all
 //! are finished: `failed` with the first node error (in node id order) if any failed, else
-//! `canceled` if any was canceled, else `succeeded`. The final state is persisted once, so later
-//! reads never ask the nodes again.
+//! `canceled` if any was canceled, else `succeeded`. A document write a node lost (it restarted
+//! empty) but every other owner applied counts as applied there: a repair rebuilds the node's
+//! copy from those owners. The final state is persisted once, so later reads never ask the
+//! nodes again.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +29,8 @@ use axum::http::Method;
 pub struct NodeTask {
     node: NodeId,
     task: Value,
+    /// The node no longer has the task (see [`lost`]).
+    lost: bool,
 }
 
 impl NodeTask {
@@ -59,7 +63,7 @@ async fn fetch(state: &AppState, record: &TaskRecord) -> Vec<Option<NodeTask>> {
             if !response.is_success() {
                 return None;
             }
-            let task = NodeTask { node, task: response.json() };
+            let task = NodeTask { node, task: response.json(), lost: false };
             Some(match unrelated(record, recorded, &task) {
                 Some(reason) => lost(task.node, *uid, reason),
                 None => task,
@@ -143,7 +147,57 @@ fn lost(node: NodeId, uid: u64, reason: String) -> NodeTask {
             "error": error.to_json(),
             "finishedAt": now,
         }),
+        lost: true,
     }
+}
+
+/// The kinds of task whose effect on a node is only documents, which a repair copies back.
+const DOCUMENT_WRITES: [&str; 3] =
+    ["documentAdditionOrUpdate", "documentDeletion", "documentEdition"];
+
+/// Leaves out the document writes a node lost that other owners applied: the node lost its
+/// data with its task history (it restarted empty), so its copy of the index is rebuilt from
+/// those owners by a repair, this write included. A lost write counts as applied when, for
+/// every shard the node receives writes of, another owner that took this task succeeded.
+async fn without_covered_losses<'a>(
+    state: &AppState,
+    record: &TaskRecord,
+    known: Vec<&'a NodeTask>,
+) -> Vec<&'a NodeTask> {
+    if !known.iter().any(|t| t.lost) || !DOCUMENT_WRITES.contains(&record.kind.as_str()) {
+        return known;
+    }
+    let meta = match record.index_uid.as_deref() {
+        Some(uid) => state.catalog().get_index(uid).await.ok().flatten(),
+        None => None,
+    };
+    let Some(meta) = meta else { return known };
+    let assignment = state.assignment(meta.shard_count);
+    let applied: Vec<NodeId> = known
+        .iter()
+        .filter(|t| !t.lost && t.status() == "succeeded")
+        .map(|t| t.node.clone())
+        .collect();
+    let succeeded = |node: &NodeId| applied.contains(node);
+    let covered = |lost: &NodeId| {
+        (0..meta.shard_count).map(miroir_types::ShardId::new).all(|shard| {
+            let owners: Vec<&NodeId> =
+                assignment.write_targets(shard).flat_map(|(_, owners)| owners).collect();
+            !owners.contains(&lost) || owners.iter().any(|n| *n != lost && succeeded(n))
+        })
+    };
+    known
+        .into_iter()
+        .filter(|t| {
+            let keep = !t.lost || !covered(&t.node);
+            if !keep {
+                tracing::info!(task = record.uid, node = %t.node,
+                    "a node lost its task of a document write other owners applied; \
+                     the node's copy is repaired from them");
+            }
+            keep
+        })
+        .collect()
 }
 
 /// Brings `record` up to date with its node tasks, persisting it when it changed.
@@ -155,6 +209,7 @@ pub async fn refresh(state: &AppState, record: TaskRecord) -> HttpResult<TaskRec
     let known: Vec<&NodeTask> = fetched.iter().flatten().collect();
     let terminal = |t: &&NodeTask| matches!(t.status(), "succeeded" | "failed" | "canceled");
     let all_done = known.len() == fetched.len() && known.iter().all(terminal);
+    let known = if all_done { without_covered_losses(state, &record, known).await } else { known };
     let mut updated = record.clone();
     updated.started_at = known.iter().filter_map(|t| t.date("startedAt")).min();
     if all_done {
