@@ -67,6 +67,7 @@ pub struct RepairStatus {
     pending: Mutex<BTreeMap<NodeId, u64>>,
     coverage_bits: AtomicU64,
     copied: AtomicU64,
+    lost: AtomicU64,
     /// Pairs whose last repair failed: when to try again, and how many failures in a row.
     backoff: Mutex<BTreeMap<(NodeId, String), (Instant, u32)>>,
 }
@@ -86,6 +87,12 @@ impl RepairStatus {
         } else {
             f64::from_bits(bits)
         }
+    }
+
+    /// Shards repaired with no copy of their earlier documents left (every replica lost its
+    /// data), since start (only grows).
+    pub fn shards_lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// Documents copied by repairs since start (only grows).
@@ -149,17 +156,16 @@ pub async fn repair_round(state: &AppState) -> usize {
     for pair in holds.iter() {
         work.entry(pair.clone()).or_insert(None);
     }
-    // What each pair must not be copied from: the shards its record lists, or the whole index.
-    let unfit: Unfit = work
+    // What each pair must not be copied from.
+    let unfit: BTreeMap<(NodeId, String), Unfit> = work
         .iter()
         .map(|(pair, record)| {
-            let shards = match record {
-                Some(record) if !record.settings && !holds.contains(pair) => {
-                    Some(record.shards.clone())
-                }
-                _ => None,
+            let unfit = match record {
+                _ if holds.contains(pair) => Unfit::Lost,
+                Some(record) if !record.settings => Unfit::Shards(record.shards.clone()),
+                _ => Unfit::Whole,
             };
-            (pair.clone(), shards)
+            (pair.clone(), unfit)
         })
         .collect();
     let mut repaired = 0;
@@ -207,7 +213,7 @@ async fn repair_pair(
     node: &NodeId,
     index: &str,
     record: Option<RepairRecord>,
-    unfit: &Unfit,
+    unfit: &UnfitPairs,
 ) -> Result<bool, RepairError> {
     let Some(meta) = state.store().get_index(index).await.map_err(store_error)? else {
         // The index is gone: nothing to repair.
@@ -260,6 +266,13 @@ async fn repair_pair(
             by_source.entry(source).or_default().push(shard);
         } else if let Some(source) = partial_owner(state, &meta, shard, node, unfit) {
             to_merge.entry(source).or_default().push(shard);
+        } else if lost_everywhere(state, &meta, shard, node, unfit) {
+            // Every other owner lost the index too: no copy of what was written before is
+            // left. The shard is taken as it is now (the writes since), rather than read
+            // around for ever.
+            tracing::error!(%node, index, shard = shard.get(),
+                "repair: every replica of this shard lost its data; its earlier documents are gone");
+            state.repair_status().lost.fetch_add(1, Ordering::Relaxed);
         } else {
             return Err(RepairError::NoSource(shard.get()));
         }
@@ -305,8 +318,19 @@ async fn repair_pair(
     Ok(true)
 }
 
-/// Pairs under repair: `None` for the whole index, else the shards recorded.
-type Unfit = BTreeMap<(NodeId, String), Option<BTreeSet<u32>>>;
+/// Why a node under repair is no source for some shards of an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unfit {
+    /// It lost the index (held stale): no shard.
+    Lost,
+    /// It missed a settings change: no shard (it is repaired whole).
+    Whole,
+    /// It missed document writes to these shards.
+    Shards(BTreeSet<u32>),
+}
+
+/// The pairs under repair.
+type UnfitPairs = BTreeMap<(NodeId, String), Unfit>;
 
 /// An owner of `shard` to copy from: answering, not `except`, not held stale for the index nor
 /// under repair for this shard; the node's own group first.
@@ -315,7 +339,7 @@ fn fresh_owner(
     meta: &IndexMeta,
     shard: ShardId,
     except: &NodeId,
-    unfit: &Unfit,
+    unfit: &UnfitPairs,
 ) -> Option<NodeId> {
     let assignment = state.assignment(meta.shard_count);
     let topology = state.topology();
@@ -332,8 +356,8 @@ fn fresh_owner(
             // A node under repair for other shards of the index (held stale for the whole
             // index for reads) holds every write of this one.
             let fit = match unfit.get(&(n.clone(), meta.uid.clone())) {
-                Some(None) => false,
-                Some(Some(shards)) => !shards.contains(&shard.get()),
+                Some(Unfit::Lost | Unfit::Whole) => false,
+                Some(Unfit::Shards(shards)) => !shards.contains(&shard.get()),
                 None => !state.stale().is_held(n, &meta.uid),
             };
             n != except && state.health().is_available(n) && fit
@@ -344,7 +368,7 @@ fn fresh_owner(
 }
 
 /// When no owner of `shard` is fresh ([`fresh_owner`]): an owner that holds the index but
-/// missed some document writes to it (a record of shards, not a lost index), to merge from.
+/// missed some writes to it (a record, not a lost index), to merge from.
 /// `None` while some other owner is merely unreachable: it may hold every write, so the repair
 /// waits for it rather than settle for a partial copy.
 fn partial_owner(
@@ -352,14 +376,13 @@ fn partial_owner(
     meta: &IndexMeta,
     shard: ShardId,
     except: &NodeId,
-    unfit: &Unfit,
+    unfit: &UnfitPairs,
 ) -> Option<NodeId> {
     let assignment = state.assignment(meta.shard_count);
     let owners: Vec<NodeId> =
         read_owners(state, &assignment, shard).into_iter().filter(|n| n != except).collect();
     let record_only = |n: &NodeId| {
-        matches!(unfit.get(&(n.clone(), meta.uid.clone())),
-            Some(Some(shards)) if shards.contains(&shard.get()))
+        matches!(unfit.get(&(n.clone(), meta.uid.clone())), Some(Unfit::Whole | Unfit::Shards(_)))
     };
     let unreachable_fresh = owners.iter().any(|n| {
         !state.health().is_available(n) && !unfit.contains_key(&(n.clone(), meta.uid.clone()))
@@ -368,6 +391,22 @@ fn partial_owner(
         return None;
     }
     owners.into_iter().find(|n| state.health().is_available(n) && record_only(n))
+}
+
+/// Whether every other owner of `shard` answers and lost the index: no copy of the shard's
+/// earlier documents is left anywhere.
+fn lost_everywhere(
+    state: &AppState,
+    meta: &IndexMeta,
+    shard: ShardId,
+    except: &NodeId,
+    unfit: &UnfitPairs,
+) -> bool {
+    let assignment = state.assignment(meta.shard_count);
+    read_owners(state, &assignment, shard).iter().filter(|n| *n != except).all(|n| {
+        state.health().is_available(n)
+            && unfit.get(&(n.clone(), meta.uid.clone())) == Some(&Unfit::Lost)
+    })
 }
 
 /// The owners reads use for `shard`, in every group.

@@ -383,3 +383,32 @@ async fn two_owners_that_each_missed_a_write_to_one_shard_end_with_both_writes()
     assert_eq!(ids_on_node(&cluster, 1).await, acknowledged);
     searches_agree(&cluster, acknowledged.len()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shard_every_replica_lost_is_taken_as_it_is_instead_of_read_around_for_ever() {
+    let mut cluster = ClusterBuilder::new(1, 2, 2).health_probes().start().await;
+    load_products(&cluster, 100).await;
+    // Both replicas of every shard lose their disks: the first 100 documents are gone.
+    let addrs: Vec<_> =
+        (0..2).map(|i| cluster.nodes[i].as_ref().expect("running").addr()).collect();
+    for (i, addr) in addrs.into_iter().enumerate() {
+        cluster.stop_node(i);
+        cluster.start_node_empty_at(i, addr);
+    }
+    let more = products()[100..150].to_vec();
+    let task = cluster
+        .send_and_wait("POST", "/indexes/products/documents", &Value::from(more.clone()))
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let holds = miroir_http::convergence::shared_holds(&cluster.state).await.expect("store");
+    assert_eq!(holds.len(), 2, "both replicas are held: {holds:?}");
+    let leader = leader_loop(cluster.state.clone());
+    wait_repaired(&cluster).await;
+    leader.abort();
+
+    assert!(cluster.state.repair_status().shards_lost() > 0);
+    let acknowledged: BTreeSet<String> =
+        more.iter().map(|d| d["id"].as_str().expect("id").to_owned()).collect();
+    every_owner_holds_its_documents(&cluster, &acknowledged).await;
+    searches_agree(&cluster, acknowledged.len()).await;
+}

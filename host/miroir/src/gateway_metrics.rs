@@ -24,6 +24,7 @@ pub struct GatewayCollector {
     repair_pending: IntGaugeVec,
     shard_coverage: Gauge,
     repair_documents_copied: IntCounter,
+    repair_shards_lost: IntCounter,
 }
 
 impl GatewayCollector {
@@ -105,6 +106,11 @@ impl GatewayCollector {
                 "miroir_repair_documents_copied_total",
                 "Documents copied to replicas under repair by this instance (as leader).",
             ),
+            repair_shards_lost: counter(
+                "miroir_repair_shards_lost_total",
+                "Shards repaired with no copy of their earlier documents left: every replica \
+                 lost its data (by this instance, as leader).",
+            ),
         }
     }
 
@@ -150,6 +156,7 @@ impl GatewayCollector {
         }
         self.shard_coverage.set(repairs.coverage());
         set_counter(&self.repair_documents_copied, repairs.documents_copied());
+        set_counter(&self.repair_shards_lost, repairs.shards_lost());
     }
 }
 
@@ -173,6 +180,7 @@ impl Collector for GatewayCollector {
             &self.indexes_restored,
             &self.sequence_restores,
             &self.repair_documents_copied,
+            &self.repair_shards_lost,
         ] {
             descs.extend(counter.desc());
         }
@@ -195,6 +203,7 @@ impl Collector for GatewayCollector {
             &self.indexes_restored,
             &self.sequence_restores,
             &self.repair_documents_copied,
+            &self.repair_shards_lost,
         ] {
             families.extend(counter.collect());
         }
