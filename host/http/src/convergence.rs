@@ -235,6 +235,11 @@ async fn converge(
         // A creation or settings change still queued on the node is not a loss.
         return Err("the node has tasks of the index in flight".into());
     }
+    if lost_documents(state, node, uid) {
+        // Held before the index is made readable again: between its settings and the hold,
+        // a search would count the node's empty shards as complete.
+        hold(state, node, uid).await;
+    }
     if found == Found::Missing {
         let body = serde_json::to_vec(&json!({ "uid": uid, "primaryKey": meta.primary_key }))
             .map_err(|e| e.to_string())?;
@@ -387,22 +392,28 @@ pub async fn after_write(
 /// (or held it bare) and had not missed its creation lost it, and is held stale, as is one that
 /// missed the creation and documents written since.
 pub async fn settle_found(state: &AppState, node: &NodeId, uid: &str, found: Found) {
-    // Not pending: the node had the index and lost it. Pending: it missed the creation, and
-    // lacks documents only if writes went on without it.
-    let lacks_documents = state.convergence().pending_missed(node, uid).unwrap_or(true);
+    let lost = lost_documents(state, node, uid);
     state.convergence().settle(node, uid);
-    // A joining node never had the index: the rebalance fills it, and nothing reads it before
-    // its shards are copied, so it is not held (a hold would have the repair copy it again).
+    if found != Found::Converged && lost {
+        tracing::warn!(%node, index = uid,
+            "a node lost its copy of the index; created again, read around until refilled");
+        hold(state, node, uid).await;
+    }
+}
+
+/// Whether `node`, found without Miroir's copy of `uid`, lacks documents it should hold. Not
+/// pending: it had the index and lost it. Pending: it missed the creation, and lacks documents
+/// only if writes went on without it. A joining node never had the index: the rebalance fills
+/// it, and nothing reads it before its shards are copied, so it is not held (a hold would have
+/// the repair copy it again).
+fn lost_documents(state: &AppState, node: &NodeId, uid: &str) -> bool {
+    let lacks_documents = state.convergence().pending_missed(node, uid).unwrap_or(true);
     let joining = state
         .fleet()
         .fleet()
         .node(node)
         .is_some_and(|n| n.state == miroir_cluster::NodeState::Joining);
-    if found != Found::Converged && lacks_documents && !joining {
-        tracing::warn!(%node, index = uid,
-            "a node lost its copy of the index; created again, read around until refilled");
-        hold(state, node, uid).await;
-    }
+    lacks_documents && !joining
 }
 
 /// The task store namespace of held marks (`<index>/<node>` keys), shared by every instance.
