@@ -98,19 +98,67 @@ impl NodeResponse {
     }
 }
 
-/// A request body with its content type.
+/// A request body with its content type: one buffer, or parts sent one after the other (a
+/// body assembled from slices of a client's body, sent without copying them together).
 #[derive(Debug, Clone)]
 pub struct NodeBody {
     /// The `Content-Type` header.
     pub content_type: &'static str,
-    /// The bytes sent.
-    pub bytes: Bytes,
+    parts: std::sync::Arc<[Bytes]>,
+    len: usize,
 }
 
 impl NodeBody {
     /// A JSON body.
     pub fn json(bytes: impl Into<Bytes>) -> Self {
-        NodeBody { content_type: "application/json", bytes: bytes.into() }
+        NodeBody::new("application/json", bytes)
+    }
+
+    /// A body of `content_type`.
+    pub fn new(content_type: &'static str, bytes: impl Into<Bytes>) -> Self {
+        NodeBody::from_parts(content_type, vec![bytes.into()])
+    }
+
+    /// A body made of `parts`, in order.
+    pub fn from_parts(content_type: &'static str, parts: Vec<Bytes>) -> Self {
+        let len = parts.iter().map(Bytes::len).sum();
+        NodeBody { content_type, parts: parts.into(), len }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The whole body in one buffer (copied when it has several parts).
+    pub fn to_bytes(&self) -> Bytes {
+        match &*self.parts {
+            [one] => one.clone(),
+            parts => {
+                let mut whole = Vec::with_capacity(self.len);
+                for part in parts {
+                    whole.extend_from_slice(part);
+                }
+                Bytes::from(whole)
+            }
+        }
+    }
+
+    /// The body as reqwest sends it: one buffer, or its parts streamed with their total length.
+    fn into_request_body(self) -> reqwest::Body {
+        if self.parts.len() <= 1 {
+            return reqwest::Body::from(self.to_bytes());
+        }
+        let parts = self.parts;
+        let stream = futures_util::stream::iter(
+            (0..parts.len()).map(move |i| Ok::<Bytes, std::convert::Infallible>(parts[i].clone())),
+        );
+        reqwest::Body::wrap_stream(stream)
     }
 }
 
@@ -203,7 +251,11 @@ impl NodeClient {
             request = request.header(REQUEST_ID_HEADER, id);
         }
         if let Some(body) = body {
-            request = request.header(CONTENT_TYPE, body.content_type).body(body.bytes);
+            // The length is sent even for a body in parts (no chunked encoding).
+            request = request
+                .header(CONTENT_TYPE, body.content_type)
+                .header(reqwest::header::CONTENT_LENGTH, body.len())
+                .body(body.into_request_body());
         }
         let started = Instant::now();
         let response = async {

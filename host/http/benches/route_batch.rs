@@ -1,5 +1,5 @@
-//! Routing a 10,000-document batch (parse, primary key, hash, `_miroir_shard`, split by node,
-//! serialize) against a plain serde_json parse and serialize of the same bytes.
+//! Routing a 10,000-document batch (find the documents, check reserved fields, primary key,
+//! hash, `_miroir_shard`, split by node) against a plain serde_json parse and serialize of the same bytes.
 //!
 //! Run with `cargo bench -p miroir-http --bench route_batch`; prints both throughputs and the
 //! ratio (routing / plain; the target is at least 0.5).
@@ -8,12 +8,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use miroir_cluster::{Assignment, Topology};
-use miroir_http::documents::batch::route;
-use miroir_http::documents::parse::{parse, Format};
+use miroir_http::documents::batch::{check_reserved, route, Payload};
+use miroir_http::documents::parse::Format;
 use miroir_types::{GroupId, NodeId};
 use serde_json::{json, Value};
 
-fn payload() -> Vec<u8> {
+fn payload() -> bytes::Bytes {
     let documents: Vec<Value> = (0..10_000)
         .map(|i| {
             let brand = ["Acme", "Globex", "Initech", "Umbrella"][i % 4];
@@ -33,7 +33,7 @@ fn payload() -> Vec<u8> {
             })
         })
         .collect();
-    serde_json::to_vec(&documents).expect("payload serializes")
+    serde_json::to_vec(&documents).expect("payload serializes").into()
 }
 
 fn time_it(runs: u32, mut f: impl FnMut()) -> Duration {
@@ -68,8 +68,9 @@ fn main() {
         let topology = Topology::new(nodes, rf).expect("topology");
         let assignment = Assignment::new(&topology, 64);
         let routed = time_it(runs, || {
-            let documents = parse(&bytes, Format::Json, b',').expect("parse");
-            black_box(route(documents, "id", &assignment).expect("route"));
+            let payload = Payload::read(bytes.clone(), Format::Json, b',').expect("parse");
+            check_reserved(&payload).expect("no reserved field");
+            black_box(route(&payload, "id", &assignment).expect("route"));
         });
         println!(
             "route batch, {groups} group(s) x {per_group} nodes, RF {rf}: {:?} ({:.0} MB/s), \

@@ -171,7 +171,7 @@ async fn gated(
         Some(t) if t.starts_with("text/csv") => "text/csv",
         _ => "application/json",
     };
-    let node_body = (!body.is_empty()).then_some(NodeBody { content_type, bytes: body });
+    let node_body = (!body.is_empty()).then_some(NodeBody::new(content_type, body));
     match ask_one(state, caller.node_auth(), (method, path, node_body)).await {
         Some(response) if !response.is_success() => {
             Err(ForwardedError::new(response.status, response.body.to_vec()).into())

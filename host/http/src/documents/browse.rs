@@ -264,7 +264,7 @@ async fn browse(
     let meta = index_for_read(state, uid).await?;
     if request.names_shard_field() {
         let (method, path, body) = request.disguised().unchanged(uid);
-        let body = body.map(|b| b.bytes);
+        let body = body.map(|b| b.to_bytes());
         reserved_names::refuse_like_one_node(state, caller, uid, (method, &path, body)).await?;
     }
     let assignment = state.assignment(meta.shard_count);
@@ -537,7 +537,7 @@ mod tests {
     fn fetch_filters_become_arrays_with_the_shard() {
         let body = |b: Value, shard| {
             let (_, _, body) = Browse::Fetch(b).for_shard("i", ShardId::new(shard), 1, 2);
-            serde_json::from_slice::<Value>(&body.expect("a body").bytes).expect("json")
+            serde_json::from_slice::<Value>(&body.expect("a body").to_bytes()).expect("json")
         };
         assert_eq!(
             body(json!({"filter": "a = 1", "fields": ["id"]}), 3),

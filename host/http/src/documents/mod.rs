@@ -5,6 +5,7 @@ pub mod batch;
 mod browse;
 mod delete;
 pub mod parse;
+pub mod raw;
 mod sorted;
 mod undo;
 
@@ -127,7 +128,7 @@ async fn write(
         Begin::Proceed(pending) => pending,
     };
     let (record, report) =
-        write_inner(&state, &caller, &uid, query.as_deref(), &body, format, &method).await?;
+        write_inner(&state, &caller, &uid, query.as_deref(), body, format, &method).await?;
     if let Some(pending) = pending {
         pending.finish(&state, record.uid).await?;
     }
@@ -143,7 +144,7 @@ async fn write_inner(
     caller: &Caller,
     uid: &str,
     query: Option<&str>,
-    body: &[u8],
+    body: axum::body::Bytes,
     format: parse::Format,
     method: &HttpMethod,
 ) -> HttpResult<(TaskRecord, Option<QuorumReport>)> {
@@ -155,10 +156,10 @@ async fn write_inner(
             format!("A {} payload is missing.", format.name()),
         ));
     }
-    let documents = parse::parse(body, format, delimiter)
+    let payload = batch::Payload::read(body, format, delimiter)
         .map_err(|e| HttpError::api(ErrorCode::MalformedPayload, e.to_string()))?;
-    batch::check_reserved(&documents)?;
-    let received = documents.len();
+    batch::check_reserved(&payload)?;
+    let received = payload.len();
     let kind = "documentAdditionOrUpdate";
     let failed_details = json!({ "receivedDocuments": received, "indexedDocuments": 0 });
 
@@ -178,7 +179,7 @@ async fn write_inner(
     let primary_key = match batch::resolve_primary_key(
         meta.primary_key.as_deref(),
         query_key.as_deref(),
-        &documents,
+        payload.first().as_ref(),
     ) {
         batch::PrimaryKey::Known(key) => key,
         batch::PrimaryKey::Ambiguous(error) => {
@@ -193,7 +194,7 @@ async fn write_inner(
         }
     };
     let assignment = state.assignment(meta.shard_count);
-    let routed = match batch::route(documents, &primary_key, &assignment) {
+    let routed = match batch::route(&payload, &primary_key, &assignment) {
         Ok(routed) => routed,
         Err(error) => {
             let record = fail_write(state, uid, created, failed_details, error).await?;
@@ -232,12 +233,8 @@ async fn write_inner(
     let mut batches = routed.per_node;
     for node in state.topology().nodes() {
         let mut steps: Vec<NodeStep> = settings_step.iter().cloned().collect();
-        if let Some(bytes) = batches.remove(node) {
-            steps.push(NodeStep::new(
-                node_method.clone(),
-                path.clone(),
-                Some(NodeBody::json(bytes)),
-            ));
+        if let Some(batch) = batches.remove(node) {
+            steps.push(NodeStep::new(node_method.clone(), path.clone(), Some(batch)));
         }
         if !steps.is_empty() {
             calls.push(NodeCall { node: node.clone(), steps });

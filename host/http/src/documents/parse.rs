@@ -48,7 +48,7 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    fn new(format: Format, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(format: Format, reason: impl Into<String>) -> Self {
         ParseError { format: format.name(), reason: reason.into() }
     }
 }
