@@ -68,6 +68,21 @@ def measure(pid: int, base: str, bodies: list[bytes]) -> tuple[float, float]:
     return peak, rss_mib(pid)
 
 
+def documents_in(base: str) -> int:
+    request = urllib.request.Request(f"{base}/indexes/big/stats")
+    request.add_header("Authorization", f"Bearer {KEY}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["numberOfDocuments"]
+
+
+def wait_for_documents(base: str, expected: int) -> None:
+    """Waits (at most 5 minutes) until the index holds every document sent."""
+    deadline = time.time() + 300
+    while documents_in(base) != expected:
+        assert time.time() < deadline, f"{documents_in(base)} documents, {expected} sent"
+        time.sleep(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=95)
@@ -89,6 +104,9 @@ def main() -> None:
         print(f"idle RSS {idle:.0f} MiB; body {size:.0f} MB")
         print(f"1 body : peak {peak1:.0f} MiB ({(peak1 - idle) / size:.2f}x the body), 15 s after {after1:.0f} MiB")
         print(f"4 bodies: peak {peak4:.0f} MiB ({(peak4 - idle) / (4 * size):.2f}x the bodies), 15 s after {after4:.0f} MiB")
+        sent = 5 * (args.mb * 1_000_000 // 1000)
+        wait_for_documents(base, sent)
+        print(f"all {sent} documents written")
     finally:
         stop(processes)
 
