@@ -15,6 +15,7 @@ import copy
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -153,6 +154,11 @@ class RendersValidObjects(unittest.TestCase):
         self.assertIn("> 0.1", by_name["MiroirTaskStoreSlow"])
         self.assertIn("> 0.8", by_name["MiroirCpuHigh"])
         self.assertIn("> 0.85", by_name["MiroirMemoryHigh"])
+        # Every Miroir metric an alert reads is one the gateway exports (docs/metrics.md).
+        documented = set(re.findall(r"`(miroir_[a-z_]+)`", (ROOT / "docs" / "metrics.md").read_text()))
+        for name, expr in by_name.items():
+            for metric in re.findall(r"\b(miroir_[a-z_]+?)(?:_bucket)?\b", expr):
+                self.assertIn(metric, documented, f"{name} reads {metric}")
         monitor = find(objects, "ServiceMonitor")
         self.assertEqual(monitor["spec"]["endpoints"][0]["port"], "metrics")
 

@@ -17,10 +17,12 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 /// How connections are served.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ListenerSettings {
     /// Longest wait for a request's headers, counted from when the connection became idle.
     pub idle_timeout: Duration,
+    /// Counts the connections open (`miroir_client_connections_open`).
+    pub open_connections: prometheus::IntGauge,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and waits for the
@@ -54,10 +56,13 @@ pub async fn serve(
         let service = TowerToHyperService::new(app.clone());
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
+        let open = settings.open_connections.clone();
+        open.inc();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, %peer, "connection closed with an error");
             }
+            open.dec();
         });
     }
     drop(listener);

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub settings_drift_repairs: IntCounter,
     /// Client request duration by route template, method and status.
     pub request_duration: HistogramVec,
+    /// Client connections open on the main port.
+    pub client_connections: IntGauge,
 }
 
 impl Metrics {
@@ -56,6 +58,10 @@ impl Metrics {
                 "Live read-your-writes sessions.",
             ),
             requests_in_flight: gauge("miroir_requests_in_flight", "Client requests being served."),
+            client_connections: gauge(
+                "miroir_client_connections_open",
+                "Client connections open on the main port (idle keep-alive ones included).",
+            ),
             is_leader: gauge("miroir_is_leader", "1 while this instance holds the leader lease."),
             tasks_pruned: IntCounter::with_opts(Opts::new(
                 "miroir_tasks_pruned_total",
@@ -99,7 +105,10 @@ impl Metrics {
             Box::new(metrics.fenced_writes_refused.clone()),
             Box::new(metrics.settings_drift_repairs.clone()),
             Box::new(metrics.request_duration.clone()),
+            Box::new(metrics.client_connections.clone()),
             Box::new(crate::trace_export::SPANS_DROPPED.clone()),
+            // process_resident_memory_bytes, process_open_fds, process_cpu_seconds_total, ...
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             metrics.registry.register(collector).expect("each metric is registered once");
         }

@@ -121,8 +121,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             crate::metrics::observe_request,
         ),
     );
-    let settings =
-        crate::listener::ListenerSettings { idle_timeout: config.server.idle_timeout.get() };
+    let settings = crate::listener::ListenerSettings {
+        idle_timeout: config.server.idle_timeout.get(),
+        open_connections: runtime.metrics.client_connections.clone(),
+    };
     let server = crate::listener::serve(listener, app, settings, async move {
         shutdown_signal().await;
         // The receiver lives until `run` returns; a send error would only mean nobody waits.
