@@ -193,6 +193,22 @@ class RendersValidObjects(unittest.TestCase):
         self.assertEqual(config["vector_search"], {"enabled": True, "fusion": "rrf"})
 
 
+    def test_grafana_dashboard(self):
+        self.assertNotIn("miroir-dashboard", [o["metadata"]["name"] for o in render()])
+        objects = render({"metrics": {"grafanaDashboard": {"enabled": True}}})
+        self.assert_valid_kubernetes(objects)
+        config_map = find(objects, "ConfigMap", "search-miroir-dashboard")
+        self.assertEqual(config_map["metadata"]["labels"]["grafana_dashboard"], "1")
+        dashboard = json.loads(config_map["data"]["miroir.json"])
+        self.assertEqual(dashboard["uid"], "miroir-overview")
+        # Every Miroir metric a panel reads is one the gateway exports (docs/metrics.md).
+        documented = set(re.findall(r"`(miroir_[a-z_]+)`", (ROOT / "docs" / "metrics.md").read_text()))
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                for metric in re.findall(r"\b(miroir_[a-z_]+?)(?:_bucket|_count)?\b", target["expr"]):
+                    self.assertIn(metric, documented, f"{panel['title']} reads {metric}")
+
+
 class RenderedConfigIsAccepted(unittest.TestCase):
     """The ConfigMap of every example passes the real `miroir check-config`."""
 
