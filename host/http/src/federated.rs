@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use axum::http::Method;
-use miroir_cluster::merge::{DEFAULT_SEARCH_LIMIT, RESERVED_PREFIX};
+use miroir_cluster::merge::{merge_facets, DEFAULT_SEARCH_LIMIT, RESERVED_PREFIX};
 use miroir_cluster::{NodeAuth, NodeBody, NodeError, ReadOutcome, ReadPlan};
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
@@ -48,11 +48,13 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
     })?;
     let page = FederatedPage::of(&request["federation"]);
     let (offset, limit) = (page.offset, page.limit);
+    let facets_by_index = request["federation"]["facetsByIndex"].as_object().cloned();
 
     let rotation = NEXT_GROUP.fetch_add(1, AtomicOrdering::Relaxed);
     // Per query: its index's assignment and read plan (health-aware group and covering set).
     let mut plans = Vec::with_capacity(queries.len());
     let mut primary_keys: HashMap<String, String> = HashMap::new();
+    let mut versions: HashMap<String, u64> = HashMap::new();
     let mut round: BTreeMap<NodeId, Vec<(u64, Vec<ShardId>)>> = BTreeMap::new();
     let mut missing = 0usize;
     let no_failures = BTreeSet::new();
@@ -65,6 +67,7 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
         };
         let primary_key = meta.primary_key.clone().unwrap_or_else(|| "id".to_owned());
         primary_keys.insert(uid.to_owned(), primary_key);
+        versions.insert(uid.to_owned(), meta.settings_version);
         let assignment = state.assignment(meta.shard_count);
         let view = state.read_view(uid);
         let plan = ReadPlan::new(&state.topology(), &assignment, &view, rotation, None);
@@ -78,15 +81,30 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
     }
 
     let mut candidates = Vec::new();
+    // Per index of `facetsByIndex`: each node's facets of its shards, as a search answer's.
+    let mut facet_answers: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut total = 0u64;
     let mut slowest = 0u64;
     let mut failed_nodes = BTreeSet::new();
     while !round.is_empty() {
+        let facets_by_index = &facets_by_index;
         let calls = round.into_iter().map(|(node, local)| async move {
             let positions: Vec<u64> = local.iter().map(|(p, _)| *p).collect();
             let bodies: Vec<Value> =
                 local.iter().map(|(p, shards)| restricted(&queries[*p as usize], shards)).collect();
-            let body = json!({ "federation": page.node_federation(), "queries": bodies });
+            let mut federation = page.node_federation();
+            if let Some(facets) = facets_by_index {
+                // The facets of the indexes this node is asked about (the merge is Miroir's).
+                let asked: BTreeSet<&str> =
+                    bodies.iter().filter_map(|b| b["indexUid"].as_str()).collect();
+                let own: Map<String, Value> = facets
+                    .iter()
+                    .filter(|(uid, _)| asked.contains(uid.as_str()))
+                    .map(|(uid, names)| (uid.clone(), names.clone()))
+                    .collect();
+                federation["facetsByIndex"] = Value::Object(own);
+            }
+            let body = json!({ "federation": federation, "queries": bodies });
             let answer = match (state.client(&node), serde_json::to_vec(&body)) {
                 (Ok(client), Ok(bytes)) => {
                     client
@@ -117,6 +135,12 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
                         .or_else(|| body["totalHits"].as_u64())
                         .unwrap_or(0);
                     slowest = slowest.max(body["processingTimeMs"].as_u64().unwrap_or(0));
+                    for (uid, facets) in body["facetsByIndex"].as_object().into_iter().flatten() {
+                        facet_answers.entry(uid.clone()).or_default().push(json!({
+                            "facetDistribution": facets["distribution"],
+                            "facetStats": facets["stats"],
+                        }));
+                    }
                     let hits = body["hits"].as_array().cloned().unwrap_or_default();
                     candidates.extend(
                         hits.into_iter()
@@ -180,7 +204,45 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
         .take(usize::try_from(limit).unwrap_or(usize::MAX))
         .map(|c| Value::Object(c.hit))
         .collect();
-    Ok(page.answer(hits, slowest, total))
+    let mut answer = page.answer(hits, slowest, total);
+    if let Some(facets) = &facets_by_index {
+        let mut by_index = Map::new();
+        for uid in facets.keys() {
+            let answers = facet_answers.remove(uid).unwrap_or_default();
+            let version = versions.get(uid).copied().unwrap_or(0);
+            let primary_key = primary_keys.get(uid).cloned().unwrap_or_else(|| "id".to_owned());
+            let settings = crate::search::merge_settings(state, uid, version, &primary_key).await?;
+            let (distribution, stats) = merge_facets(&answers, &settings);
+            by_index.insert(uid.clone(), json!({ "distribution": distribution, "stats": stats }));
+        }
+        match request["federation"].get("mergeFacets").filter(|m| !m.is_null()) {
+            Some(merge) => {
+                let most = merge["maxValuesPerFacet"].as_u64().map_or(usize::MAX, |n| n as usize);
+                let (distribution, stats) = merge_indexes(&by_index, most);
+                answer["facetDistribution"] = distribution;
+                answer["facetStats"] = stats;
+            }
+            None => answer["facetsByIndex"] = Value::Object(by_index),
+        }
+    }
+    Ok(answer)
+}
+
+/// `mergeFacets`: every index's facets as one, counts summed by value (in value order, cut to
+/// `most` values per facet) and stats as the min of mins and max of maxes.
+fn merge_indexes(by_index: &Map<String, Value>, most: usize) -> (Value, Value) {
+    let answers: Vec<Value> = by_index
+        .values()
+        .map(|f| json!({ "facetDistribution": f["distribution"], "facetStats": f["stats"] }))
+        .collect();
+    let settings = miroir_cluster::merge::MergeSettings {
+        max_total_hits: 0,
+        max_values_per_facet: most,
+        sort_facet_values_by: vec![("*".to_owned(), "alpha".to_owned())],
+        primary_key: String::new(),
+        distinct_attribute: None,
+    };
+    merge_facets(&answers, &settings)
 }
 
 /// The federated page the client asked for: `limit`/`offset`, or `page`/`hitsPerPage` (then the

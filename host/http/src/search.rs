@@ -497,7 +497,7 @@ pub(crate) fn restricted(base: &Value, answering: &[ShardId]) -> Value {
 }
 
 /// The index settings the merge needs, read from one node and cached per settings version.
-async fn merge_settings(
+pub(crate) async fn merge_settings(
     state: &AppState,
     uid: &str,
     version: u64,

@@ -206,15 +206,22 @@ fn load_index(client: &reqwest::blocking::Client, base: &str, uid: &str, docs: &
     wait_task(client, base, &add);
 }
 
-/// Documents whose titles make queries overlap: many documents match several queries.
+/// Documents whose titles make queries overlap: many documents match several queries. `word`
+/// and `n` are facets.
 fn overlapping_docs(count: usize, offset: usize) -> Vec<Value> {
     let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
     (0..count)
         .map(|i| {
             json!({"id": i + offset,
-                   "title": format!("{} {} {}", words[i % 6], words[(i / 6) % 6], words[(i / 3) % 6])})
+                   "title": format!("{} {} {}", words[i % 6], words[(i / 6) % 6], words[(i / 3) % 6]),
+                   "word": words[(i / 5) % 6], "n": (i % 7) as f64 * 1.5})
         })
         .collect()
+}
+
+/// Only titles are searched; `word` and `n` are facets.
+fn facet_settings() -> Value {
+    json!({"searchableAttributes": ["title"], "filterableAttributes": ["word", "n"]})
 }
 
 /// The hits' `(id, _federation)` in order.
@@ -242,12 +249,13 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
         (response.status().as_u16(), response.json().unwrap_or(Value::Null))
     };
     let lone_load = |uid: &str, docs: &[Value]| {
-        for (path, body) in [
-            ("/indexes".to_owned(), json!({"uid": uid, "primaryKey": "id"})),
-            (format!("/indexes/{uid}/documents"), json!(docs)),
+        for (method, path, body) in [
+            (reqwest::Method::POST, "/indexes".to_owned(), json!({"uid": uid, "primaryKey": "id"})),
+            (reqwest::Method::PATCH, format!("/indexes/{uid}/settings"), facet_settings()),
+            (reqwest::Method::POST, format!("/indexes/{uid}/documents"), json!(docs)),
         ] {
             let answer: Value = lone_client
-                .post(format!("{}{path}", lone.url()))
+                .request(method, format!("{}{path}", lone.url()))
                 .bearer_auth(NODE_KEY)
                 .json(&body)
                 .send()
@@ -276,6 +284,13 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
     let second = overlapping_docs(90, 1000);
     for (uid, docs) in [("first", &first), ("second", &second)] {
         load_index(&client, &base, uid, docs);
+        let settings = call(
+            &client,
+            &format!("{base}/indexes/{uid}/settings"),
+            "PATCH",
+            Some(facet_settings()),
+        );
+        wait_task(&client, &base, &settings);
         lone_load(uid, docs);
     }
 
@@ -295,6 +310,17 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
             {"indexUid": "second", "q": "charlie"}]}),
         json!({"federation": {"hitsPerPage": 3}, "queries": [
             {"indexUid": "first", "q": "bravo"}]}),
+        // Facets of each index over what its queries matched, then merged across indexes.
+        json!({"federation": {"limit": 5, "facetsByIndex": {"first": ["word", "n"], "second": ["word"]}},
+               "queries": [
+            {"indexUid": "first", "q": "alpha"},
+            {"indexUid": "first", "q": "bravo"},
+            {"indexUid": "second", "q": "charlie"}]}),
+        json!({"federation": {"facetsByIndex": {"first": ["word", "n"], "second": ["word", "n"]},
+                              "mergeFacets": {"maxValuesPerFacet": 4}},
+               "queries": [
+            {"indexUid": "first", "q": "delta"},
+            {"indexUid": "second", "q": "echo"}]}),
     ];
     for request in requests {
         let (status, miroir) =
@@ -310,11 +336,25 @@ fn federated_multi_search_answers_like_one_node_holding_everything() {
             "totalPages",
             "page",
             "hitsPerPage",
+            "facetsByIndex",
+            "facetDistribution",
+            "facetStats",
         ];
         for field in fields {
             assert_eq!(miroir[field], one[field], "{field} of {request}");
         }
         assert_eq!(federated_hits(&miroir), federated_hits(&one), "hits of {request}");
+        if request["federation"].get("facetsByIndex").is_some() {
+            let words = if request["federation"].get("mergeFacets").is_some() {
+                &miroir["facetDistribution"]["word"]
+            } else {
+                &miroir["facetsByIndex"]["first"]["distribution"]["word"]
+            };
+            assert!(
+                words.as_object().is_some_and(|w| !w.is_empty()),
+                "facets of {request}: {miroir}"
+            );
+        }
         let hit = &miroir["hits"][0];
         assert!(hit.get("_miroir_shard").is_none(), "bookkeeping leaked: {hit}");
     }

@@ -34,6 +34,56 @@ struct Federation {
     offset: Option<usize>,
     page: Option<usize>,
     hits_per_page: Option<usize>,
+    /// `facetsByIndex`: index uid → facets asked.
+    facets_by_index: Option<Vec<(String, Vec<String>)>>,
+    /// `mergeFacets`: `Some(maxValuesPerFacet)` when present.
+    merge_facets: Option<Option<usize>>,
+}
+
+/// `facetsByIndex`, checked: an object of arrays of strings.
+fn parse_facets_by_index(v: &Value) -> Result<Option<Vec<(String, Vec<String>)>>, ApiError> {
+    let code = "invalid_multi_search_facets_by_index";
+    if v.is_null() {
+        return Ok(None);
+    }
+    let obj = v
+        .as_object()
+        .ok_or_else(|| type_error(code, ".federation.facetsByIndex", "an object", v))?;
+    let mut out = Vec::new();
+    for (uid, facets) in obj {
+        let at = format!(".federation.facetsByIndex.{uid}");
+        let list = facets.as_array().ok_or_else(|| type_error(code, &at, "an array", facets))?;
+        let names = list
+            .iter()
+            .map(|f| {
+                f.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| type_error(code, &at, "an array of strings", facets))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push((uid.clone(), names));
+    }
+    Ok(Some(out))
+}
+
+/// `mergeFacets`, checked: `null` or `{maxValuesPerFacet}`.
+fn parse_merge_facets(v: &Value) -> Result<Option<Option<usize>>, ApiError> {
+    let code = "invalid_multi_search_merge_facets";
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(options) => match options.get("maxValuesPerFacet") {
+            None | Some(Value::Null) => Ok(Some(None)),
+            Some(n) => n.as_u64().map(|n| Some(Some(n as usize))).ok_or_else(|| {
+                type_error(
+                    code,
+                    ".federation.mergeFacets.maxValuesPerFacet",
+                    "a positive integer",
+                    n,
+                )
+            }),
+        },
+        other => Err(type_error(code, ".federation.mergeFacets", "an object", other)),
+    }
 }
 
 /// A per-query error: a 400 (authorization errors keep theirs) whose message says which query
@@ -75,7 +125,8 @@ fn parse_federation(value: &Value) -> Result<Option<Federation>, ApiError> {
             "offset" => out.offset = Some(count("invalid_multi_search_federated")?),
             "page" => out.page = Some(count("invalid_multi_search_federated")?),
             "hitsPerPage" => out.hits_per_page = Some(count("invalid_multi_search_federated")?),
-            "facetsByIndex" | "mergeFacets" => {}
+            "facetsByIndex" => out.facets_by_index = parse_facets_by_index(v)?,
+            "mergeFacets" => out.merge_facets = parse_merge_facets(v)?,
             other => {
                 return Err(ApiError::new(
                     "bad_request",
@@ -316,7 +367,91 @@ pub async fn multi_search(
         out.insert("offset".into(), json!(from));
         out.insert("estimatedTotalHits".into(), json!(total));
     }
+    if let Some(wanted) = &federation.facets_by_index {
+        let by_index = facets_by_index(&db, wanted, &outcomes, &queries)?;
+        match federation.merge_facets {
+            Some(most) => {
+                let (distribution, stats) = merged_facets(&by_index, most.unwrap_or(100));
+                out.insert("facetDistribution".into(), distribution);
+                out.insert("facetStats".into(), stats);
+            }
+            None => {
+                out.insert("facetsByIndex".into(), Value::Object(by_index));
+            }
+        }
+    }
     Ok(ok_json(Value::Object(out)))
+}
+
+/// Each index's facets over the documents its queries matched (each document once).
+fn facets_by_index(
+    db: &crate::state::Db,
+    wanted: &[(String, Vec<String>)],
+    outcomes: &[Outcome<'_>],
+    queries: &[Query],
+) -> Result<Map<String, Value>, ApiError> {
+    let mut by_index = Map::new();
+    for (uid, names) in wanted {
+        let index = db.indexes.get(uid).ok_or_else(|| ApiError::index_not_found(uid))?;
+        let names = crate::search::facets::resolve_facets(index, names).map_err(|e| {
+            ApiError::new(
+                "invalid_multi_search_facets",
+                format!("Inside `.federation.facetsByIndex.{uid}`: {}", e.message),
+            )
+        })?;
+        let mut seen = HashSet::new();
+        let mut docs = Vec::new();
+        for (outcome, query) in outcomes.iter().zip(queries) {
+            if &query.index_uid != uid {
+                continue;
+            }
+            for (rank, doc) in outcome.documents().enumerate() {
+                if seen.insert(outcome.order(rank)) {
+                    docs.push(doc);
+                }
+            }
+        }
+        let (distribution, stats) =
+            crate::search::facets::distribution(index, &names, docs.iter().copied());
+        by_index.insert(uid.clone(), json!({ "distribution": distribution, "stats": stats }));
+    }
+    Ok(by_index)
+}
+
+/// `mergeFacets`: the indexes' facets as one (counts summed by value, in value order, at most
+/// `most` values per facet; stats as the min of mins and max of maxes).
+fn merged_facets(by_index: &Map<String, Value>, most: usize) -> (Value, Value) {
+    let mut counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> =
+        Default::default();
+    let mut stats: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+    for facets in by_index.values() {
+        for (name, values) in facets["distribution"].as_object().into_iter().flatten() {
+            let entry = counts.entry(name.clone()).or_default();
+            for (value, count) in values.as_object().into_iter().flatten() {
+                *entry.entry(value.clone()).or_default() += count.as_u64().unwrap_or(0);
+            }
+        }
+        for (name, s) in facets["stats"].as_object().into_iter().flatten() {
+            if let (Some(min), Some(max)) = (s["min"].as_f64(), s["max"].as_f64()) {
+                let e = stats.entry(name.clone()).or_insert((min, max));
+                e.0 = e.0.min(min);
+                e.1 = e.1.max(max);
+            }
+        }
+    }
+    let distribution: Map<String, Value> = counts
+        .into_iter()
+        .map(|(name, values)| {
+            let values: Map<String, Value> =
+                values.into_iter().take(most).map(|(v, c)| (v, json!(c))).collect();
+            (name, Value::Object(values))
+        })
+        .collect();
+    let stats: Map<String, Value> = stats
+        .into_iter()
+        .map(|(name, (min, max))| (name, json!({"min": min, "max": max})))
+        .collect();
+    (Value::Object(distribution), Value::Object(stats))
 }
 
 #[cfg(test)]
@@ -366,6 +501,28 @@ mod tests {
             true,
         );
         assert_eq!(q.map(|q| (q.index_uid, q.weight)).ok(), Some(("b".to_string(), 0.5)));
+    }
+
+    #[test]
+    fn merged_facets_sum_counts_and_widen_stats_across_indexes() {
+        let by_index = json!({
+            "a": {"distribution": {"kind": {"x": 2, "y": 1}}, "stats": {"n": {"min": 1.0, "max": 4.0}}},
+            "b": {"distribution": {"kind": {"y": 3, "z": 1}}, "stats": {"n": {"min": 0.5, "max": 2.0}}},
+        });
+        let (distribution, stats) = merged_facets(by_index.as_object().expect("object"), 2);
+        assert_eq!(distribution, json!({"kind": {"x": 2, "y": 4}}));
+        assert_eq!(stats, json!({"n": {"min": 0.5, "max": 4.0}}));
+        let federation =
+            parse_federation(&json!({"facetsByIndex": {"a": ["kind"]}, "mergeFacets": {}}))
+                .expect("valid")
+                .expect("federated");
+        assert_eq!(
+            federation.facets_by_index,
+            Some(vec![("a".to_string(), vec!["kind".to_string()])])
+        );
+        assert_eq!(federation.merge_facets, Some(None));
+        let bad = parse_federation(&json!({"facetsByIndex": {"a": "kind"}})).err().map(|e| e.code);
+        assert_eq!(bad.as_deref(), Some("invalid_multi_search_facets_by_index"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! [`ranking`]), which is what lets Miroir merge the answers of several shards.
 
 mod corpus;
-mod facets;
+pub(crate) mod facets;
 mod filtering;
 mod format;
 mod matching;
