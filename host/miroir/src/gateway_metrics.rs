@@ -24,6 +24,9 @@ pub struct GatewayCollector {
     repair_pending: IntGaugeVec,
     shard_coverage: Gauge,
     repair_documents_copied: IntCounter,
+    hedges_sent: IntCounter,
+    hedges_won: IntCounter,
+    hedges_wasted: IntCounter,
 }
 
 impl GatewayCollector {
@@ -105,6 +108,19 @@ impl GatewayCollector {
                 "miroir_repair_documents_copied_total",
                 "Documents copied to replicas under repair by this instance (as leader).",
             ),
+            hedges_sent: counter(
+                "miroir_scatter_hedges_sent_total",
+                "Extra node requests sent because a node was slow to answer a read (hedging).",
+            ),
+            hedges_won: counter(
+                "miroir_scatter_hedges_won_total",
+                "Hedged node requests whose answers were used (they came before the slow node's).",
+            ),
+            hedges_wasted: counter(
+                "miroir_scatter_hedges_wasted_total",
+                "Hedged node requests whose answers were not used (the slow node answered first, \
+                 or a hedge failed).",
+            ),
         }
     }
 
@@ -150,6 +166,14 @@ impl GatewayCollector {
         }
         self.shard_coverage.set(repairs.coverage());
         set_counter(&self.repair_documents_copied, repairs.documents_copied());
+        let hedges = &self.state.replica_load().hedges;
+        for (counter, value) in [
+            (&self.hedges_sent, &hedges.sent),
+            (&self.hedges_won, &hedges.won),
+            (&self.hedges_wasted, &hedges.wasted),
+        ] {
+            set_counter(counter, value.load(std::sync::atomic::Ordering::Relaxed));
+        }
     }
 }
 
@@ -173,6 +197,9 @@ impl Collector for GatewayCollector {
             &self.indexes_restored,
             &self.sequence_restores,
             &self.repair_documents_copied,
+            &self.hedges_sent,
+            &self.hedges_won,
+            &self.hedges_wasted,
         ] {
             descs.extend(counter.desc());
         }
@@ -195,6 +222,9 @@ impl Collector for GatewayCollector {
             &self.indexes_restored,
             &self.sequence_restores,
             &self.repair_documents_copied,
+            &self.hedges_sent,
+            &self.hedges_won,
+            &self.hedges_wasted,
         ] {
             families.extend(counter.collect());
         }
