@@ -24,7 +24,10 @@ pub fn init(telemetry: &TelemetryConfig) -> anyhow::Result<Option<TraceExport>> 
     };
     let filter = EnvFilter::try_new(&directives)
         .with_context(|| format!("invalid log filter `{directives}`"))?;
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or collector gets plain text (and writing the
+    // escape codes of every field cost a visible share of a search's CPU).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
     let fmt = match telemetry.log_format {
         LogFormat::Human => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).boxed(),

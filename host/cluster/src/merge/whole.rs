@@ -2,11 +2,7 @@
 //! once the bookkeeping fields are taken out.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::RESERVED_PREFIX;
@@ -32,134 +28,196 @@ pub fn whole_answer(mut answer: Value) -> Value {
 
 /// [`whole_answer`] on the node's bytes, without building the answer in memory: the same
 /// fields are taken out and everything else is copied as the node wrote it (order, numbers and
-/// spacing kept). `None` when `answer` is not a JSON object.
+/// spacing kept). `None` when `answer` is not a JSON object (its structure is checked, not
+/// every number or escape in it: the node wrote it).
 ///
-/// Every search through a node holding the whole index pays this, so it only scans: an answer
-/// naming no `"_miroir_` is returned as it is, otherwise the top level, the hits, their
-/// `_formatted` and the facet maps are split into raw fields and the others copied.
+/// Every search through a node holding the whole index pays this, so it is one pass over the
+/// bytes that only follows the structure (strings are skipped with `memchr`) and notes the
+/// `_miroir_*` members of the hits, of their `_formatted` and of the facet maps; the answer is
+/// then copied around them, or returned as it is when there are none.
 pub fn whole_answer_bytes(answer: &[u8]) -> Option<Cow<'_, [u8]>> {
-    let marker = format!("\"{RESERVED_PREFIX}");
-    if !contains(answer, marker.as_bytes()) {
-        return serde_json::from_slice::<&RawValue>(answer)
-            .ok()
-            .filter(|raw| raw.get().trim_start().starts_with('{'))
-            .map(|_| Cow::Borrowed(answer));
+    let mut scan = Scan { bytes: answer, at: 0, cuts: Vec::new(), depth: 0 };
+    scan.whitespace();
+    if scan.peek()? != b'{' {
+        return None;
     }
-    let top: Fields<'_> = serde_json::from_slice(answer).ok()?;
+    scan.value(Kind::Root)?;
+    scan.whitespace();
+    if scan.at != answer.len() {
+        return None;
+    }
+    if scan.cuts.is_empty() {
+        return Some(Cow::Borrowed(answer));
+    }
     let mut out = Vec::with_capacity(answer.len());
-    write_object(&mut out, &top, |out, key, value| match key {
-        "hits" => write_hits(out, value),
-        "facetDistribution" | "facetStats" => write_filtered(out, value),
-        _ => {
-            out.extend_from_slice(value.get().as_bytes());
-            Some(())
-        }
-    })?;
+    let mut from = 0;
+    for (start, end) in scan.cuts {
+        out.extend_from_slice(&answer[from..start]);
+        from = end;
+    }
+    out.extend_from_slice(&answer[from..]);
     Some(Cow::Owned(out))
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
+/// What an object or array is in a search answer, for the members to take out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Root,
+    Hits,
+    Hit,
+    Formatted,
+    Facets,
+    Other,
 }
 
-/// The fields of one JSON object in their order, values left as written.
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// Nesting deeper than this is refused (`None`), as serde_json refuses it.
+const MAX_DEPTH: usize = 128;
 
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldsVisitor;
-        impl<'de> Visitor<'de> for FieldsVisitor {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(key) = map.next_key::<Key<'de>>()? {
-                    fields.push((key.0, map.next_value::<&'de RawValue>()?));
+/// A structural pass over a JSON text, noting the byte ranges to cut.
+struct Scan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    cuts: Vec<(usize, usize)>,
+    depth: usize,
+}
+
+impl Scan<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    /// Skips one value starting here (whitespace already skipped).
+    fn value(&mut self, kind: Kind) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.nested(|scan| scan.object(kind)),
+            b'[' => self.nested(|scan| scan.array(kind)),
+            b'"' => self.string().map(|_| ()),
+            _ => {
+                let start = self.at;
+                while !matches!(
+                    self.peek(),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+                ) {
+                    self.at += 1;
                 }
-                Ok(Fields(fields))
+                (self.at > start).then_some(())
             }
         }
-        deserializer.deserialize_map(FieldsVisitor)
     }
-}
 
-/// An object key, borrowed from the input unless it holds escapes.
-struct Key<'a>(Cow<'a, str>);
+    fn nested(&mut self, inner: impl FnOnce(&mut Self) -> Option<()>) -> Option<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        let done = inner(self);
+        self.depth -= 1;
+        done
+    }
 
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
+    /// Skips a string; returns its raw content (escapes left as they are).
+    fn string(&mut self) -> Option<(usize, usize)> {
+        let start = self.at + 1;
+        let mut at = start;
+        loop {
+            at += memchr::memchr2(b'"', b'\\', self.bytes.get(at..)?)?;
+            if self.bytes[at] == b'\\' {
+                at += 2;
+                continue;
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
+            self.at = at + 1;
+            return Some((start, at));
+        }
+    }
+
+    fn object(&mut self, kind: Kind) -> Option<()> {
+        self.at += 1;
+        // Where the last member kept (or cut with the comma before it) ends.
+        let mut kept_end: Option<usize> = None;
+        loop {
+            self.whitespace();
+            match self.peek()? {
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                b'"' => {}
+                _ => return None,
             }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
+            let key_at = self.at;
+            let (start, end) = self.string()?;
+            let key = &self.bytes[start..end];
+            self.whitespace();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.at += 1;
+            self.whitespace();
+            let child = match (kind, key) {
+                (Kind::Root, b"hits") => Kind::Hits,
+                (Kind::Root, b"facetDistribution" | b"facetStats") => Kind::Facets,
+                (Kind::Hit, b"_formatted") => Kind::Formatted,
+                _ => Kind::Other,
+            };
+            let cut = matches!(kind, Kind::Hit | Kind::Formatted | Kind::Facets)
+                && key.starts_with(RESERVED_PREFIX.as_bytes());
+            self.value(child)?;
+            let value_end = self.at;
+            self.whitespace();
+            let next = self.peek()?;
+            if !matches!(next, b',' | b'}') {
+                return None;
+            }
+            match (cut, kept_end) {
+                (false, _) => kept_end = Some(value_end),
+                // After a kept member: cut from its end (the comma before this one).
+                (true, Some(previous)) => {
+                    self.cuts.push((previous, value_end));
+                    kept_end = Some(value_end);
+                }
+                // First member: cut it with the comma after it.
+                (true, None) if next == b',' => {
+                    self.at += 1;
+                    self.whitespace();
+                    self.cuts.push((key_at, self.at));
+                    continue;
+                }
+                (true, None) => self.cuts.push((key_at, value_end)),
+            }
+            if next == b',' {
+                self.at += 1;
             }
         }
-        deserializer.deserialize_str(KeyVisitor)
     }
-}
 
-/// Writes `fields` as an object, without bookkeeping keys; `value` writes each kept value.
-fn write_object(
-    out: &mut Vec<u8>,
-    fields: &Fields<'_>,
-    mut value: impl FnMut(&mut Vec<u8>, &str, &RawValue) -> Option<()>,
-) -> Option<()> {
-    out.push(b'{');
-    let mut first = true;
-    for (key, raw) in fields.0.iter().filter(|(k, _)| !k.starts_with(RESERVED_PREFIX)) {
-        if !std::mem::take(&mut first) {
-            out.push(b',');
+    fn array(&mut self, kind: Kind) -> Option<()> {
+        self.at += 1;
+        let child = if kind == Kind::Hits { Kind::Hit } else { Kind::Other };
+        self.whitespace();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(());
         }
-        serde_json::to_writer(&mut *out, key.as_ref()).ok()?;
-        out.push(b':');
-        value(out, key, raw)?;
-    }
-    out.push(b'}');
-    Some(())
-}
-
-/// An object value without its bookkeeping keys (anything else is copied as it is).
-fn write_filtered(out: &mut Vec<u8>, raw: &RawValue) -> Option<()> {
-    match serde_json::from_str::<Fields<'_>>(raw.get()) {
-        Ok(fields) => write_object(out, &fields, copy),
-        Err(_) => copy(out, "", raw),
-    }
-}
-
-fn copy(out: &mut Vec<u8>, _: &str, raw: &RawValue) -> Option<()> {
-    out.extend_from_slice(raw.get().as_bytes());
-    Some(())
-}
-
-/// The hits, each without bookkeeping keys, nor in its `_formatted`.
-fn write_hits(out: &mut Vec<u8>, raw: &RawValue) -> Option<()> {
-    let Ok(hits) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
-        return copy(out, "", raw);
-    };
-    out.push(b'[');
-    for (i, hit) in hits.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        match serde_json::from_str::<Fields<'_>>(hit.get()) {
-            Ok(fields) => write_object(out, &fields, |out, key, value| match key {
-                "_formatted" => write_filtered(out, value),
-                _ => copy(out, key, value),
-            })?,
-            Err(_) => copy(out, "", hit)?,
+        loop {
+            self.whitespace();
+            self.value(child)?;
+            self.whitespace();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
         }
     }
-    out.push(b']');
-    Some(())
 }
 
 #[cfg(test)]
@@ -196,9 +254,21 @@ mod tests {
                    "query": "_miroir_ in a value", "processingTimeMs": 1, "estimatedTotalHits": 2}),
             json!({"hits": [{"id": 1}], "query": "", "limit": 20}),
             json!({"hits": [], "facetDistribution": null}),
+            // Members cut first, last, alone, one after another; a document's own nested
+            // `_miroir_` field and strings naming the prefix are kept.
+            json!({"hits": [{"_miroir_shard": {"s1": null}, "_miroir_b": 1, "id": "x\"_miroir_shard\":1",
+                             "meta": {"_miroir_own": [1, {"a": "\\"}], "b": []}},
+                            {"_miroir_shard": {"s1": null}},
+                            {"id": 3, "_miroir_shard": {"s0": null}, "_miroir_z": "}"},
+                            {"_formatted": {"_miroir_shard": {"s0": null}}, "id": 4, "_miroir_shard": {"s0": null}}],
+                   "facetDistribution": {"_miroir_shard.s0": {"x": 1}}, "facetStats": {},
+                   "estimatedTotalHits": 4, "_miroir_top": "a top-level field is the node's"}),
         ];
-        for answer in answers {
-            let bytes = serde_json::to_vec(&answer).unwrap();
+        let written = answers.iter().flat_map(|answer| {
+            [serde_json::to_vec(answer).unwrap(), serde_json::to_vec_pretty(answer).unwrap()]
+        });
+        for (answer, bytes) in answers.iter().flat_map(|a| [a, a]).zip(written) {
+            let answer = answer.clone();
             let stripped = whole_answer_bytes(&bytes).expect("an object");
             let parsed: Value = serde_json::from_slice(&stripped).expect("JSON");
             assert_eq!(parsed, whole_answer(answer.clone()), "{answer}");
@@ -214,5 +284,10 @@ mod tests {
         );
         assert!(whole_answer_bytes(b"[1]").is_none() && whole_answer_bytes(b"{").is_none());
         assert!(whole_answer_bytes(b"{\"_miroir_a\": 1").is_none());
+        let broken: [&[u8]; 5] =
+            [br#"{"hits": [{"a": "\"}]}"#, br#"{"a" 1}"#, br#"{"a": 1,}x"#, b"{} {}", b""];
+        for broken in broken {
+            assert!(whole_answer_bytes(broken).is_none(), "{}", String::from_utf8_lossy(broken));
+        }
     }
 }
