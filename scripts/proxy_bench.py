@@ -163,7 +163,7 @@ def wrk(args, port: int, index: str, key: str, work: str) -> dict:
                       f"wrk.headers['Content-Type'] = 'application/json'\n"
                       f"wrk.headers['Authorization'] = 'Bearer {key}'\n")
     out = subprocess.run(["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d",
-                          f"{args.seconds}s", "--latency", "-s", str(script),
+                          f"{max(1, round(args.seconds))}s", "--latency", "-s", str(script),
                           f"http://127.0.0.1:{port}/indexes/{index}/search"],
                          capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out or "Socket errors" in out:
@@ -191,7 +191,8 @@ def measure(args, target: dict, node_pids: list[int], work: str) -> dict:
 def profile(args, target: dict, work: str, name: str) -> None:
     """Records `perf` samples of the target's process while wrk runs."""
     data = pathlib.Path(work, f"perf-{name}.data")
-    perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(target["pid"]), "-o", str(data)],
+    perf = subprocess.Popen(["perf", "record", "-F", str(args.perf_frequency), "--call-graph", args.perf_call_graph,
+                             "-p", str(target["pid"]), "-o", str(data)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     saved, args.seconds = args.seconds, args.perf
     try:
@@ -210,6 +211,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--perf", type=float, default=0.0, help="also record a perf profile this long")
+    parser.add_argument("--perf-call-graph", default="fp", help="perf's --call-graph: fp, or dwarf (slower, "
+                        "but unwinds Rust code built without frame pointers)")
+    parser.add_argument("--perf-frequency", type=int, default=999)
+    parser.add_argument("--only", default="", help="comma-separated targets to measure (default: all)")
     parser.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release"))
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
@@ -240,6 +245,8 @@ def main() -> None:
             "miroir S=1": {"pid": whole.pid, "port": port(whole_url), "index": "products", "key": KEY},
             "miroir S=16": {"pid": scatter.pid, "port": port(scatter_url), "index": "products16", "key": KEY},
         }
+        if args.only:
+            targets = {name: t for name, t in targets.items() if name in args.only.split(",")}
         hits = request("POST", f"{whole_url}/indexes/products/search", SEARCH)["estimatedTotalHits"]
         print(f"search {json.dumps(SEARCH)} matches {hits} of 2000 products; wrk -c {args.connections} "
               f"-t {args.threads}, {args.seconds:.0f} s per run, {args.rounds} rounds; "
@@ -266,14 +273,15 @@ def main() -> None:
 
         def ratio(a: str, b: str, key: str) -> float:
             return med([x[key] / y[key] for x, y in zip(results[a], results[b]) if y[key]])
-        for name in ("nginx", "miroir S=1", "miroir S=16"):
+        for name in [n for n in ("nginx", "miroir S=1", "miroir S=16") if n in results and "nginx" in results and "direct" in results]:
             print(f"{name:<12} throughput {ratio(name, 'direct', 'rps'):.2f}× direct, "
                   f"CPU/request {ratio(name, 'nginx', 'cpu_us'):.2f}× nginx, "
                   f"p50 +{med([x['p50'] - y['p50'] for x, y in zip(results[name], results['direct'])]):.2f} ms, "
                   f"p99 {ratio(name, 'direct', 'p99'):.2f}× direct")
         if args.perf:
-            profile(args, targets["miroir S=1"], work, "s1")
-            profile(args, targets["miroir S=16"], work, "s16")
+            for name, short in (("miroir S=1", "s1"), ("miroir S=16", "s16")):
+                if name in targets:
+                    profile(args, targets[name], work, short)
     finally:
         stop(processes)
         print(f"\nwork directory (logs, profiles): {work}")
