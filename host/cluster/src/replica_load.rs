@@ -328,7 +328,7 @@ mod tests {
                 hedged += 1;
             }
         }
-        assert!(hedged <= 50 && hedged >= 45, "{hedged}");
+        assert!((45..=50).contains(&hedged), "{hedged}");
         assert_eq!(load.hedges.sent.load(Ordering::Relaxed), hedged);
         let off = ReplicaLoad::new(true, HedgePolicy { enabled: false, ..HedgePolicy::default() });
         drop(off.start(&node("a")));
