@@ -5,7 +5,7 @@
     cargo build --release -p miroir -p miroir-devnode
     python3 scripts/proxy_bench.py [--seconds 10] [--connections 16] [--rounds 3] [--bin DIR]
 
-Needs `wrk` and `nginx` (Debian: `apt-get install -y wrk nginx`). It starts three development
+Needs `wrk` and `nginx` (Debian: `apt-get install -y wrk nginx`). It starts four development
 nodes that replay the answers they already computed (`--replay-searches`, so the node's own scan
 does not drown the proxies' cost), loads 2,000 products, and measures with `wrk` (16
 connections, keep-alive) the same `q` + `filter` search sent
@@ -15,7 +15,7 @@ connections, keep-alive) the same `q` + `filter` search sent
 - `miroir S=1`: through `miroir serve` over node 0 alone, the index in one shard (the
   whole-index path: the client's request is sent as it is, the answer has its bookkeeping
   taken out);
-- `miroir S=16`: through `miroir serve` over the three nodes, the index in 16 shards (a
+- `miroir S=16`: through `miroir serve` over three other nodes, the index in 16 shards (a
   scatter of three node requests and a merge).
 
 The targets are measured in turn, round after round, so they share the machine's state.
@@ -223,7 +223,9 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="miroir-proxy-bench-")
     processes: list[subprocess.Popen] = []
     try:
-        nodes = [start_node(args.bin) for _ in range(3)]
+        # Node 0 serves direct, nginx and S=1; nodes 1 to 3 serve S=16. Two Miroir deployments
+        # must not share nodes: each keeps its catalog on its nodes.
+        nodes = [start_node(args.bin) for _ in range(4)]
         processes += [p for p, _, _ in nodes]
         node_pids = [p.pid for p, _, _ in nodes]
         whole_work, scatter_work = pathlib.Path(work, "s1"), pathlib.Path(work, "s16")
@@ -231,7 +233,7 @@ def main() -> None:
         scatter_work.mkdir()
         whole, whole_url = start_miroir(args.bin, str(whole_work), [nodes[0][1]], KEY, NODE_KEY, shards=1)
         processes.append(whole)
-        scatter, scatter_url = start_miroir(args.bin, str(scatter_work), [n[1] for n in nodes], KEY, NODE_KEY,
+        scatter, scatter_url = start_miroir(args.bin, str(scatter_work), [n[1] for n in nodes[1:]], KEY, NODE_KEY,
                                             shards=16)
         processes.append(scatter)
         load(whole_url, "products")
