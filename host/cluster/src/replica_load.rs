@@ -67,6 +67,8 @@ const PASSED_OVER_DECAY: f64 = 0.99;
 /// Answer times kept for the hedge delay's p95, and how many are needed before hedging.
 const WINDOW: usize = 256;
 const MIN_SAMPLES: usize = 20;
+/// Lost hedge races counted at most (the penalty is at most `2^MAX_LOSSES` times).
+const MAX_LOSSES: u32 = 6;
 /// Unused hedge tokens kept at most.
 const MAX_TOKENS: f64 = 10.0;
 
@@ -78,6 +80,11 @@ struct NodeLoad {
     /// The average as last measured, before any decay.
     measured_us: f64,
     outstanding: u32,
+    /// A hedge answered before this node's request, which is being cancelled.
+    losing: bool,
+    /// Hedge races lost in a row: each doubles the penalty, so a node that stays slow is
+    /// tried again less and less often.
+    losses: u32,
 }
 
 #[derive(Debug, Default)]
@@ -148,11 +155,22 @@ impl ReplicaLoad {
         let entry = nodes.entry(node.clone()).or_default();
         entry.outstanding = entry.outstanding.saturating_sub(1);
         let average = match entry.ewma_us {
+            // Cancelled because a hedge answered first: it took at least twice what the hedge
+            // needed, and more each race it loses in a row.
+            _ if std::mem::take(&mut entry.losing) => {
+                entry.losses = (entry.losses + 1).min(MAX_LOSSES);
+                let penalty = us.max(entry.measured_us) * f64::from(1u32 << entry.losses);
+                // Never slower than the node timeout: a recovered node is tried again.
+                penalty.min(self.policy.max_delay.as_secs_f64() * 1e6).max(us)
+            }
             None => us,
-            // Unanswered (cancelled when a hedge won, or failed), the time is only a lower
-            // bound: it never makes the node look faster than it was last measured.
+            // Unanswered (failed), the time is only a lower bound: it never makes the node
+            // look faster than it was last measured.
             Some(_) if !answered => us.max(entry.measured_us),
-            Some(avg) => avg + EWMA_WEIGHT * (us - avg),
+            Some(avg) => {
+                entry.losses = 0;
+                avg + EWMA_WEIGHT * (us - avg)
+            }
         };
         entry.ewma_us = Some(average);
         entry.measured_us = average;
@@ -239,6 +257,14 @@ impl ReplicaLoad {
         true
     }
 
+    /// `node`'s request lost to a hedge and is being cancelled: when its [`InFlight`] ends,
+    /// the node is counted slower than the time it was given.
+    pub fn lost_race(&self, node: &NodeId) {
+        if let Some(entry) = self.nodes.lock().expect("replica load lock").get_mut(node) {
+            entry.losing = true;
+        }
+    }
+
     /// Records how a hedge of `requests` requests ended.
     pub fn hedge_ended(&self, requests: usize, won: bool) {
         let counter = if won { &self.hedges.won } else { &self.hedges.wasted };
@@ -301,9 +327,17 @@ mod tests {
             assert!(plans < 1_000, "the slow replica is tried again at some point");
         }
         assert!(plans > 100, "not too often: {plans}");
-        // Tried again and cancelled after a while (a hedge answered first): slow as before.
-        drop(load.start(&slow));
-        assert_eq!(load.preferred([&fast, &slow]), vec![&fast]);
+        // Tried again and cancelled after a while (a hedge answered first): slow as before,
+        // and tried again later than the first time.
+        let retry = load.start(&slow);
+        load.lost_race(&slow);
+        drop(retry);
+        let mut again = 1;
+        while load.preferred([&fast, &slow]).len() == 1 {
+            again += 1;
+            assert!(again < 10_000, "the slow replica is tried again at some point");
+        }
+        assert!(again > plans, "a lost race backs off: {again} plans, {plans} before");
     }
 
     #[test]

@@ -209,6 +209,7 @@ async fn ask<T: NodeTransport>(
                 .all(|(_, _, outcome)| ReadOutcome::of(outcome) == ReadOutcome::Answered);
             load.hedge_ended(hedges, all_answered);
             if all_answered {
+                load.lost_race(&node);
                 answers
             } else {
                 vec![(node, shards, primary.await)]
