@@ -1,7 +1,7 @@
 # One way to build, test and run Miroir. The README and .ci/run use these targets.
 CARGO ?= cargo
 
-.PHONY: demo plugins test soak chart-test lint fmt ci
+.PHONY: demo plugins test soak chart-test lint fmt ci bench-proxy
 
 ## Start a development node with sample data and print a search.
 demo:
@@ -20,6 +20,13 @@ test: plugins
 ## in turn (MIROIR_SOAK_SECONDS, default 120).
 soak:
 	$(CARGO) test -p miroir --test soak -- --ignored --nocapture
+
+## What a search costs Miroir against nginx and against no proxy (needs wrk and nginx; see
+## docs/benchmarks.md). Release binaries in $(BENCH_TARGET).
+BENCH_TARGET ?= target
+bench-proxy:
+	CARGO_TARGET_DIR=$(BENCH_TARGET) $(CARGO) build --release -p miroir -p miroir-devnode
+	python3 scripts/proxy_bench.py --bin $(BENCH_TARGET)/release
 
 ## The Helm chart's tests: rendered by Helm's engine, validated against Kubernetes' schemas, and
 ## the rendered configuration checked by the `miroir` binary the workspace tests built.

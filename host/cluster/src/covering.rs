@@ -25,15 +25,30 @@ impl CoveringSet {
         rotation: usize,
         is_healthy: impl Fn(&NodeId) -> bool,
     ) -> Self {
+        Self::build_avoiding(assignment, group, rotation, is_healthy, |_| false)
+    }
+
+    /// [`CoveringSet::build`], where an owner that `is_slow` is picked only when the shard
+    /// has no other healthy owner (adaptive replica selection).
+    pub fn build_avoiding(
+        assignment: &Assignment,
+        group: &GroupId,
+        rotation: usize,
+        is_healthy: impl Fn(&NodeId) -> bool,
+        is_slow: impl Fn(&NodeId) -> bool,
+    ) -> Self {
         let mut nodes: BTreeMap<NodeId, Vec<ShardId>> = BTreeMap::new();
         let mut missing = Vec::new();
         for s in 0..assignment.shards() {
             let shard = ShardId::new(s);
             let owners = assignment.owners(group, shard);
-            let healthy: Vec<&NodeId> = owners.iter().filter(|n| is_healthy(n)).collect();
+            let mut healthy: Vec<&NodeId> = owners.iter().filter(|n| is_healthy(n)).collect();
             if healthy.is_empty() {
                 missing.push(shard);
                 continue;
+            }
+            if healthy.iter().any(|n| !is_slow(n)) {
+                healthy.retain(|n| !is_slow(n));
             }
             let pick = pick_replica(&healthy, &nodes, rotation, shard);
             nodes.entry(pick.clone()).or_default().push(shard);

@@ -3,8 +3,9 @@
 //! Placement is computed from the topology alone, so every Miroir instance reaches the same
 //! answer without coordination. This crate owns the topology model, the shard function,
 //! rendezvous assignment, covering sets, write routing and quorum ([`write_routing`]), node
-//! health and stale replicas ([`ReadView`] ranks the owners a read asks), the scatter engine
-//! with its failover ([`scatter()`], over a [`NodeTransport`]), and the pooled HTTP clients
+//! health and stale replicas ([`ReadView`] ranks the owners a read asks), adaptive replica
+//! selection and hedging ([`ReplicaLoad`]), the scatter engine with its failover
+//! ([`scatter()`], over a [`NodeTransport`]), and the pooled HTTP clients
 //! Miroir uses to talk to its nodes ([`NodeClient`]). It does not own the
 //! HTTP server nor what a route means: `miroir-http` decides what to send; this crate says where
 //! and carries it.
@@ -14,9 +15,11 @@ mod covering;
 mod fleet;
 mod health;
 pub mod merge;
+mod node_body;
 mod node_client;
 mod read_plan;
 mod read_view;
+mod replica_load;
 mod scatter;
 mod stale;
 mod topology;
@@ -33,6 +36,7 @@ pub use node_client::{
 };
 pub use read_plan::ReadPlan;
 pub use read_view::{ReadTier, ReadView};
+pub use replica_load::{HedgeCounts, HedgePolicy, InFlight, ReplicaLoad};
 pub use scatter::{scatter, Gathered, NodeFailure, NodeRequest, NodeTransport, Refused};
 pub use stale::{is_stale_answer, ReadOutcome, StaleReplicas, STALE_FOR};
 pub use topology::{Group, Topology, TopologyError};

@@ -1,7 +1,9 @@
 //! Pooled keep-alive HTTP clients to the nodes.
 //!
-//! One `reqwest::Client` (hyper underneath) is shared by every node, so connections are pooled
-//! per host and reused across requests. Every call has a time limit; a node that does not answer
+//! One hyper client (HTTP/1.1, `hyper_util`'s pooled client) is shared by every node, so
+//! connections are pooled per host and reused across requests. It is hyper without a wrapper:
+//! every search pays each layer of the client, and reqwest's (URL parsing with IDNA, redirect
+//! and retry layers) showed in profiles of the search path. Every call has a time limit; a node that does not answer
 //! in time is reported as [`NodeError::Timeout`], one that cannot be reached as
 //! [`NodeError::Unreachable`]. Any HTTP answer, error statuses included, is a [`NodeResponse`]:
 //! deciding what a node's 4xx means is the caller's job.
@@ -11,12 +13,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+pub use http::Method;
+use http_body_util::BodyExt as _;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use miroir_types::NodeId;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-pub use reqwest::Method;
 use tracing::Instrument as _;
 
 use crate::health::HealthRegistry;
+use crate::node_body::SentBody;
+pub use crate::node_body::NodeBody;
 use crate::trace_context::{self, RequestFigures};
 
 /// The header carrying the client request's id to the nodes.
@@ -98,70 +106,6 @@ impl NodeResponse {
     }
 }
 
-/// A request body with its content type: one buffer, or parts sent one after the other (a
-/// body assembled from slices of a client's body, sent without copying them together).
-#[derive(Debug, Clone)]
-pub struct NodeBody {
-    /// The `Content-Type` header.
-    pub content_type: &'static str,
-    parts: std::sync::Arc<[Bytes]>,
-    len: usize,
-}
-
-impl NodeBody {
-    /// A JSON body.
-    pub fn json(bytes: impl Into<Bytes>) -> Self {
-        NodeBody::new("application/json", bytes)
-    }
-
-    /// A body of `content_type`.
-    pub fn new(content_type: &'static str, bytes: impl Into<Bytes>) -> Self {
-        NodeBody::from_parts(content_type, vec![bytes.into()])
-    }
-
-    /// A body made of `parts`, in order.
-    pub fn from_parts(content_type: &'static str, parts: Vec<Bytes>) -> Self {
-        let len = parts.iter().map(Bytes::len).sum();
-        NodeBody { content_type, parts: parts.into(), len }
-    }
-
-    /// Its length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The whole body in one buffer (copied when it has several parts).
-    pub fn to_bytes(&self) -> Bytes {
-        match &*self.parts {
-            [one] => one.clone(),
-            parts => {
-                let mut whole = Vec::with_capacity(self.len);
-                for part in parts {
-                    whole.extend_from_slice(part);
-                }
-                Bytes::from(whole)
-            }
-        }
-    }
-
-    /// The body as reqwest sends it: one buffer, or its parts streamed with their total length.
-    fn into_request_body(self) -> reqwest::Body {
-        if self.parts.len() <= 1 {
-            return reqwest::Body::from(self.to_bytes());
-        }
-        let parts = self.parts;
-        let stream = futures_util::stream::iter(
-            (0..parts.len()).map(move |i| Ok::<Bytes, std::convert::Infallible>(parts[i].clone())),
-        );
-        reqwest::Body::wrap_stream(stream)
-    }
-}
-
 /// Which credentials a request to a node carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeAuth<'a> {
@@ -171,13 +115,27 @@ pub enum NodeAuth<'a> {
     Client(&'a str),
 }
 
+/// The pooled HTTP/1.1 client every node client shares.
+type Http = Client<HttpConnector, SentBody>;
+
+fn http_client() -> Http {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
 /// The client of one node.
 #[derive(Debug, Clone)]
 pub struct NodeClient {
     id: NodeId,
     base: String,
-    key: Option<String>,
-    http: reqwest::Client,
+    /// `Bearer <node key>`, when a node key is configured.
+    key: Option<HeaderValue>,
+    http: Http,
     timeout: Duration,
     /// Told of every answer, so a node answering requests counts as alive.
     health: Option<Arc<HealthRegistry>>,
@@ -231,38 +189,20 @@ impl NodeClient {
         if let Ok(shards) = SHARDS.try_with(|shards| *shards) {
             span.record("shards", shards);
         }
-        let mut request = self.http.request(method, format!("{}{}", self.base, path));
-        for (name, value) in trace_context::headers_for(&span) {
-            request = request.header(name, value);
-        }
-        match auth {
-            NodeAuth::NodeKey => {
-                if let Some(key) = &self.key {
-                    request = request.header(AUTHORIZATION, format!("Bearer {key}"));
-                }
-            }
-            NodeAuth::Client(header) => request = request.header(AUTHORIZATION, header),
-        }
-        let request_id = REQUEST.try_with(|scope| {
-            scope.figures.count_node_call();
-            scope.id.clone()
-        });
-        if let Ok(id) = request_id {
-            request = request.header(REQUEST_ID_HEADER, id);
-        }
-        if let Some(body) = body {
-            // The length is sent even for a body in parts (no chunked encoding).
-            request = request
-                .header(CONTENT_TYPE, body.content_type)
-                .header(reqwest::header::CONTENT_LENGTH, body.len())
-                .body(body.into_request_body());
-        }
+        let request = self.request(method, path, body, auth, &span);
         let started = Instant::now();
         let response = async {
-            let response = request.timeout(timeout).send().await?;
-            let status = response.status().as_u16();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>(NodeResponse { status, body })
+            let request = request?;
+            let answer = async {
+                let response = self.http.request(request).await.map_err(|e| e.to_string())?;
+                let status = response.status().as_u16();
+                let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(NodeResponse { status, body: body.to_bytes() })
+            };
+            match tokio::time::timeout(timeout, answer).await {
+                Ok(answer) => answer.map_err(CallError::Failed),
+                Err(_) => Err(CallError::TimedOut),
+            }
         };
         let response = response.instrument(span.clone()).await;
         match &response {
@@ -283,24 +223,89 @@ impl NodeClient {
                 health.answered(&self.id, started.elapsed());
             }
         }
-        response.map_err(|error| {
-            if error.is_timeout() {
-                NodeError::Timeout { node: self.id.clone(), timeout }
-            } else {
-                NodeError::Unreachable { node: self.id.clone(), reason: error.to_string() }
-            }
+        response.map_err(|error| match error {
+            CallError::TimedOut => NodeError::Timeout { node: self.id.clone(), timeout },
+            CallError::Failed(reason) => NodeError::Unreachable { node: self.id.clone(), reason },
         })
+    }
+
+    /// The HTTP request for `method path`, with the credentials, the trace context of `span`,
+    /// the request id and the body.
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<NodeBody>,
+        auth: NodeAuth<'_>,
+        span: &tracing::Span,
+    ) -> Result<http::Request<SentBody>, CallError> {
+        let invalid = |what: &str| CallError::Failed(format!("invalid {what} for a node request"));
+        let uri: http::Uri =
+            format!("{}{}", self.base, path).parse().map_err(|_| invalid("URL"))?;
+        let mut request = http::Request::new(NodeBody::none());
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        for (name, value) in trace_context::headers_for(span) {
+            let name = HeaderName::try_from(name).map_err(|_| invalid("trace header"))?;
+            let value = HeaderValue::try_from(value).map_err(|_| invalid("trace header"))?;
+            headers.insert(name, value);
+        }
+        match auth {
+            NodeAuth::NodeKey => {
+                if let Some(key) = &self.key {
+                    headers.insert(AUTHORIZATION, key.clone());
+                }
+            }
+            NodeAuth::Client(header) => {
+                let value = HeaderValue::from_str(header).map_err(|_| invalid("Authorization"))?;
+                headers.insert(AUTHORIZATION, value);
+            }
+        }
+        let request_id = REQUEST.try_with(|scope| {
+            scope.figures.count_node_call();
+            HeaderValue::from_str(&scope.id)
+        });
+        if let Ok(Ok(id)) = request_id {
+            headers.insert(REQUEST_ID_HEADER, id);
+        }
+        if let Some(body) = body {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(body.content_type));
+            *request.body_mut() = body.into_sent();
+        }
+        Ok(request)
     }
 }
 
+/// Why a node call gave no answer, before it is told as a [`NodeError`].
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("no answer in time")]
+    TimedOut,
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// The clients of every node, sharing one connection pool.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NodeClients {
     by_id: BTreeMap<NodeId, NodeClient>,
-    http: reqwest::Client,
-    key: Option<String>,
+    http: Http,
+    key: Option<HeaderValue>,
     timeout: Duration,
     health: Option<Arc<HealthRegistry>>,
+}
+
+impl Default for NodeClients {
+    fn default() -> Self {
+        NodeClients {
+            by_id: BTreeMap::new(),
+            http: http_client(),
+            key: None,
+            timeout: Duration::ZERO,
+            health: None,
+        }
+    }
 }
 
 impl NodeClients {
@@ -311,17 +316,15 @@ impl NodeClients {
         node_key: Option<String>,
         timeout: Duration,
     ) -> Result<Self, NodeError> {
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| NodeError::Unreachable {
-                node: NodeId::new("client").expect("a valid literal id"),
-                reason: e.to_string(),
-            })?;
+        let key = node_key
+            .map(|key| HeaderValue::from_str(&format!("Bearer {key}")))
+            .transpose()
+            .map_err(|_| NodeError::Unreachable {
+            node: NodeId::new("client").expect("a valid literal id"),
+            reason: "the node key is not a valid header value".to_owned(),
+        })?;
         let empty =
-            NodeClients { by_id: BTreeMap::new(), http, key: node_key, timeout, health: None };
+            NodeClients { by_id: BTreeMap::new(), http: http_client(), key, timeout, health: None };
         Ok(empty.with_nodes(nodes))
     }
 

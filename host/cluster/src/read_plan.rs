@@ -21,6 +21,9 @@ pub struct ReadPlan {
     /// The first round: one available node per shard in the chosen group.
     pub covering: CoveringSet,
     rotation: usize,
+    /// Nodes clearly slower than the fastest of their group (adaptive replica selection):
+    /// asked only for shards no other usable owner can answer.
+    slow: BTreeSet<NodeId>,
 }
 
 impl ReadPlan {
@@ -41,8 +44,19 @@ impl ReadPlan {
             .unwrap_or(rotation % groups.len().max(1));
         let rotated: Vec<GroupId> =
             (0..groups.len()).map(|i| groups[(start + i) % groups.len()].clone()).collect();
+        let slow: BTreeSet<NodeId> = match view.load {
+            Some(load) => topology
+                .groups()
+                .iter()
+                .flat_map(|g| {
+                    let fast = load.preferred(g.nodes.iter());
+                    g.nodes.iter().filter(move |n| !fast.contains(n)).cloned()
+                })
+                .collect(),
+            None => BTreeSet::new(),
+        };
         let build = |group: &GroupId, usable: &dyn Fn(&NodeId) -> bool| {
-            CoveringSet::build(assignment, group, rotation, usable)
+            CoveringSet::build_avoiding(assignment, group, rotation, usable, |n| slow.contains(n))
         };
         let chosen = if pinned.is_some() {
             Some(build(&rotated[0], &|n| view.is_usable(n)))
@@ -57,7 +71,7 @@ impl ReadPlan {
         let group_order = std::iter::once(covering.group.clone())
             .chain(rotated.into_iter().filter(|g| *g != covering.group))
             .collect();
-        ReadPlan { group_order, covering, rotation }
+        ReadPlan { group_order, covering, rotation, slow }
     }
 
     /// Nodes to ask for `shards` (whose node failed, or which had none), never one of
@@ -85,7 +99,12 @@ impl ReadPlan {
                         .filter_map(|n| view.tier(n).filter(|t| accept(*t)).map(|t| (t, n)))
                         .collect();
                     let best = owners.iter().map(|(t, _)| *t).min()?;
-                    Some(owners.into_iter().filter(|(t, _)| *t == best).map(|(_, n)| n).collect())
+                    let mut best: Vec<&NodeId> =
+                        owners.into_iter().filter(|(t, _)| *t == best).map(|(_, n)| n).collect();
+                    if best.iter().any(|n| !self.slow.contains(*n)) {
+                        best.retain(|n| !self.slow.contains(*n));
+                    }
+                    Some(best)
                 };
             let usable: Option<Vec<&NodeId>> = self
                 .group_order

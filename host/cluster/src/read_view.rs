@@ -6,6 +6,7 @@
 use miroir_types::NodeId;
 
 use crate::health::{HealthRegistry, HealthState};
+use crate::replica_load::ReplicaLoad;
 use crate::stale::StaleReplicas;
 
 /// How much a read wants a node, best first.
@@ -29,12 +30,21 @@ pub struct ReadView<'a> {
     pub stale: &'a StaleReplicas,
     /// The index read.
     pub index: &'a str,
+    /// The nodes' recent speed and load, for adaptive replica selection and hedging; without
+    /// it replicas are rotated and nothing is hedged.
+    pub load: Option<&'a ReplicaLoad>,
 }
 
 impl<'a> ReadView<'a> {
     /// A view of `index`.
     pub fn new(health: &'a HealthRegistry, stale: &'a StaleReplicas, index: &'a str) -> Self {
-        ReadView { health, stale, index }
+        ReadView { health, stale, index, load: None }
+    }
+
+    /// The view, choosing replicas by speed and hedging slow ones as `load` says.
+    pub fn with_load(mut self, load: &'a ReplicaLoad) -> Self {
+        self.load = Some(load);
+        self
     }
 
     /// The tier of `node`; `None` when it is down, or held stale for the index (its copy was

@@ -105,15 +105,11 @@ pub async fn scatter<T: NodeTransport>(
         }
         first = false;
         let calls = round.into_iter().map(|(node, shards)| {
-            let call = request(&node, &shards);
-            async move {
-                let outcome =
-                    crate::node_client::for_shards(shards.len(), transport.send(&node, call)).await;
-                (node, shards, outcome)
-            }
+            ask(transport, plan, assignment, view, request, node, shards, &tried)
         });
+        let outcomes = futures_util::future::join_all(calls).await;
         let mut failed = BTreeSet::new();
-        for (node, shards, outcome) in futures_util::future::join_all(calls).await {
+        for (node, shards, outcome) in outcomes.into_iter().flatten() {
             let verdict = ReadOutcome::of(&outcome);
             match (verdict, outcome) {
                 (ReadOutcome::Answered, Ok(response)) => {
@@ -145,6 +141,81 @@ pub async fn scatter<T: NodeTransport>(
         round = next;
     }
     Ok(gathered)
+}
+
+/// One node's request of a round, timed in the view's [`ReplicaLoad`]. When the node has not
+/// answered after the hedge delay and the budget allows, the other owners of its shards
+/// ([`ReadPlan::replacements`], never a node already tried) are asked too, and the first
+/// complete answer is used: the node's own, or every hedge answering. A hedge that fails
+/// leaves the node's answer (or failure) to the usual failover.
+#[allow(clippy::too_many_arguments)]
+async fn ask<T: NodeTransport>(
+    transport: &T,
+    plan: &ReadPlan,
+    assignment: &Assignment,
+    view: &ReadView<'_>,
+    request: &(dyn Fn(&NodeId, &[ShardId]) -> NodeRequest + Sync),
+    node: NodeId,
+    shards: Vec<ShardId>,
+    tried: &BTreeSet<NodeId>,
+) -> Vec<(NodeId, Vec<ShardId>, Result<NodeResponse, NodeError>)> {
+    let send = |node: NodeId, shards: &[ShardId], hedge: bool| {
+        let call = request(&node, shards);
+        let count = shards.len();
+        async move {
+            let in_flight = view.load.map(|load| match hedge {
+                false => load.start(&node),
+                true => load.start_hedge(&node),
+            });
+            let outcome = crate::node_client::for_shards(count, transport.send(&node, call)).await;
+            if let (Some(in_flight), Ok(response)) = (in_flight, &outcome) {
+                if response.status < 500 {
+                    in_flight.answered();
+                }
+            }
+            outcome
+        }
+    };
+    let primary = send(node.clone(), &shards, false);
+    let Some((load, delay)) = view.load.and_then(|load| Some((load, load.hedge_delay()?))) else {
+        return vec![(node, shards, primary.await)];
+    };
+    let mut primary = std::pin::pin!(primary);
+    tokio::select! {
+        outcome = &mut primary => return vec![(node, shards, outcome)],
+        () = tokio::time::sleep(delay) => {}
+    }
+    let mut excluded = tried.clone();
+    excluded.insert(node.clone());
+    let wanted: BTreeSet<ShardId> = shards.iter().copied().collect();
+    let (picks, left) = plan.replacements(assignment, view, &wanted, &excluded);
+    if picks.is_empty() || !left.is_empty() || !load.try_hedge(picks.len()) {
+        return vec![(node, shards, primary.await)];
+    }
+    let hedges = picks.len();
+    let calls = picks.into_iter().map(|(other, its)| {
+        let call = send(other.clone(), &its, true);
+        async move { (other, its, call.await) }
+    });
+    let mut hedge = std::pin::pin!(futures_util::future::join_all(calls));
+    tokio::select! {
+        outcome = &mut primary => {
+            load.hedge_ended(hedges, false);
+            vec![(node, shards, outcome)]
+        }
+        answers = &mut hedge => {
+            let all_answered = answers
+                .iter()
+                .all(|(_, _, outcome)| ReadOutcome::of(outcome) == ReadOutcome::Answered);
+            load.hedge_ended(hedges, all_answered);
+            if all_answered {
+                load.lost_race(&node);
+                answers
+            } else {
+                vec![(node, shards, primary.await)]
+            }
+        }
+    }
 }
 
 #[cfg(test)]

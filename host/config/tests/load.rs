@@ -10,7 +10,7 @@ use std::path::Path;
 
 use figment::Jail;
 use miroir_config::{
-    Config, ConfigError, LogFormat, PinningStrategy, Problem, TaskStoreBackend,
+    Config, ConfigError, LogFormat, PinningStrategy, Problem, ReplicaSelection, TaskStoreBackend,
     UnavailableShardPolicy,
 };
 
@@ -474,6 +474,37 @@ fn an_explicit_multi_search_flag_without_its_component_fails_from_the_environmen
         jail.set_env("MIROIR_MULTI_SEARCH__ENABLED", "false");
         let config = load("miroir.yaml").map_err(|e| e.to_string())?;
         assert!(config.unavailable_features().is_empty() && config.enabled_features().is_empty());
+        Ok(())
+    });
+}
+
+#[test]
+fn replica_selection_and_hedging_are_read_and_checked() {
+    Jail::expect_with(|jail| {
+        let config = |scatter: &str| format!("{NODES}scatter: {scatter}\n");
+        jail.create_file(
+            "miroir.yaml",
+            &config(
+                "{ replica_selection: round_robin, hedging: { enabled: false, budget: 0.1, min_delay: 3ms } }",
+            ),
+        )?;
+        let loaded = load("miroir.yaml").map_err(|e| e.to_string())?;
+        assert_eq!(loaded.scatter.replica_selection, ReplicaSelection::RoundRobin);
+        assert!(!loaded.scatter.hedging.enabled);
+        assert_eq!(loaded.scatter.hedging.budget, 0.1);
+        assert_eq!(loaded.scatter.hedging.min_delay.get().as_millis(), 3);
+        jail.create_file("miroir.yaml", NODES)?;
+        let defaults = load("miroir.yaml").map_err(|e| e.to_string())?;
+        assert_eq!(defaults.scatter.replica_selection, ReplicaSelection::Adaptive);
+        assert!(defaults.scatter.hedging.enabled && defaults.scatter.hedging.budget == 0.05);
+
+        jail.create_file(
+            "miroir.yaml",
+            &config("{ node_timeout: 1s, hedging: { budget: 1.5, min_delay: 2s } }"),
+        )?;
+        let problems = problems(load("miroir.yaml"));
+        assert!(find(&problems, "scatter.hedging.budget").message.contains("1.5"));
+        assert!(find(&problems, "scatter.hedging.min_delay").message.contains("node_timeout"));
         Ok(())
     });
 }

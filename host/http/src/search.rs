@@ -2,16 +2,18 @@
 //! sent to each node of the set restricted to the shards that node answers for, and the
 //! answers merged as one node holding every document would answer (`miroir_cluster::merge`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use miroir_cluster::merge::{
-    merge_facet_search, merge_search, node_request, whole_answer, MergeSettings,
+    merge_facet_search, merge_search, node_request, whole_answer, whole_answer_bytes, MergeSettings,
 };
 use miroir_cluster::{
     Assignment, NodeAuth, NodeBody, NodeError, NodeRequest, NodeResponse, NodeTransport,
@@ -45,7 +47,7 @@ pub async fn search_post(
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
     let request = json_request(&body)?;
-    scatter_gather(&state, &caller, &uid, &headers, request).await
+    scatter_gather(&state, &caller, &uid, &headers, request, Some(body)).await
 }
 
 /// A JSON request body, or Meilisearch's `malformed_payload` error.
@@ -67,7 +69,8 @@ pub async fn search_get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> HttpResult<Response> {
-    scatter_gather(&state, &caller, &uid, &headers, get_params_as_body(query.as_deref())).await
+    let request = get_params_as_body(query.as_deref());
+    scatter_gather(&state, &caller, &uid, &headers, request, None).await
 }
 
 /// Meilisearch's GET search parameters as a POST body: lists are comma-separated, numbers and
@@ -142,12 +145,15 @@ fn split_list(value: &str) -> Vec<String> {
     out
 }
 
+/// A search; `body`, when the client sent one, is its JSON as sent (a node holding the whole
+/// index is sent these bytes).
 async fn scatter_gather(
     state: &AppState,
     caller: &Caller,
     uid: &str,
     headers: &HeaderMap,
     request: Value,
+    body: Option<Bytes>,
 ) -> HttpResult<Response> {
     crate::reserved_names::check_json_read(state, caller, uid, "search", &request).await?;
     if state.hooks().hooks().searches() {
@@ -158,9 +164,21 @@ async fn scatter_gather(
     {
         return Ok(scatter.respond(merged));
     }
-    let mut scatter = scatter_search(state, caller, uid, headers, &request).await?;
+    let own = OwnRequest { json: &request, bytes: body.as_ref() };
+    let mut scatter = scatter_search(state, caller, uid, headers, own).await?;
+    if let Some(response) = scatter.whole_response() {
+        return Ok(response);
+    }
     let merged = scatter.merged_search(&request);
     Ok(scatter.respond(merged))
+}
+
+/// The client's own search request: its JSON, and the bytes it was sent as (when it was a
+/// body), which a node holding the whole index is sent unchanged.
+#[derive(Clone, Copy)]
+pub(crate) struct OwnRequest<'a> {
+    pub(crate) json: &'a Value,
+    pub(crate) bytes: Option<&'a Bytes>,
 }
 
 /// A search's scatter, where one node holding the whole index may answer the client's own
@@ -170,10 +188,10 @@ async fn scatter_search(
     caller: &Caller,
     uid: &str,
     headers: &HeaderMap,
-    request: &Value,
+    own: OwnRequest<'_>,
 ) -> HttpResult<Scatter> {
-    let requests = search_requests(request, "search");
-    scatter_with(state, caller, uid, headers, "search", &requests, Some(request)).await
+    let requests = search_requests(own.json, "search");
+    scatter_with(state, caller, uid, headers, "search", &requests, Some(own)).await
 }
 
 /// A merged search run on behalf of the gateway itself (plugins' `search` import), with the
@@ -185,7 +203,8 @@ pub async fn search_value(state: &AppState, uid: &str, request: Value) -> HttpRe
     {
         return Ok(merged);
     }
-    let mut scatter = scatter_search(state, caller, uid, headers, &request).await?;
+    let own = OwnRequest { json: &request, bytes: None };
+    let mut scatter = scatter_search(state, caller, uid, headers, own).await?;
     Ok(scatter.merged_search(&request))
 }
 
@@ -229,9 +248,9 @@ pub(crate) struct Scatter {
     pub(crate) shards: Vec<Vec<ShardId>>,
     pub(crate) missing: BTreeSet<ShardId>,
     pub(crate) settings: MergeSettings,
-    /// Whether the one answer is a node's answer to the client's own request, from a node
-    /// holding the whole index (nothing to merge).
-    pub(crate) whole: bool,
+    /// A node's answer to the client's own request, from a node holding the whole index
+    /// (nothing to merge; `answers` is then empty): its body as the node sent it.
+    pub(crate) whole: Option<Bytes>,
 }
 
 impl Scatter {
@@ -239,14 +258,37 @@ impl Scatter {
     /// The search answer one node holding everything gives: the whole-index answer as it is
     /// (bookkeeping taken out), else the merge of every answer.
     pub(crate) fn merged_search(&mut self, request: &Value) -> Value {
-        match (self.whole, self.answers.as_mut_slice()) {
-            (true, [answer]) => whole_answer(std::mem::take(answer)),
-            _ => merge_search(request, &self.answers, &self.settings),
+        match &self.whole {
+            Some(body) => whole_answer(serde_json::from_slice(body).unwrap_or(Value::Null)),
+            None => merge_search(request, &self.answers, &self.settings),
         }
+    }
+
+    /// The answer of a node holding the whole index, as the client gets it: the node's bytes
+    /// with the bookkeeping fields taken out, never parsed into a document (every search of
+    /// an index in one shard takes this path). `None` for a scatter to merge.
+    pub(crate) fn whole_response(&self) -> Option<Response> {
+        let body = self.whole.as_ref()?;
+        let answer = match whole_answer_bytes(body)? {
+            Cow::Borrowed(_) => body.clone(),
+            Cow::Owned(stripped) => Bytes::from(stripped),
+        };
+        let mut response = Response::new(axum::body::Body::from(answer));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.mark_degraded(&mut response);
+        Some(response)
     }
 
     pub(crate) fn respond(&self, merged: Value) -> Response {
         let mut response = Json(merged).into_response();
+        self.mark_degraded(&mut response);
+        response
+    }
+
+    /// `X-Miroir-Degraded` on `response` when some shards did not answer.
+    fn mark_degraded(&self, response: &mut Response) {
         if !self.missing.is_empty() {
             let list =
                 self.missing.iter().map(|s| s.get().to_string()).collect::<Vec<_>>().join(",");
@@ -254,7 +296,6 @@ impl Scatter {
                 response.headers_mut().insert("x-miroir-degraded", value);
             }
         }
-        response
     }
 }
 
@@ -310,7 +351,7 @@ pub(crate) async fn scatter_with(
     headers: &HeaderMap,
     route: &str,
     requests: &NodeRequests<'_>,
-    whole: Option<&Value>,
+    whole: Option<OwnRequest<'_>>,
 ) -> HttpResult<Scatter> {
     scatter_shaped(state, caller, uid, headers, route, requests, whole, None).await
 }
@@ -326,7 +367,7 @@ pub(crate) async fn scatter_shaped(
     headers: &HeaderMap,
     route: &str,
     requests: &NodeRequests<'_>,
-    whole: Option<&Value>,
+    whole: Option<OwnRequest<'_>>,
     per_shard: Option<&crate::search_hooks::PerShard>,
 ) -> HttpResult<Scatter> {
     let meta = index_for_read(state, uid).await?;
@@ -350,16 +391,20 @@ pub(crate) async fn scatter_shaped(
             let (_, base) = requests(&settings, shards);
             return per_shard.node_request(uid, node, &base, shards);
         }
-        let (route, body) = match whole {
+        let (route, bytes) = match whole {
             Some(own) if whole_node.as_ref() == Some(node) && shards.len() == all => {
-                (route.to_owned(), own.clone())
+                let bytes = match own.bytes {
+                    Some(bytes) => bytes.clone(),
+                    None => serde_json::to_vec(own.json).expect("a JSON value serializes").into(),
+                };
+                (route.to_owned(), bytes)
             }
             _ => {
                 let (route, base) = requests(&settings, shards);
-                (route, restricted(&base, shards))
+                let body = restricted(&base, shards);
+                (route, serde_json::to_vec(&body).expect("a JSON value serializes").into())
             }
         };
-        let bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
         NodeRequest {
             method: Method::POST,
             path: format!("/indexes/{uid}/{route}"),
@@ -367,18 +412,18 @@ pub(crate) async fn scatter_shaped(
         }
     };
     let transport = ClientTransport { state, auth: caller.node_auth(), per_shard };
-    let gathered = miroir_cluster::scatter(&transport, &plan, &assignment, &view, &request)
+    let mut gathered = miroir_cluster::scatter(&transport, &plan, &assignment, &view, &request)
         .await
         .map_err(|refused| {
-        // The same error one node would give (bad filter, unknown field...).
-        let response = refused.response;
-        let body = match per_shard {
-            // The multi-search's error names the query: one node's search error does not.
-            Some(_) => crate::search_hooks::unwrap_query_error(&response.body),
-            None => response.body.to_vec(),
-        };
-        HttpError::from(ForwardedError::new(response.status, body))
-    })?;
+            // The same error one node would give (bad filter, unknown field...).
+            let response = refused.response;
+            let body = match per_shard {
+                // The multi-search's error names the query: one node's search error does not.
+                Some(_) => crate::search_hooks::unwrap_query_error(&response.body),
+                None => response.body.to_vec(),
+            };
+            HttpError::from(ForwardedError::new(response.status, body))
+        })?;
     let stats = state.read_stats();
     stats.sent(gathered.sent.0, false);
     stats.sent(gathered.sent.1, true);
@@ -406,11 +451,16 @@ pub(crate) async fn scatter_shaped(
     if !missing.is_empty() {
         stats.partial();
     }
-    let whole = matches!(gathered.answers.as_slice(),
+    let whole_answered = matches!(gathered.answers.as_slice(),
         [(node, shards, _)] if whole_node.as_ref() == Some(node) && shards.len() == all);
+    if whole_answered {
+        let (_, shards, response) = gathered.answers.pop().expect("the one answer");
+        let (answers, shards) = (Vec::new(), vec![shards]);
+        return Ok(Scatter { answers, shards, missing, settings, whole: Some(response.body) });
+    }
     let (shards, answers) =
         gathered.answers.into_iter().map(|(_, shards, response)| (shards, response.json())).unzip();
-    Ok(Scatter { answers, shards, missing, settings, whole })
+    Ok(Scatter { answers, shards, missing, settings, whole: None })
 }
 
 /// Logs and counts a node that failed a read of `uid` or answered stale (then marked stale for

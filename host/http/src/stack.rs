@@ -43,7 +43,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(|| new_request_id().to_string());
     if let Ok(value) = HeaderValue::from_str(&id) {
         request.headers_mut().insert(REQUEST_ID, value);
     }
@@ -107,6 +107,27 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// A random (version 4) UUID for a request without an id. Request ids need to be unique, not
+/// unguessable: they come from a per-thread generator (splitmix64, seeded from the system's
+/// randomness once per thread) rather than a `getrandom` call per request.
+fn new_request_id() -> uuid::Uuid {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> =
+            std::cell::Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);
+    }
+    let next = || {
+        STATE.with(|state| {
+            let mut z = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            state.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    };
+    let bytes = (u128::from(next()) << 64 | u128::from(next())).to_be_bytes();
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
 /// The index a request is about: the path segment standing where the route template has a
 /// parameter right after `indexes/` (`/indexes/{uid}/search`, not `/tasks/{uid}`).
 fn index_of(template: &str, path: &str) -> Option<String> {
@@ -138,6 +159,14 @@ pub async fn limit_body(
 #[cfg(test)]
 mod tests {
     use super::index_of;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let ids: std::collections::BTreeSet<uuid::Uuid> =
+            (0..1000).map(|_| super::new_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| id.get_version_num() == 4));
+    }
 
     #[test]
     fn the_index_is_read_where_the_template_names_it() {

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use miroir_cluster::{
-    Assignment, Fleet, FleetError, HealthRegistry, HealthThresholds, NodeClients, NodeError,
-    ReadView, StaleReplicas, Topology, TopologyError,
+    Assignment, Fleet, FleetError, HealthRegistry, HealthThresholds, HedgePolicy, NodeClients,
+    NodeError, ReadView, ReplicaLoad, StaleReplicas, Topology, TopologyError,
 };
-use miroir_config::Config;
+use miroir_config::{Config, ReplicaSelection};
 use miroir_store::TaskStore;
 use miroir_types::{GroupId, HookPort, NoHooks};
 
@@ -79,6 +79,7 @@ struct Inner {
     fleet: RwLock<Arc<FleetView>>,
     health: Arc<HealthRegistry>,
     stale: StaleReplicas,
+    load: ReplicaLoad,
     read_stats: ReadStats,
     read_catalog: ReadCatalog,
     recovery: Recovery,
@@ -123,12 +124,14 @@ impl AppState {
         .observed_by(Arc::clone(&health));
         let view = FleetView::new(seed, &clients)?;
         let instance_tag = instance_tag(&config);
+        let load = replica_load(&config);
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
                 fleet: RwLock::new(Arc::new(view)),
                 health,
                 stale: StaleReplicas::default(),
+                load,
                 read_stats: ReadStats::default(),
                 read_catalog: ReadCatalog::default(),
                 recovery: Recovery::default(),
@@ -226,9 +229,14 @@ impl AppState {
         &self.inner.stale
     }
 
-    /// How a read of `index` sees the nodes: health and stale marks.
+    /// The nodes' recent speed and load as reads saw them, and the hedging figures.
+    pub fn replica_load(&self) -> &ReplicaLoad {
+        &self.inner.load
+    }
+
+    /// How a read of `index` sees the nodes: health, stale marks, recent speed.
     pub fn read_view<'a>(&'a self, index: &'a str) -> ReadView<'a> {
-        ReadView::new(&self.inner.health, &self.inner.stale, index)
+        ReadView::new(&self.inner.health, &self.inner.stale, index).with_load(&self.inner.load)
     }
 
     /// What the search read path did (for metrics).
@@ -306,6 +314,18 @@ impl AppState {
         let mut locks = self.inner.write_locks.lock().expect("write lock table poisoned");
         Arc::clone(locks.entry(index.to_owned()).or_default())
     }
+}
+
+/// Replica selection and hedging as `scatter` configures them.
+fn replica_load(config: &Config) -> ReplicaLoad {
+    let scatter = &config.scatter;
+    let policy = HedgePolicy {
+        enabled: scatter.hedging.enabled,
+        budget: scatter.hedging.budget,
+        min_delay: scatter.hedging.min_delay.get(),
+        max_delay: scatter.node_timeout.get(),
+    };
+    ReplicaLoad::new(scatter.replica_selection == ReplicaSelection::Adaptive, policy)
 }
 
 fn thresholds(config: &Config) -> HealthThresholds {

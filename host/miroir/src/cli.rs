@@ -125,6 +125,7 @@ pub fn serve(path: Option<&Path>) -> ExitCode {
     if let Some(export) = export {
         export.shutdown();
     }
+    logging::flush();
     code
 }
 

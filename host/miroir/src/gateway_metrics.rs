@@ -25,6 +25,9 @@ pub struct GatewayCollector {
     shard_coverage: Gauge,
     repair_documents_copied: IntCounter,
     repair_shards_lost: IntCounter,
+    hedges_sent: IntCounter,
+    hedges_won: IntCounter,
+    hedges_wasted: IntCounter,
 }
 
 impl GatewayCollector {
@@ -111,6 +114,19 @@ impl GatewayCollector {
                 "Shards repaired with no copy of their earlier documents left: every replica \
                  lost its data (by this instance, as leader).",
             ),
+            hedges_sent: counter(
+                "miroir_scatter_hedges_sent_total",
+                "Extra node requests sent because a node was slow to answer a read (hedging).",
+            ),
+            hedges_won: counter(
+                "miroir_scatter_hedges_won_total",
+                "Hedged node requests whose answers were used (they came before the slow node's).",
+            ),
+            hedges_wasted: counter(
+                "miroir_scatter_hedges_wasted_total",
+                "Hedged node requests whose answers were not used (the slow node answered first, \
+                 or a hedge failed).",
+            ),
         }
     }
 
@@ -157,6 +173,14 @@ impl GatewayCollector {
         self.shard_coverage.set(repairs.coverage());
         set_counter(&self.repair_documents_copied, repairs.documents_copied());
         set_counter(&self.repair_shards_lost, repairs.shards_lost());
+        let hedges = &self.state.replica_load().hedges;
+        for (counter, value) in [
+            (&self.hedges_sent, &hedges.sent),
+            (&self.hedges_won, &hedges.won),
+            (&self.hedges_wasted, &hedges.wasted),
+        ] {
+            set_counter(counter, value.load(std::sync::atomic::Ordering::Relaxed));
+        }
     }
 }
 
@@ -181,6 +205,9 @@ impl Collector for GatewayCollector {
             &self.sequence_restores,
             &self.repair_documents_copied,
             &self.repair_shards_lost,
+            &self.hedges_sent,
+            &self.hedges_won,
+            &self.hedges_wasted,
         ] {
             descs.extend(counter.desc());
         }
@@ -204,6 +231,9 @@ impl Collector for GatewayCollector {
             &self.sequence_restores,
             &self.repair_documents_copied,
             &self.repair_shards_lost,
+            &self.hedges_sent,
+            &self.hedges_won,
+            &self.hedges_wasted,
         ] {
             families.extend(counter.collect());
         }

@@ -26,6 +26,11 @@ struct Cli {
     /// alive.
     #[arg(long, default_value_t = 0)]
     response_delay_ms: u64,
+    /// Answer a search the node already answered from memory, byte for byte, until the next
+    /// task is applied: for benchmarks of a gateway in front, so the node's own scan does not
+    /// drown the gateway's cost.
+    #[arg(long)]
+    replay_searches: bool,
 }
 
 #[tokio::main]
@@ -52,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     );
     node.set_search_delay(Duration::from_millis(cli.search_delay_ms));
     node.set_response_delay(Duration::from_millis(cli.response_delay_ms));
+    node.set_replay_searches(cli.replay_searches);
     miroir_devnode::serve_node(listener, node, shutdown).await?;
     Ok(())
 }

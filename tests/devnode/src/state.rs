@@ -94,6 +94,9 @@ pub struct Node {
     response_delay_ms: AtomicU64,
     /// The trace headers of the latest requests that carried one, oldest first.
     traces: Mutex<std::collections::VecDeque<ReceivedTrace>>,
+    /// Whether searches are replayed from memory (see [`crate::routes::replay`]).
+    replay_searches: std::sync::atomic::AtomicBool,
+    replay: Mutex<crate::routes::replay::Replay>,
 }
 
 impl Node {
@@ -110,6 +113,8 @@ impl Node {
             search_delay_ms: AtomicU64::new(0),
             response_delay_ms: AtomicU64::new(0),
             traces: Mutex::default(),
+            replay_searches: std::sync::atomic::AtomicBool::new(false),
+            replay: Mutex::default(),
         })
     }
 
@@ -143,6 +148,22 @@ impl Node {
     /// The trace headers of the latest requests that carried a `traceparent`, oldest first.
     pub fn received_traces(&self) -> Vec<ReceivedTrace> {
         self.traces.lock().expect("trace list lock").iter().cloned().collect()
+    }
+
+    /// Answer a search already answered from memory until the next task is applied (for
+    /// benchmarks of the gateway: see [`crate::routes::replay`]).
+    pub fn set_replay_searches(&self, on: bool) {
+        self.replay_searches.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether searches are replayed from memory.
+    pub fn replays_searches(&self) -> bool {
+        self.replay_searches.load(Ordering::Relaxed)
+    }
+
+    /// The recorded search answers, locked. Never held across an await.
+    pub(crate) fn replay(&self) -> MutexGuard<'_, crate::routes::replay::Replay> {
+        self.replay.lock().expect("the replay lock is never poisoned: no code panics under it")
     }
 
     /// The current search delay.

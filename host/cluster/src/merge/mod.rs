@@ -26,7 +26,7 @@ pub use hybrid::{keyword_first_ratio, keyword_good_enough, GOOD_ENOUGH};
 pub use order::{compare_hits, RankKey};
 pub use request::{node_request, ClientPage, DEFAULT_SEARCH_LIMIT};
 pub use similar::merge_similar;
-pub use whole::whole_answer;
+pub use whole::{whole_answer, whole_answer_bytes};
 
 /// The index settings the merge needs.
 #[derive(Debug, Clone, PartialEq)]

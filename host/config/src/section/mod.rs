@@ -28,7 +28,7 @@ pub use multi_search::MultiSearchConfig;
 pub use nodes::NodeConfig;
 pub use plugins::{CustomPlugin, PluginsConfig};
 pub use rebalancer::RebalancerConfig;
-pub use scatter::{ScatterConfig, UnavailableShardPolicy};
+pub use scatter::{HedgingConfig, ReplicaSelection, ScatterConfig, UnavailableShardPolicy};
 pub use server::ServerConfig;
 pub use session_pinning::{PinningStrategy, SessionPinningConfig};
 pub use shadow::{ShadowConfig, ShadowTarget};

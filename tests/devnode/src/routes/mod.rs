@@ -8,6 +8,7 @@ mod indexes;
 mod keys;
 mod misc;
 mod multi_search;
+pub(crate) mod replay;
 mod search;
 mod settings;
 mod similar;
@@ -146,6 +147,7 @@ fn search_routes(node: Arc<Node>) -> Router<Arc<Node>> {
         .route("/indexes/{uid}/facet-search", post(facet_search::facet_search_post))
         .route("/indexes/{uid}/similar", get(similar::similar_get).post(similar::similar_post))
         .route("/multi-search", post(multi_search::multi_search))
+        .layer(middleware::from_fn_with_state(Arc::clone(&node), replay::replay))
         .layer(middleware::from_fn_with_state(node, search_delay))
 }
 
