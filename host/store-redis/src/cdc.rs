@@ -1,10 +1,10 @@
-//! CDC cursors: one hash field per index. Cursors are compared as decimal strings (length, then
+//! CDC cursors (one hash field per key) and the change log (a sorted set per index). Cursors are compared as decimal strings (length, then
 //! digits) so values above 2^53 compare exactly, which Lua numbers would not.
 
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use miroir_store::{CdcCursors, StoreError, StoreResult};
+use miroir_store::{CdcCursors, CdcEntry, CdcLog, StoreError, StoreResult};
 use redis::{AsyncCommands, Script};
 
 use crate::error::{parse_u64, redis_err};
@@ -49,6 +49,103 @@ impl CdcCursors for RedisStore {
                     "CDC cursor of `{index_uid}` is at {cursor}; it cannot move back to {to}"
                 )))
             }
+        })
+        .await
+    }
+}
+
+/// A log member: the position, `:`, the event (so equal events at two positions stay two
+/// members).
+fn member(entry: &CdcEntry) -> Vec<u8> {
+    let mut member = format!("{}:", entry.seq).into_bytes();
+    member.extend_from_slice(&entry.payload);
+    member
+}
+
+fn entry_of(index_uid: &str, member: &[u8]) -> StoreResult<CdcEntry> {
+    let colon = member.iter().position(|b| *b == b':').ok_or_else(|| {
+        StoreError::Corrupt(format!("CDC log member of `{index_uid}` has no position"))
+    })?;
+    let seq = parse_u64("CDC position", &String::from_utf8_lossy(&member[..colon]))?;
+    Ok(CdcEntry { index_uid: index_uid.to_owned(), seq, payload: member[colon + 1..].to_vec() })
+}
+
+#[async_trait]
+impl CdcLog for RedisStore {
+    async fn append_cdc_entries(&self, entries: &[CdcEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.run("append_cdc_entries", async {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for entry in entries {
+                pipe.zadd(self.keys.cdc_log(&entry.index_uid), member(entry), entry.seq).ignore();
+                pipe.sadd(self.keys.cdc_logs(), &entry.index_uid).ignore();
+            }
+            let () = pipe.query_async(&mut self.conn()).await.map_err(redis_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn cdc_entries(
+        &self,
+        index_uid: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<CdcEntry>> {
+        self.run("cdc_entries", async {
+            let limit = isize::try_from(limit).unwrap_or(isize::MAX);
+            let members: Vec<Vec<u8>> = self
+                .conn()
+                .zrangebyscore_limit(
+                    self.keys.cdc_log(index_uid),
+                    format!("({after}"),
+                    "+inf",
+                    0,
+                    limit,
+                )
+                .await
+                .map_err(redis_err)?;
+            members.iter().map(|m| entry_of(index_uid, m)).collect()
+        })
+        .await
+    }
+
+    async fn cdc_span(&self, index_uid: &str) -> StoreResult<Option<(u64, u64)>> {
+        self.run("cdc_span", async {
+            let key = self.keys.cdc_log(index_uid);
+            let first: Vec<Vec<u8>> = self.conn().zrange(&key, 0, 0).await.map_err(redis_err)?;
+            let last: Vec<Vec<u8>> = self.conn().zrange(&key, -1, -1).await.map_err(redis_err)?;
+            match (first.first(), last.first()) {
+                (Some(first), Some(last)) => {
+                    Ok(Some((entry_of(index_uid, first)?.seq, entry_of(index_uid, last)?.seq)))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn cdc_indexes(&self) -> StoreResult<Vec<String>> {
+        self.run("cdc_indexes", async {
+            let mut indexes: Vec<String> =
+                self.conn().smembers(self.keys.cdc_logs()).await.map_err(redis_err)?;
+            indexes.sort();
+            Ok(indexes)
+        })
+        .await
+    }
+
+    async fn trim_cdc_entries(&self, index_uid: &str, below: u64) -> StoreResult<u64> {
+        self.run("trim_cdc_entries", async {
+            let removed: u64 = self
+                .conn()
+                .zrembyscore(self.keys.cdc_log(index_uid), "-inf", format!("({below}"))
+                .await
+                .map_err(redis_err)?;
+            Ok(removed)
         })
         .await
     }

@@ -118,6 +118,10 @@ error_codes! {
     /// A first-party feature on by default whose component was not found at start (its route
     /// answers this until the component is installed, or the feature is turned off).
     MiroirPluginUnavailable => "miroir_plugin_unavailable", 503, System;
+    /// A route of an optional feature whose section is off (`cdc.enabled`, `shadow.enabled`).
+    MiroirFeatureDisabled => "miroir_feature_disabled", 404, InvalidRequest;
+    /// `GET /_miroir/changes` with a missing index or a malformed `since`, `limit` or `timeout`.
+    MiroirInvalidChangesQuery => "miroir_invalid_changes_query", 400, InvalidRequest;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -306,6 +310,13 @@ mod tests {
         (ErrorCode::MiroirInvalidNode, 400, "miroir_invalid_node", "invalid_request"),
         (ErrorCode::MiroirNotSupported, 501, "miroir_not_supported", "invalid_request"),
         (ErrorCode::MiroirPluginUnavailable, 503, "miroir_plugin_unavailable", "system"),
+        (ErrorCode::MiroirFeatureDisabled, 404, "miroir_feature_disabled", "invalid_request"),
+        (
+            ErrorCode::MiroirInvalidChangesQuery,
+            400,
+            "miroir_invalid_changes_query",
+            "invalid_request",
+        ),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
