@@ -54,14 +54,26 @@ impl CdcCursors for RedisStore {
     }
 }
 
-/// A log member: the position, `:`, the event (so equal events at two positions stay two
-/// members).
-fn member(entry: &CdcEntry) -> Vec<u8> {
-    let mut member = format!("{}:", entry.seq).into_bytes();
-    member.extend_from_slice(&entry.payload);
-    member
-}
+/// Appends events. KEYS: none. ARGV: key prefix, then index uid and event in pairs. For each
+/// event: the next position of its index (`cdc:seq:{index}`, never reset), the member in
+/// `cdc:log:{index}`, the index in `cdc:logs`. Returns the positions, as strings.
+static APPEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local prefix = ARGV[1]
+         local positions = {}
+         for i = 2, #ARGV, 2 do
+           local index = ARGV[i]
+           local seq = redis.call('INCR', prefix .. 'cdc:seq:' .. index)
+           redis.call('ZADD', prefix .. 'cdc:log:' .. index, seq, seq .. ':' .. ARGV[i + 1])
+           redis.call('SADD', prefix .. 'cdc:logs', index)
+           positions[#positions + 1] = tostring(seq)
+         end
+         return positions",
+    )
+});
 
+/// A log member is the position, `:`, the event (so equal events at two positions stay two
+/// members).
 fn entry_of(index_uid: &str, member: &[u8]) -> StoreResult<CdcEntry> {
     let colon = member.iter().position(|b| *b == b':').ok_or_else(|| {
         StoreError::Corrupt(format!("CDC log member of `{index_uid}` has no position"))
@@ -72,19 +84,19 @@ fn entry_of(index_uid: &str, member: &[u8]) -> StoreResult<CdcEntry> {
 
 #[async_trait]
 impl CdcLog for RedisStore {
-    async fn append_cdc_entries(&self, entries: &[CdcEntry]) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
+    async fn append_cdc_entries(&self, events: &[(String, Vec<u8>)]) -> StoreResult<Vec<u64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
         self.run("append_cdc_entries", async {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            for entry in entries {
-                pipe.zadd(self.keys.cdc_log(&entry.index_uid), member(entry), entry.seq).ignore();
-                pipe.sadd(self.keys.cdc_logs(), &entry.index_uid).ignore();
+            let mut call = APPEND.prepare_invoke();
+            call.arg(self.keys.prefix());
+            for (index_uid, payload) in events {
+                call.arg(index_uid).arg(payload.as_slice());
             }
-            let () = pipe.query_async(&mut self.conn()).await.map_err(redis_err)?;
-            Ok(())
+            let positions: Vec<String> =
+                call.invoke_async(&mut self.conn()).await.map_err(redis_err)?;
+            positions.iter().map(|p| parse_u64("CDC position", p)).collect()
         })
         .await
     }
@@ -115,12 +127,13 @@ impl CdcLog for RedisStore {
 
     async fn cdc_span(&self, index_uid: &str) -> StoreResult<Option<(u64, u64)>> {
         self.run("cdc_span", async {
-            let key = self.keys.cdc_log(index_uid);
-            let first: Vec<Vec<u8>> = self.conn().zrange(&key, 0, 0).await.map_err(redis_err)?;
-            let last: Vec<Vec<u8>> = self.conn().zrange(&key, -1, -1).await.map_err(redis_err)?;
-            match (first.first(), last.first()) {
+            let first: Vec<Vec<u8>> =
+                self.conn().zrange(self.keys.cdc_log(index_uid), 0, 0).await.map_err(redis_err)?;
+            let last: Option<String> =
+                self.conn().get(self.keys.cdc_seq(index_uid)).await.map_err(redis_err)?;
+            match (first.first(), last) {
                 (Some(first), Some(last)) => {
-                    Ok(Some((entry_of(index_uid, first)?.seq, entry_of(index_uid, last)?.seq)))
+                    Ok(Some((entry_of(index_uid, first)?.seq, parse_u64("CDC position", &last)?)))
                 }
                 _ => Ok(None),
             }

@@ -23,6 +23,7 @@
 //! | `cdc` | hash | cursor key → cursor |
 //! | `cdc:log:{index}` | sorted set | change events, scored by position; members `{position}:{event}` |
 //! | `cdc:logs` | set | the indexes with a change log |
+//! | `cdc:seq:{index}` | string (INCR) | the last position given in `cdc:log:{index}` |
 
 /// The prefix used when none is configured.
 pub const DEFAULT_PREFIX: &str = "miroir:";
@@ -139,6 +140,10 @@ impl Keys {
     /// `cdc:log:{index}`.
     pub fn cdc_log(&self, index: &str) -> String {
         self.key(&format!("cdc:log:{index}"))
+    }
+    /// `cdc:seq:{index}`.
+    pub fn cdc_seq(&self, index: &str) -> String {
+        self.key(&format!("cdc:seq:{index}"))
     }
     /// `cdc:logs`.
     pub fn cdc_logs(&self) -> String {

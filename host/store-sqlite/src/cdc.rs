@@ -58,24 +58,33 @@ impl CdcCursors for SqliteStore {
 
 #[async_trait]
 impl CdcLog for SqliteStore {
-    async fn append_cdc_entries(&self, entries: &[CdcEntry]) -> StoreResult<()> {
-        let entries = entries.to_vec();
+    async fn append_cdc_entries(&self, events: &[(String, Vec<u8>)]) -> StoreResult<Vec<u64>> {
+        let events = events.to_vec();
         self.call("append_cdc_entries", move |conn| {
             let tx =
                 conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
+            let mut positions = Vec::with_capacity(events.len());
             {
-                let mut insert = tx
+                // The sequence outlives trimmed rows, so a position is never given twice.
+                let mut next = tx
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO cdc_log (index_uid, seq, payload) VALUES (?1, ?2, ?3)",
+                        "INSERT INTO sequences (name, value) VALUES ('cdc:' || ?1, 1)
+                         ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
                     )
                     .map_err(sql_err)?;
-                for entry in &entries {
-                    insert
-                        .execute(params![entry.index_uid, entry.seq, entry.payload])
-                        .map_err(sql_err)?;
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO cdc_log (index_uid, seq, payload) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(sql_err)?;
+                for (index_uid, payload) in &events {
+                    let seq: u64 = next.query_row([index_uid], |r| r.get(0)).map_err(sql_err)?;
+                    insert.execute(params![index_uid, seq, payload]).map_err(sql_err)?;
+                    positions.push(seq);
                 }
             }
-            tx.commit().map_err(sql_err)
+            tx.commit().map_err(sql_err)?;
+            Ok(positions)
         })
         .await
     }
@@ -114,7 +123,8 @@ impl CdcLog for SqliteStore {
         self.call("cdc_span", move |conn| {
             let (first, last): (Option<u64>, Option<u64>) = conn
                 .query_row(
-                    "SELECT MIN(seq), MAX(seq) FROM cdc_log WHERE index_uid = ?1",
+                    "SELECT (SELECT MIN(seq) FROM cdc_log WHERE index_uid = ?1),
+                            (SELECT value FROM sequences WHERE name = 'cdc:' || ?1)",
                     [index_uid],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )

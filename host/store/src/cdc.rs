@@ -22,18 +22,21 @@ pub trait CdcCursors: Send + Sync {
 pub struct CdcEntry {
     /// The index the event is about.
     pub index_uid: String,
-    /// Its position: per index, from 1, without gaps as appended.
+    /// Its position: per index, from 1, assigned by the store when appended, never reused.
     pub seq: u64,
     /// The serialized event.
     pub payload: Vec<u8>,
 }
 
-/// The change events, per index, in order. One writer appends (the CDC publisher of the
-/// instance); readers page through it by position.
+/// The change events, per index, in order. Any number of writers (gateway instances) append;
+/// the store gives each event the next position of its index, so positions of an index are
+/// unique and increasing even across writers; readers page through them.
 #[async_trait]
 pub trait CdcLog: Send + Sync {
-    /// Appends `entries` (of one or several indexes) in one atomic step: all or none.
-    async fn append_cdc_entries(&self, entries: &[CdcEntry]) -> StoreResult<()>;
+    /// Appends `events` (index uid, serialized event; of one or several indexes) in one atomic
+    /// step, all or none; returns the position given to each, in order. Positions follow every
+    /// position ever given for the index, trimmed ones included.
+    async fn append_cdc_entries(&self, events: &[(String, Vec<u8>)]) -> StoreResult<Vec<u64>>;
 
     /// At most `limit` entries of `index_uid` with a position above `after`, in order.
     async fn cdc_entries(
@@ -43,10 +46,12 @@ pub trait CdcLog: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<CdcEntry>>;
 
-    /// The first and last positions held for `index_uid`; `None` when none is held.
+    /// The first position held for `index_uid` and the last one given; `None` when none is
+    /// held.
     async fn cdc_span(&self, index_uid: &str) -> StoreResult<Option<(u64, u64)>>;
 
-    /// The indexes with entries held, sorted.
+    /// The indexes with entries held, sorted (it may also name an index whose entries were all
+    /// trimmed).
     async fn cdc_indexes(&self) -> StoreResult<Vec<String>>;
 
     /// Removes the entries of `index_uid` below position `below`; returns how many.
