@@ -18,8 +18,9 @@ pub struct ChangePage {
     pub events: Vec<Value>,
     /// The cursor to ask from next: the last event's, or the one asked from when none came.
     pub cursor: u64,
-    /// The oldest cursor still held for the index (`0` when none is held). A consumer whose
-    /// cursor is older than `oldest - 1` missed events that were dropped.
+    /// `since + 1` when nothing was lost after the cursor asked from; otherwise the oldest cursor
+    /// still held: the events between were dropped (the log is kept within
+    /// `cdc.buffer.store_events`).
     pub oldest: u64,
 }
 

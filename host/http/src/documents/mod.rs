@@ -313,7 +313,7 @@ async fn write_inner(
     let hints = Hints { indexed_from_received: true, ..Hints::default() };
     let record = enqueue(state, Some(uid), kind, details, &hints, enqueued).await?;
     let keys = || routed.ids.values().flatten().cloned().collect();
-    crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards);
+    crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards).await;
     Ok((record, Some(report)))
 }
 

@@ -1,0 +1,4 @@
+//! The shadow tee (placeholder).
+
+/// The shadow tee.
+pub struct ShadowTee;
