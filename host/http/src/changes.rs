@@ -25,7 +25,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn invalid(message: String) -> HttpError {
-    HttpError::api(ErrorCode::MiroirInvalidChangesQuery, message)
+    HttpError::api(ErrorCode::MiroirInvalidQuery, message)
 }
 
 /// The handler.

@@ -84,6 +84,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/health", get(passthrough::health))
         .route("/_miroir/ready", get(cluster_status::ready))
         .route("/_miroir/changes", get(changes::changes))
+        .route("/_miroir/shadow/diff", get(shadow::diff_route))
+        .route("/_miroir/shadow/summary", get(shadow::summary_route))
         .route("/_miroir/topology", get(cluster_status::topology))
         .route("/_miroir/shards", get(cluster_status::shards))
         .route("/_miroir/nodes", get(fleet::routes::list_nodes).post(fleet::routes::add_node))

@@ -19,6 +19,7 @@ mod plugins;
 mod repair;
 mod runtime;
 mod serve;
+mod shadow_metrics;
 mod trace_export;
 
 use std::process::ExitCode;

@@ -117,6 +117,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .register(Box::new(crate::cdc_metrics::CdcCollector::new(Arc::clone(&cdc.feed))));
         cdc
     });
+    // The shadow tee, only when `shadow.enabled`: sampled reads compared with its targets.
+    if config.shadow.enabled {
+        let tee = miroir_http::shadow::ShadowTee::start(&config.shadow);
+        state.install_shadow(Arc::clone(&tee));
+        runtime.metrics.register(Box::new(crate::shadow_metrics::ShadowCollector::new(tee)));
+    }
     // The plugins' search, after-response and on-write hooks; `NoHooks` when none declares one.
     state.install_hooks(plugins.hook_port());
     // The `tick` hook of the plugins declaring it, on a task of its own; stops with `serve`.

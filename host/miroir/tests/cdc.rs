@@ -454,7 +454,7 @@ fn a_long_poll_consumer_resumes_from_its_cursor_after_miroir_is_killed() {
         let (status, text) =
             send(&client, "GET", &format!("{}/_miroir/changes?{query}", miroir.base), KEY, None);
         assert_eq!(status, 400, "{query}: {text}");
-        assert!(text.contains("miroir_invalid_changes_query"), "{query}: {text}");
+        assert!(text.contains("miroir_invalid_query"), "{query}: {text}");
     }
 }
 

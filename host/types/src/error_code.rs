@@ -120,8 +120,9 @@ error_codes! {
     MiroirPluginUnavailable => "miroir_plugin_unavailable", 503, System;
     /// A route of an optional feature whose section is off (`cdc.enabled`, `shadow.enabled`).
     MiroirFeatureDisabled => "miroir_feature_disabled", 404, InvalidRequest;
-    /// `GET /_miroir/changes` with a missing index or a malformed `since`, `limit` or `timeout`.
-    MiroirInvalidChangesQuery => "miroir_invalid_changes_query", 400, InvalidRequest;
+    /// A query parameter of a `/_miroir/` route is missing or malformed (`GET /_miroir/changes`:
+    /// `index`, `since`, `limit`, `timeout`; `GET /_miroir/shadow/diff`: `differs`, `limit`).
+    MiroirInvalidQuery => "miroir_invalid_query", 400, InvalidRequest;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -311,12 +312,7 @@ mod tests {
         (ErrorCode::MiroirNotSupported, 501, "miroir_not_supported", "invalid_request"),
         (ErrorCode::MiroirPluginUnavailable, 503, "miroir_plugin_unavailable", "system"),
         (ErrorCode::MiroirFeatureDisabled, 404, "miroir_feature_disabled", "invalid_request"),
-        (
-            ErrorCode::MiroirInvalidChangesQuery,
-            400,
-            "miroir_invalid_changes_query",
-            "invalid_request",
-        ),
+        (ErrorCode::MiroirInvalidQuery, 400, "miroir_invalid_query", "invalid_request"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
