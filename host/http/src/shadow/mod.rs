@@ -284,13 +284,13 @@ pub(crate) fn is_shadowed(method: &str, path: &str) -> bool {
     let Some(rest) = path.strip_prefix("/indexes/") else { return false };
     let mut parts = rest.split('/');
     let _index = parts.next();
-    match (method, parts.next(), parts.next(), parts.next()) {
-        ("GET" | "POST", Some("search" | "similar"), None, _) => true,
-        ("POST", Some("facet-search"), None, _) => true,
-        ("GET", Some("documents"), _, None) => true,
-        ("POST", Some("documents"), Some("fetch"), None) => true,
-        _ => false,
-    }
+    matches!(
+        (method, parts.next(), parts.next(), parts.next()),
+        ("GET" | "POST", Some("search" | "similar"), None, _)
+            | ("POST", Some("facet-search"), None, _)
+            | ("GET", Some("documents"), _, None)
+            | ("POST", Some("documents"), Some("fetch"), None)
+    )
 }
 
 /// The index a read path names (`/indexes/{uid}/...`).
