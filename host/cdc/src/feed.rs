@@ -114,22 +114,22 @@ impl Feed {
                         .map(|(_, event)| event.clone())
                         .collect();
                     let cursor = events.last().and_then(|e| e["cursor"].as_u64()).unwrap_or(since);
-                    return Ok(ChangePage { events, cursor, oldest: since + 1 });
+                    return Ok(ChangePage { events, cursor, oldest: since + 1, head: run.last });
                 }
             }
         }
         let storage = |e: miroir_store::StoreError| ChangeFeedError::Storage(e.to_string());
         let entries = self.store.cdc_entries(index, since, limit).await.map_err(storage)?;
-        let oldest = match entries.first() {
-            Some(first) if first.seq == since + 1 => since + 1,
-            _ => match self.store.cdc_span(index).await.map_err(storage)? {
-                Some((first, _)) if first > since + 1 => first,
-                _ => since + 1,
-            },
+        let span = self.store.cdc_span(index).await.map_err(storage)?;
+        let oldest = match (entries.first(), span) {
+            (Some(first), _) if first.seq == since + 1 => since + 1,
+            (_, Some((first, _))) if first > since + 1 => first,
+            _ => since + 1,
         };
         let events: Vec<Value> = entries.iter().map(|e| with_cursor(e.seq, &e.payload)).collect();
         let cursor = entries.last().map_or(since, |e| e.seq);
-        Ok(ChangePage { events, cursor, oldest })
+        let head = span.map_or(cursor, |(_, last)| last.max(cursor));
+        Ok(ChangePage { events, cursor, oldest, head })
     }
 
     /// Keeps the appended `events` (index, event JSON, position) in memory.

@@ -87,5 +87,6 @@ pub async fn changes(
         "events": page.events,
         "cursor": page.cursor,
         "oldest": page.oldest,
+        "head": page.head,
     })))
 }

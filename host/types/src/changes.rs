@@ -22,6 +22,9 @@ pub struct ChangePage {
     /// still held: the events between were dropped (the log is kept within
     /// `cdc.buffer.store_events`).
     pub oldest: u64,
+    /// The last cursor given in the index so far (`0` before any event): a consumer starting
+    /// from a snapshot notes it first, then reads from it once the snapshot is taken.
+    pub head: u64,
 }
 
 /// Why the change feed could not answer a read.
