@@ -39,6 +39,12 @@ pub async fn changes(
             "change capture is off: set `cdc.enabled: true` to record changes",
         ));
     };
+    if !state.config().cdc.sinks.queue.enabled {
+        return Err(HttpError::api(
+            ErrorCode::MiroirFeatureDisabled,
+            "the long-poll queue is off: set `cdc.sinks.queue.enabled: true` to read changes here",
+        ));
+    }
     let index = match query.get("index").map(String::as_str) {
         Some(index) if !index.is_empty() => index,
         _ => {
