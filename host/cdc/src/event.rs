@@ -7,14 +7,15 @@ use time::OffsetDateTime;
 
 /// The JSON of `event`, without its cursor (the log gives it): `event_id` (`<index>:<task
 /// uid>`, the same on every delivery), `task_uid`, `index`, `operation`, `primary_keys`,
-/// `shards`, `timestamp` (RFC 3339, when the write reached quorum).
+/// `shards`, `timestamp` (RFC 3339, when the write reached quorum), and `documents` when the
+/// write carried them (`cdc.include_documents`).
 pub fn event_json(event: &WriteEvent) -> Value {
     let nanos = i128::from(event.timestamp_ms) * 1_000_000;
     let timestamp = OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default();
-    json!({
+    let mut json = json!({
         "event_id": event.event_id,
         "task_uid": event.task_uid,
         "index": event.index,
@@ -22,7 +23,11 @@ pub fn event_json(event: &WriteEvent) -> Value {
         "primary_keys": event.primary_keys,
         "shards": event.shards,
         "timestamp": timestamp,
-    })
+    });
+    if let Some(documents) = &event.documents {
+        json["documents"] = documents.clone();
+    }
+    json
 }
 
 /// `stored` (an event as the log holds it) with its `cursor` first.
@@ -49,6 +54,7 @@ mod tests {
             primary_keys: vec!["42".into()],
             shards: vec![3],
             timestamp_ms: 1_700_000_000_123,
+            documents: None,
         };
         let json = event_json(&event);
         assert_eq!(json["timestamp"], "2023-11-14T22:13:20.123Z");

@@ -7,12 +7,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use miroir_store::TaskRecord;
 use miroir_types::{ShardId, WriteEvent};
+use serde_json::Value;
 
 use crate::AppState;
 
 /// Whether a write's event is wanted by anyone (the change feed or an `on-write` hook).
 fn wanted(state: &AppState) -> bool {
     state.change_feed().is_some() || state.hooks().hooks().on_write
+}
+
+/// The documents of an addition or update to carry in its event, when `cdc.include_documents`
+/// asks for them (and change capture is on).
+pub(crate) fn documents_if_wanted(
+    state: &AppState,
+    documents: &[serde_json::Map<String, Value>],
+) -> Option<Value> {
+    (state.change_feed().is_some() && state.config().cdc.include_documents)
+        .then(|| Value::Array(documents.iter().cloned().map(Value::Object).collect()))
 }
 
 /// The primary keys to report for a write of `keys`, when an event will carry them.
@@ -28,6 +39,7 @@ pub(crate) async fn wrote(
     record: &TaskRecord,
     keys: impl FnOnce() -> Vec<String>,
     shards: &BTreeSet<ShardId>,
+    documents: Option<Value>,
 ) {
     if !wanted(state) {
         return;
@@ -44,6 +56,7 @@ pub(crate) async fn wrote(
         primary_keys: keys(),
         shards: shards.iter().map(|s| s.get()).collect(),
         timestamp_ms,
+        documents,
     };
     if state.hooks().hooks().on_write {
         if let Some(port) = state.hooks_arc() {

@@ -322,7 +322,7 @@ fn webhook_long_poll_and_nats_each_get_every_acknowledged_write() {
     let nodes: Vec<TestNode> = (0..2).map(|_| TestNode::start(Some(NODE_KEY))).collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let cdc = format!(
-        "{{ enabled: true, sinks: {{ webhook: {{ url: \"{}\", batch_size: 3 }}, nats: {{ url: \"{}\" }} }} }}",
+        "{{ enabled: true, include_documents: true, sinks: {{ webhook: {{ url: \"{}\", batch_size: 3 }}, nats: {{ url: \"{}\" }} }} }}",
         receiver.url(),
         nats.url()
     );
@@ -366,6 +366,8 @@ fn webhook_long_poll_and_nats_each_get_every_acknowledged_write() {
     assert_eq!(first["index"], "products");
     assert_eq!(first["primary_keys"].as_array().map(Vec::len), Some(20), "{first}");
     assert!(first["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{first}");
+    assert_eq!(first["documents"][19], json!({"id": 19, "title": "phone"}), "{first}");
+    assert!(polled[&writer.ids[11]].get("documents").is_none(), "deletions carry none");
     let by_id = &polled[&writer.ids[11]];
     assert_eq!(by_id["operation"], "documentDeletion", "{by_id}");
     assert_eq!(by_id["primary_keys"], json!(["3"]), "{by_id}");

@@ -111,8 +111,11 @@ impl Default for CdcBuffer {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CdcConfig {
-    /// Whether the plugin is loaded. Default `false`.
+    /// Whether client writes are recorded. Default `false`.
     pub enabled: bool,
+    /// Whether events of document additions and updates carry the documents written. Default
+    /// `false` (events carry the primary keys only).
+    pub include_documents: bool,
     /// Where events go.
     pub sinks: CdcSinks,
     /// Bounds on undelivered events.

@@ -103,7 +103,8 @@ async fn delete_ids(
         .await?;
     let record =
         enqueue(state, Some(uid), "documentDeletion", details, &deletion_hints(), enqueued).await?;
-    crate::write_hooks::wrote(state, uid, &record, || keys.unwrap_or_default(), &shards).await;
+    crate::write_hooks::wrote(state, uid, &record, || keys.unwrap_or_default(), &shards, None)
+        .await;
     Ok((record, Some(report)))
 }
 
@@ -186,7 +187,7 @@ async fn broadcast_deletion(
         .await?;
     let kind = enqueued.kind.clone().unwrap_or_else(|| "documentDeletion".to_owned());
     let record = enqueue(state, Some(uid), &kind, details, &deletion_hints(), enqueued).await?;
-    crate::write_hooks::wrote(state, uid, &record, Vec::new, &shards).await;
+    crate::write_hooks::wrote(state, uid, &record, Vec::new, &shards, None).await;
     Ok(accepted(&record, Some(&report)))
 }
 

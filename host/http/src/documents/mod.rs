@@ -193,6 +193,7 @@ async fn write_inner(
         }
     };
     let assignment = state.assignment(meta.shard_count);
+    let written = crate::write_hooks::documents_if_wanted(state, &documents);
     let routed = match batch::route(documents, &primary_key, &assignment) {
         Ok(routed) => routed,
         Err(error) => {
@@ -313,7 +314,7 @@ async fn write_inner(
     let hints = Hints { indexed_from_received: true, ..Hints::default() };
     let record = enqueue(state, Some(uid), kind, details, &hints, enqueued).await?;
     let keys = || routed.ids.values().flatten().cloned().collect();
-    crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards).await;
+    crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards, written).await;
     Ok((record, Some(report)))
 }
 
