@@ -6,7 +6,8 @@
     python3 scripts/shadow_cdc_bench.py cdc [--seconds 10] [--clients 4] [--rounds 3] [--nats nats-server]
 
 `shadow`: three development nodes behind `miroir serve` (SQLite task store, 8 shards), 2000
-small documents; a fourth development node holding the same documents is the shadow target.
+small documents; a fourth development node holding the same documents is the shadow target (`--target dead`:
+a port nobody listens on, to measure the tee's own cost without the target's work).
 For each round, `miroir serve` with `shadow.enabled: false`, then with `sample_rate: 1.0`:
 `--clients` processes search on keep-alive connections for `--seconds`; the script reports
 searches per second, the client-side p50 latency, and the ratios shadow-on / shadow-off.
@@ -251,6 +252,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--query", default="phone")
+    parser.add_argument("--target", choices=["twin", "dead"], default="twin",
+                        help="shadow: a development node holding the same documents, or a port nobody "
+                        "listens on (the tee's own cost, without the target's work on this machine)")
     parser.add_argument("--nats", default=os.environ.get("MIROIR_TEST_NATS_SERVER", "nats-server"))
     parser.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release"))
     args = parser.parse_args()
@@ -264,9 +268,12 @@ def main() -> None:
             processes.append(node)
             nodes.append(url)
         if args.what == "shadow":
-            target, target_url = start_devnode(args.bin, NODE_KEY)
-            processes.append(target)
-            load(target_url, "bench", key=NODE_KEY)
+            if args.target == "twin":
+                target, target_url = start_devnode(args.bin, NODE_KEY)
+                processes.append(target)
+                load(target_url, "bench", key=NODE_KEY)
+            else:
+                target_url = f"http://127.0.0.1:{free_port()}"
             ratios = []
             for _ in range(args.rounds):
                 off_rate, off_p50 = shadow_run(args, nodes, target_url, False)

@@ -303,7 +303,11 @@ async fn compare(shared: &Shared, job: Job) {
     let Job { state, exchange } = job;
     let index = index_of(&exchange.path).map(str::to_owned);
     let primary_key = match &index {
-        Some(uid) => state.store().get_index(uid).await.ok().flatten().and_then(|m| m.primary_key),
+        // The read path's cached catalog: no task-store call per comparison.
+        Some(uid) => crate::read_catalog::index_for_read(&state, uid)
+            .await
+            .ok()
+            .and_then(|m| m.primary_key.clone()),
         None => None,
     };
     let primary: Value = serde_json::from_slice(&exchange.response_body).unwrap_or(Value::Null);
