@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use miroir_config::CdcConfig;
 use miroir_store::TaskStore;
-use miroir_types::{ChangeFeed, ChangeFeedError, ChangePage, WriteEvent};
+use miroir_types::{ChangeFeed, ChangeFeedError, ChangePage, Recorded, WriteEvent};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -245,13 +245,13 @@ async fn write(feed: Arc<Feed>, mut pending: mpsc::Receiver<Pending>) {
 
 #[async_trait]
 impl ChangeFeed for Feed {
-    async fn record(&self, event: WriteEvent) {
+    fn record(&self, event: WriteEvent) -> Recorded {
         let (done, appended) = oneshot::channel();
         match self.queue.try_send(Pending { event, done }) {
-            Ok(()) => {
+            Ok(()) => Box::pin(async move {
                 // Err: the writer stopped (the gateway is stopping); nothing more to wait for.
                 let _ = appended.await;
-            }
+            }),
             Err(error) => {
                 let dropped = self.counters.dropped_buffer_full.fetch_add(1, Ordering::Relaxed) + 1;
                 let event = match error {
@@ -264,6 +264,7 @@ impl ChangeFeed for Feed {
                     dropped,
                     "change event dropped: cdc.buffer.memory_events events are already waiting to be stored"
                 );
+                Box::pin(std::future::ready(()))
             }
         }
     }

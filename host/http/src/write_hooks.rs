@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use miroir_store::TaskRecord;
-use miroir_types::{ShardId, WriteEvent};
+use miroir_types::{Recorded, ShardId, WriteEvent};
 use serde_json::Value;
 
 use crate::AppState;
@@ -32,17 +32,20 @@ pub(crate) fn keys_if_wanted(state: &AppState, keys: &[String]) -> Option<Vec<St
 }
 
 /// Records the write of `record` to `index` (touching `keys` in `shards`) in the change feed,
-/// and delivers it to the `on-write` hook.
-pub(crate) async fn wrote(
+/// and delivers it to the `on-write` hook. Call it while holding the index's write lock (the
+/// event takes its place in the index's order now); await what it returns after releasing the
+/// lock and before answering (the event is then durable).
+#[must_use = "await it before answering: the event is durable once it resolves"]
+pub(crate) fn wrote(
     state: &AppState,
     index: &str,
     record: &TaskRecord,
     keys: impl FnOnce() -> Vec<String>,
     shards: &BTreeSet<ShardId>,
     documents: Option<Value>,
-) {
+) -> Recorded {
     if !wanted(state) {
-        return;
+        return Box::pin(std::future::ready(()));
     }
     let timestamp_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -67,7 +70,8 @@ pub(crate) async fn wrote(
             );
         }
     }
-    if let Some(feed) = state.change_feed() {
-        feed.record(event).await;
+    match state.change_feed() {
+        Some(feed) => feed.record(event),
+        None => Box::pin(std::future::ready(())),
     }
 }

@@ -4,6 +4,8 @@
 //! `miroir-cdc` implements it (a durable per-index log with webhook and NATS sinks); the gateway
 //! holds none when `cdc.enabled` is off, and then collects nothing for it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,13 +37,19 @@ pub enum ChangeFeedError {
     Storage(String),
 }
 
+/// Resolves once a recorded event is durable, or was dropped and counted.
+pub type Recorded = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
 /// The change feed. Both methods are called by the HTTP layer only when one was installed.
 #[async_trait]
 pub trait ChangeFeed: Send + Sync + 'static {
-    /// Records a client write that reached quorum. Returns once the event is durable (so a
-    /// client's acknowledged write has its event even if the gateway is killed right after),
-    /// or once it was dropped and counted (buffer full, storage down); never fails the write.
-    async fn record(&self, event: WriteEvent);
+    /// Records a client write that reached quorum. The event takes its place in the index's
+    /// order when this is called (the write path calls it while it still holds the index's write
+    /// lock); the returned future resolves once the event is durable (the write path awaits it
+    /// after releasing the lock and before answering, so a client's acknowledged write has its
+    /// event even if the gateway is killed right after), or once it was dropped and counted
+    /// (buffer full, storage down). It never fails the write.
+    fn record(&self, event: WriteEvent) -> Recorded;
 
     /// The events of `index` after `since`, at most `limit`. When there is none yet, waits up to
     /// `wait` for one before answering an empty page.
