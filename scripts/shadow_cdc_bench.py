@@ -210,14 +210,16 @@ def cdc_run(args, nodes: list[str], nats_port: int | None) -> float:
     work = tempfile.mkdtemp(prefix="miroir-cdc-bench-")
     extra = "metrics: { enabled: false }\ntelemetry: { log_level: warn }\n"
     index = f"ingest{next(RUNS)}"
-    if on:
+    if on and args.bare:
+        extra += "cdc: { enabled: true }\n"
+    elif on:
         extra += f"cdc: {{ enabled: true, sinks: {{ nats: {{ url: \"nats://127.0.0.1:{nats_port}\" }} }} }}\n"
     miroir, base = start_miroir(args.bin, work, nodes, KEY, NODE_KEY, extra=extra)
     try:
         wait_task(base, request("POST", f"{base}/indexes", json.dumps({"uid": index, "primaryKey": "id"}).encode()))
         port = int(base.rsplit(":", 1)[1])
         poller = nats = None
-        if on:
+        if on and not args.bare:
             nats = NatsCounter(nats_port, f"miroir.changes.{index}")
             nats.start()
             poller = LongPoller(base, index)
@@ -229,7 +231,7 @@ def cdc_run(args, nodes: list[str], nats_port: int | None) -> float:
         writes = sum(counts)
         rate = writes / elapsed
         line = f"{name:<8} {rate:8.0f} writes/s ({writes} in {elapsed:.1f} s)"
-        if on:
+        if on and not args.bare:
             during = (poller.count, nats.count)
             deadline = time.perf_counter() + 120
             while (poller.count < writes or nats.count < writes) and time.perf_counter() < deadline:
@@ -255,6 +257,8 @@ def main() -> None:
     parser.add_argument("--target", choices=["twin", "dead"], default="twin",
                         help="shadow: a development node holding the same documents, or a port nobody "
                         "listens on (the tee's own cost, without the target's work on this machine)")
+    parser.add_argument("--bare", action="store_true",
+                        help="cdc: the queue sink only and no consumer (the cost of recording alone)")
     parser.add_argument("--nats", default=os.environ.get("MIROIR_TEST_NATS_SERVER", "nats-server"))
     parser.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release"))
     args = parser.parse_args()
