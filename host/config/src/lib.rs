@@ -125,7 +125,12 @@ impl Default for Config {
 
 /// The first-party plugins, by config section; each one's component is
 /// `<plugins.dir>/<name>.wasm`.
-pub const FIRST_PARTY_PLUGINS: &[&str] = &["multi_search", "vector_search", "shadow", "cdc"];
+pub const FIRST_PARTY_PLUGINS: &[&str] = &["multi_search", "vector_search"];
+
+/// The optional features built into the gateway rather than loaded as plugins (they need
+/// sockets, durable ordered storage or waiting readers, which the sandbox does not give): each
+/// runs only when its section's `enabled` is on. Their names are reserved like the plugins'.
+pub const BUILT_IN_FEATURES: &[&str] = &["shadow", "cdc"];
 
 impl Config {
     /// The nodes of each replica group, by group name. Nodes without a group are left out.
@@ -169,8 +174,6 @@ impl Config {
         let flags = [
             (self.multi_search.enabled, self.multi_search.enabled_explicitly),
             (self.vector_search.enabled, true),
-            (self.shadow.enabled, true),
-            (self.cdc.enabled, true),
         ];
         FIRST_PARTY_PLUGINS.iter().zip(flags).map(|(name, (on, explicit))| (*name, on, explicit))
     }

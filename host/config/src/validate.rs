@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Problem, Report};
-use crate::{Config, ConfigError, TaskStoreBackend, FIRST_PARTY_PLUGINS};
+use crate::{Config, ConfigError, TaskStoreBackend, BUILT_IN_FEATURES, FIRST_PARTY_PLUGINS};
 
 /// Most shards an index may have. A shard number is a filter value on every node; far more shards
 /// than nodes buys nothing.
@@ -42,7 +42,9 @@ impl Config {
         self.vector_search.validate(&mut report);
         self.shadow.validate(&mut report);
         self.cdc.validate(&mut report);
-        self.plugins.validate(&mut report, FIRST_PARTY_PLUGINS);
+        let reserved: Vec<&str> =
+            FIRST_PARTY_PLUGINS.iter().chain(BUILT_IN_FEATURES).copied().collect();
+        self.plugins.validate(&mut report, &reserved);
         self.validate_plugin_files(&mut report);
         report.into_problems()
     }

@@ -371,7 +371,7 @@ fn relative_paths_in_the_file_are_relative_to_the_file() {
     Jail::expect_with(|jail| {
         jail.create_dir("conf")?;
         jail.create_dir("conf/plugins")?;
-        jail.create_file("conf/plugins/cdc.wasm", "")?;
+        jail.create_file("conf/plugins/vector_search.wasm", "")?;
         jail.create_file("conf/mine.wasm", "")?;
         jail.create_file(
             "conf/miroir.yaml",
@@ -379,7 +379,7 @@ fn relative_paths_in_the_file_are_relative_to_the_file() {
                 "{NODES}{}",
                 r#"
 task_store: { path: data/miroir.db }
-cdc: { enabled: true }
+vector_search: { enabled: true }
 plugins:
   dir: plugins
   custom: [{ name: mine, component: mine.wasm }]

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use miroir_config::{
-    Config, ConfigError, CustomPlugin, HumanDuration, NodeConfig, Problem, ShadowTarget,
+    Config, ConfigError, CustomPlugin, HumanDuration, NatsSink, NodeConfig, Problem, ShadowTarget,
     TaskStoreBackend, WebhookSink,
 };
 use miroir_types::{GroupId, NodeId};
@@ -304,7 +304,6 @@ fn with_component(config: &mut Config, name: &str) -> tempfile::TempDir {
 #[test]
 fn shadowing_needs_targets_and_a_rate_between_zero_and_one() {
     let mut config = valid();
-    let _dir = with_component(&mut config, "shadow");
     config.shadow.enabled = true;
     config.shadow.sample_rate = 2.0;
     let paths: Vec<_> = problems(&config).into_iter().map(|p| p.path).collect();
@@ -313,6 +312,7 @@ fn shadowing_needs_targets_and_a_rate_between_zero_and_one() {
     config.shadow.targets = vec![ShadowTarget {
         name: "staging".to_owned(),
         address: "http://127.0.0.1:7800".to_owned(),
+        api_key_env: None,
     }];
     assert_eq!(problems(&config), []);
 }
@@ -320,7 +320,6 @@ fn shadowing_needs_targets_and_a_rate_between_zero_and_one() {
 #[test]
 fn change_capture_needs_a_sink() {
     let mut config = valid();
-    let _dir = with_component(&mut config, "cdc");
     config.cdc.enabled = true;
     config.cdc.sinks.queue.enabled = false;
     only(&config, "cdc.sinks");
@@ -331,6 +330,19 @@ fn change_capture_needs_a_sink() {
         timeout: HumanDuration::from_secs(5),
     });
     only(&config, "cdc.sinks.webhook.url");
+    config.cdc.sinks.webhook = None;
+    config.cdc.sinks.nats = Some(NatsSink {
+        url: "http://127.0.0.1:4222".to_owned(),
+        subject_prefix: "miroir.changes".to_owned(),
+        stream: "MIROIR_CHANGES".to_owned(),
+    });
+    only(&config, "cdc.sinks.nats.url");
+    config.cdc.sinks.nats = Some(NatsSink {
+        url: "nats://127.0.0.1:4222".to_owned(),
+        subject_prefix: "miroir.>".to_owned(),
+        stream: "MIROIR_CHANGES".to_owned(),
+    });
+    only(&config, "cdc.sinks.nats.subject_prefix");
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //!
 //! Reads are `GET` requests and the read-only `POST`s (`/indexes/{uid}/search`, `facet-search`,
 //! `similar`, `documents/fetch`, `/multi-search`); `/health` and the `/_miroir/` routes (admin
-//! and plugin routes) are not delivered. With no `after-response` hook this layer only checks one
-//! flag and passes the request on.
+//! and plugin routes) are not delivered. The same layer hands sampled reads to the shadow tee
+//! ([`crate::shadow`]) when `shadow.enabled`. With neither, this layer only checks two flags and
+//! passes the request on.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -85,12 +86,21 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The layer: serves the request, then (for reads, when the hook exists) delivers it.
+/// The layer: serves the request, then (for reads, when the hook exists or the shadow tee
+/// samples it) delivers it.
 pub async fn deliver(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !state.hooks().hooks().after_response || !is_read(request.method(), request.uri().path()) {
+    let hook = state.hooks().hooks().after_response;
+    if (!hook && state.shadow().is_none()) || !is_read(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
-    let Some(port) = state.hooks_arc() else { return next.run(request).await };
+    let port = if hook { state.hooks_arc() } else { None };
+    let shadow = state
+        .shadow()
+        .filter(|tee| tee.sample(request.method().as_str(), request.uri().path()))
+        .cloned();
+    if port.is_none() && shadow.is_none() {
+        return next.run(request).await;
+    }
     let started = Instant::now();
     let started_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -124,7 +134,17 @@ pub async fn deliver(State(state): State<AppState>, request: Request, next: Next
         started_at_ms,
         total: started.elapsed(),
     };
-    spawn_delivery("after-response", async move { port.after_response(exchange).await });
+    match (port, shadow) {
+        (Some(port), Some(shadow)) => {
+            shadow.submit(state.clone(), exchange.clone());
+            spawn_delivery("after-response", async move { port.after_response(exchange).await });
+        }
+        (Some(port), None) => {
+            spawn_delivery("after-response", async move { port.after_response(exchange).await });
+        }
+        (None, Some(shadow)) => shadow.submit(state.clone(), exchange),
+        (None, None) => {}
+    }
     Response::from_parts(response_parts, Body::from(response_bytes))
 }
 

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use miroir_cluster::NodeError;
 use miroir_store::StoreError;
-use miroir_types::{ApiError, ErrorCode, ForwardedError, HookError};
+use miroir_types::{ApiError, ChangeFeedError, ErrorCode, ForwardedError, HookError};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,9 @@ pub enum HttpError {
     /// refused the request.
     #[error(transparent)]
     Hook(#[from] HookError),
+    /// The change feed could not be read.
+    #[error(transparent)]
+    ChangeFeed(#[from] ChangeFeedError),
     /// A bug or an impossible state; the message goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -78,6 +81,11 @@ impl IntoResponse for HttpError {
                 });
                 let status = if (400..600).contains(&status) { status } else { 502 };
                 (status, body.to_string().into_bytes())
+            }
+            HttpError::ChangeFeed(error) => {
+                tracing::error!(%error, "change feed failure");
+                let api = ApiError::internal();
+                (api.status(), api.to_body())
             }
             HttpError::Internal(message) => {
                 tracing::error!(%message, "internal error");

@@ -18,6 +18,7 @@ mod backups;
 pub mod body;
 pub mod bookkeeping;
 pub mod catalog;
+mod changes;
 mod cluster_status;
 pub mod convergence;
 mod default_keys;
@@ -46,6 +47,7 @@ pub mod search;
 mod search_hooks;
 pub mod session;
 pub mod settings;
+pub mod shadow;
 pub mod shard_sync;
 mod similar;
 pub mod stack;
@@ -81,6 +83,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let routes = Router::new()
         .route("/health", get(passthrough::health))
         .route("/_miroir/ready", get(cluster_status::ready))
+        .route("/_miroir/changes", get(changes::changes))
+        .route("/_miroir/shadow/diff", get(shadow::diff_route))
+        .route("/_miroir/shadow/summary", get(shadow::summary_route))
         .route("/_miroir/topology", get(cluster_status::topology))
         .route("/_miroir/shards", get(cluster_status::shards))
         .route("/_miroir/nodes", get(fleet::routes::list_nodes).post(fleet::routes::add_node))

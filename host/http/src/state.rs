@@ -9,7 +9,7 @@ use miroir_cluster::{
 };
 use miroir_config::{Config, ReplicaSelection};
 use miroir_store::TaskStore;
-use miroir_types::{GroupId, HookPort, NoHooks};
+use miroir_types::{ChangeFeed, GroupId, HookPort, NoHooks};
 
 use crate::auth::KeyCache;
 use crate::convergence::IndexConvergence;
@@ -91,6 +91,8 @@ struct Inner {
     write_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     instance_tag: String,
     hooks: std::sync::OnceLock<Arc<dyn HookPort>>,
+    change_feed: std::sync::OnceLock<Arc<dyn ChangeFeed>>,
+    shadow: std::sync::OnceLock<Arc<crate::shadow::ShadowTee>>,
 }
 
 impl AppState {
@@ -143,6 +145,8 @@ impl AppState {
                 write_locks: Mutex::new(HashMap::new()),
                 instance_tag,
                 hooks: std::sync::OnceLock::new(),
+                change_feed: std::sync::OnceLock::new(),
+                shadow: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -160,6 +164,27 @@ impl AppState {
             Some(port) => port.as_ref(),
             None => &NONE,
         }
+    }
+
+    /// Installs the change feed client writes are recorded into (`cdc.enabled`); once only:
+    /// returns false when one was installed already.
+    pub fn install_change_feed(&self, feed: Arc<dyn ChangeFeed>) -> bool {
+        self.inner.change_feed.set(feed).is_ok()
+    }
+
+    /// The change feed, when change capture is on.
+    pub fn change_feed(&self) -> Option<&Arc<dyn ChangeFeed>> {
+        self.inner.change_feed.get()
+    }
+
+    /// Installs the shadow tee (`shadow.enabled`); once only.
+    pub fn install_shadow(&self, tee: Arc<crate::shadow::ShadowTee>) -> bool {
+        self.inner.shadow.set(tee).is_ok()
+    }
+
+    /// The shadow tee, when shadowing is on.
+    pub fn shadow(&self) -> Option<&Arc<crate::shadow::ShadowTee>> {
+        self.inner.shadow.get()
     }
 
     /// The installed hook port, to hand to a task of its own (off-path hooks).

@@ -4,6 +4,7 @@
 //! start and graceful stop (`serve`). Routing, clustering, storage and plugins belong to the
 //! library crates it wires together.
 
+mod cdc_metrics;
 mod cli;
 mod drift;
 mod fleet_metrics;
@@ -18,6 +19,7 @@ mod plugins;
 mod repair;
 mod runtime;
 mod serve;
+mod shadow_metrics;
 mod trace_export;
 
 use std::process::ExitCode;

@@ -107,6 +107,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if plugins.engine_created() {
         runtime.metrics.register(Box::new(crate::plugin_metrics::PluginCollector(plugin_metrics)));
     }
+    // Change capture, only when `cdc.enabled`: the writes' events, the long-poll reads, the sinks.
+    let cdc = config.cdc.enabled.then(|| {
+        let cdc =
+            miroir_cdc::Cdc::start(&config.cdc, Arc::clone(&runtime.store), runtime.leader_state());
+        state.install_change_feed(Arc::clone(&cdc.feed) as Arc<dyn miroir_types::ChangeFeed>);
+        runtime
+            .metrics
+            .register(Box::new(crate::cdc_metrics::CdcCollector::new(Arc::clone(&cdc.feed))));
+        cdc
+    });
+    // The shadow tee, only when `shadow.enabled`: sampled reads compared with its targets.
+    if config.shadow.enabled {
+        let tee = miroir_http::shadow::ShadowTee::start(&config.shadow);
+        state.install_shadow(Arc::clone(&tee));
+        runtime.metrics.register(Box::new(crate::shadow_metrics::ShadowCollector::new(tee)));
+    }
     // The plugins' search, after-response and on-write hooks; `NoHooks` when none declares one.
     state.install_hooks(plugins.hook_port());
     // The `tick` hook of the plugins declaring it, on a task of its own; stops with `serve`.
@@ -151,6 +167,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     following.abort();
     rebalancing.abort();
     repairs.abort();
+    drop(cdc);
     runtime.shutdown().await;
     tracing::info!("miroir stopped");
     Ok(())

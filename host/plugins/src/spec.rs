@@ -54,14 +54,6 @@ impl PluginSpec {
             let (section, targets) = match feature {
                 "multi_search" => (serde_json::to_value(&config.multi_search), Vec::new()),
                 "vector_search" => (serde_json::to_value(&config.vector_search), Vec::new()),
-                "shadow" => (
-                    serde_json::to_value(&config.shadow),
-                    config.shadow.targets.iter().map(|t| t.address.clone()).collect(),
-                ),
-                "cdc" => (
-                    serde_json::to_value(&config.cdc),
-                    config.cdc.sinks.webhook.iter().map(|w| w.url.clone()).collect(),
-                ),
                 _ => continue,
             };
             let section = section.map_err(|e| LoadError::Start {

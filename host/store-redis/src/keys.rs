@@ -20,7 +20,10 @@
 //! | `lease:{name}` | string, `PX` | `{token}:{holder}` while held |
 //! | `lease-token:{name}` | string (INCR) | the latest fencing token issued, never expires; starts at the server clock in ms |
 //! | `plugin:{name}` | hash | the plugin's keys and values |
-//! | `cdc` | hash | index uid → cursor |
+//! | `cdc` | hash | cursor key → cursor |
+//! | `cdc:log:{index}` | sorted set | change events, scored by position; members `{position}:{event}` |
+//! | `cdc:logs` | set | the indexes with a change log |
+//! | `cdc:seq:{index}` | string (INCR) | the last position given in `cdc:log:{index}` |
 
 /// The prefix used when none is configured.
 pub const DEFAULT_PREFIX: &str = "miroir:";
@@ -133,5 +136,17 @@ impl Keys {
     /// `cdc`.
     pub fn cdc(&self) -> String {
         self.key("cdc")
+    }
+    /// `cdc:log:{index}`.
+    pub fn cdc_log(&self, index: &str) -> String {
+        self.key(&format!("cdc:log:{index}"))
+    }
+    /// `cdc:seq:{index}`.
+    pub fn cdc_seq(&self, index: &str) -> String {
+        self.key(&format!("cdc:seq:{index}"))
+    }
+    /// `cdc:logs`.
+    pub fn cdc_logs(&self) -> String {
+        self.key("cdc:logs")
     }
 }

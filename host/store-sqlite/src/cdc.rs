@@ -1,7 +1,7 @@
-//! CDC cursors, one monotonic integer per index.
+//! CDC cursors (one monotonic integer per key) and the change log (one row per event).
 
 use async_trait::async_trait;
-use miroir_store::{CdcCursors, StoreError, StoreResult};
+use miroir_store::{CdcCursors, CdcEntry, CdcLog, StoreError, StoreResult};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use crate::error::sql_err;
@@ -51,6 +51,110 @@ impl CdcCursors for SqliteStore {
             .map_err(sql_err)?;
             tx.commit().map_err(sql_err)?;
             Ok(to)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CdcLog for SqliteStore {
+    async fn append_cdc_entries(&self, events: &[(String, Vec<u8>)]) -> StoreResult<Vec<u64>> {
+        let events = events.to_vec();
+        self.call("append_cdc_entries", move |conn| {
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
+            let mut positions = Vec::with_capacity(events.len());
+            {
+                // The sequence outlives trimmed rows, so a position is never given twice.
+                let mut next = tx
+                    .prepare_cached(
+                        "INSERT INTO sequences (name, value) VALUES ('cdc:' || ?1, 1)
+                         ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+                    )
+                    .map_err(sql_err)?;
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO cdc_log (index_uid, seq, payload) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(sql_err)?;
+                for (index_uid, payload) in &events {
+                    let seq: u64 = next.query_row([index_uid], |r| r.get(0)).map_err(sql_err)?;
+                    insert.execute(params![index_uid, seq, payload]).map_err(sql_err)?;
+                    positions.push(seq);
+                }
+            }
+            tx.commit().map_err(sql_err)?;
+            Ok(positions)
+        })
+        .await
+    }
+
+    async fn cdc_entries(
+        &self,
+        index_uid: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<CdcEntry>> {
+        let index_uid = index_uid.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call("cdc_entries", move |conn| {
+            let mut select = conn
+                .prepare_cached(
+                    "SELECT seq, payload FROM cdc_log WHERE index_uid = ?1 AND seq > ?2
+                     ORDER BY seq LIMIT ?3",
+                )
+                .map_err(sql_err)?;
+            let rows = select
+                .query_map(params![index_uid, after, limit], |r| {
+                    Ok(CdcEntry {
+                        index_uid: index_uid.clone(),
+                        seq: r.get(0)?,
+                        payload: r.get(1)?,
+                    })
+                })
+                .map_err(sql_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn cdc_span(&self, index_uid: &str) -> StoreResult<Option<(u64, u64)>> {
+        let index_uid = index_uid.to_owned();
+        self.call("cdc_span", move |conn| {
+            let (first, last): (Option<u64>, Option<u64>) = conn
+                .query_row(
+                    "SELECT (SELECT MIN(seq) FROM cdc_log WHERE index_uid = ?1),
+                            (SELECT value FROM sequences WHERE name = 'cdc:' || ?1)",
+                    [index_uid],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(sql_err)?;
+            Ok(first.zip(last))
+        })
+        .await
+    }
+
+    async fn cdc_indexes(&self) -> StoreResult<Vec<String>> {
+        self.call("cdc_indexes", move |conn| {
+            let mut select = conn
+                .prepare_cached("SELECT DISTINCT index_uid FROM cdc_log ORDER BY index_uid")
+                .map_err(sql_err)?;
+            let rows = select.query_map([], |r| r.get(0)).map_err(sql_err)?;
+            rows.collect::<Result<Vec<String>, _>>().map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn trim_cdc_entries(&self, index_uid: &str, below: u64) -> StoreResult<u64> {
+        let index_uid = index_uid.to_owned();
+        self.call("trim_cdc_entries", move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM cdc_log WHERE index_uid = ?1 AND seq < ?2",
+                    params![index_uid, below],
+                )
+                .map_err(sql_err)?;
+            Ok(n as u64)
         })
         .await
     }

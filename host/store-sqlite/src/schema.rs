@@ -75,6 +75,13 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (plugin, key)
      );
      CREATE TABLE cdc_cursors (index_uid TEXT PRIMARY KEY, cursor INTEGER NOT NULL);",
+    // 2: the change-data-capture log.
+    "CREATE TABLE cdc_log (
+         index_uid TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         payload BLOB NOT NULL,
+         PRIMARY KEY (index_uid, seq)
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

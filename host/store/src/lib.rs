@@ -29,7 +29,7 @@ mod task;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use cdc::CdcCursors;
+pub use cdc::{CdcCursors, CdcEntry, CdcLog};
 pub use error::{StoreError, StoreResult};
 pub use holder::{holder_instance, LeaseHolder};
 pub use idempotency::{IdempotencyRecord, IdempotencyStore, IDEMPOTENCY_TTL};
@@ -47,7 +47,7 @@ pub use task::{NewTask, TaskFilter, TaskLog, TaskPage, TaskRecord, TaskStatus};
 /// Every store trait, for `use miroir_store::prelude::*;` where methods are called.
 pub mod prelude {
     pub use crate::{
-        CdcCursors, IdempotencyStore, IndexCatalog, JobQueue, LeaseStore, PluginKv, RebalanceStore,
-        SessionStore, TaskLog, TaskStore,
+        CdcCursors, CdcLog, IdempotencyStore, IndexCatalog, JobQueue, LeaseStore, PluginKv,
+        RebalanceStore, SessionStore, TaskLog, TaskStore,
     };
 }

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 
 use crate::{
-    CdcCursors, IdempotencyStore, IndexCatalog, JobQueue, LeaseStore, PluginKv, RebalanceStore,
-    SessionStore, StoreResult, TaskLog,
+    CdcCursors, CdcLog, IdempotencyStore, IndexCatalog, JobQueue, LeaseStore, PluginKv,
+    RebalanceStore, SessionStore, StoreResult, TaskLog,
 };
 
 /// Everything Miroir keeps in its task store. A backend implements every part; callers that
@@ -20,6 +20,7 @@ pub trait TaskStore:
     + LeaseStore
     + PluginKv
     + CdcCursors
+    + CdcLog
     + Send
     + Sync
     + 'static

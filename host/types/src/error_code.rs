@@ -118,6 +118,11 @@ error_codes! {
     /// A first-party feature on by default whose component was not found at start (its route
     /// answers this until the component is installed, or the feature is turned off).
     MiroirPluginUnavailable => "miroir_plugin_unavailable", 503, System;
+    /// A route of an optional feature whose section is off (`cdc.enabled`, `shadow.enabled`).
+    MiroirFeatureDisabled => "miroir_feature_disabled", 404, InvalidRequest;
+    /// A query parameter of a `/_miroir/` route is missing or malformed (`GET /_miroir/changes`:
+    /// `index`, `since`, `limit`, `timeout`; `GET /_miroir/shadow/diff`: `differs`, `limit`).
+    MiroirInvalidQuery => "miroir_invalid_query", 400, InvalidRequest;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -306,6 +311,8 @@ mod tests {
         (ErrorCode::MiroirInvalidNode, 400, "miroir_invalid_node", "invalid_request"),
         (ErrorCode::MiroirNotSupported, 501, "miroir_not_supported", "invalid_request"),
         (ErrorCode::MiroirPluginUnavailable, 503, "miroir_plugin_unavailable", "system"),
+        (ErrorCode::MiroirFeatureDisabled, 404, "miroir_feature_disabled", "invalid_request"),
+        (ErrorCode::MiroirInvalidQuery, 400, "miroir_invalid_query", "invalid_request"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
@@ -448,7 +455,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 19);
+        assert_eq!(miroir.len(), 21);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 

@@ -92,6 +92,9 @@ pub struct WriteEvent {
     pub shards: Vec<u32>,
     /// When the write reached quorum, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The documents written, as a JSON array in the client's order (CSV and NDJSON parsed),
+    /// when `cdc.include_documents` is on; `None` otherwise and for deletions.
+    pub documents: Option<Value>,
 }
 
 /// Why a hook on the client's path failed. The gateway answers the client with it.

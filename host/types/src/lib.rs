@@ -14,11 +14,13 @@
 //! response happens in the HTTP layer, which asks this crate only for status and body.
 
 mod api_error;
+mod changes;
 mod error_code;
 mod hooks;
 mod ids;
 
 pub use api_error::{ApiError, ErrorResponse, ForwardedError};
+pub use changes::{ChangeFeed, ChangeFeedError, ChangePage, Recorded};
 pub use error_code::{ErrorCode, ErrorType};
 pub use hooks::{HookError, HookPort, HookSet, NoHooks, ReadExchange, ShardAnswer, WriteEvent};
 pub use ids::{GroupId, IndexUid, InvalidId, InvalidIndexUid, NodeId, ShardId, TaskUid};

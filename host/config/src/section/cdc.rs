@@ -1,4 +1,4 @@
-//! `cdc`: the change-data-capture plugin.
+//! `cdc`: change data capture.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,32 @@ impl Default for QueueSink {
     }
 }
 
+/// A NATS server receiving every event on a subject per index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSink {
+    /// The server, `nats://host:4222`. Required.
+    pub url: String,
+    /// Events of index `movies` go to `<subject_prefix>.movies`. Default `miroir.changes`.
+    #[serde(default = "NatsSink::default_subject_prefix")]
+    pub subject_prefix: String,
+    /// The JetStream stream capturing `<subject_prefix>.>`, created when absent, when the server
+    /// offers JetStream (publishes are then acknowledged and de-duplicated by `event_id`).
+    /// Default `MIROIR_CHANGES`.
+    #[serde(default = "NatsSink::default_stream")]
+    pub stream: String,
+}
+
+impl NatsSink {
+    fn default_subject_prefix() -> String {
+        "miroir.changes".into()
+    }
+
+    fn default_stream() -> String {
+        "MIROIR_CHANGES".into()
+    }
+}
+
 /// Where change events go.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -59,6 +85,8 @@ pub struct CdcSinks {
     pub webhook: Option<WebhookSink>,
     /// The internal queue. Default: enabled.
     pub queue: QueueSink,
+    /// A NATS server. Default: none.
+    pub nats: Option<NatsSink>,
 }
 
 /// How many undelivered events are held.
@@ -78,12 +106,16 @@ impl Default for CdcBuffer {
     }
 }
 
-/// The `cdc` section. Enabling it loads `<plugins.dir>/cdc.wasm`.
+/// The `cdc` section: change data capture, built into the gateway (it needs durable ordered
+/// storage, waiting readers and NATS connections, none of which a sandboxed plugin has).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CdcConfig {
-    /// Whether the plugin is loaded. Default `false`.
+    /// Whether client writes are recorded. Default `false`.
     pub enabled: bool,
+    /// Whether events of document additions and updates carry the documents written. Default
+    /// `false` (events carry the primary keys only).
+    pub include_documents: bool,
     /// Where events go.
     pub sinks: CdcSinks,
     /// Bounds on undelivered events.
@@ -95,11 +127,12 @@ impl CdcConfig {
         if !self.enabled {
             return;
         }
-        if self.sinks.webhook.is_none() && !self.sinks.queue.enabled {
+        if self.sinks.webhook.is_none() && self.sinks.nats.is_none() && !self.sinks.queue.enabled {
             report.push(
                 "cdc.sinks",
                 "change capture is enabled but every sink is off",
-                "set cdc.sinks.webhook.url or cdc.sinks.queue.enabled: true, or cdc.enabled: false",
+                "set cdc.sinks.webhook.url, cdc.sinks.nats.url or cdc.sinks.queue.enabled: true, or \
+                 cdc.enabled: false",
             );
         }
         if let Some(webhook) = &self.sinks.webhook {
@@ -110,6 +143,33 @@ impl CdcConfig {
             if webhook.timeout.is_zero() {
                 report.push("cdc.sinks.webhook.timeout", "must be longer than 0s", "e.g. \"5s\"");
             }
+        }
+        if let Some(nats) = &self.sinks.nats {
+            check_url(report, "cdc.sinks.nats.url", &nats.url, &["nats"]);
+            let valid = |s: &str| {
+                !s.is_empty()
+                    && s.split('.').all(|t| {
+                        !t.is_empty()
+                            && !t.contains(|c: char| c.is_whitespace() || c == '*' || c == '>')
+                    })
+            };
+            if !valid(&nats.subject_prefix) {
+                report.push(
+                    "cdc.sinks.nats.subject_prefix",
+                    format!("`{}` is not a NATS subject", nats.subject_prefix),
+                    "dot-separated words without spaces or wildcards, e.g. miroir.changes",
+                );
+            }
+            if !valid(&nats.stream) || nats.stream.contains('.') {
+                report.push(
+                    "cdc.sinks.nats.stream",
+                    format!("`{}` is not a JetStream stream name", nats.stream),
+                    "letters, digits, `-` and `_`, e.g. MIROIR_CHANGES",
+                );
+            }
+        }
+        if self.buffer.store_events == 0 {
+            report.push("cdc.buffer.store_events", "must be at least 1", "e.g. 1000000");
         }
         if self.buffer.memory_events == 0 {
             report.push("cdc.buffer.memory_events", "must be at least 1", "e.g. 10000");

@@ -19,7 +19,7 @@ mod telemetry;
 mod vector_search;
 mod write_quorum;
 
-pub use cdc::{CdcBuffer, CdcConfig, CdcSinks, QueueSink, WebhookSink};
+pub use cdc::{CdcBuffer, CdcConfig, CdcSinks, NatsSink, QueueSink, WebhookSink};
 pub use health::HealthConfig;
 pub use idempotency::IdempotencyConfig;
 pub use leader::LeaderConfig;

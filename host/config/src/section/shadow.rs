@@ -1,4 +1,4 @@
-//! `shadow`: the shadow-tee plugin, comparing live reads against other deployments.
+//! `shadow`: the shadow tee, comparing live reads against other deployments.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,9 +13,14 @@ pub struct ShadowTarget {
     pub name: String,
     /// Base URL of another Miroir or Meilisearch.
     pub address: String,
+    /// The environment variable holding the key sent to this target as a bearer token (the
+    /// client's own key is never forwarded). Default: none, requests go without a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
 }
 
-/// The `shadow` section. Enabling it loads `<plugins.dir>/shadow.wasm`.
+/// The `shadow` section: the shadow tee, built into the gateway (it runs after the client's
+/// answer, on tasks of its own).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShadowConfig {

@@ -20,7 +20,7 @@ use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeCall, NodeStep};
 use crate::idempotency::{self, Begin};
 use crate::tasks::{enqueue, failed_task, Hints};
-use crate::AppState;
+use crate::{AppState, IndexWriteGuard};
 
 fn deletion_hints() -> Hints {
     Hints {
@@ -51,6 +51,7 @@ async fn delete_ids(
     uid: &str,
     ids: Vec<String>,
     single: bool,
+    guard: IndexWriteGuard,
 ) -> HttpResult<Deleted> {
     let provided = ids.len();
     let details = json!({ "providedIds": provided, "deletedDocuments": Value::Null, "originalFilter": Value::Null });
@@ -103,7 +104,10 @@ async fn delete_ids(
         .await?;
     let record =
         enqueue(state, Some(uid), "documentDeletion", details, &deletion_hints(), enqueued).await?;
-    crate::write_hooks::wrote(state, uid, &record, || keys.unwrap_or_default(), &shards);
+    let recorded =
+        crate::write_hooks::wrote(state, uid, &record, || keys.unwrap_or_default(), &shards, None);
+    drop(guard);
+    recorded.await;
     Ok((record, Some(report)))
 }
 
@@ -114,8 +118,8 @@ pub async fn delete_document(
     Path((uid, id)): Path<(String, String)>,
 ) -> HttpResult<Response> {
     check_write_uid(&uid)?;
-    let _guard = state.index_write_guard(&uid).await?;
-    let (record, report) = delete_ids(&state, &caller, &uid, vec![id], true).await?;
+    let guard = state.index_write_guard(&uid).await?;
+    let (record, report) = delete_ids(&state, &caller, &uid, vec![id], true, guard).await?;
     Ok(accepted(&record, report.as_ref()))
 }
 
@@ -155,8 +159,8 @@ pub async fn delete_batch(
             }
         }
     }
-    let _guard = state.index_write_guard(&uid).await?;
-    let (record, report) = delete_ids(&state, &caller, &uid, ids, false).await?;
+    let guard = state.index_write_guard(&uid).await?;
+    let (record, report) = delete_ids(&state, &caller, &uid, ids, false, guard).await?;
     if let Some(pending) = pending {
         pending.finish(&state, record.uid).await?;
     }
@@ -176,7 +180,7 @@ async fn broadcast_deletion(
         failed["deletedDocuments"] = json!(0);
         return missing_index_deletion(state, uid, failed).await;
     };
-    let _guard = state.index_write_guard(uid).await?;
+    let guard = state.index_write_guard(uid).await?;
     let outcomes =
         fanout::run(state, caller.node_auth(), fanout::broadcast(state, vec![step])).await;
     let enqueued = fanout::collect_enqueued(&outcomes)?;
@@ -186,7 +190,9 @@ async fn broadcast_deletion(
         .await?;
     let kind = enqueued.kind.clone().unwrap_or_else(|| "documentDeletion".to_owned());
     let record = enqueue(state, Some(uid), &kind, details, &deletion_hints(), enqueued).await?;
-    crate::write_hooks::wrote(state, uid, &record, Vec::new, &shards);
+    let recorded = crate::write_hooks::wrote(state, uid, &record, Vec::new, &shards, None);
+    drop(guard);
+    recorded.await;
     Ok(accepted(&record, Some(&report)))
 }
 

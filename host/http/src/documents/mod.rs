@@ -163,7 +163,7 @@ async fn write_inner(
     let kind = "documentAdditionOrUpdate";
     let failed_details = json!({ "receivedDocuments": received, "indexedDocuments": 0 });
 
-    let _guard = state.index_write_guard(uid).await?;
+    let guard = state.index_write_guard(uid).await?;
     let (meta, created) = ensure(state, uid).await?;
     let query_key = query_param(query, "primaryKey");
     if let (Some(index_key), Some(query_key)) = (&meta.primary_key, &query_key) {
@@ -194,6 +194,7 @@ async fn write_inner(
         }
     };
     let assignment = state.assignment(meta.shard_count);
+    let written = crate::write_hooks::documents_if_wanted(state, &payload);
     let routed = match batch::route(&payload, &primary_key, &assignment) {
         Ok(routed) => routed,
         Err(error) => {
@@ -310,7 +311,10 @@ async fn write_inner(
     let hints = Hints { indexed_from_received: true, ..Hints::default() };
     let record = enqueue(state, Some(uid), kind, details, &hints, enqueued).await?;
     let keys = || routed.ids.values().flatten().cloned().collect();
-    crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards);
+    let recorded = crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards, written);
+    // The next write to the index goes ahead while this one's change event is stored.
+    drop(guard);
+    recorded.await;
     Ok((record, Some(report)))
 }
 

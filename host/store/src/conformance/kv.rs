@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::StoreFactory;
 use crate::prelude::*;
-use crate::StoreError;
+use crate::{CdcEntry, StoreError};
 
 /// Saves need the current version; versions grow by one.
 pub async fn rebalance_compare_and_set<F: StoreFactory>(f: &F) {
@@ -61,4 +61,41 @@ pub async fn cdc_cursor_is_monotonic<F: StoreFactory>(f: &F) {
     );
     assert_eq!(store.cdc_cursor("movies").await.expect("get"), u64::MAX >> 1);
     assert_eq!(store.cdc_cursor("books").await.expect("get"), 0);
+}
+
+/// The change log gives increasing positions per index, pages them in order, appends
+/// atomically and trims from the oldest without reusing a position.
+pub async fn cdc_log_pages_in_order_and_trims<F: StoreFactory>(f: &F) {
+    let store = f.fresh().await;
+    let event = |index: &str, n: u64| (index.to_owned(), format!("{{\"n\":{n}}}").into_bytes());
+    let entry = |index: &str, seq: u64, n: u64| CdcEntry {
+        index_uid: index.to_owned(),
+        seq,
+        payload: event(index, n).1,
+    };
+    assert_eq!(store.cdc_span("movies").await.expect("span"), None);
+    assert!(store.cdc_indexes().await.expect("indexes").is_empty());
+    let first: Vec<_> = (1..=3).map(|n| event("movies", n)).collect();
+    assert_eq!(store.append_cdc_entries(&first).await.expect("append"), [1, 2, 3]);
+    let mixed = [event("books", 1), event("movies", 4), event("movies", 4)];
+    assert_eq!(store.append_cdc_entries(&mixed).await.expect("append mixed"), [1, 4, 5]);
+    assert_eq!(store.cdc_span("movies").await.expect("span"), Some((1, 5)));
+    assert_eq!(store.cdc_span("books").await.expect("span"), Some((1, 1)));
+    assert_eq!(store.cdc_indexes().await.expect("indexes"), ["books", "movies"]);
+    let page = store.cdc_entries("movies", 1, 2).await.expect("page");
+    assert_eq!(page, vec![entry("movies", 2, 2), entry("movies", 3, 3)]);
+    let rest = store.cdc_entries("movies", 3, 100).await.expect("rest");
+    assert_eq!(rest, vec![entry("movies", 4, 4), entry("movies", 5, 4)], "equal events stay two");
+    assert!(store.cdc_entries("movies", 5, 100).await.expect("none").is_empty());
+    assert!(store.cdc_entries("films", 0, 100).await.expect("unknown").is_empty());
+    assert_eq!(store.trim_cdc_entries("movies", 4).await.expect("trim"), 3);
+    assert_eq!(store.trim_cdc_entries("movies", 4).await.expect("trim again"), 0);
+    assert_eq!(store.cdc_span("movies").await.expect("span"), Some((4, 5)));
+    let oldest = store.cdc_entries("movies", 0, 1).await.expect("oldest");
+    assert_eq!(oldest, vec![entry("movies", 4, 4)]);
+    assert_eq!(store.cdc_span("books").await.expect("books untouched"), Some((1, 1)));
+    assert_eq!(store.trim_cdc_entries("movies", 6).await.expect("trim all"), 2);
+    assert_eq!(store.cdc_span("movies").await.expect("span"), None);
+    let after = store.append_cdc_entries(&[event("movies", 6)]).await.expect("append after");
+    assert_eq!(after, [6], "a trimmed position is not given again");
 }

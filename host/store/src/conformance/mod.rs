@@ -103,6 +103,7 @@ macro_rules! conformance_tests {
             rebalance_compare_and_set,
             plugin_kv_is_namespaced,
             cdc_cursor_is_monotonic,
+            cdc_log_pages_in_order_and_trims,
             lease_is_exclusive_between_handles,
             fencing_tokens_strictly_increase,
             lease_renew_and_release_only_by_holder,

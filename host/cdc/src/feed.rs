@@ -1,0 +1,295 @@
+//! The feed: the writer appending events to the task store's log, the recent events kept in
+//! memory, and reads that wait for the next event.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use miroir_config::CdcConfig;
+use miroir_store::TaskStore;
+use miroir_types::{ChangeFeed, ChangeFeedError, ChangePage, Recorded, WriteEvent};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::event::{event_json, with_cursor};
+use crate::stats::{CdcStats, Counters, SinkCounters};
+
+/// Most events appended in one store call.
+const MAX_BATCH: usize = 512;
+/// Attempts at appending one batch before its events are dropped (and counted).
+const APPEND_ATTEMPTS: u32 = 3;
+/// How often a waiting reader looks at the store even without a local append: another gateway
+/// instance sharing the store may have appended.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// An event waiting to be appended, and who waits for it.
+struct Pending {
+    event: WriteEvent,
+    done: oneshot::Sender<()>,
+}
+
+/// The newest events of one index, a contiguous run of positions ending at `last`.
+#[derive(Default)]
+struct Recent {
+    events: VecDeque<(u64, Value)>,
+    last: u64,
+}
+
+/// The change feed of this gateway instance.
+pub struct Feed {
+    pub(crate) store: Arc<dyn TaskStore>,
+    queue: mpsc::Sender<Pending>,
+    recent: Mutex<HashMap<String, Recent>>,
+    /// Bumped after every append, to wake readers and sinks.
+    pub(crate) appended: watch::Sender<u64>,
+    counters: Counters,
+    sinks: Mutex<Vec<(&'static str, Arc<SinkCounters>)>>,
+    memory_events: usize,
+    store_events: u64,
+}
+
+impl Feed {
+    /// The feed and its writer task.
+    pub(crate) fn start(
+        config: &CdcConfig,
+        store: Arc<dyn TaskStore>,
+    ) -> (Arc<Feed>, JoinHandle<()>) {
+        let memory_events =
+            usize::try_from(config.buffer.memory_events).unwrap_or(usize::MAX).max(1);
+        let (queue, pending) = mpsc::channel(memory_events);
+        let feed = Arc::new(Feed {
+            store,
+            queue,
+            recent: Mutex::new(HashMap::new()),
+            appended: watch::channel(0).0,
+            counters: Counters::default(),
+            sinks: Mutex::new(Vec::new()),
+            memory_events,
+            store_events: config.buffer.store_events.max(1),
+        });
+        let writer = tokio::spawn(write(Arc::clone(&feed), pending));
+        (feed, writer)
+    }
+
+    /// What was recorded, delivered and dropped so far.
+    pub fn stats(&self) -> CdcStats {
+        let sinks = self.sinks.lock().expect("sinks lock poisoned");
+        CdcStats {
+            recorded: self.counters.recorded.load(Ordering::Relaxed),
+            dropped_buffer_full: self.counters.dropped_buffer_full.load(Ordering::Relaxed),
+            dropped_store_failed: self.counters.dropped_store_failed.load(Ordering::Relaxed),
+            trimmed: self.counters.trimmed.load(Ordering::Relaxed),
+            sinks: sinks.iter().map(|(name, c)| c.snapshot(name)).collect(),
+        }
+    }
+
+    pub(crate) fn register_sink(&self, name: &'static str) -> Arc<SinkCounters> {
+        let counters = Arc::new(SinkCounters::default());
+        self.sinks.lock().expect("sinks lock poisoned").push((name, Arc::clone(&counters)));
+        counters
+    }
+
+    /// At most `limit` events of `index` after `since`: from memory when it holds the run that
+    /// follows `since`, from the store otherwise.
+    pub(crate) async fn page(
+        &self,
+        index: &str,
+        since: u64,
+        limit: usize,
+    ) -> Result<ChangePage, ChangeFeedError> {
+        {
+            let recent = self.recent.lock().expect("recent lock poisoned");
+            if let Some(run) = recent.get(index) {
+                let front = run.events.front().map(|(seq, _)| *seq);
+                if front.is_some_and(|front| front <= since + 1) && run.last > since {
+                    let events: Vec<Value> = run
+                        .events
+                        .iter()
+                        .filter(|(seq, _)| *seq > since)
+                        .take(limit)
+                        .map(|(_, event)| event.clone())
+                        .collect();
+                    let cursor = events.last().and_then(|e| e["cursor"].as_u64()).unwrap_or(since);
+                    return Ok(ChangePage { events, cursor, oldest: since + 1, head: run.last });
+                }
+            }
+        }
+        let storage = |e: miroir_store::StoreError| ChangeFeedError::Storage(e.to_string());
+        let entries = self.store.cdc_entries(index, since, limit).await.map_err(storage)?;
+        let span = self.store.cdc_span(index).await.map_err(storage)?;
+        let oldest = match (entries.first(), span) {
+            (Some(first), _) if first.seq == since + 1 => since + 1,
+            (_, Some((first, _))) if first > since + 1 => first,
+            _ => since + 1,
+        };
+        let events: Vec<Value> = entries.iter().map(|e| with_cursor(e.seq, &e.payload)).collect();
+        let cursor = entries.last().map_or(since, |e| e.seq);
+        let head = span.map_or(cursor, |(_, last)| last.max(cursor));
+        Ok(ChangePage { events, cursor, oldest, head })
+    }
+
+    /// Keeps the appended `events` (index, event JSON, position) in memory.
+    fn remember(&self, events: Vec<(String, Value)>, positions: &[u64]) {
+        let mut recent = self.recent.lock().expect("recent lock poisoned");
+        for ((index, mut event), seq) in events.into_iter().zip(positions) {
+            let run = recent.entry(index).or_default();
+            if *seq != run.last + 1 {
+                // Another instance appended in between (or this is the first since start): the
+                // run restarts here, and older reads go to the store.
+                run.events.clear();
+            }
+            if let Value::Object(fields) = &mut event {
+                let mut ordered = serde_json::Map::new();
+                ordered.insert("cursor".into(), (*seq).into());
+                ordered.extend(std::mem::take(fields));
+                *fields = ordered;
+            }
+            run.events.push_back((*seq, event));
+            run.last = *seq;
+            while run.events.len() > self.memory_events {
+                run.events.pop_front();
+            }
+        }
+    }
+
+    /// Keeps the log of `index`, whose last position is `last`, within `store_events`.
+    async fn trim(&self, index: &str, last: u64, oldest: &mut HashMap<String, u64>) {
+        let first = match oldest.get(index) {
+            Some(first) => *first,
+            None => match self.store.cdc_span(index).await {
+                Ok(span) => span.map_or(last, |(first, _)| first),
+                Err(error) => {
+                    tracing::warn!(%error, index, "cannot read the change log's span");
+                    return;
+                }
+            },
+        };
+        oldest.insert(index.to_owned(), first);
+        if last + 1 - first <= self.store_events {
+            return;
+        }
+        let below = last + 1 - self.store_events;
+        match self.store.trim_cdc_entries(index, below).await {
+            Ok(removed) => {
+                self.counters.trimmed.fetch_add(removed, Ordering::Relaxed);
+                oldest.insert(index.to_owned(), below);
+                if let Some(run) = self.recent.lock().expect("recent lock poisoned").get_mut(index)
+                {
+                    run.events.retain(|(seq, _)| *seq >= below);
+                }
+            }
+            Err(error) => tracing::warn!(%error, index, "cannot trim the change log"),
+        }
+    }
+}
+
+/// The writer: appends what `record` queued, in batches, then wakes readers.
+async fn write(feed: Arc<Feed>, mut pending: mpsc::Receiver<Pending>) {
+    let mut oldest: HashMap<String, u64> = HashMap::new();
+    while let Some(first) = pending.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match pending.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let events: Vec<(String, Value)> =
+            batch.iter().map(|p| (p.event.index.clone(), event_json(&p.event))).collect();
+        let rows: Vec<(String, Vec<u8>)> = events
+            .iter()
+            .map(|(index, event)| (index.clone(), serde_json::to_vec(event).unwrap_or_default()))
+            .collect();
+        let mut attempt = 0;
+        let appended = loop {
+            attempt += 1;
+            match feed.store.append_cdc_entries(&rows).await {
+                Ok(positions) => break Some(positions),
+                Err(error) if attempt >= APPEND_ATTEMPTS => {
+                    tracing::error!(%error, events = rows.len(), "change events dropped: the task store refused them");
+                    break None;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, attempt, "cannot append change events; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        };
+        let count = batch.len() as u64;
+        let Some(positions) = appended else {
+            feed.counters.dropped_store_failed.fetch_add(count, Ordering::Relaxed);
+            for p in batch {
+                let _ = p.done.send(());
+            }
+            continue;
+        };
+        let mut last: HashMap<String, u64> = HashMap::new();
+        for ((index, _), seq) in events.iter().zip(&positions) {
+            last.insert(index.clone(), *seq);
+        }
+        feed.remember(events, &positions);
+        feed.counters.recorded.fetch_add(count, Ordering::Relaxed);
+        feed.appended.send_modify(|n| *n = n.wrapping_add(1));
+        for p in batch {
+            let _ = p.done.send(());
+        }
+        for (index, last) in last {
+            feed.trim(&index, last, &mut oldest).await;
+        }
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for Feed {
+    fn record(&self, event: WriteEvent) -> Recorded {
+        let (done, appended) = oneshot::channel();
+        match self.queue.try_send(Pending { event, done }) {
+            Ok(()) => Box::pin(async move {
+                // Err: the writer stopped (the gateway is stopping); nothing more to wait for.
+                let _ = appended.await;
+            }),
+            Err(error) => {
+                let dropped = self.counters.dropped_buffer_full.fetch_add(1, Ordering::Relaxed) + 1;
+                let event = match error {
+                    mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => {
+                        p.event
+                    }
+                };
+                tracing::warn!(
+                    event_id = %event.event_id,
+                    dropped,
+                    "change event dropped: cdc.buffer.memory_events events are already waiting to be stored"
+                );
+                Box::pin(std::future::ready(()))
+            }
+        }
+    }
+
+    async fn changes(
+        &self,
+        index: &str,
+        since: u64,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<ChangePage, ChangeFeedError> {
+        let mut appended = self.appended.subscribe();
+        let deadline = Instant::now() + wait;
+        loop {
+            appended.borrow_and_update();
+            let page = self.page(index, since, limit).await?;
+            let now = Instant::now();
+            if !page.events.is_empty() || now >= deadline {
+                return Ok(page);
+            }
+            let nap = (deadline - now).min(RECHECK);
+            match tokio::time::timeout(nap, appended.changed()).await {
+                Ok(Ok(())) | Err(_) => {}
+                Ok(Err(_)) => tokio::time::sleep(nap).await,
+            }
+        }
+    }
+}
