@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 pub use http::Method;
-use http_body_util::{BodyExt as _, Full};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt as _;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -130,7 +131,7 @@ pub enum NodeAuth<'a> {
 }
 
 /// The pooled HTTP/1.1 client every node client shares.
-type Http = Client<HttpConnector, Full<Bytes>>;
+type Http = Client<HttpConnector, PartsBody>;
 
 fn http_client() -> Http {
     let mut connector = HttpConnector::new();
@@ -252,11 +253,11 @@ impl NodeClient {
         body: Option<NodeBody>,
         auth: NodeAuth<'_>,
         span: &tracing::Span,
-    ) -> Result<http::Request<Full<Bytes>>, CallError> {
+    ) -> Result<http::Request<PartsBody>, CallError> {
         let invalid = |what: &str| CallError::Failed(format!("invalid {what} for a node request"));
         let uri: http::Uri =
             format!("{}{}", self.base, path).parse().map_err(|_| invalid("URL"))?;
-        let mut request = http::Request::new(Full::new(Bytes::new()));
+        let mut request = http::Request::new(PartsBody::default());
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
@@ -285,9 +286,54 @@ impl NodeClient {
         }
         if let Some(body) = body {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(body.content_type));
-            *request.body_mut() = Full::new(body.bytes);
+            *request.body_mut() = PartsBody::new(vec![body.bytes]);
         }
         Ok(request)
+    }
+}
+
+/// A request body sent as its parts, in order, with its length known (so it goes with a
+/// `Content-Length`): one buffer, or slices of a larger body sent without copying them together.
+#[derive(Debug, Default)]
+struct PartsBody {
+    parts: std::sync::Arc<[Bytes]>,
+    next: usize,
+    remaining: u64,
+}
+
+impl PartsBody {
+    fn new(parts: impl Into<std::sync::Arc<[Bytes]>>) -> Self {
+        let parts = parts.into();
+        let remaining = parts.iter().map(|p| p.len() as u64).sum();
+        PartsBody { parts, next: 0, remaining }
+    }
+}
+
+impl http_body::Body for PartsBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let body = &mut *self;
+        while let Some(part) = body.parts.get(body.next).cloned() {
+            body.next += 1;
+            if !part.is_empty() {
+                body.remaining -= part.len() as u64;
+                return std::task::Poll::Ready(Some(Ok(Frame::data(part))));
+            }
+        }
+        std::task::Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -444,6 +490,21 @@ mod tests {
         let request = server.await.expect("server");
         assert!(request.contains("authorization: bearer node-key"), "{request}");
         assert!(request.contains("x-request-id: req-42"), "{request}");
+    }
+
+    #[tokio::test]
+    async fn a_body_in_parts_is_sent_whole_with_its_length() {
+        let mut body = PartsBody::new(vec![
+            Bytes::from_static(b"[1,"),
+            Bytes::new(),
+            Bytes::from_static(b"2]"),
+        ]);
+        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(5));
+        let collected = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(collected.into_data().expect("data"), Bytes::from_static(b"[1,"));
+        let rest = body.collect().await.expect("the rest").to_bytes();
+        assert_eq!(rest, Bytes::from_static(b"2]"));
+        assert!(http_body::Body::is_end_stream(&PartsBody::default()));
     }
 
     #[tokio::test]
