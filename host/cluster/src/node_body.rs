@@ -61,40 +61,54 @@ impl NodeBody {
 
     /// What hyper sends: the parts, one frame each, with the total length known (so the
     /// request has a `Content-Length`, not chunked encoding).
-    pub(crate) fn into_sent(self) -> SentBody {
-        SentBody { remaining: self.len as u64, parts: self.parts, next: 0 }
+    pub(crate) fn into_sent(self) -> PartsBody {
+        PartsBody::new(self.parts)
     }
 
     /// An empty body to send.
-    pub(crate) fn none() -> SentBody {
-        SentBody { parts: Arc::new([]), next: 0, remaining: 0 }
+    pub(crate) fn none() -> PartsBody {
+        PartsBody::default()
     }
 }
 
-/// A [`NodeBody`] being sent.
-#[derive(Debug)]
-pub struct SentBody {
+/// A request body sent as its parts, in order, with its length known (so it goes with a
+/// `Content-Length`): one buffer, or slices of a larger body sent without copying them together.
+#[derive(Debug, Default)]
+pub(crate) struct PartsBody {
     parts: Arc<[Bytes]>,
     next: usize,
     remaining: u64,
 }
 
-impl Body for SentBody {
+impl PartsBody {
+    fn new(parts: impl Into<Arc<[Bytes]>>) -> Self {
+        let parts = parts.into();
+        let remaining = parts.iter().map(|p| p.len() as u64).sum();
+        PartsBody { parts, next: 0, remaining }
+    }
+}
+
+impl Body for PartsBody {
     type Data = Bytes;
     type Error = Infallible;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let Some(part) = self.parts.get(self.next).cloned() else { return Poll::Ready(None) };
-        self.next += 1;
-        self.remaining -= part.len() as u64;
-        Poll::Ready(Some(Ok(Frame::data(part))))
+        let body = &mut *self;
+        while let Some(part) = body.parts.get(body.next).cloned() {
+            body.next += 1;
+            if !part.is_empty() {
+                body.remaining -= part.len() as u64;
+                return Poll::Ready(Some(Ok(Frame::data(part))));
+            }
+        }
+        Poll::Ready(None)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.next >= self.parts.len()
+        self.remaining == 0
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -119,5 +133,20 @@ mod tests {
         assert_eq!(sent.size_hint().exact(), Some(10));
         let collected = sent.collect().await.expect("infallible").to_bytes();
         assert_eq!(collected, Bytes::from_static(b"[{\"a\":1}]"));
+    }
+
+    #[tokio::test]
+    async fn empty_parts_are_skipped_and_frames_come_in_order() {
+        let mut body = PartsBody::new(vec![
+            Bytes::from_static(b"[1,"),
+            Bytes::new(),
+            Bytes::from_static(b"2]"),
+        ]);
+        assert_eq!(body.size_hint().exact(), Some(5));
+        let first = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(first.into_data().expect("data"), Bytes::from_static(b"[1,"));
+        let rest = body.collect().await.expect("the rest").to_bytes();
+        assert_eq!(rest, Bytes::from_static(b"2]"));
+        assert!(PartsBody::default().is_end_stream());
     }
 }

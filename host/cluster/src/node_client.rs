@@ -23,7 +23,7 @@ use miroir_types::NodeId;
 use tracing::Instrument as _;
 
 use crate::health::HealthRegistry;
-use crate::node_body::SentBody;
+use crate::node_body::PartsBody;
 pub use crate::node_body::NodeBody;
 use crate::trace_context::{self, RequestFigures};
 
@@ -116,7 +116,7 @@ pub enum NodeAuth<'a> {
 }
 
 /// The pooled HTTP/1.1 client every node client shares.
-type Http = Client<HttpConnector, SentBody>;
+type Http = Client<HttpConnector, PartsBody>;
 
 fn http_client() -> Http {
     let mut connector = HttpConnector::new();
@@ -238,7 +238,7 @@ impl NodeClient {
         body: Option<NodeBody>,
         auth: NodeAuth<'_>,
         span: &tracing::Span,
-    ) -> Result<http::Request<SentBody>, CallError> {
+    ) -> Result<http::Request<PartsBody>, CallError> {
         let invalid = |what: &str| CallError::Failed(format!("invalid {what} for a node request"));
         let uri: http::Uri =
             format!("{}{}", self.base, path).parse().map_err(|_| invalid("URL"))?;
