@@ -125,7 +125,11 @@ mod tests {
     async fn parts_are_sent_in_order_with_their_length() {
         let body = NodeBody::from_parts(
             "application/json",
-            vec![Bytes::from_static(b"[{\"a\":"), Bytes::from_static(b"1}"), Bytes::from_static(b"]")],
+            vec![
+                Bytes::from_static(b"[{\"a\":"),
+                Bytes::from_static(b"1}"),
+                Bytes::from_static(b"]"),
+            ],
         );
         assert_eq!(body.len(), 10);
         assert_eq!(body.to_bytes(), Bytes::from_static(b"[{\"a\":1}]"));

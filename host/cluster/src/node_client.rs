@@ -23,8 +23,8 @@ use miroir_types::NodeId;
 use tracing::Instrument as _;
 
 use crate::health::HealthRegistry;
-use crate::node_body::PartsBody;
 pub use crate::node_body::NodeBody;
+use crate::node_body::PartsBody;
 use crate::trace_context::{self, RequestFigures};
 
 /// The header carrying the client request's id to the nodes.
