@@ -35,13 +35,16 @@ struct Federation {
     page: Option<usize>,
     hits_per_page: Option<usize>,
     /// `facetsByIndex`: index uid → facets asked.
-    facets_by_index: Option<Vec<(String, Vec<String>)>>,
+    facets_by_index: Option<FacetsByIndex>,
     /// `mergeFacets`: `Some(maxValuesPerFacet)` when present.
     merge_facets: Option<Option<usize>>,
 }
 
+/// `facetsByIndex`: index uid → the facets asked of it.
+type FacetsByIndex = Vec<(String, Vec<String>)>;
+
 /// `facetsByIndex`, checked: an object of arrays of strings.
-fn parse_facets_by_index(v: &Value) -> Result<Option<Vec<(String, Vec<String>)>>, ApiError> {
+fn parse_facets_by_index(v: &Value) -> Result<Option<FacetsByIndex>, ApiError> {
     let code = "invalid_multi_search_facets_by_index";
     if v.is_null() {
         return Ok(None);
