@@ -131,10 +131,10 @@ mod tests {
                 Bytes::from_static(b"]"),
             ],
         );
-        assert_eq!(body.len(), 10);
+        assert_eq!(body.len(), 9);
         assert_eq!(body.to_bytes(), Bytes::from_static(b"[{\"a\":1}]"));
         let sent = body.into_sent();
-        assert_eq!(sent.size_hint().exact(), Some(10));
+        assert_eq!(sent.size_hint().exact(), Some(9));
         let collected = sent.collect().await.expect("infallible").to_bytes();
         assert_eq!(collected, Bytes::from_static(b"[{\"a\":1}]"));
     }
