@@ -17,6 +17,7 @@ mod health;
 pub mod merge;
 mod node_body;
 mod node_client;
+mod node_timing;
 mod read_plan;
 mod read_view;
 mod replica_load;
@@ -34,6 +35,7 @@ pub use node_client::{
     for_shards, with_request, with_request_id, NodeAuth, NodeBody, NodeClient, NodeClients,
     NodeError, NodeResponse, REQUEST_ID_HEADER,
 };
+pub use node_timing::{observe_node_requests, route_of, NodeRequestObserver};
 pub use read_plan::ReadPlan;
 pub use read_view::{ReadTier, ReadView};
 pub use replica_load::{HedgeCounts, HedgePolicy, InFlight, ReplicaLoad};

@@ -218,6 +218,7 @@ impl NodeClient {
                 span.record("otel.status_code", "ERROR");
             }
         }
+        crate::node_timing::observed(&self.id, path, started.elapsed());
         if let (Some(health), Ok(answer)) = (&self.health, &response) {
             if answer.status < 500 {
                 health.answered(&self.id, started.elapsed());

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     /// Client connections open on the main port.
     pub client_connections: IntGauge,
+    /// Node request duration by node and route kind.
+    pub node_request_duration: HistogramVec,
 }
 
 impl Metrics {
@@ -58,6 +60,18 @@ impl Metrics {
                 "Live read-your-writes sessions.",
             ),
             requests_in_flight: gauge("miroir_requests_in_flight", "Client requests being served."),
+            node_request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "miroir_node_request_duration_seconds",
+                    "Duration of the requests Miroir sends to nodes, until their answer or \
+                     failure, by node and route kind (search, documents, tasks, ...).",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["node", "route"],
+            )
+            .expect("valid histogram"),
             client_connections: gauge(
                 "miroir_client_connections_open",
                 "Client connections open on the main port (idle keep-alive ones included).",
@@ -106,6 +120,7 @@ impl Metrics {
             Box::new(metrics.settings_drift_repairs.clone()),
             Box::new(metrics.request_duration.clone()),
             Box::new(metrics.client_connections.clone()),
+            Box::new(metrics.node_request_duration.clone()),
             Box::new(crate::trace_export::SPANS_DROPPED.clone()),
             // process_resident_memory_bytes, process_open_fds, process_cpu_seconds_total, ...
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),

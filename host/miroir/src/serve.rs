@@ -63,6 +63,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         runtime.leader_lease().to_owned(),
     );
     runtime.metrics.register(Box::new(GatewayCollector::new(state.clone())));
+    let node_durations = runtime.metrics.node_request_duration.clone();
+    miroir_cluster::observe_node_requests(Box::new(move |node, route, elapsed| {
+        node_durations.with_label_values(&[node.as_str(), route]).observe(elapsed.as_secs_f64());
+    }));
     runtime.metrics.register(Box::new(crate::fleet_metrics::FleetCollector::new(state.clone())));
     let prober = miroir_http::health::spawn_prober(state.clone());
     // While webhooks exist, tasks are brought up to date so their webhooks fire on time.

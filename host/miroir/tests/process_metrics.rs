@@ -1,6 +1,7 @@
-//! The process and connection metrics of `miroir serve`, read after real traffic: resident
-//! memory and open file descriptors of the process, and the client connections open, which
-//! follow the clients' keep-alive connections as they open and close.
+//! The process, connection and node request metrics of `miroir serve`, read after real
+//! traffic: resident memory and open file descriptors of the process, the client connections
+//! open, which follow the clients' keep-alive connections as they open and close, and node
+//! request durations by node and route kind.
 
 use std::time::Duration;
 
@@ -60,4 +61,17 @@ fn process_memory_descriptors_and_open_connections_follow_real_traffic() {
     wait_for(Duration::from_secs(10), "closed connections to leave the count", || {
         value(&scrape(), "miroir_client_connections_open") == Some(1.0)
     });
+
+    // An index creation asks the node: its request is timed under the node and route kind.
+    let created = send(
+        &scraper,
+        "POST",
+        &format!("{base}/indexes"),
+        KEY,
+        Some(serde_json::json!({"uid": "timed"})),
+    );
+    assert_eq!(created.0, 202, "{}", created.1);
+    let series = "miroir_node_request_duration_seconds_count{node=\"n0\",route=\"indexes\"}";
+    let timed = value(&scrape(), series);
+    assert!(timed.is_some_and(|n| n >= 1.0), "{series}: {timed:?}");
 }
