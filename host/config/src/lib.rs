@@ -87,6 +87,8 @@ pub struct Config {
     pub shadow: ShadowConfig,
     /// The change-data-capture plugin.
     pub cdc: CdcConfig,
+    /// The end-user search page.
+    pub search_ui: SearchUiConfig,
     /// Shared plugin settings and the user's plugins.
     pub plugins: PluginsConfig,
     /// Keys from the environment; never serialized, never read from the file.
@@ -117,6 +119,7 @@ impl Default for Config {
             vector_search: VectorSearchConfig::default(),
             shadow: ShadowConfig::default(),
             cdc: CdcConfig::default(),
+            search_ui: SearchUiConfig::default(),
             plugins: PluginsConfig::default(),
             secrets: Secrets::default(),
         }

@@ -52,6 +52,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "vector_search",
     "shadow",
     "cdc",
+    "search_ui",
     "plugins",
 ];
 

@@ -42,6 +42,12 @@ impl Config {
         self.vector_search.validate(&mut report);
         self.shadow.validate(&mut report);
         self.cdc.validate(&mut report);
+        self.search_ui.validate(
+            &mut report,
+            self.replicas,
+            self.task_store.url.as_deref(),
+            self.secrets.master_key.as_ref().map(|k| k.expose()),
+        );
         let reserved: Vec<&str> =
             FIRST_PARTY_PLUGINS.iter().chain(BUILT_IN_FEATURES).copied().collect();
         self.plugins.validate(&mut report, &reserved);

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use miroir_config::{
-    Config, ConfigError, CustomPlugin, HumanDuration, NatsSink, NodeConfig, Problem, ShadowTarget,
-    TaskStoreBackend, WebhookSink,
+    Config, ConfigError, CustomPlugin, HumanDuration, NatsSink, NodeConfig, Problem,
+    RateLimitBackend, Secret, Secrets, ShadowTarget, TaskStoreBackend, WebhookSink,
 };
 use miroir_types::{GroupId, NodeId};
 
@@ -385,4 +385,68 @@ fn instance_ids_are_checked() {
     let mut config = valid();
     config.instance_id = Some("pod 1".to_owned());
     only(&config, "instance_id");
+}
+
+/// A config with the search page on, a search key, and `replicas` instances on Redis.
+fn with_search_page(replicas: u32) -> Config {
+    let mut config = valid();
+    config.search_ui.enabled = true;
+    config.search_ui.api_key = Some("a-search-key".to_owned());
+    if replicas > 1 {
+        config.replicas = replicas;
+        config.task_store.backend = TaskStoreBackend::Redis;
+        config.task_store.url = Some("redis://redis:6379/0".to_owned());
+    }
+    config
+}
+
+#[test]
+fn the_search_page_needs_its_own_search_key() {
+    assert_eq!(problems(&with_search_page(1)), Vec::new());
+    let mut config = with_search_page(1);
+    config.search_ui.api_key = None;
+    only(&config, "search_ui.api_key");
+    config.search_ui.api_key = Some("the-master".to_owned());
+    config.secrets = Secrets { master_key: Some(Secret::new("the-master")), ..Secrets::default() };
+    let problem = only(&config, "search_ui.api_key");
+    assert!(problem.message.contains("master key"), "{problem:?}");
+}
+
+#[test]
+fn local_rate_limit_buckets_are_refused_with_several_instances() {
+    let mut config = with_search_page(3);
+    let problem = only(&config, "search_ui.rate_limit.backend");
+    assert!(problem.hint.contains("redis"), "{problem:?}");
+    config.search_ui.rate_limit.backend = RateLimitBackend::Redis;
+    assert_eq!(problems(&config), Vec::new(), "the task store's Redis is used");
+    // One instance on SQLite with Redis buckets needs a URL of their own.
+    let mut config = with_search_page(1);
+    config.search_ui.rate_limit.backend = RateLimitBackend::Redis;
+    only(&config, "search_ui.rate_limit.redis_url");
+    config.search_ui.rate_limit.redis_url = Some("redis://127.0.0.1:6379".to_owned());
+    assert_eq!(problems(&config), Vec::new());
+    // Off, nothing of the section is checked.
+    let mut config = with_search_page(3);
+    config.search_ui.enabled = false;
+    assert_eq!(problems(&config), Vec::new());
+}
+
+#[test]
+fn the_search_page_path_rates_and_proxies_are_checked() {
+    let mut config = with_search_page(1);
+    config.search_ui.path = "/indexes/ui".to_owned();
+    only(&config, "search_ui.path");
+    config.search_ui.path = "/ui\"><script>".to_owned();
+    only(&config, "search_ui.path");
+    config.search_ui.path = "/search/".to_owned();
+    assert_eq!(problems(&config), Vec::new());
+    config.search_ui.rate_limit.per_ip = 0.0;
+    only(&config, "search_ui.rate_limit.per_ip");
+    config.search_ui.rate_limit.per_ip = 2.5;
+    config.search_ui.rate_limit.burst = 0;
+    only(&config, "search_ui.rate_limit.burst");
+    config.search_ui.rate_limit.burst = 1;
+    config.search_ui.trusted_proxies =
+        vec!["10.0.0.0/8".into(), "192.0.2.1".into(), "proxy".into()];
+    only(&config, "search_ui.trusted_proxies[2]");
 }

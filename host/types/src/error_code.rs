@@ -123,6 +123,9 @@ error_codes! {
     /// A query parameter of a `/_miroir/` route is missing or malformed (`GET /_miroir/changes`:
     /// `index`, `since`, `limit`, `timeout`; `GET /_miroir/shadow/diff`: `differs`, `limit`).
     MiroirInvalidQuery => "miroir_invalid_query", 400, InvalidRequest;
+    /// A client of the search page made more requests than its bucket allows
+    /// (`search_ui.rate_limit`); the answer carries `Retry-After`.
+    MiroirRateLimited => "miroir_rate_limited", 429, InvalidRequest;
 
     // Meilisearch codes the gateway produces itself.
     /// The index does not exist.
@@ -313,6 +316,7 @@ mod tests {
         (ErrorCode::MiroirPluginUnavailable, 503, "miroir_plugin_unavailable", "system"),
         (ErrorCode::MiroirFeatureDisabled, 404, "miroir_feature_disabled", "invalid_request"),
         (ErrorCode::MiroirInvalidQuery, 400, "miroir_invalid_query", "invalid_request"),
+        (ErrorCode::MiroirRateLimited, 429, "miroir_rate_limited", "invalid_request"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
         (ErrorCode::IndexAlreadyExists, 409, "index_already_exists", "invalid_request"),
         (ErrorCode::InvalidIndexUid, 400, "invalid_index_uid", "invalid_request"),
@@ -455,7 +459,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 21);
+        assert_eq!(miroir.len(), 22);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 

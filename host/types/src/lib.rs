@@ -9,6 +9,7 @@
 //!
 //! [`HookPort`] is the port through which the request path calls optional features (plugins):
 //! plan and merge searches, see reads after they were answered and writes after quorum.
+//! [`RateLimiter`] is the port of the search page's per-client request budget.
 //!
 //! It does no I/O and knows nothing about HTTP servers, wasmtime or storage: turning an error into a
 //! response happens in the HTTP layer, which asks this crate only for status and body.
@@ -18,9 +19,11 @@ mod changes;
 mod error_code;
 mod hooks;
 mod ids;
+mod rate_limit;
 
 pub use api_error::{ApiError, ErrorResponse, ForwardedError};
 pub use changes::{ChangeFeed, ChangeFeedError, ChangePage, Recorded};
 pub use error_code::{ErrorCode, ErrorType};
 pub use hooks::{HookError, HookPort, HookSet, NoHooks, ReadExchange, ShardAnswer, WriteEvent};
 pub use ids::{GroupId, IndexUid, InvalidId, InvalidIndexUid, NodeId, ShardId, TaskUid};
+pub use rate_limit::RateLimiter;
