@@ -188,6 +188,15 @@ class RendersValidObjects(unittest.TestCase):
         self.assertEqual(list(secret["data"]), ["master-key"])
         self.assertEqual(secret["data"]["master-key"], "YS1tYXN0ZXIta2V5")
 
+    def test_search_page_key_comes_from_the_secret(self):
+        objects = render(
+            {"search_ui": {"enabled": True}, "secrets": {"values": {"searchUiApiKey": "a-search-key"}}}
+        )
+        self.assertEqual(find(objects, "Secret")["data"]["search-ui-api-key"], "YS1zZWFyY2gta2V5")
+        variable = env(objects)["MIROIR_SEARCH_UI__API_KEY"]
+        self.assertEqual(variable["valueFrom"]["secretKeyRef"]["key"], "search-ui-api-key")
+        self.assertEqual(miroir_config(objects)["search_ui"]["enabled"], True)
+
     def test_feature_settings_reach_the_config(self):
         config = miroir_config(render({"vector_search": {"enabled": True, "fusion": "rrf"}}))
         self.assertEqual(config["vector_search"], {"enabled": True, "fusion": "rrf"})

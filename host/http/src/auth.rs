@@ -191,7 +191,7 @@ pub async fn authenticate(
 async fn decide(state: &AppState, request: &Presented) -> Result<Caller, HttpError> {
     let path = request.path.as_str();
     let secrets = &state.config().secrets;
-    if path == "/health" || path == "/_miroir/ready" {
+    if path == "/health" || path == "/_miroir/ready" || crate::search_ui::serves(state, path) {
         return Ok(Caller::Open);
     }
     // `/_indexes/...` is the operator's guide's path for exports: an admin route too.
@@ -241,6 +241,22 @@ async fn decide(state: &AppState, request: &Presented) -> Result<Caller, HttpErr
     } else {
         Err(ApiError::invalid_api_key().into())
     }
+}
+
+/// The caller a request to `path` presenting `authorization` is, decided as for a client (the
+/// search page presents its own key this way).
+pub(crate) async fn caller_for(
+    state: &AppState,
+    method: Method,
+    path: &str,
+    authorization: &str,
+) -> Result<Caller, HttpError> {
+    let presented = Presented {
+        method,
+        path: path.to_owned(),
+        authorization: Some(Ok(authorization.to_owned())),
+    };
+    decide(state, &presented).await
 }
 
 fn looks_like_tenant_token(token: &str) -> bool {

@@ -45,6 +45,7 @@ pub mod repairs;
 mod reserved_names;
 pub mod search;
 mod search_hooks;
+pub mod search_ui;
 pub mod session;
 pub mod settings;
 pub mod shadow;
@@ -158,6 +159,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/_miroir/indexes/{uid}/documents/export", get(export::export_documents))
         .route("/_indexes/{uid}/documents/export", get(export::export_documents))
         .route("/_miroir/indexes/{uid}/export/settings", get(export::export_settings))
+        .merge(search_ui::routes(&state))
         .merge(extra)
         .fallback(unserved::fallback);
     routes

@@ -51,7 +51,7 @@ pub async fn search_post(
 }
 
 /// A JSON request body, or Meilisearch's `malformed_payload` error.
-fn json_request(body: &[u8]) -> HttpResult<Value> {
+pub(crate) fn json_request(body: &[u8]) -> HttpResult<Value> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorCode::MalformedPayload,
@@ -147,7 +147,7 @@ fn split_list(value: &str) -> Vec<String> {
 
 /// A search; `body`, when the client sent one, is its JSON as sent (a node holding the whole
 /// index is sent these bytes).
-async fn scatter_gather(
+pub(crate) async fn scatter_gather(
     state: &AppState,
     caller: &Caller,
     uid: &str,

@@ -93,6 +93,7 @@ struct Inner {
     hooks: std::sync::OnceLock<Arc<dyn HookPort>>,
     change_feed: std::sync::OnceLock<Arc<dyn ChangeFeed>>,
     shadow: std::sync::OnceLock<Arc<crate::shadow::ShadowTee>>,
+    search_ui: std::sync::OnceLock<crate::search_ui::Gate>,
 }
 
 impl AppState {
@@ -147,6 +148,7 @@ impl AppState {
                 hooks: std::sync::OnceLock::new(),
                 change_feed: std::sync::OnceLock::new(),
                 shadow: std::sync::OnceLock::new(),
+                search_ui: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -185,6 +187,18 @@ impl AppState {
     /// The shadow tee, when shadowing is on.
     pub fn shadow(&self) -> Option<&Arc<crate::shadow::ShadowTee>> {
         self.inner.shadow.get()
+    }
+
+    /// Installs the search page's rate limiter (`search_ui.rate_limit.backend: redis`), once,
+    /// before serving; without one the page counts in this instance's memory.
+    pub fn install_rate_limiter(&self, limiter: Arc<dyn miroir_types::RateLimiter>) -> bool {
+        let gate = crate::search_ui::Gate::new(&self.config().search_ui, limiter);
+        self.inner.search_ui.set(gate).is_ok()
+    }
+
+    /// The search page's gate (client address and rate limit).
+    pub(crate) fn search_ui_gate(&self) -> &crate::search_ui::Gate {
+        self.inner.search_ui.get_or_init(|| crate::search_ui::Gate::local(&self.config().search_ui))
     }
 
     /// The installed hook port, to hand to a task of its own (off-path hooks).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use miroir_config::Config;
+use miroir_config::{Config, RateLimitBackend};
 use miroir_http::{router_with, AppState};
 use tokio::net::TcpListener;
 
@@ -127,6 +127,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         state.install_shadow(Arc::clone(&tee));
         runtime.metrics.register(Box::new(crate::shadow_metrics::ShadowCollector::new(tee)));
     }
+    // The search page's shared buckets, when its rate limit counts in Redis.
+    if config.search_ui.enabled && config.search_ui.rate_limit.backend == RateLimitBackend::Redis {
+        state.install_rate_limiter(search_ui_buckets(&config).await?);
+    }
     // The plugins' search, after-response and on-write hooks; `NoHooks` when none declares one.
     state.install_hooks(plugins.hook_port());
     // The `tick` hook of the plugins declaring it, on a task of its own; stops with `serve`.
@@ -200,6 +204,23 @@ async fn shutdown_signal() {
         () = interrupt => tracing::info!("SIGINT received, shutting down"),
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
+}
+
+/// The Redis buckets of the search page's rate limit (`search_ui.rate_limit.redis_url`, or the
+/// task store's Redis), under the task store's key prefix.
+async fn search_ui_buckets(config: &Config) -> anyhow::Result<Arc<dyn miroir_types::RateLimiter>> {
+    let limit = &config.search_ui.rate_limit;
+    let url = limit
+        .redis_url
+        .as_deref()
+        .or(config.task_store.url.as_deref())
+        .context("search_ui.rate_limit.backend is redis but no Redis URL is configured")?;
+    let prefix = format!("{}ratelimit:", config.task_store.key_prefix);
+    let buckets =
+        miroir_store_redis::RedisBuckets::connect(url, &prefix, limit.per_ip, limit.burst)
+            .await
+            .context("cannot connect to the search page's rate-limit Redis")?;
+    Ok(Arc::new(buckets))
 }
 
 #[cfg(test)]

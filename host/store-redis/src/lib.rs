@@ -10,6 +10,7 @@
 //! Every call is bounded by [`RedisConfig::op_timeout`]; an unreachable server gives
 //! [`StoreError::Unavailable`], never a hang or a panic.
 
+mod buckets;
 mod cdc;
 mod error;
 mod idempotency;
@@ -33,6 +34,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::redis_err;
 use crate::keys::Keys;
+
+pub use buckets::RedisBuckets;
 
 /// The backend name used in metrics labels.
 pub const BACKEND: &str = "redis";
