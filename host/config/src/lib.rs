@@ -89,6 +89,8 @@ pub struct Config {
     pub cdc: CdcConfig,
     /// The end-user search page.
     pub search_ui: SearchUiConfig,
+    /// Index lifecycle policies (rollover, retention).
+    pub ilm: IlmConfig,
     /// Shared plugin settings and the user's plugins.
     pub plugins: PluginsConfig,
     /// Keys from the environment; never serialized, never read from the file.
@@ -120,6 +122,7 @@ impl Default for Config {
             shadow: ShadowConfig::default(),
             cdc: CdcConfig::default(),
             search_ui: SearchUiConfig::default(),
+            ilm: IlmConfig::default(),
             plugins: PluginsConfig::default(),
             secrets: Secrets::default(),
         }

@@ -53,6 +53,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "shadow",
     "cdc",
     "search_ui",
+    "ilm",
     "plugins",
 ];
 

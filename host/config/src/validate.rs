@@ -42,6 +42,7 @@ impl Config {
         self.vector_search.validate(&mut report);
         self.shadow.validate(&mut report);
         self.cdc.validate(&mut report);
+        self.ilm.validate(&mut report);
         self.search_ui.validate(
             &mut report,
             self.replicas,

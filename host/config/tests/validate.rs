@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 
 use miroir_config::{
-    Config, ConfigError, CustomPlugin, HumanDuration, NatsSink, NodeConfig, Problem,
-    RateLimitBackend, Secret, Secrets, ShadowTarget, TaskStoreBackend, WebhookSink,
+    Config, ConfigError, CustomPlugin, HumanDuration, IlmPolicy, NatsSink, NodeConfig, Problem,
+    RateLimitBackend, RolloverConditions, Secret, Secrets, ShadowTarget, TaskStoreBackend,
+    WebhookSink,
 };
 use miroir_types::{GroupId, NodeId};
 
@@ -449,4 +450,24 @@ fn the_search_page_path_rates_and_proxies_are_checked() {
     config.search_ui.trusted_proxies =
         vec!["10.0.0.0/8".into(), "192.0.2.1".into(), "proxy".into()];
     only(&config, "search_ui.trusted_proxies[2]");
+}
+
+#[test]
+fn ilm_policies_need_a_condition_and_names_of_their_own() {
+    let policy = |pattern: &str, max_documents: Option<u64>| IlmPolicy {
+        pattern: pattern.to_owned(),
+        rollover: RolloverConditions { max_documents, ..RolloverConditions::default() },
+        delete_after: Some(HumanDuration::from_secs(3600)),
+    };
+    let mut config = valid();
+    config.ilm.policies = vec![policy("logs", Some(1000)), policy("events", Some(10))];
+    assert_eq!(problems(&config), Vec::new());
+    config.ilm.policies[1] = policy("events", None);
+    only(&config, "ilm.policies[1].rollover");
+    config.ilm.policies[1] = policy("logs-000001", Some(10));
+    only(&config, "ilm.policies[1].pattern");
+    config.ilm.policies[1] = policy("bad name", Some(10));
+    only(&config, "ilm.policies[1].pattern");
+    config.ilm.policies[1] = policy("events", Some(0));
+    only(&config, "ilm.policies[1].rollover.max_documents");
 }

@@ -43,6 +43,15 @@ impl HttpError {
     pub fn api(code: ErrorCode, message: impl Into<String>) -> Self {
         HttpError::Api(ApiError::new(code, message))
     }
+
+    /// Whether this is `index_not_found`, decided by Miroir or answered by a node.
+    pub fn is_index_not_found(&self) -> bool {
+        match self {
+            HttpError::Api(error) => error.code() == ErrorCode::IndexNotFound,
+            HttpError::Forwarded(error) => error.code_name().as_deref() == Some("index_not_found"),
+            _ => false,
+        }
+    }
 }
 
 impl IntoResponse for HttpError {

@@ -33,6 +33,7 @@ pub mod fleet;
 pub mod health;
 mod hybrid;
 pub mod idempotency;
+pub mod ilm;
 mod index_rename;
 mod indexes;
 mod keys;
@@ -88,6 +89,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/_miroir/shadow/diff", get(shadow::diff_route))
         .route("/_miroir/shadow/summary", get(shadow::summary_route))
         .route("/_miroir/topology", get(cluster_status::topology))
+        .route("/_miroir/ilm", get(ilm::status))
         .route("/_miroir/shards", get(cluster_status::shards))
         .route("/_miroir/nodes", get(fleet::routes::list_nodes).post(fleet::routes::add_node))
         .route("/_miroir/nodes/{id}", axum::routing::delete(fleet::routes::remove_node))
@@ -162,7 +164,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(search_ui::routes(&state))
         .merge(extra)
         .fallback(unserved::fallback);
-    routes
+    let aliases = (!state.config().ilm.policies.is_empty()).then(|| state.clone());
+    let app = routes
         .layer(
             ServiceBuilder::new()
                 .layer(middleware::from_fn(stack::observe))
@@ -173,5 +176,13 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 .layer(middleware::from_fn_with_state(state.clone(), task_metadata::capture))
                 .layer(middleware::from_fn_with_state(state.clone(), after_response::deliver)),
         )
-        .with_state(state)
+        .with_state(state);
+    match aliases {
+        // Index lifecycle aliases are resolved before routing (see `ilm::rewrite`).
+        Some(state) => Router::new().fallback_service(tower::ServiceExt::map_request(
+            app,
+            move |request: axum::extract::Request| ilm::rewrite(&state, request),
+        )),
+        None => app,
+    }
 }

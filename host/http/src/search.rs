@@ -155,6 +155,10 @@ pub(crate) async fn scatter_gather(
     request: Value,
     body: Option<Bytes>,
 ) -> HttpResult<Response> {
+    if let Some(policy) = crate::ilm::policy(state, uid) {
+        return crate::ilm::search(state, caller, &policy.pattern, headers, "search", &request)
+            .await;
+    }
     crate::reserved_names::check_json_read(state, caller, uid, "search", &request).await?;
     if state.hooks().hooks().searches() {
         return crate::search_hooks::hooked_search(state, caller, uid, headers, request).await;
@@ -235,6 +239,11 @@ pub async fn facet_search(
     RawBody(body): RawBody,
 ) -> HttpResult<Response> {
     let request = json_request(&body)?;
+    if let Some(policy) = crate::ilm::policy(&state, &uid) {
+        let pattern = &policy.pattern;
+        return crate::ilm::search(&state, &caller, pattern, &headers, "facet-search", &request)
+            .await;
+    }
     crate::reserved_names::check_json_read(&state, &caller, &uid, "facet-search", &request).await?;
     let scatter = scatter(&state, &caller, &uid, &headers, "facet-search", &request).await?;
     let merged = merge_facet_search(&request, &scatter.answers, &scatter.settings);

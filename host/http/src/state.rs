@@ -94,6 +94,8 @@ struct Inner {
     change_feed: std::sync::OnceLock<Arc<dyn ChangeFeed>>,
     shadow: std::sync::OnceLock<Arc<crate::shadow::ShadowTee>>,
     search_ui: std::sync::OnceLock<crate::search_ui::Gate>,
+    lifecycles: crate::ilm::Lifecycles,
+    ilm_counters: crate::ilm::lifecycle::IlmCounters,
 }
 
 impl AppState {
@@ -149,6 +151,8 @@ impl AppState {
                 change_feed: std::sync::OnceLock::new(),
                 shadow: std::sync::OnceLock::new(),
                 search_ui: std::sync::OnceLock::new(),
+                lifecycles: crate::ilm::Lifecycles::default(),
+                ilm_counters: crate::ilm::lifecycle::IlmCounters::default(),
             }),
         })
     }
@@ -199,6 +203,16 @@ impl AppState {
     /// The search page's gate (client address and rate limit).
     pub(crate) fn search_ui_gate(&self) -> &crate::search_ui::Gate {
         self.inner.search_ui.get_or_init(|| crate::search_ui::Gate::local(&self.config().search_ui))
+    }
+
+    /// What this instance knows of the index lifecycle policies' backing indexes.
+    pub fn lifecycles(&self) -> &crate::ilm::Lifecycles {
+        &self.inner.lifecycles
+    }
+
+    /// What the index lifecycle leader did (rollovers, deletions, failed checks).
+    pub fn ilm_counters(&self) -> &crate::ilm::lifecycle::IlmCounters {
+        &self.inner.ilm_counters
     }
 
     /// The installed hook port, to hand to a task of its own (off-path hooks).

@@ -9,6 +9,7 @@ mod cli;
 mod drift;
 mod fleet_metrics;
 mod gateway_metrics;
+mod ilm_metrics;
 mod instance;
 mod listener;
 mod logging;

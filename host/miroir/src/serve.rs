@@ -68,6 +68,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         node_durations.with_label_values(&[node.as_str(), route]).observe(elapsed.as_secs_f64());
     }));
     runtime.metrics.register(Box::new(crate::fleet_metrics::FleetCollector::new(state.clone())));
+    // Index lifecycle, only with policies: every instance follows the backing indexes, the
+    // leader rolls over and deletes.
+    let lifecycle = (!config.ilm.policies.is_empty()).then(|| {
+        runtime.metrics.register(Box::new(crate::ilm_metrics::IlmCollector::new(state.clone())));
+        (
+            miroir_http::ilm::lifecycle::follow(state.clone()),
+            miroir_http::ilm::lifecycle::spawn(
+                state.clone(),
+                runtime.leader_state(),
+                runtime.leader_lease().to_owned(),
+            ),
+        )
+    });
     let prober = miroir_http::health::spawn_prober(state.clone());
     // While webhooks exist, tasks are brought up to date so their webhooks fire on time.
     let webhooks = miroir_http::webhooks::spawn_watcher(state.clone());
@@ -175,6 +188,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     following.abort();
     rebalancing.abort();
     repairs.abort();
+    if let Some((follow, lead)) = lifecycle {
+        follow.abort();
+        lead.abort();
+    }
     drop(cdc);
     runtime.shutdown().await;
     tracing::info!("miroir stopped");

@@ -4,6 +4,7 @@
 mod cdc;
 mod health;
 mod idempotency;
+mod ilm;
 mod leader;
 mod metrics;
 mod multi_search;
@@ -23,6 +24,7 @@ mod write_quorum;
 pub use cdc::{CdcBuffer, CdcConfig, CdcSinks, NatsSink, QueueSink, WebhookSink};
 pub use health::HealthConfig;
 pub use idempotency::IdempotencyConfig;
+pub use ilm::{IlmConfig, IlmPolicy, RolloverConditions};
 pub use leader::LeaderConfig;
 pub use metrics::MetricsConfig;
 pub use multi_search::MultiSearchConfig;
