@@ -205,6 +205,18 @@ impl AppState {
         self.inner.search_ui.get_or_init(|| crate::search_ui::Gate::local(&self.config().search_ui))
     }
 
+    /// Background work waiting: repairs pending (one per node and index) and shard moves of the
+    /// open rebalance run not yet switched to their new owners.
+    pub fn background_backlog(&self) -> u64 {
+        let repairs: u64 = self.repair_status().pending().values().sum();
+        let view = self.fleet();
+        let moves = view.fleet().run.as_ref().map_or(0, |run| {
+            let switched = run.count_at_least(miroir_cluster::MovePhase::Switched);
+            run.moves.len().saturating_sub(switched)
+        });
+        repairs + moves as u64
+    }
+
     /// What this instance knows of the index lifecycle policies' backing indexes.
     pub fn lifecycles(&self) -> &crate::ilm::Lifecycles {
         &self.inner.lifecycles

@@ -28,9 +28,33 @@ pub struct Metrics {
     pub client_connections: IntGauge,
     /// Node request duration by node and route kind.
     pub node_request_duration: HistogramVec,
+    /// The gateway's own background work waiting (repairs, shard moves), added to the store's
+    /// jobs in `miroir_background_queue_depth`; installed once the gateway state exists.
+    backlog: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
+    /// Task store jobs queued or claimed, as the last housekeeping read them.
+    store_jobs: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
+    /// Counts `backlog` (the gateway's own waiting background work) in
+    /// `miroir_background_queue_depth`; once only.
+    pub fn install_backlog(&self, backlog: Box<dyn Fn() -> u64 + Send + Sync>) {
+        let _ = self.backlog.set(backlog);
+    }
+
+    /// Records the task store's jobs queued or claimed (read by housekeeping).
+    pub fn set_store_jobs(&self, jobs: u64) {
+        self.store_jobs.store(jobs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `miroir_background_queue_depth` now: the store's jobs as last read, plus the gateway's own
+    /// waiting work read at this moment.
+    fn refresh_queue_depth(&self) {
+        let jobs = self.store_jobs.load(std::sync::atomic::Ordering::Relaxed);
+        let own = self.backlog.get().map_or(0, |backlog| backlog());
+        self.background_queue_depth.set(i64::try_from(jobs + own).unwrap_or(i64::MAX));
+    }
+
     pub fn new() -> Self {
         let registry = Registry::new();
         let task_store_latency = HistogramVec::new(
@@ -49,7 +73,8 @@ impl Metrics {
             task_store_latency,
             background_queue_depth: gauge(
                 "miroir_background_queue_depth",
-                "Background jobs queued or claimed.",
+                "Background work waiting: repairs pending (one per node and index), shard moves \
+                 not yet switched, and task store jobs queued or claimed.",
             ),
             idempotency_cache_entries: gauge(
                 "miroir_idempotency_cache_entries",
@@ -106,6 +131,8 @@ impl Metrics {
                 "Nodes whose index settings differed from the other nodes' and were repaired.",
             ))
             .expect("valid counter"),
+            backlog: std::sync::OnceLock::new(),
+            store_jobs: std::sync::atomic::AtomicU64::new(0),
             registry,
         };
         for collector in [
@@ -139,6 +166,7 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
+        self.refresh_queue_depth();
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -226,7 +254,8 @@ mod tests {
             Duration::from_millis(3),
             true,
         );
-        metrics.background_queue_depth.set(4);
+        metrics.set_store_jobs(3);
+        metrics.install_backlog(Box::new(|| 1));
         metrics.fenced_writes_refused.with_label_values(&["prune"]).inc();
         let text = metrics.render();
         assert!(

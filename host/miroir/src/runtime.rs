@@ -195,9 +195,7 @@ async fn housekeeping(
         let is_leader = leader.borrow().is_leader;
         metrics.is_leader.set(i64::from(is_leader));
         if let Ok(depth) = store.job_depth().await {
-            metrics
-                .background_queue_depth
-                .set(i64::try_from(depth.queued + depth.claimed).unwrap_or(i64::MAX));
+            metrics.set_store_jobs(depth.queued + depth.claimed);
         }
         if let Ok(keys) = store.idempotency_count().await {
             metrics.idempotency_cache_entries.set(i64::try_from(keys).unwrap_or(i64::MAX));

@@ -63,6 +63,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         runtime.leader_lease().to_owned(),
     );
     runtime.metrics.register(Box::new(GatewayCollector::new(state.clone())));
+    let waiting = state.clone();
+    runtime.metrics.install_backlog(Box::new(move || waiting.background_backlog()));
     let node_durations = runtime.metrics.node_request_duration.clone();
     miroir_cluster::observe_node_requests(Box::new(move |node, route, elapsed| {
         node_durations.with_label_values(&[node.as_str(), route]).observe(elapsed.as_secs_f64());

@@ -87,12 +87,14 @@ fn the_leader_rebuilds_a_node_that_came_back_empty() {
     wait_for(Duration::from_secs(10), "the missed writes in the metrics", || {
         let metrics = send(&client, "GET", &format!("{base}/_miroir/metrics"), KEY, None).1;
         metric(&metrics, "miroir_repair_pending{node=\"n0\"}") == Some(1.0)
+            && metric(&metrics, "miroir_background_queue_depth") == Some(1.0)
     });
 
     nodes[0] = Some(TestNode::start_at(addr, Some(NODE_KEY), Duration::ZERO));
     wait_for(Duration::from_secs(60), "the node to be repaired", || {
         let metrics = send(&client, "GET", &format!("{base}/_miroir/metrics"), KEY, None).1;
         metric(&metrics, "miroir_repair_pending{node=\"n0\"}") == Some(0.0)
+            && metric(&metrics, "miroir_background_queue_depth") == Some(0.0)
             && metric(&metrics, "miroir_shard_coverage") == Some(1.0)
             && metric(&metrics, "miroir_repair_documents_copied_total").is_some_and(|n| n > 0.0)
     });
