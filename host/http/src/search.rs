@@ -486,11 +486,18 @@ pub(crate) fn note_failure(
 }
 
 /// The scatter engine's way to the nodes: their pooled clients, with the caller's credentials.
-struct ClientTransport<'a> {
+pub(crate) struct ClientTransport<'a> {
     state: &'a AppState,
     auth: NodeAuth<'a>,
     /// Times and outcomes are recorded here for per-shard scatters.
     per_shard: Option<&'a crate::search_hooks::PerShard>,
+}
+
+impl<'a> ClientTransport<'a> {
+    /// The nodes' clients, sending with `auth`.
+    pub(crate) fn new(state: &'a AppState, auth: NodeAuth<'a>) -> Self {
+        ClientTransport { state, auth, per_shard: None }
+    }
 }
 
 impl NodeTransport for ClientTransport<'_> {
