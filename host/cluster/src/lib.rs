@@ -13,6 +13,7 @@
 //! and carries it.
 
 mod assignment;
+mod coverage;
 mod covering;
 mod fleet;
 mod health;
@@ -31,6 +32,7 @@ mod whole_group;
 pub mod write_routing;
 
 pub use assignment::{rank_owners, rendezvous_score, shard_of, Assignment};
+pub use coverage::{Coverage, DEGRADED_HEADER};
 pub use covering::CoveringSet;
 pub use fleet::{Fleet, FleetError, FleetNode, MovePhase, NodeState, Run, RunState, ShardMove};
 pub use health::{HealthRegistry, HealthState, HealthThresholds, Transition};

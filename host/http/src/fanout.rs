@@ -170,7 +170,7 @@ pub fn check_quorum(
 }
 
 /// The response header listing groups that missed quorum.
-pub const DEGRADED: &str = "x-miroir-degraded";
+pub const DEGRADED: &str = miroir_cluster::DEGRADED_HEADER;
 
 /// Adds `X-Miroir-Degraded` to `response` when some group missed quorum.
 pub fn mark_degraded(response: &mut axum::response::Response, report: &QuorumReport) {

@@ -9,16 +9,15 @@
 //! no document is seen by two nodes, and the nodes' totals add up to the exact total. The hits
 //! are merged by weighted ranking score, then query position, then primary key.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use axum::http::Method;
 use miroir_cluster::merge::{merge_facets, merge_indexes, FederatedMerge, FederatedPage};
 use miroir_cluster::{
-    scatter_parts, Assignment, NodeAuth, NodeBody, NodeRequest, ReadPart, ReadPlan,
+    scatter_parts, Assignment, Coverage, NodeAuth, NodeBody, NodeRequest, ReadPart, ReadPlan,
 };
-use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Map, Value};
 
@@ -106,9 +105,8 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
             "a node failed a federated search; asking a replica");
         state.read_stats().node_failed(node);
     }
-    if gathered.missing_count() > 0
-        && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
-    {
+    let missing: BTreeSet<ShardId> = gathered.missing.iter().flatten().copied().collect();
+    if let Coverage::Unavailable(_) = crate::search::coverage(state, &missing) {
         return Err(HttpError::api(
             ErrorCode::MiroirShardUnavailable,
             "Some shards of the federated search have no replica answering.",

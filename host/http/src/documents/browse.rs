@@ -14,14 +14,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use miroir_cluster::merge::{browse_plan, ShardSlice};
 use miroir_cluster::{
-    scatter_each_shard, Assignment, Gathered, NodeBody, NodeRequest, ReadPart, ReadPlan, Refused,
+    scatter_each_shard, Assignment, Coverage, Gathered, NodeBody, NodeRequest, ReadPart, ReadPlan,
+    Refused,
 };
-use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Value};
 
@@ -402,12 +402,11 @@ fn page_response(
     (offset, limit, total): (usize, usize, u64),
     missing: &BTreeSet<ShardId>,
 ) -> HttpResult<Response> {
-    if !missing.is_empty()
-        && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
-    {
+    let coverage = crate::search::coverage(state, missing);
+    if let Coverage::Unavailable(count) = coverage {
         return Err(HttpError::api(
             ErrorCode::MiroirShardUnavailable,
-            format!("{} shard(s) of index `{uid}` have no replica answering.", missing.len()),
+            format!("{count} shard(s) of index `{uid}` have no replica answering."),
         ));
     }
     results.iter_mut().for_each(strip_document);
@@ -415,12 +414,7 @@ fn page_response(
         "results": results, "offset": offset, "limit": limit, "total": total,
     }))
     .into_response();
-    if !missing.is_empty() {
-        let list = missing.iter().map(|s| s.get().to_string()).collect::<Vec<_>>().join(",");
-        if let Ok(value) = HeaderValue::from_str(&format!("shards={list}")) {
-            response.headers_mut().insert(crate::fanout::DEGRADED, value);
-        }
-    }
+    crate::search::mark_degraded(&mut response, &coverage);
     Ok(response)
 }
 

@@ -12,12 +12,12 @@ mod undo;
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method as HttpMethod, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use miroir_cluster::{shard_of, NodeBody, QuorumReport, ReadOutcome};
+use miroir_cluster::{shard_of, Coverage, NodeBody, QuorumReport, ReadOutcome};
 use miroir_store::TaskRecord;
-use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId};
+use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
@@ -384,8 +384,9 @@ pub async fn get_document(
             }
         }
     }
-    let policy = state.config().scatter.unavailable_shard_policy;
-    let strict = unanswered && policy == miroir_config::UnavailableShardPolicy::Error;
+    let lacking: BTreeSet<ShardId> = unanswered.then_some(shard).into_iter().collect();
+    let coverage = crate::search::coverage(&state, &lacking);
+    let strict = matches!(coverage, Coverage::Unavailable(_));
     let Some(response) = not_found.filter(|_| !strict) else {
         return Err(HttpError::api(
             ErrorCode::MiroirShardUnavailable,
@@ -395,11 +396,7 @@ pub async fn get_document(
     let mut response =
         HttpError::from(ForwardedError::new(response.status, response.body.to_vec()))
             .into_response();
-    if unanswered {
-        if let Ok(value) = HeaderValue::from_str(&format!("shards={}", shard.get())) {
-            response.headers_mut().insert(DEGRADED, value);
-        }
-    }
+    crate::search::mark_degraded(&mut response, &coverage);
     Ok(response)
 }
 
