@@ -17,6 +17,7 @@ mod coverage;
 mod covering;
 mod fleet;
 mod health;
+mod in_turn;
 pub mod merge;
 mod node_body;
 mod node_client;
@@ -36,6 +37,7 @@ pub use coverage::{Coverage, DEGRADED_HEADER};
 pub use covering::CoveringSet;
 pub use fleet::{Fleet, FleetError, FleetNode, MovePhase, NodeState, Run, RunState, ShardMove};
 pub use health::{HealthRegistry, HealthState, HealthThresholds, Transition};
+pub use in_turn::{in_turn, InTurn, Turn};
 pub use node_client::{
     for_shards, with_request, with_request_id, NodeAuth, NodeBody, NodeClient, NodeClients,
     NodeError, NodeResponse, REQUEST_ID_HEADER,

@@ -9,6 +9,7 @@ use miroir_types::{GroupId, NodeId, ShardId};
 
 use super::*;
 use crate::health::{HealthRegistry, HealthThresholds};
+use crate::in_turn::{in_turn, Turn};
 use crate::stale::StaleReplicas;
 use crate::topology::Topology;
 use crate::whole_group::{scatter_group, WholeGroup};
@@ -484,4 +485,68 @@ async fn stale_groups_are_not_asked_and_no_group_left_is_no_answer() {
     let error = r#"{"message":"bad","code":"bad_request"}"#;
     let fake = self::fake([("g0-n0", Behaviour::Status(400, error))]);
     assert!(run_group(&s, &fake, Some("products")).await.is_err(), "a client error stops");
+}
+
+// Reads in turn (get by id, a settings read): one node at a time until one decides.
+
+fn nodes(names: &[&str]) -> Vec<NodeId> {
+    names.iter().map(|n| node(n)).collect()
+}
+
+#[tokio::test]
+async fn in_turn_passes_over_failed_and_stale_nodes_to_the_first_answer() {
+    let s = setup(1, 3, 3);
+    let view = ReadView::new(&s.health, &s.stale, "products");
+    let stale = r#"{"message":"Index `products` not found.","code":"index_not_found"}"#;
+    let fake = fake([("g0-n0", Behaviour::Timeout), ("g0-n1", Behaviour::Status(404, stale))]);
+    let call = NodeRequest { method: Method::GET, path: "/doc".into(), body: None };
+    let order = nodes(&["g0-n0", "g0-n1", "g0-n2"]);
+    let read = in_turn(&fake, Some(&view), &order, &call, &|_| Turn::Take).await;
+    assert_eq!(read.answer.as_ref().map(|(n, _)| n.as_str()), Some("g0-n2"));
+    let failed: Vec<_> = read.failures.iter().map(|f| (f.node.as_str(), f.outcome)).collect();
+    assert_eq!(failed, vec![("g0-n0", ReadOutcome::Failed), ("g0-n1", ReadOutcome::Stale)]);
+    assert!(s.stale.is_stale(&node("g0-n1"), "products"));
+    assert!(matches!(read.last_failed, Some(Err(NodeError::Timeout { .. }))));
+}
+
+#[tokio::test]
+async fn in_turn_asks_every_node_an_undecided_answer_passes_and_stops_at_a_refusal() {
+    let s = setup(1, 3, 3);
+    let view = ReadView::new(&s.health, &s.stale, "products");
+    let missing = r#"{"message":"Document `7` not found.","code":"document_not_found"}"#;
+    let fake = fake([
+        ("g0-n0", Behaviour::Status(404, missing)),
+        ("g0-n1", Behaviour::Status(404, missing)),
+        ("g0-n2", Behaviour::Timeout),
+    ]);
+    let call = NodeRequest { method: Method::GET, path: "/doc".into(), body: None };
+    let judge = |r: &NodeResponse| if r.status == 404 { Turn::Pass } else { Turn::Take };
+    let order = nodes(&["g0-n0", "g0-n1", "g0-n2"]);
+    let read = in_turn(&fake, Some(&view), &order, &call, &judge).await;
+    assert!(read.answer.is_none());
+    assert_eq!(read.passed.len(), 2);
+    assert_eq!(read.failures.len(), 1, "the owner that could not answer");
+    assert!(s.stale.answers().is_empty(), "a missing document is not a stale node");
+    // A client error is an answer: the next nodes are not asked.
+    let bad = r#"{"message":"bad fields","code":"invalid_document_fields"}"#;
+    let fake = self::fake([("g0-n0", Behaviour::Status(400, bad))]);
+    let read = in_turn(&fake, Some(&view), &order, &call, &judge).await;
+    assert_eq!(read.answer.map(|(_, r)| r.status), Some(400));
+    assert_eq!(fake.asked.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn in_turn_marks_an_answer_judged_stale_and_without_a_view_judges_every_answer() {
+    let s = setup(1, 2, 2);
+    let view = ReadView::new(&s.health, &s.stale, "products");
+    let call = NodeRequest { method: Method::GET, path: "/settings".into(), body: None };
+    let order = nodes(&["g0-n0", "g0-n1"]);
+    let read = in_turn(&fake([]), Some(&view), &order, &call, &|_| Turn::Stale).await;
+    assert!(read.answer.is_none());
+    assert_eq!(read.stale.len(), 2);
+    assert!(s.stale.is_stale(&node("g0-n0"), "products"));
+    let gone = r#"{"message":"Index `products` not found.","code":"index_not_found"}"#;
+    let fake = fake([("g0-n0", Behaviour::Status(404, gone))]);
+    let read = in_turn(&fake, None, &order, &call, &|_| Turn::Take).await;
+    assert_eq!(read.answer.map(|(n, r)| (n, r.status)), Some((node("g0-n0"), 404)));
 }
