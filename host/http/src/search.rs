@@ -469,28 +469,6 @@ pub(crate) async fn scatter_shaped(
     Ok(Scatter { answers, shards, missing, settings, whole: None })
 }
 
-/// Logs and counts a node that failed a read of `uid` or answered stale (then marked stale for
-/// the index, so the next reads ask it last).
-pub(crate) fn note_failure(
-    state: &AppState,
-    uid: &str,
-    route: &str,
-    node: &NodeId,
-    outcome: &Result<NodeResponse, NodeError>,
-    verdict: ReadOutcome,
-) {
-    let status = outcome.as_ref().map(|r| r.status).ok();
-    if verdict == ReadOutcome::Stale {
-        tracing::warn!(node = %node, index = uid, ?status,
-            "a node does not hold Miroir's copy of the index (stale replica); asking another");
-        state.stale().mark(node, uid);
-    } else {
-        let error = outcome.as_ref().err().map(ToString::to_string);
-        tracing::warn!(node = %node, ?status, ?error, "a node failed a {route}; asking a replica");
-    }
-    state.read_stats().node_failed(node);
-}
-
 /// The scatter engine's way to the nodes: their pooled clients, with the caller's credentials.
 pub(crate) struct ClientTransport<'a> {
     state: &'a AppState,
