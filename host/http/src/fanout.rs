@@ -6,10 +6,13 @@ use axum::http::Method;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use miroir_cluster::write_routing::targets_of;
-use miroir_cluster::{NodeAuth, NodeBody, NodeError, NodeResponse, QuorumReport, ReadOutcome};
+use miroir_cluster::{
+    in_turn, NodeAuth, NodeBody, NodeError, NodeRequest, NodeResponse, QuorumReport, Turn,
+};
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 
 use crate::error::{HttpError, HttpResult};
+use crate::search::ClientTransport;
 use crate::AppState;
 
 /// One node's request in a fan-out.
@@ -170,7 +173,7 @@ pub fn check_quorum(
 }
 
 /// The response header listing groups that missed quorum.
-pub const DEGRADED: &str = "x-miroir-degraded";
+pub const DEGRADED: &str = miroir_cluster::DEGRADED_HEADER;
 
 /// Adds `X-Miroir-Degraded` to `response` when some group missed quorum.
 pub fn mark_degraded(response: &mut axum::response::Response, report: &QuorumReport) {
@@ -203,78 +206,61 @@ pub async fn first_answer(
 ) -> HttpResult<NodeResponse> {
     let mut candidates: Vec<NodeId> = candidates.into_iter().collect();
     candidates.sort_by_key(|node| !state.health().is_available(node));
-    let mut last_error = None;
-    for node in candidates {
-        let client = state.client(&node)?;
-        let body = body.clone().map(NodeBody::json);
-        match client.send(method.clone(), path, body, auth).await {
-            Ok(response) if response.status < 500 => return Ok(response),
-            Ok(response) => {
-                last_error = Some(HttpError::Forwarded(ForwardedError::new(
-                    response.status,
-                    response.body.to_vec(),
-                )))
-            }
-            Err(error) => last_error = Some(HttpError::Node(error)),
-        }
+    let request = NodeRequest { method, path: path.to_owned(), body: body.map(NodeBody::json) };
+    let transport = ClientTransport::new(state, auth);
+    let read = in_turn(&transport, None, &candidates, &request, &|_| Turn::Take).await;
+    match read.answer {
+        Some((_, response)) => Ok(response),
+        None => Err(why_unanswered(read.last_failed)),
     }
-    Err(last_error.unwrap_or_else(|| HttpError::Internal("no node configured".into())))
+}
+
+/// Why no node answered a read in turn: the last node's 5xx, or why it gave no answer.
+fn why_unanswered(last_failed: Option<Result<NodeResponse, NodeError>>) -> HttpError {
+    match last_failed {
+        Some(Ok(response)) => {
+            HttpError::Forwarded(ForwardedError::new(response.status, response.body.to_vec()))
+        }
+        Some(Err(error)) => HttpError::Node(error),
+        None => HttpError::Internal("no node configured".into()),
+    }
 }
 
 /// Sends one read of index `index` to the owners in `candidates` in the order a read ranks them
-/// ([`miroir_cluster::ReadView::rank`]; nodes that are down are tried last), until one answers:
-/// a node that answers stale (see [`miroir_cluster::ReadOutcome::Stale`]), or whose 2xx answer
-/// `also_stale` rejects, is marked stale for the index and skipped. Returns the first answer
-/// (2xx or the client's own 4xx); when every node answered stale, the last of those answers.
+/// ([`miroir_cluster::ReadView::rank`]; nodes that are down are tried last), until one answers
+/// ([`in_turn`]): a node that answers stale (see [`miroir_cluster::ReadOutcome::Stale`]), or
+/// whose 2xx answer `also_stale` rejects, is marked stale for the index and skipped. Returns the
+/// first answer (2xx or the client's own 4xx); when every node answered stale, the last of those
+/// answers.
 pub async fn first_answer_for(
     state: &AppState,
     index: &str,
     auth: NodeAuth<'_>,
     candidates: impl IntoIterator<Item = NodeId>,
     (method, path, body): (Method, &str, Option<Bytes>),
-    also_stale: impl Fn(&NodeResponse) -> bool,
+    also_stale: impl Fn(&NodeResponse) -> bool + Sync,
 ) -> HttpResult<NodeResponse> {
     let candidates: Vec<NodeId> = candidates.into_iter().collect();
-    let mut ordered = state.read_view(index).rank(&candidates);
+    let view = state.read_view(index);
+    let mut ordered = view.rank(&candidates);
     for node in &candidates {
         if !ordered.contains(node) && !state.stale().is_held(node, index) {
             ordered.push(node.clone());
         }
     }
-    let mut last_error = None;
-    let mut last_stale = None;
-    for node in ordered {
-        let client = state.client(&node)?;
-        let outcome =
-            client.send(method.clone(), path, body.clone().map(NodeBody::json), auth).await;
-        let mut verdict = ReadOutcome::of(&outcome);
-        if verdict == ReadOutcome::Answered && outcome.as_ref().is_ok_and(&also_stale) {
-            verdict = ReadOutcome::Stale;
-        }
-        match (verdict, outcome) {
-            (ReadOutcome::Answered, Ok(response)) => {
-                state.stale().clear(&node, index);
-                return Ok(response);
-            }
-            (ReadOutcome::Refused, Ok(response)) => return Ok(response),
-            (ReadOutcome::Stale, Ok(response)) => {
-                tracing::warn!(%node, index, status = response.status,
-                    "a node does not hold Miroir's copy of the index (stale replica)");
-                state.stale().mark(&node, index);
-                last_stale = Some(response);
-            }
-            (_, Ok(response)) => {
-                last_error = Some(HttpError::Forwarded(ForwardedError::new(
-                    response.status,
-                    response.body.to_vec(),
-                )))
-            }
-            (_, Err(error)) => last_error = Some(HttpError::Node(error)),
-        }
+    let request = NodeRequest { method, path: path.to_owned(), body: body.map(NodeBody::json) };
+    let transport = ClientTransport::new(state, auth);
+    let judge = |response: &NodeResponse| match response.is_success() && also_stale(response) {
+        true => Turn::Stale,
+        false => Turn::Take,
+    };
+    let mut read = in_turn(&transport, Some(&view), &ordered, &request, &judge).await;
+    for (node, response) in &read.stale {
+        tracing::warn!(%node, index, status = response.status,
+            "a node does not hold Miroir's copy of the index (stale replica)");
     }
-    match (last_stale, last_error) {
-        (Some(response), _) => Ok(response),
-        (None, Some(error)) => Err(error),
-        (None, None) => Err(HttpError::Internal("no node configured".into())),
+    match (read.answer, read.stale.pop()) {
+        (Some((_, response)), _) | (None, Some((_, response))) => Ok(response),
+        (None, None) => Err(why_unanswered(read.last_failed)),
     }
 }

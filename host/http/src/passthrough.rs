@@ -6,14 +6,13 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use miroir_cluster::NodeBody;
 use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::body::RawBody;
 use crate::bookkeeping::is_reserved;
 use crate::documents::strip_document;
-use crate::error::{HttpError, HttpResult};
+use crate::error::HttpResult;
 use crate::AppState;
 
 fn strip_answer(value: &mut Value) {
@@ -48,29 +47,14 @@ pub async fn forward(
     let RawBody(body) =
         <RawBody as axum::extract::FromRequest<AppState>>::from_request(request, &state).await?;
     let nodes: Vec<_> = state.topology().nodes().cloned().collect();
-    let mut last = None;
-    for node in nodes {
-        let client = state.client(&node)?;
-        let node_body = (content_type || !body.is_empty()).then(|| NodeBody::json(body.clone()));
-        match client.send(method.clone(), &path, node_body, caller.node_auth()).await {
-            Ok(response) if response.status < 500 => {
-                let status =
-                    StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
-                let mut json = response.json();
-                if json.is_null() {
-                    return Ok((status, response.body).into_response());
-                }
-                strip_answer(&mut json);
-                return Ok((status, Json(json)).into_response());
-            }
-            Ok(response) => {
-                last = Some(HttpError::Forwarded(miroir_types::ForwardedError::new(
-                    response.status,
-                    response.body.to_vec(),
-                )))
-            }
-            Err(error) => last = Some(HttpError::Node(error)),
-        }
+    let body = (content_type || !body.is_empty()).then_some(body);
+    let response =
+        crate::fanout::first_answer(&state, caller.node_auth(), nodes, method, &path, body).await?;
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut json = response.json();
+    if json.is_null() {
+        return Ok((status, response.body).into_response());
     }
-    Err(last.unwrap_or_else(|| HttpError::Internal("no node configured".into())))
+    strip_answer(&mut json);
+    Ok((status, Json(json)).into_response())
 }

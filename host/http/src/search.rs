@@ -16,8 +16,8 @@ use miroir_cluster::merge::{
     merge_facet_search, merge_search, node_request, whole_answer, whole_answer_bytes, MergeSettings,
 };
 use miroir_cluster::{
-    Assignment, NodeAuth, NodeBody, NodeError, NodeRequest, NodeResponse, NodeTransport,
-    ReadOutcome, ReadPlan,
+    Assignment, Coverage, NodeAuth, NodeBody, NodeError, NodeRequest, NodeResponse, NodeTransport,
+    ReadOutcome, ReadPlan, DEGRADED_HEADER,
 };
 use miroir_config::UnavailableShardPolicy;
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
@@ -298,13 +298,20 @@ impl Scatter {
 
     /// `X-Miroir-Degraded` on `response` when some shards did not answer.
     fn mark_degraded(&self, response: &mut Response) {
-        if !self.missing.is_empty() {
-            let list =
-                self.missing.iter().map(|s| s.get().to_string()).collect::<Vec<_>>().join(",");
-            if let Ok(value) = HeaderValue::from_str(&format!("shards={list}")) {
-                response.headers_mut().insert("x-miroir-degraded", value);
-            }
-        }
+        mark_degraded(response, &Coverage::of(&self.missing, false));
+    }
+}
+
+/// The coverage of a read that lacks `missing`, as `scatter.unavailable_shard_policy` says.
+pub(crate) fn coverage(state: &AppState, missing: &BTreeSet<ShardId>) -> Coverage {
+    let policy = state.config().scatter.unavailable_shard_policy;
+    Coverage::of(missing, policy == UnavailableShardPolicy::Error)
+}
+
+/// `X-Miroir-Degraded` on `response` for a partial answer.
+pub(crate) fn mark_degraded(response: &mut Response, coverage: &Coverage) {
+    if let Some(value) = coverage.degraded().and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(DEGRADED_HEADER, value);
     }
 }
 
@@ -448,17 +455,16 @@ pub(crate) async fn scatter_shaped(
         stats.node_failed(node);
     }
     let missing = gathered.missing;
-    if !missing.is_empty()
-        && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
-    {
-        stats.unavailable();
-        return Err(HttpError::api(
-            ErrorCode::MiroirShardUnavailable,
-            format!("{} shard(s) of index `{uid}` have no replica answering.", missing.len()),
-        ));
-    }
-    if !missing.is_empty() {
-        stats.partial();
+    match coverage(state, &missing) {
+        Coverage::Complete => {}
+        Coverage::Partial(_) => stats.partial(),
+        Coverage::Unavailable(count) => {
+            stats.unavailable();
+            return Err(HttpError::api(
+                ErrorCode::MiroirShardUnavailable,
+                format!("{count} shard(s) of index `{uid}` have no replica answering."),
+            ));
+        }
     }
     let whole_answered = matches!(gathered.answers.as_slice(),
         [(node, shards, _)] if whole_node.as_ref() == Some(node) && shards.len() == all);
@@ -472,34 +478,19 @@ pub(crate) async fn scatter_shaped(
     Ok(Scatter { answers, shards, missing, settings, whole: None })
 }
 
-/// Logs and counts a node that failed a read of `uid` or answered stale (then marked stale for
-/// the index, so the next reads ask it last).
-pub(crate) fn note_failure(
-    state: &AppState,
-    uid: &str,
-    route: &str,
-    node: &NodeId,
-    outcome: &Result<NodeResponse, NodeError>,
-    verdict: ReadOutcome,
-) {
-    let status = outcome.as_ref().map(|r| r.status).ok();
-    if verdict == ReadOutcome::Stale {
-        tracing::warn!(node = %node, index = uid, ?status,
-            "a node does not hold Miroir's copy of the index (stale replica); asking another");
-        state.stale().mark(node, uid);
-    } else {
-        let error = outcome.as_ref().err().map(ToString::to_string);
-        tracing::warn!(node = %node, ?status, ?error, "a node failed a {route}; asking a replica");
-    }
-    state.read_stats().node_failed(node);
-}
-
 /// The scatter engine's way to the nodes: their pooled clients, with the caller's credentials.
-struct ClientTransport<'a> {
+pub(crate) struct ClientTransport<'a> {
     state: &'a AppState,
     auth: NodeAuth<'a>,
     /// Times and outcomes are recorded here for per-shard scatters.
     per_shard: Option<&'a crate::search_hooks::PerShard>,
+}
+
+impl<'a> ClientTransport<'a> {
+    /// The nodes' clients, sending with `auth`.
+    pub(crate) fn new(state: &'a AppState, auth: NodeAuth<'a>) -> Self {
+        ClientTransport { state, auth, per_shard: None }
+    }
 }
 
 impl NodeTransport for ClientTransport<'_> {

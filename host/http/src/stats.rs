@@ -8,13 +8,14 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use miroir_cluster::{Group, ReadOutcome};
-use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId};
+use miroir_cluster::{scatter_group, NodeRequest};
+use miroir_types::{ApiError, ErrorCode, ForwardedError};
 use serde_json::{Map, Value};
 
 use crate::auth::Caller;
 use crate::bookkeeping::is_reserved;
 use crate::error::{HttpError, HttpResult};
+use crate::search::ClientTransport;
 use crate::AppState;
 
 /// `GET /indexes/{uid}/stats`
@@ -66,64 +67,43 @@ pub async fn global_stats(
     .into_response())
 }
 
-/// Every node of one group's answer to `GET path`: the first group, in topology order, whose
-/// nodes all answer, trying first the groups with no node down. A group with a node stale for
-/// `index` (for any index when `None`) is not used: its sum would miss that node's documents. A
-/// node found stale meanwhile is marked and its group passed over; a client error is forwarded;
-/// when no group is left, `miroir_shard_unavailable`.
+/// Every node of one group's answer to `GET path` ([`scatter_group`]: the first group, in
+/// topology order, whose nodes all answer, trying first the groups with no node down, never one
+/// with a node stale for `index`); a client error is forwarded; when no group is left,
+/// `miroir_shard_unavailable`.
 async fn from_group(
     state: &AppState,
     caller: &Caller,
     index: Option<&str>,
     path: &str,
 ) -> HttpResult<Vec<Value>> {
-    let stale = |node: &NodeId| match index {
-        Some(uid) => state.stale().is_stale(node, uid),
-        None => state.stale().is_stale_anywhere(node),
-    };
+    let transport = ClientTransport::new(state, caller.node_auth());
+    let request = NodeRequest { method: Method::GET, path: path.to_owned(), body: None };
     let topology = state.topology();
-    let mut groups: Vec<&Group> =
-        topology.groups().iter().filter(|g| !g.nodes.iter().any(stale)).collect();
-    groups.sort_by_key(|g| !g.nodes.iter().all(|n| state.health().is_available(n)));
-    let mut last_error = None;
-    for group in groups {
-        let calls = group.nodes.iter().map(|node| async move {
-            let outcome = match state.client(node) {
-                Ok(client) => client.send(Method::GET, path, None, caller.node_auth()).await,
-                Err(error) => Err(error),
-            };
-            (node, outcome)
-        });
-        let mut answers = Vec::with_capacity(group.nodes.len());
-        let mut complete = true;
-        for (node, outcome) in futures_util::future::join_all(calls).await {
-            match (ReadOutcome::of(&outcome), outcome) {
-                (ReadOutcome::Answered, Ok(response)) => answers.push(response.json()),
-                (ReadOutcome::Refused, Ok(response)) => {
-                    return Err(ForwardedError::new(response.status, response.body.to_vec()).into())
-                }
-                (verdict, outcome) => {
-                    complete = false;
-                    if let (Some(uid), ReadOutcome::Stale) = (index, verdict) {
-                        state.stale().mark(node, uid);
-                    }
-                    let error = outcome.err().map(|e| e.to_string());
-                    tracing::warn!(%node, ?verdict, ?error, "a node failed a stats read");
-                    last_error = Some(node.clone());
-                }
-            }
-        }
-        if complete {
-            return Ok(answers);
-        }
+    let gathered =
+        scatter_group(&transport, &topology, state.health(), state.stale(), index, &request)
+            .await
+            .map_err(|refused| {
+                let response = refused.response;
+                HttpError::from(ForwardedError::new(response.status, response.body.to_vec()))
+            })?;
+    for failure in &gathered.failures {
+        let (node, verdict) = (&failure.node, failure.outcome);
+        let error = failure.error.as_ref().map(ToString::to_string);
+        tracing::warn!(%node, ?verdict, ?error, "a node failed a stats read");
     }
-    Err(HttpError::api(
-        ErrorCode::MiroirShardUnavailable,
-        match last_error {
-            Some(node) => format!("No replica group could answer: node `{node}` failed."),
-            None => "No replica group could answer: every group has a stale node.".to_owned(),
-        },
-    ))
+    match gathered.answers {
+        Some(answers) => Ok(answers.into_iter().map(|(_, response)| response.json()).collect()),
+        None => Err(HttpError::api(
+            ErrorCode::MiroirShardUnavailable,
+            match gathered.failures.last() {
+                Some(failure) => {
+                    format!("No replica group could answer: node `{}` failed.", failure.node)
+                }
+                None => "No replica group could answer: every group has a stale node.".to_owned(),
+            },
+        )),
+    }
 }
 
 /// `path` with the client's query string (e.g. `showInternalDatabaseSizes`), which the nodes

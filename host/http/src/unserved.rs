@@ -21,7 +21,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use miroir_cluster::{NodeAuth, NodeBody, NodeResponse};
+use miroir_cluster::{in_turn, NodeAuth, NodeBody, NodeRequest, NodeResponse, Turn};
 use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId};
 
 use crate::auth::Caller;
@@ -108,19 +108,17 @@ fn nodes(state: &AppState) -> Vec<NodeId> {
     state.topology().nodes().cloned().collect()
 }
 
-/// The first answer a node gives to `request`; `None` when no node answers.
+/// The first answer a node gives to `request` (nodes in topology order, [`in_turn`]), a 5xx
+/// only when no node gave a better one; `None` when no node answers.
 async fn ask_one(
     state: &AppState,
     auth: NodeAuth<'_>,
     (method, path, body): (&Method, &str, Option<NodeBody>),
 ) -> Option<NodeResponse> {
-    for node in nodes(state) {
-        let Ok(client) = state.client(&node) else { continue };
-        if let Ok(response) = client.send(method.clone(), path, body.clone(), auth).await {
-            return Some(response);
-        }
-    }
-    None
+    let request = NodeRequest { method: method.clone(), path: path.to_owned(), body };
+    let transport = crate::search::ClientTransport::new(state, auth);
+    let read = in_turn(&transport, None, &nodes(state), &request, &|_| Turn::Take).await;
+    read.answer.map(|(_, response)| response).or_else(|| read.last_failed?.ok())
 }
 
 /// A node's answer relayed as it is: status and body, JSON typed when there is a body.

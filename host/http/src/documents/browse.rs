@@ -9,17 +9,19 @@
 //! counted once, never once per replica. A request a node refuses is sent again unchanged to
 //! one node, so the client gets exactly the error one node gives.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use futures_util::future::join_all;
-use miroir_cluster::merge::browse_plan;
-use miroir_cluster::{NodeBody, NodeResponse, ReadOutcome, ReadPlan};
-use miroir_config::UnavailableShardPolicy;
+use miroir_cluster::merge::{browse_plan, ShardSlice};
+use miroir_cluster::{
+    scatter_each_shard, Assignment, Coverage, Gathered, NodeBody, NodeRequest, ReadPart, ReadPlan,
+    Refused,
+};
 use miroir_types::{ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Value};
 
@@ -32,7 +34,7 @@ use crate::documents::strip_document;
 use crate::error::{HttpError, HttpResult};
 use crate::read_catalog::index_for_read;
 use crate::reserved_names;
-use crate::search::note_failure;
+use crate::search::ClientTransport;
 use crate::AppState;
 
 /// Meilisearch's default page size for documents.
@@ -50,7 +52,7 @@ enum Browse {
 }
 
 /// A node request: method, path with query, body.
-type NodeRequest = (Method, String, Option<NodeBody>);
+type NodeCall = (Method, String, Option<NodeBody>);
 
 impl Browse {
     /// Whether the client's `filter` names Miroir's bookkeeping field.
@@ -104,7 +106,7 @@ impl Browse {
     }
 
     /// The client's request as it came, for one node.
-    fn unchanged(&self, uid: &str) -> NodeRequest {
+    fn unchanged(&self, uid: &str) -> NodeCall {
         match self {
             Browse::Get(params) => (Method::GET, get_path(uid, params.iter()), None),
             Browse::Fetch(body) => fetch_request(uid, body),
@@ -147,7 +149,7 @@ impl Browse {
     }
 
     /// The request for `limit` documents from `offset` of `shard` only.
-    fn for_shard(&self, uid: &str, shard: ShardId, offset: usize, limit: usize) -> NodeRequest {
+    fn for_shard(&self, uid: &str, shard: ShardId, offset: usize, limit: usize) -> NodeCall {
         self.for_shard_with(uid, shard, (offset, limit), None)
     }
 
@@ -158,7 +160,7 @@ impl Browse {
         shard: ShardId,
         (offset, limit): (usize, usize),
         fields: Option<&[String]>,
-    ) -> NodeRequest {
+    ) -> NodeCall {
         let only = shard_filter(shard);
         match self {
             Browse::Get(params) => {
@@ -217,7 +219,7 @@ fn get_path<'a>(uid: &str, params: impl Iterator<Item = &'a (String, String)>) -
     }
 }
 
-fn fetch_request(uid: &str, body: &Value) -> NodeRequest {
+fn fetch_request(uid: &str, body: &Value) -> NodeCall {
     let bytes = serde_json::to_vec(body).expect("a JSON value serializes");
     (Method::POST, format!("/indexes/{uid}/documents/fetch"), Some(NodeBody::json(bytes)))
 }
@@ -249,10 +251,69 @@ pub async fn browse_post(
     browse(&state, &caller, &uid, Browse::Fetch(request)).await
 }
 
-/// One shard's answer: the node that gave it and what it said.
-struct ShardAnswer {
-    node: NodeId,
-    response: NodeResponse,
+/// One read of a browse: the index's plan, asked through the scatter engine.
+struct Read<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
+    uid: &'a str,
+    assignment: Arc<Assignment>,
+    plan: ReadPlan,
+}
+
+impl Read<'_> {
+    /// Every shard of `wanted` asked with its own request (`request(shard)`), a shard of
+    /// `pinned` first of the node given; failover is the engine's. Failures are logged and
+    /// counted; a node's 4xx stops the read.
+    async fn each_shard(
+        &self,
+        wanted: &BTreeSet<ShardId>,
+        pinned: &BTreeMap<ShardId, NodeId>,
+        request: &(dyn Fn(ShardId) -> NodeCall + Sync),
+    ) -> Result<Gathered, Refused> {
+        let part = ReadPart {
+            plan: &self.plan,
+            assignment: &self.assignment,
+            view: self.state.read_view(self.uid),
+        };
+        let transport = ClientTransport::new(self.state, self.caller.node_auth());
+        let node_request = |_: &NodeId, shard: ShardId| {
+            let (method, path, body) = request(shard);
+            NodeRequest { method, path, body }
+        };
+        let gathered = scatter_each_shard(&transport, part, wanted, pinned, &node_request).await?;
+        for failure in &gathered.failures {
+            let (node, verdict) = (&failure.node, failure.outcome);
+            let error = failure.error.as_ref().map(ToString::to_string);
+            tracing::warn!(%node, index = self.uid, ?verdict, status = ?failure.status, ?error,
+                "a node failed a browse; asking a replica");
+            self.state.read_stats().node_failed(node);
+        }
+        Ok(gathered)
+    }
+
+    /// The error one node gives the client's request as it came (asked first of `node`, the
+    /// one that refused a shard's request, else of shard 0's owners as a read ranks them),
+    /// else `refused` (what a node said to a shard's request), else a generic one.
+    async fn exact_error(
+        &self,
+        request: &Browse,
+        node: Option<&NodeId>,
+        refused: Option<ForwardedError>,
+    ) -> HttpError {
+        let first = ShardId::new(0);
+        let pinned: BTreeMap<ShardId, NodeId> =
+            node.map(|node| (first, node.clone())).into_iter().collect();
+        let unchanged = |_: ShardId| request.unchanged(self.uid);
+        match self.each_shard(&BTreeSet::from([first]), &pinned, &unchanged).await {
+            Err(Refused { response, .. }) => {
+                ForwardedError::new(response.status, response.body.to_vec()).into()
+            }
+            Ok(_) => match refused {
+                Some(error) => error.into(),
+                None => HttpError::Internal("a node accepted a browse request it refused".into()),
+            },
+        }
+    }
 }
 
 async fn browse(
@@ -269,96 +330,66 @@ async fn browse(
     }
     let assignment = state.assignment(meta.shard_count);
     let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-    let view = state.read_view(uid);
-    let plan = ReadPlan::new(&state.topology(), &assignment, &view, rotation, None);
-    let shards: Vec<ShardId> = (0..meta.shard_count).map(ShardId::new).collect();
-    // Every owner of each shard that is not down: the covering set's node, then the owners in
-    // the plan's group order as a read ranks them (stale ones last).
-    let candidates: Vec<Vec<NodeId>> = shards
-        .iter()
-        .map(|shard| {
-            let mut list: Vec<NodeId> = plan
-                .covering
-                .nodes
-                .iter()
-                .filter(|(_, answering)| answering.contains(shard))
-                .map(|(node, _)| node.clone())
-                .collect();
-            let owners = plan.group_order.iter().flat_map(|g| assignment.owners(g, *shard));
-            for node in view.rank(owners) {
-                if !list.contains(&node) {
-                    list.push(node);
-                }
-            }
-            list
-        })
-        .collect();
+    let plan = ReadPlan::new(&state.topology(), &assignment, &state.read_view(uid), rotation, None);
+    let read = Read { state, caller, uid, assignment, plan };
+    let shards: BTreeSet<ShardId> = (0..meta.shard_count).map(ShardId::new).collect();
     let Some((offset, limit)) = request.window() else {
-        return Err(exact_error(state, caller, uid, &request, &candidates[0], None).await);
+        return Err(read.exact_error(&request, None, None).await);
     };
 
     if let Some(sort) = request.sort().as_deref().and_then(parse_sort) {
-        let shards = ShardSet { shards: &shards, candidates: &candidates };
-        return browse_sorted(state, caller, uid, &request, shards, (offset, limit), &sort).await;
+        return browse_sorted(&read, &request, &shards, (offset, limit), &sort).await;
     }
 
     // Round 1: how many matching documents each shard holds.
-    let counts = join_all(shards.iter().zip(&candidates).map(|(shard, nodes)| {
-        ask_shard(state, caller, uid, nodes, request.for_shard(uid, *shard, 0, 0))
-    }))
-    .await;
-    let mut missing = BTreeSet::new();
-    let mut totals = Vec::with_capacity(shards.len());
-    let mut counted: Vec<Option<NodeId>> = Vec::with_capacity(shards.len());
-    for (shard, answer) in shards.iter().zip(counts) {
-        match answer {
-            Some(ShardAnswer { node, response }) if response.is_success() => {
-                totals.push(response.json()["total"].as_u64().unwrap_or(0));
-                counted.push(Some(node));
-            }
-            Some(ShardAnswer { node, response }) => {
-                let refused = ForwardedError::new(response.status, response.body.to_vec());
-                let nodes = std::slice::from_ref(&node);
-                return Err(exact_error(state, caller, uid, &request, nodes, Some(refused)).await);
-            }
-            None => {
-                missing.insert(*shard);
-                totals.push(0);
-                counted.push(None);
-            }
+    let count = |shard: ShardId| request.for_shard(uid, shard, 0, 0);
+    let counts = match read.each_shard(&shards, &BTreeMap::new(), &count).await {
+        Ok(counts) => counts,
+        Err(Refused { node, response, .. }) => {
+            let refused = ForwardedError::new(response.status, response.body.to_vec());
+            return Err(read.exact_error(&request, Some(&node), Some(refused)).await);
+        }
+    };
+    let mut missing = counts.missing;
+    let mut totals: BTreeMap<ShardId, u64> = shards.iter().map(|s| (*s, 0)).collect();
+    let mut counted: BTreeMap<ShardId, NodeId> = BTreeMap::new();
+    for (node, answered, response) in counts.answers {
+        for shard in answered {
+            totals.insert(shard, response.json()["total"].as_u64().unwrap_or(0));
+            counted.insert(shard, node.clone());
         }
     }
 
     // Round 2: the slices of the shards the page reaches, on the node that counted each.
-    let slices = browse_plan(&totals, offset, limit);
-    let pages = join_all(slices.iter().map(|slice| {
-        let shard = shards[slice.position];
-        let mut nodes = candidates[slice.position].clone();
-        if let Some(first) = &counted[slice.position] {
-            nodes.retain(|n| n != first);
-            nodes.insert(0, first.clone());
-        }
-        let node_request = request.for_shard(uid, shard, slice.offset, slice.limit);
-        async move { ask_shard(state, caller, uid, &nodes, node_request).await }
-    }))
-    .await;
-    let mut results = Vec::with_capacity(limit.min(1000));
-    for (slice, answer) in slices.iter().zip(pages) {
-        match answer {
-            Some(ShardAnswer { response, .. }) if response.is_success() => {
-                if let Value::Array(items) = response.json()["results"].take() {
-                    results.extend(items);
-                }
-            }
-            Some(ShardAnswer { response, .. }) => {
-                return Err(ForwardedError::new(response.status, response.body.to_vec()).into())
-            }
-            None => {
-                missing.insert(shards[slice.position]);
-            }
+    let order: Vec<ShardId> = totals.keys().copied().collect();
+    let per_shard: Vec<u64> = totals.values().copied().collect();
+    let slices: BTreeMap<ShardId, ShardSlice> = browse_plan(&per_shard, offset, limit)
+        .into_iter()
+        .map(|slice| (order[slice.position], slice))
+        .collect();
+    let wanted: BTreeSet<ShardId> = slices.keys().copied().collect();
+    let fetch = |shard: ShardId| {
+        let slice = &slices[&shard];
+        request.for_shard(uid, shard, slice.offset, slice.limit)
+    };
+    let pages = read.each_shard(&wanted, &counted, &fetch).await.map_err(|refused| {
+        HttpError::from(ForwardedError::new(
+            refused.response.status,
+            refused.response.body.to_vec(),
+        ))
+    })?;
+    missing.extend(pages.missing);
+    let mut by_shard: BTreeMap<ShardId, Vec<Value>> = BTreeMap::new();
+    for (_, answered, response) in pages.answers {
+        if let (Some(shard), Value::Array(items)) =
+            (answered.first(), response.json()["results"].take())
+        {
+            by_shard.insert(*shard, items);
         }
     }
-    let total: u64 = totals.iter().sum();
+    // Shard-major: the slices in shard order.
+    let results: Vec<Value> = by_shard.into_values().flatten().collect();
+    let total: u64 = totals.values().sum();
     page_response(state, uid, results, (offset, limit, total), &missing)
 }
 
@@ -371,12 +402,11 @@ fn page_response(
     (offset, limit, total): (usize, usize, u64),
     missing: &BTreeSet<ShardId>,
 ) -> HttpResult<Response> {
-    if !missing.is_empty()
-        && state.config().scatter.unavailable_shard_policy == UnavailableShardPolicy::Error
-    {
+    let coverage = crate::search::coverage(state, missing);
+    if let Coverage::Unavailable(count) = coverage {
         return Err(HttpError::api(
             ErrorCode::MiroirShardUnavailable,
-            format!("{} shard(s) of index `{uid}` have no replica answering.", missing.len()),
+            format!("{count} shard(s) of index `{uid}` have no replica answering."),
         ));
     }
     results.iter_mut().for_each(strip_document);
@@ -384,31 +414,17 @@ fn page_response(
         "results": results, "offset": offset, "limit": limit, "total": total,
     }))
     .into_response();
-    if !missing.is_empty() {
-        let list = missing.iter().map(|s| s.get().to_string()).collect::<Vec<_>>().join(",");
-        if let Ok(value) = HeaderValue::from_str(&format!("shards={list}")) {
-            response.headers_mut().insert(crate::fanout::DEGRADED, value);
-        }
-    }
+    crate::search::mark_degraded(&mut response, &coverage);
     Ok(response)
-}
-
-/// The shards of an index, each with the nodes to ask for it, best first.
-#[derive(Clone, Copy)]
-struct ShardSet<'a> {
-    shards: &'a [ShardId],
-    candidates: &'a [Vec<NodeId>],
 }
 
 /// A browse with `sort`: every shard is asked for its first `offset + limit` documents in the
 /// client's order (with the sort fields, stripped after if the client's `fields` left them out),
 /// the pages are merged by the sort values and the client's window is cut from the merge.
 async fn browse_sorted(
-    state: &AppState,
-    caller: &Caller,
-    uid: &str,
+    read: &Read<'_>,
     request: &Browse,
-    set: ShardSet<'_>,
+    shards: &BTreeSet<ShardId>,
     (offset, limit): (usize, usize),
     sort: &[SortField],
 ) -> HttpResult<Response> {
@@ -420,34 +436,29 @@ async fn browse_sorted(
         None => (None, Vec::new()),
     };
     let depth = offset.saturating_add(limit);
-    let answers = join_all(set.shards.iter().zip(set.candidates).map(|(shard, nodes)| {
-        let node_request = request.for_shard_with(uid, *shard, (0, depth), fields.as_deref());
-        ask_shard(state, caller, uid, nodes, node_request)
-    }))
-    .await;
-    let mut missing = BTreeSet::new();
+    let uid = read.uid;
+    let ask = |shard: ShardId| request.for_shard_with(uid, shard, (0, depth), fields.as_deref());
+    let answers = match read.each_shard(shards, &BTreeMap::new(), &ask).await {
+        Ok(answers) => answers,
+        Err(Refused { node, response, .. }) => {
+            let refused = ForwardedError::new(response.status, response.body.to_vec());
+            return Err(read.exact_error(request, Some(&node), Some(refused)).await);
+        }
+    };
     let mut total = 0;
-    let mut pages = Vec::with_capacity(answers.len());
-    for (shard, answer) in set.shards.iter().zip(answers) {
-        match answer {
-            Some(ShardAnswer { response, .. }) if response.is_success() => {
-                let mut body = response.json();
-                total += body["total"].as_u64().unwrap_or(0);
-                match body["results"].take() {
-                    Value::Array(items) => pages.push(items),
-                    _ => pages.push(Vec::new()),
-                }
-            }
-            Some(ShardAnswer { node, response }) => {
-                let refused = ForwardedError::new(response.status, response.body.to_vec());
-                let nodes = std::slice::from_ref(&node);
-                return Err(exact_error(state, caller, uid, request, nodes, Some(refused)).await);
-            }
-            None => {
-                missing.insert(*shard);
-            }
+    let mut by_shard: BTreeMap<ShardId, Vec<Value>> = BTreeMap::new();
+    for (_, answered, response) in answers.answers {
+        let mut body = response.json();
+        total += body["total"].as_u64().unwrap_or(0);
+        let items = match body["results"].take() {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        };
+        if let Some(shard) = answered.first() {
+            by_shard.insert(*shard, items);
         }
     }
+    let pages: Vec<Vec<Value>> = by_shard.into_values().collect();
     let mut results: Vec<Value> =
         merge_sorted(pages, sort).into_iter().skip(offset).take(limit).collect();
     if !added.is_empty() {
@@ -459,53 +470,7 @@ async fn browse_sorted(
             }
         }
     }
-    page_response(state, uid, results, (offset, limit, total), &missing)
-}
-
-/// Sends `node_request` to the first of `nodes` that answers (a 4xx is an answer, unless it
-/// says the node does not hold Miroir's copy of `uid`: that node is marked stale and the next
-/// one asked); `None` when every one failed.
-async fn ask_shard(
-    state: &AppState,
-    caller: &Caller,
-    uid: &str,
-    nodes: &[NodeId],
-    (method, path, body): NodeRequest,
-) -> Option<ShardAnswer> {
-    for node in nodes {
-        let Ok(client) = state.client(node) else { continue };
-        let outcome = client.send(method.clone(), &path, body.clone(), caller.node_auth()).await;
-        match ReadOutcome::of(&outcome) {
-            ReadOutcome::Answered | ReadOutcome::Refused => {
-                state.stale().clear(node, uid);
-                let response = outcome.ok()?;
-                return Some(ShardAnswer { node: node.clone(), response });
-            }
-            verdict => note_failure(state, uid, "browse", node, &outcome, verdict),
-        }
-    }
-    None
-}
-
-/// The error one node gives the client's request as it came (asked of the first of `nodes`
-/// that answers), else `refused` (what a node said to a shard's request), else a generic one.
-async fn exact_error(
-    state: &AppState,
-    caller: &Caller,
-    uid: &str,
-    request: &Browse,
-    nodes: &[NodeId],
-    refused: Option<ForwardedError>,
-) -> HttpError {
-    match ask_shard(state, caller, uid, nodes, request.unchanged(uid)).await {
-        Some(ShardAnswer { response, .. }) if !response.is_success() => {
-            ForwardedError::new(response.status, response.body.to_vec()).into()
-        }
-        _ => match refused {
-            Some(error) => error.into(),
-            None => HttpError::Internal("a node accepted a browse request it refused".into()),
-        },
-    }
+    page_response(read.state, uid, results, (offset, limit, total), &answers.missing)
 }
 
 #[cfg(test)]

@@ -12,12 +12,14 @@ mod undo;
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method as HttpMethod, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use miroir_cluster::{shard_of, NodeBody, QuorumReport, ReadOutcome};
+use miroir_cluster::{
+    in_turn, shard_of, Coverage, NodeBody, NodeRequest, NodeResponse, QuorumReport, Turn,
+};
 use miroir_store::TaskRecord;
-use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId};
+use miroir_types::{ApiError, ErrorCode, ForwardedError, NodeId, ShardId};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
@@ -358,34 +360,44 @@ pub async fn get_document(
         path.push('?');
         path.push_str(&query);
     }
-    let mut not_found = None;
-    let mut unanswered = false;
-    for node in &owners {
-        let client = state.client(node)?;
-        let outcome = client.send(Method::GET, &path, None, caller.node_auth()).await;
-        match (ReadOutcome::of(&outcome), outcome) {
-            (ReadOutcome::Answered, Ok(response)) => {
-                state.stale().clear(node, &uid);
-                let mut document = response.json();
-                strip_document(&mut document);
-                return Ok(Json(document).into_response());
-            }
-            (ReadOutcome::Refused, Ok(response)) => {
-                if response.json()["code"] != ErrorCode::DocumentNotFound.name() {
-                    // The client's own error (bad `fields`...): every owner would say it.
-                    return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
-                }
-                // This owner lacks it (missed a write, or was emptied): ask the others.
-                not_found.get_or_insert(response);
-            }
-            (verdict, outcome) => {
-                crate::search::note_failure(&state, &uid, "document read", node, &outcome, verdict);
-                unanswered = true;
-            }
+    let request = NodeRequest { method: Method::GET, path, body: None };
+    let transport = crate::search::ClientTransport::new(&state, caller.node_auth());
+    let view = state.read_view(&uid);
+    // An owner that lacks the document (missed a write, or was emptied) does not decide.
+    let judge = |response: &NodeResponse| {
+        let lacks =
+            !response.is_success() && response.json()["code"] == ErrorCode::DocumentNotFound.name();
+        if lacks {
+            Turn::Pass
+        } else {
+            Turn::Take
         }
+    };
+    let read = in_turn(&transport, Some(&view), &owners, &request, &judge).await;
+    for failure in &read.failures {
+        let (node, verdict) = (&failure.node, failure.outcome);
+        let error = failure.error.as_ref().map(ToString::to_string);
+        tracing::warn!(%node, index = %uid, ?verdict, status = ?failure.status, ?error,
+            "a node failed a document read; asking a replica");
+        state.read_stats().node_failed(node);
     }
-    let policy = state.config().scatter.unavailable_shard_policy;
-    let strict = unanswered && policy == miroir_config::UnavailableShardPolicy::Error;
+    match read.answer {
+        Some((_, response)) if response.is_success() => {
+            let mut document = response.json();
+            strip_document(&mut document);
+            return Ok(Json(document).into_response());
+        }
+        // The client's own error (bad `fields`...): every owner would say it.
+        Some((_, response)) => {
+            return Err(ForwardedError::new(response.status, response.body.to_vec()).into())
+        }
+        None => {}
+    }
+    let not_found = read.passed.into_iter().next().map(|(_, response)| response);
+    let unanswered = !read.failures.is_empty();
+    let lacking: BTreeSet<ShardId> = unanswered.then_some(shard).into_iter().collect();
+    let coverage = crate::search::coverage(&state, &lacking);
+    let strict = matches!(coverage, Coverage::Unavailable(_));
     let Some(response) = not_found.filter(|_| !strict) else {
         return Err(HttpError::api(
             ErrorCode::MiroirShardUnavailable,
@@ -395,11 +407,7 @@ pub async fn get_document(
     let mut response =
         HttpError::from(ForwardedError::new(response.status, response.body.to_vec()))
             .into_response();
-    if unanswered {
-        if let Ok(value) = HeaderValue::from_str(&format!("shards={}", shard.get())) {
-            response.headers_mut().insert(DEGRADED, value);
-        }
-    }
+    crate::search::mark_degraded(&mut response, &coverage);
     Ok(response)
 }
 
