@@ -22,7 +22,6 @@ use serde_json::{Map, Value};
 pub use browse::{browse_plan, ShardSlice};
 pub use facet_search::merge_facet_search;
 pub use facets::merge_facets;
-pub use hybrid::{keyword_first_ratio, keyword_good_enough, GOOD_ENOUGH};
 pub use order::{compare_hits, RankKey};
 pub use request::{node_request, ClientPage, DEFAULT_SEARCH_LIMIT};
 pub use similar::merge_similar;
