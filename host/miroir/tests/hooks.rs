@@ -156,7 +156,11 @@ fn plan_and_merge_search_hooks_of_a_custom_plugin_change_results() {
 #[test]
 fn a_declined_search_goes_to_the_next_plugin_and_vector_searches_to_the_vector_plugin() {
     let cluster = Cluster::start_with(
-        &[plugin("diversify", "diversify.wasm", ", config: { field: brand, max_per_value: 1 }")],
+        &[plugin(
+            "diversify",
+            "diversify.wasm",
+            ", config: { field: brand, max_per_value: 1, over_fetch: 50 }",
+        )],
         "vector_search: { enabled: true, fusion: rrf, over_fetch_factor: 2 }\n",
     );
     cluster.products();

@@ -266,17 +266,28 @@ impl ClusterBuilder {
     }
 }
 
-/// Serves Miroir for `config` with a SQLite store in `dir`.
+/// Serves Miroir for `config` with a SQLite store in `dir` (with the vector-search plugin when
+/// `vector_search.enabled`).
 pub async fn serve(
     config: &Config,
     dir: &std::path::Path,
+) -> (SocketAddr, AppState, tokio::task::JoinHandle<()>) {
+    serve_with_plugins(config, dir, config.vector_search.enabled).await
+}
+
+/// [`serve`], loading the vector-search plugin only when `plugins` (benchmarks compare a gateway
+/// without it).
+pub async fn serve_with_plugins(
+    config: &Config,
+    dir: &std::path::Path,
+    plugins: bool,
 ) -> (SocketAddr, AppState, tokio::task::JoinHandle<()>) {
     let store =
         SqliteStore::open(SqliteConfig::new(dir.join("miroir.db"))).await.expect("sqlite store");
     let state = AppState::new(config.clone(), Arc::new(store)).expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    if config.vector_search.enabled {
+    if plugins {
         install_vector_search(config, &state).await;
     }
     let app = router(state.clone());
