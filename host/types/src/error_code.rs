@@ -459,7 +459,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 21);
+        assert_eq!(miroir.len(), 22);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 
