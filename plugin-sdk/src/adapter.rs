@@ -48,10 +48,14 @@ impl<P: Plugin> Guest for Adapter<P> {
         with_plugin::<P, _>(|p| p.handle(request.into())).into()
     }
 
-    fn plan_search(index: String, request: String) -> Result<String, wit::HookError> {
+    fn plan_search(
+        index: String,
+        route: wit::SearchRoute,
+        request: String,
+    ) -> Result<wit::SearchPlan, wit::HookError> {
         let request = parse_json(&request)?;
-        with_plugin::<P, _>(|p| p.plan_search(&index, request))
-            .map(|v| v.to_string())
+        with_plugin::<P, _>(|p| p.plan_search(&index, route.into(), request))
+            .map(Into::into)
             .map_err(Into::into)
     }
 

@@ -56,8 +56,8 @@ pub use host::{
 };
 pub use plugin::Plugin;
 pub use types::{
-    Hook, HookError, HostError, Manifest, Method, Request, Response, Route, ShardResponse, Timing,
-    WriteEvent,
+    Hook, HookError, HostError, Manifest, Method, Request, Response, Route, SearchPlan,
+    SearchRoute, ShardResponse, Timing, WriteEvent,
 };
 
 /// Re-exported so plugins use the same `serde_json` as the SDK's signatures.

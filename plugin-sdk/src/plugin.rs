@@ -2,7 +2,10 @@
 
 use serde_json::Value;
 
-use crate::types::{HookError, Manifest, Request, Response, ShardResponse, Timing, WriteEvent};
+use crate::types::{
+    HookError, Manifest, Request, Response, SearchPlan, SearchRoute, ShardResponse, Timing,
+    WriteEvent,
+};
 
 /// A Miroir plugin. Implement [`Plugin::init`] and [`Plugin::manifest`], then only the hooks the
 /// manifest declares: every other hook has a pass-through default and is never called by the
@@ -24,14 +27,25 @@ pub trait Plugin: Sized + 'static {
         Response::error(404, "miroir_route_not_found", format!("no route {}", request.path))
     }
 
-    /// Rewrites the search request sent to every shard of `index`. Default: unchanged.
-    fn plan_search(&mut self, index: &str, request: Value) -> Result<Value, HookError> {
-        let _ = index;
-        Ok(request)
+    /// Decides who serves a search of `index` (`route`: a search or a `similar` request;
+    /// `request`: the client's body): [`SearchPlan::Decline`] leaves it to the next plugin and
+    /// then the host, [`SearchPlan::Rewrite`] takes it with the request every shard is sent,
+    /// [`SearchPlan::Answer`] answers it. The host asks the plugins with search hooks in load
+    /// order; the first that does not decline takes the search. Searches this plugin runs
+    /// through [`crate::search()`] never come back here. Default: decline.
+    fn plan_search(
+        &mut self,
+        index: &str,
+        route: SearchRoute,
+        request: Value,
+    ) -> Result<SearchPlan, HookError> {
+        let _ = (index, route, request);
+        Ok(SearchPlan::Decline)
     }
 
-    /// Merges per-shard answers into one search response. `request` is the client's own request
-    /// (each shard was sent what [`Plugin::plan_search`] made of it); `responses` holds one
+    /// Merges per-shard answers into one search response, for the searches this plugin took.
+    /// `request` is the client's own request (each shard was sent what [`Plugin::plan_search`]
+    /// rewrote it to, or the client's request when the manifest declares no `plan-search`); `responses` holds one
     /// answer per shard, in shard order, failed shards included. Default: an error, since the
     /// host only calls it when the manifest declares [`crate::Hook::MergeSearch`].
     fn merge_search(

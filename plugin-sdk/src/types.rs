@@ -270,6 +270,63 @@ impl fmt::Display for HookError {
 
 impl std::error::Error for HookError {}
 
+/// Which read [`crate::Plugin::plan_search`] is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchRoute {
+    /// `/indexes/{index}/search`, and the searches of other plugins' [`crate::search()`].
+    Search,
+    /// `/indexes/{index}/similar`: the request is the `similar` body.
+    Similar,
+}
+
+/// What [`crate::Plugin::plan_search`] decides for one search.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchPlan {
+    /// Not this plugin's search: the next plugin is asked, then the host's own path serves it
+    /// (and this plugin's `merge_search` is not called for it).
+    Decline,
+    /// The plugin takes the search: every shard is sent this request instead of the client's,
+    /// and the answers are merged by the plugin's `merge_search` when its manifest declares
+    /// [`Hook::MergeSearch`], else by the host's default merge.
+    Rewrite(Value),
+    /// The plugin answered the search itself (e.g. with [`crate::search()`]): `body` is the
+    /// client's answer (status 200), with `headers` added.
+    Answer {
+        /// The Meilisearch response body.
+        body: Value,
+        /// Response headers to add, e.g. `("x-miroir-over-fetch", "3")`.
+        headers: Vec<(String, String)>,
+    },
+}
+
+impl SearchPlan {
+    /// An answer without extra headers.
+    pub fn answer(body: Value) -> Self {
+        SearchPlan::Answer { body, headers: Vec::new() }
+    }
+}
+
+impl From<wit::SearchRoute> for SearchRoute {
+    fn from(route: wit::SearchRoute) -> Self {
+        match route {
+            wit::SearchRoute::Search => SearchRoute::Search,
+            wit::SearchRoute::Similar => SearchRoute::Similar,
+        }
+    }
+}
+
+impl From<SearchPlan> for wit::SearchPlan {
+    fn from(plan: SearchPlan) -> Self {
+        match plan {
+            SearchPlan::Decline => wit::SearchPlan::Decline,
+            SearchPlan::Rewrite(request) => wit::SearchPlan::Rewrite(request.to_string()),
+            SearchPlan::Answer { body, headers } => {
+                wit::SearchPlan::Answer(wit::SearchAnswer { body: body.to_string(), headers })
+            }
+        }
+    }
+}
+
 /// Why a host function failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostError {

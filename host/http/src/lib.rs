@@ -31,7 +31,6 @@ pub mod federated;
 mod fields;
 pub mod fleet;
 pub mod health;
-mod hybrid;
 pub mod idempotency;
 pub mod ilm;
 mod index_rename;

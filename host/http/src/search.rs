@@ -160,13 +160,13 @@ pub(crate) async fn scatter_gather(
             .await;
     }
     crate::reserved_names::check_json_read(state, caller, uid, "search", &request).await?;
+    crate::search_hooks::check_vector_feature(state, &request)?;
     if state.hooks().hooks().searches() {
-        return crate::search_hooks::hooked_search(state, caller, uid, headers, request).await;
-    }
-    if let Some((scatter, merged)) =
-        crate::hybrid::keyword_answer(state, caller, uid, headers, &request).await?
-    {
-        return Ok(scatter.respond(merged));
+        let hooked =
+            crate::search_hooks::hooked_search(state, caller, uid, headers, &request, None).await?;
+        if let Some(answer) = hooked {
+            return Ok(answer.respond());
+        }
     }
     let own = OwnRequest { json: &request, bytes: body.as_ref() };
     let mut scatter = scatter_search(state, caller, uid, headers, own).await?;
@@ -198,14 +198,23 @@ async fn scatter_search(
     scatter_with(state, caller, uid, headers, "search", &requests, Some(own)).await
 }
 
-/// A merged search run on behalf of the gateway itself (plugins' `search` import), with the
-/// node key.
-pub async fn search_value(state: &AppState, uid: &str, request: Value) -> HttpResult<Value> {
+/// A merged search run on behalf of plugin `plugin` (its `search` import), with the node key:
+/// the search hooks of the other plugins apply, the calling plugin's own never do.
+pub async fn search_value(
+    state: &AppState,
+    plugin: &str,
+    uid: &str,
+    request: Value,
+) -> HttpResult<Value> {
     let (caller, headers) = (&Caller::Master, &HeaderMap::new());
-    if let Some((_, merged)) =
-        crate::hybrid::keyword_answer(state, caller, uid, headers, &request).await?
-    {
-        return Ok(merged);
+    crate::search_hooks::check_vector_feature(state, &request)?;
+    if state.hooks().hooks().searches() {
+        let hooked =
+            crate::search_hooks::hooked_search(state, caller, uid, headers, &request, Some(plugin))
+                .await?;
+        if let Some(answer) = hooked {
+            return Ok(answer.body);
+        }
     }
     let own = OwnRequest { json: &request, bytes: None };
     let mut scatter = scatter_search(state, caller, uid, headers, own).await?;

@@ -1,38 +1,44 @@
-//! Searches through the hook port: `plan-search` before the scatter, `merge-search` instead of
-//! the default merge, and per-shard answers (for `merge-search` and the plugins' `scatter`
-//! import).
+//! Searches through the hook port: `plan-search` decides who serves a search, `merge-search`
+//! replaces the default merge for the searches its plugin took, and per-shard answers (for
+//! `merge-search` and the plugins' `scatter` import).
 //!
 //! Only searches of a gateway whose hook port offers `plan-search` or `merge-search` come here
 //! (`search::scatter_gather` checks one flag); every other search takes the plain path.
 //!
-//! - `plan-search` rewrites the client's request; the planned request is what every shard is
-//!   sent (with Miroir's own additions: offset 0, ranking scores, the shard restriction). The
-//!   default merge still answers the client's own request (its `q`, `offset`, `limit`), so a plan
-//!   may over-fetch or filter without changing the shape of the answer.
-//! - `merge-search` receives the client's own request (a plan is a function of it, so the plugin
-//!   knows what each shard was sent) and each shard's own answer (a shard's hits, totals and facets, not a
-//!   node's): each node of the covering set is sent one Meilisearch multi-search with one query
-//!   per shard it answers for, each restricted to that shard. Shards no replica could answer are
-//!   included with the last status and error body (status `0`, node `""` when no node was
-//!   asked). Its answer is what the client receives.
+//! - The hooks are asked in load order ([`HookPort::plan_search`]); the first that does not
+//!   decline takes the search. When every hook declines, the search takes the plain path, as if
+//!   there were no hook (and no `merge-search` is called for it).
+//! - `rewrite`: the planned request is what every shard is sent (with Miroir's own additions:
+//!   offset 0, ranking scores, the shard restriction). The default merge still answers the
+//!   client's own request (its `q`, `offset`, `limit`), so a plan may over-fetch or filter without
+//!   changing the shape of the answer. A rewrite to the client's own request, merged by default,
+//!   is the plain path.
+//! - `merge-search` (of the plugin that took the search) receives the client's own request and
+//!   each shard's own answer (a shard's hits, totals and facets, not a node's): each node of the
+//!   covering set is sent one Meilisearch multi-search with one query per shard it answers for,
+//!   each restricted to that shard. Shards no replica could answer are included with the last
+//!   status and error body (status `0`, node `""` when no node was asked). Its answer is what the
+//!   client receives.
+//! - `answer`: the hook answered the search itself (with its `search` or `scatter` imports, whose
+//!   searches skip its own hooks); its body and headers are the client's answer.
 //! - A hook that fails (trap, deadline, memory) fails this search with `miroir_plugin_failed`
 //!   (502); a hook that refuses answers the plugin's own status and code. Other requests and
 //!   other plugins are not affected.
 //!
-//! A hybrid search through a plan or merge hook skips the keyword-first decision of
-//! [`crate::hybrid`]: the planned request is sent whole to every shard.
+//! Vector and hybrid searches (and `similar`) need `vector_search.enabled`
+//! ([`check_vector_feature`]); the vector-search plugin serves them through these hooks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use miroir_cluster::merge::merge_search;
 use miroir_cluster::{NodeBody, NodeError, NodeRequest, NodeResponse};
-use miroir_types::{ErrorCode, NodeId, ShardAnswer, ShardId};
+use miroir_types::{ApiError, ErrorCode, NodeId, SearchPlan, SearchRoute, ShardAnswer, ShardId};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
@@ -40,31 +46,96 @@ use crate::error::HttpResult;
 use crate::search::{restricted, scatter_shaped, scatter_with, search_requests};
 use crate::AppState;
 
-/// A search through the hooks; see the module documentation.
+/// A search a hook served: the client's answer.
+pub(crate) struct HookedAnswer {
+    pub(crate) body: Value,
+    /// Headers the hook added.
+    headers: Vec<(String, String)>,
+    /// The shards no replica answered (`X-Miroir-Degraded`).
+    missing: BTreeSet<ShardId>,
+}
+
+impl HookedAnswer {
+    pub(crate) fn answer(body: Value, headers: Vec<(String, String)>) -> Self {
+        HookedAnswer { body, headers, missing: BTreeSet::new() }
+    }
+
+    pub(crate) fn respond(self) -> Response {
+        let mut response = respond(self.body, &self.missing);
+        for (name, value) in self.headers {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(name), HeaderValue::try_from(value))
+            {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+/// `vector` or `hybrid` in a search, while `vector_search.enabled` is off: the error naming the
+/// setting. Nothing of the vector-search plugin is loaded then.
+pub(crate) fn check_vector_feature(state: &AppState, request: &Value) -> HttpResult<()> {
+    let uses_vectors =
+        ["vector", "hybrid"].iter().any(|k| request.get(k).is_some_and(|v| !v.is_null()));
+    if uses_vectors && !state.config().vector_search.enabled {
+        return Err(vector_feature_disabled("Vector and hybrid searches (`vector`, `hybrid`)"));
+    }
+    Ok(())
+}
+
+/// `similar` while `vector_search.enabled` is off.
+pub(crate) fn check_similar_feature(state: &AppState) -> HttpResult<()> {
+    if !state.config().vector_search.enabled {
+        return Err(vector_feature_disabled("Similar documents (`/similar`)"));
+    }
+    Ok(())
+}
+
+fn vector_feature_disabled(what: &str) -> crate::error::HttpError {
+    ApiError::new(
+        ErrorCode::MiroirFeatureNotEnabled,
+        format!(
+            "{what} are served by Miroir's vector-search feature, which is off: set \
+             `vector_search.enabled: true` in Miroir's configuration."
+        ),
+    )
+    .into()
+}
+
+/// A search through the hooks (see the module documentation); `None` when the plain path serves
+/// it. `from_plugin` names the plugin running this search through its `search` import: its own
+/// hooks are skipped.
 pub(crate) async fn hooked_search(
     state: &AppState,
     caller: &Caller,
     uid: &str,
     headers: &HeaderMap,
-    request: Value,
-) -> HttpResult<Response> {
+    request: &Value,
+    from_plugin: Option<&str>,
+) -> HttpResult<Option<HookedAnswer>> {
     let port = state.hooks();
-    let set = port.hooks();
-    let planned = if set.plan_search {
-        port.plan_search(uid, request.clone()).await?
-    } else {
-        request.clone()
-    };
-    if set.merge_search {
+    let (planned, merged_by) =
+        match port.plan_search(uid, SearchRoute::Search, request, from_plugin).await? {
+            SearchPlan::Decline => return Ok(None),
+            SearchPlan::Answer { body, headers } => {
+                return Ok(Some(HookedAnswer::answer(body, headers)));
+            }
+            SearchPlan::Rewrite { request: planned, merged_by } => (planned, merged_by),
+        };
+    if let Some(plugin) = merged_by {
         let (answers, missing) = shard_answers(state, caller, uid, headers, &planned).await?;
-        if let Some(merged) = port.merge_search(uid, &request, answers).await {
-            return Ok(respond(merged?, &missing));
+        if let Some(merged) = port.merge_search(&plugin, uid, request, answers).await {
+            return Ok(Some(HookedAnswer { body: merged?, headers: Vec::new(), missing }));
         }
+    }
+    if planned == *request {
+        return Ok(None);
     }
     let requests = search_requests(&planned, "search");
     let scatter = scatter_with(state, caller, uid, headers, "search", &requests, None).await?;
-    let merged = merge_search(&request, &scatter.answers, &scatter.settings);
-    Ok(scatter.respond(merged))
+    let merged = merge_search(request, &scatter.answers, &scatter.settings);
+    Ok(Some(HookedAnswer { body: merged, headers: Vec::new(), missing: scatter.missing }))
 }
 
 fn respond(merged: Value, missing: &BTreeSet<ShardId>) -> Response {

@@ -12,6 +12,10 @@
 //!    other node a vector search with the reference document's (first) embedding for the
 //!    embedder — the same semantic score, so the same `vectorSort` details;
 //! 3. the answers are merged like a search ([`miroir_cluster::merge::merge_similar`]).
+//!
+//! `similar` is part of the vector-search feature: off (`vector_search.enabled: false`), it
+//! answers `miroir_feature_not_enabled`; on, the search hooks are asked first (route
+//! `similar`): a plugin may decline (this path), rewrite the request, or answer it.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method};
@@ -19,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use miroir_cluster::merge::{merge_similar, node_request, MergeSettings};
 use miroir_cluster::{shard_of, NodeAuth, NodeResponse};
-use miroir_types::{ForwardedError, NodeId, ShardId};
+use miroir_types::{ForwardedError, NodeId, SearchPlan, SearchRoute, ShardId};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
@@ -30,6 +34,7 @@ use crate::error::HttpResult;
 use crate::fanout::first_answer_for;
 use crate::read_catalog::index_for_read;
 use crate::search::{get_params_as_body, scatter_with};
+use crate::search_hooks::{check_similar_feature, HookedAnswer};
 use crate::AppState;
 
 /// `similar` fields a vector search does not take.
@@ -78,6 +83,24 @@ async fn similar(
     request: Value,
     probe: Probe,
 ) -> HttpResult<Response> {
+    check_similar_feature(state)?;
+    let (mut request, mut probe) = (request, probe);
+    if state.hooks().hooks().searches() {
+        match state.hooks().plan_search(uid, SearchRoute::Similar, &request, None).await? {
+            SearchPlan::Decline => {}
+            SearchPlan::Answer { body, headers } => {
+                return Ok(HookedAnswer::answer(body, headers).respond());
+            }
+            SearchPlan::Rewrite { request: planned, .. } => {
+                if planned != request {
+                    // The probe asks the node what the plan asks.
+                    let bytes = serde_json::to_vec(&planned).expect("a JSON value serializes");
+                    probe = (Method::POST, format!("/indexes/{uid}/similar"), Some(bytes.into()));
+                    request = planned;
+                }
+            }
+        }
+    }
     let meta = index_for_read(state, uid).await?;
     let assignment = state.assignment(meta.shard_count);
     let id = document_id(&request);

@@ -70,7 +70,8 @@ async fn loaded(
     settings: &Value,
     documents: &Value,
 ) -> (Cluster, Single) {
-    let cluster = ClusterBuilder::new(groups, per_group, rf).master_key(KEY).start().await;
+    let cluster =
+        ClusterBuilder::new(groups, per_group, rf).master_key(KEY).vector_search().start().await;
     let single = Single::start();
     let create = json!({"uid": uid, "primaryKey": "id"});
     let settings_path = format!("/indexes/{uid}/settings");

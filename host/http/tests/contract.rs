@@ -72,7 +72,11 @@ async fn at_least_what_one_node_passes(groups: usize, per_group: usize, rf: u32)
     let baseline = tokio::task::spawn_blocking(node_failures).await.expect("baseline thread");
     let sharded = groups * per_group > 1;
     for (name, node_failed) in RECORDINGS.iter().zip(baseline) {
-        let cluster = ClusterBuilder::new(groups, per_group, rf).master_key(KEY).start().await;
+        let cluster = ClusterBuilder::new(groups, per_group, rf)
+            .master_key(KEY)
+            .vector_search()
+            .start()
+            .await;
         let url = cluster.url.clone();
         let path = recording(name);
         let (failed, stdout) =

@@ -103,7 +103,8 @@ fn record_single_node(scenario: &str, dir: &Path) {
 async fn check_topology(groups: usize, per_group: usize, rf: u32) {
     let recordings = tokio::task::spawn_blocking(recordings).await.expect("recording thread");
     let started = Instant::now();
-    let cluster = ClusterBuilder::new(groups, per_group, rf).master_key(KEY).start().await;
+    let cluster =
+        ClusterBuilder::new(groups, per_group, rf).master_key(KEY).vector_search().start().await;
     let one_node = groups * per_group == 1;
     for scenario in SCENARIOS {
         let recording =

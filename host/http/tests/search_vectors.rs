@@ -96,7 +96,8 @@ async fn check(url: String, recording: PathBuf) -> Check {
 /// Replays the single-node recording through Miroir over `groups` x `per_group` nodes at `rf`.
 async fn equals_one_node(groups: usize, per_group: usize, rf: u32) {
     let recording = tokio::task::spawn_blocking(single_node_recording).await.expect("record");
-    let cluster = ClusterBuilder::new(groups, per_group, rf).master_key(KEY).start().await;
+    let cluster =
+        ClusterBuilder::new(groups, per_group, rf).master_key(KEY).vector_search().start().await;
     let result = check(cluster.url.clone(), recording.clone()).await;
     assert!(
         result.failed.is_empty() && result.summary.ends_with(" 0 failed"),
@@ -135,7 +136,7 @@ async fn vectors_against_the_real_recording_pass_what_one_node_passes() {
     served_steps(&shared_dir().join("contract/recordings/vectors.jsonl"), &real);
     let node = TestNode::start(Some(KEY));
     let on_node = check(node.url(), real.clone()).await;
-    let cluster = ClusterBuilder::new(1, 3, 1).master_key(KEY).start().await;
+    let cluster = ClusterBuilder::new(1, 3, 1).master_key(KEY).vector_search().start().await;
     let through_miroir = check(cluster.url.clone(), real).await;
     let worse: Vec<&String> = through_miroir.failed.difference(&on_node.failed).collect();
     assert!(
@@ -220,7 +221,11 @@ async fn hybrid_decisions_and_similar_forms_equal_one_node() {
     assert!(semantic_hits("hybrid.semantic-heavy").unwrap_or(0) > 0, "semantic half needed");
 
     for (groups, per_group, rf) in [(1, 3, 1), (2, 3, 2)] {
-        let cluster = ClusterBuilder::new(groups, per_group, rf).master_key(KEY).start().await;
+        let cluster = ClusterBuilder::new(groups, per_group, rf)
+            .master_key(KEY)
+            .vector_search()
+            .start()
+            .await;
         let result = check(cluster.url.clone(), recording.clone()).await;
         assert!(
             result.failed.is_empty() && result.summary.ends_with(" 0 failed"),
@@ -229,4 +234,42 @@ async fn hybrid_decisions_and_similar_forms_equal_one_node() {
         );
         println!("hybrid and similar over {groups}x{per_group} RF {rf}: {}", result.summary);
     }
+}
+
+/// With `vector_search.enabled: false` nothing of the plugin is loaded, and a vector or hybrid
+/// search (and `similar`) answers an error naming the setting; keyword searches are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vector_searches_name_the_flag_when_the_feature_is_off() {
+    let cluster = ClusterBuilder::new(1, 2, 1).master_key(KEY).start().await;
+    assert!(!cluster.state.hooks().hooks().searches(), "no plugin hook without the feature");
+    cluster.send_and_wait("POST", "/indexes", &json!({"uid": "v", "primaryKey": "id"})).await;
+    let refused = [
+        (
+            "POST",
+            "/indexes/v/search",
+            Some(json!({"q": "a", "hybrid": {"embedder": "default",
+                                                   "semanticRatio": 0.5}})),
+        ),
+        ("POST", "/indexes/v/search", Some(json!({"vector": [0.1, 0.2]}))),
+        ("GET", "/indexes/v/search?q=a&vector=0.1,0.2", None),
+        ("POST", "/indexes/v/similar", Some(json!({"id": 1, "embedder": "default"}))),
+        ("GET", "/indexes/v/similar?id=1&embedder=default", None),
+    ];
+    for (method, path, body) in refused {
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        let answer = cluster.call(method, path, body, &[]).await;
+        assert_eq!(answer.status, 400, "{method} {path}: {}", answer.body);
+        assert_eq!(answer.body["code"], "miroir_feature_not_enabled", "{}", answer.body);
+        assert_eq!(answer.body["type"], "invalid_request");
+        assert_eq!(
+            answer.body["link"],
+            "https://docs.meilisearch.com/errors#miroir_feature_not_enabled"
+        );
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("vector_search.enabled"), "{message}");
+    }
+    let keyword = cluster.send_json("POST", "/indexes/v/search", &json!({"q": "a"})).await;
+    assert_eq!(keyword.status, 200, "{}", keyword.body);
+    let nulls = json!({"q": "a", "vector": null, "hybrid": null});
+    assert_eq!(cluster.send_json("POST", "/indexes/v/search", &nulls).await.status, 200);
 }

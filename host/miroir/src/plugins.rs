@@ -44,8 +44,13 @@ fn store_error(error: miroir_store::StoreError) -> HostCallError {
 
 #[async_trait]
 impl PluginHost for GatewayHost {
-    async fn search(&self, index: &str, request: Value) -> Result<Value, HostCallError> {
-        match miroir_http::search::search_value(&self.state, index, request).await {
+    async fn search(
+        &self,
+        plugin: &str,
+        index: &str,
+        request: Value,
+    ) -> Result<Value, HostCallError> {
+        match miroir_http::search::search_value(&self.state, plugin, index, request).await {
             Ok(answer) => Ok(answer),
             Err(error) => Err(host_error(error).await),
         }

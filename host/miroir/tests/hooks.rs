@@ -26,10 +26,18 @@ impl Cluster {
     /// Three development nodes, eight shards, and `miroir serve` with the `custom` plugins (YAML
     /// flow-mapping entries of `plugins.custom`).
     fn start(custom: &[String]) -> Self {
+        Cluster::start_with(custom, "")
+    }
+
+    /// [`Cluster::start`] plus top-level configuration lines (`extra`).
+    fn start_with(custom: &[String], extra: &str) -> Self {
         let nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
         let dir = tempfile::tempdir().expect("temp dir");
+        let plugins_dir = plugins_dir("vector_search.wasm");
         let config = format!(
-            "metrics: {{ enabled: false }}\nshards: 8\nplugins: {{ custom: [{}] }}\n{}",
+            "metrics: {{ enabled: false }}\nshards: 8\n{extra}\
+             plugins: {{ dir: \"{}\", custom: [{}] }}\n{}",
+            plugins_dir.display(),
             custom.join(", "),
             nodes_section(nodes.iter().map(TestNode::url)),
         );
@@ -139,6 +147,71 @@ fn plan_and_merge_search_hooks_of_a_custom_plugin_change_results() {
             .unwrap_or_else(|| panic!("{hook} calls"));
         assert!(calls >= 2.0, "{hook}: {calls}");
     }
+}
+
+/// The vector-search plugin (first-party, loaded first) takes vector and hybrid searches and
+/// declines keyword searches, which the next plugin with a search hook (`diversify`) then
+/// takes; with `fusion: rrf` a hybrid search is answered by the plugin with
+/// `X-Miroir-Over-Fetch`.
+#[test]
+fn a_declined_search_goes_to_the_next_plugin_and_vector_searches_to_the_vector_plugin() {
+    let cluster = Cluster::start_with(
+        &[plugin(
+            "diversify",
+            "diversify.wasm",
+            ", config: { field: brand, max_per_value: 1, over_fetch: 50 }",
+        )],
+        "vector_search: { enabled: true, fusion: rrf, over_fetch_factor: 2 }\n",
+    );
+    cluster.products();
+    let embedders = json!({"embedders": {"default": {"source": "userProvided", "dimensions": 2}}});
+    cluster.write("PATCH", "/indexes/products/settings", embedders);
+    let docs: Vec<Value> = (0..62)
+        .map(|i| {
+            let x = f64::from(i) / 62.0;
+            json!({"id": i, "_vectors": {"default": [x, 1.0 - x]}})
+        })
+        .collect();
+    cluster.write("PUT", "/indexes/products/documents", Value::Array(docs));
+
+    // A keyword search: declined by vector-search, diversified by the next plugin.
+    let (status, answer) =
+        cluster.call("POST", "/indexes/products/search", Some(json!({"q": "phone", "limit": 3})));
+    assert_eq!(status, 200, "{answer}");
+    let mut seen = brands(&answer);
+    seen.sort();
+    assert_eq!(seen, ["acme", "bolt", "zenith"], "{answer}");
+
+    // A vector search: taken by vector-search and merged by score, not diversified.
+    let vector = json!({"vector": [1.0, 0.0], "hybrid": {"embedder": "default",
+                        "semanticRatio": 1.0}, "limit": 3, "showRankingScore": true});
+    let (status, answer) = cluster.call("POST", "/indexes/products/search", Some(vector));
+    assert_eq!(status, 200, "{answer}");
+    let ids: Vec<u64> = answer["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| h["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, [61, 60, 59], "the most similar first, whatever their brand: {answer}");
+
+    // A hybrid search with rank fusion: answered by the plugin, over-fetched.
+    let hybrid = json!({"q": "phone", "vector": [1.0, 0.0], "limit": 4,
+                        "hybrid": {"embedder": "default", "semanticRatio": 0.5}});
+    let url = format!("{}/indexes/products/search", cluster.base);
+    let response = cluster.client.post(&url).bearer_auth(KEY).json(&hybrid).send().expect("send");
+    assert_eq!(response.status(), 200);
+    let over_fetch = response.headers().get("x-miroir-over-fetch").cloned();
+    let answer: Value = response.json().expect("JSON");
+    assert_eq!(over_fetch.as_ref().and_then(|v| v.to_str().ok()), Some("2"), "{answer}");
+    assert_eq!(answer["hits"].as_array().map(Vec::len), Some(4), "{answer}");
+    assert_eq!(answer["limit"], 4);
+    assert!(answer["semanticHitCount"].is_u64(), "{answer}");
+
+    let calls = cluster
+        .metric("miroir_plugin_calls_total{hook=\"plan-search\",plugin=\"vector_search\"} ")
+        .expect("plan-search calls");
+    assert!(calls >= 3.0, "plan-search: {calls}");
 }
 
 #[test]

@@ -41,7 +41,8 @@ fn wait_task(client: &reqwest::blocking::Client, base: &str, answer: &(u16, Valu
 
 type Cluster = (Vec<TestNode>, tempfile::TempDir, Gateway, String, reqwest::blocking::Client);
 
-/// Three development nodes and `miroir serve` with the multi-search plugin in front of them.
+/// Three development nodes and `miroir serve` with the multi-search plugin (and the
+/// vector-search plugin, for the vector queries of a batch) in front of them.
 fn start_cluster() -> Cluster {
     start_cluster_with("")
 }
@@ -58,7 +59,8 @@ fn start_cluster_configured(multi_search: &str, extra: &str) -> Cluster {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = format!(
         "metrics: {{ enabled: false }}\nshards: 8\n{extra}\
-         multi_search: {{ enabled: true{multi_search} }}\nplugins: {{ dir: \"{}\" }}\n{}",
+         multi_search: {{ enabled: true{multi_search} }}\nvector_search: {{ enabled: true }}\n\
+         plugins: {{ dir: \"{}\" }}\n{}",
         plugins_dir("multi_search.wasm").display(),
         nodes_section(nodes.iter().map(TestNode::url)),
     );

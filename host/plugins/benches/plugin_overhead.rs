@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use miroir_plugins::{InMemoryHost, PluginRuntime, PluginSpec, Request, ShardAnswer};
-use miroir_types::{HookPort, NoHooks};
+use miroir_types::{HookPort, NoHooks, SearchRoute};
 
 fn plugins_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MIROIR_PLUGINS_DIR") {
@@ -111,7 +111,7 @@ async fn call_overhead() {
         let runtime = &runtime;
         let request = request.clone();
         async move {
-            runtime.plan_search("movies", request).await.expect("plan");
+            runtime.plan_search("movies", SearchRoute::Search, &request, None).await.expect("plan");
         }
     })
     .await;
@@ -122,7 +122,7 @@ async fn call_overhead() {
         let port = &port;
         let request = request.clone();
         async move {
-            port.plan_search("movies", request).await.expect("plan");
+            port.plan_search("movies", SearchRoute::Search, &request, None).await.expect("plan");
         }
     })
     .await;
@@ -141,7 +141,8 @@ async fn call_overhead() {
     let (mean, p50, p99) = measure(20_000, || {
         let (port, answers, client) = (&port, answers.clone(), &client);
         async move {
-            port.merge_search("movies", client, answers).await.expect("declared").expect("merged");
+            let merged = port.merge_search("hooks", "movies", client, answers).await;
+            merged.expect("declared").expect("merged");
         }
     })
     .await;

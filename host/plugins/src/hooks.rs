@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use miroir_types::{HookError, HookPort, HookSet, NoHooks, ReadExchange, ShardAnswer, WriteEvent};
+use miroir_types::{
+    HookError, HookPort, HookSet, NoHooks, ReadExchange, SearchPlan, SearchRoute, ShardAnswer,
+    WriteEvent,
+};
 use serde_json::Value;
 
 use crate::bindings::miroir::plugin::types;
@@ -59,17 +62,24 @@ impl HookPort for PluginHooks {
         self.hooks
     }
 
-    async fn plan_search(&self, index: &str, request: Value) -> Result<Value, HookError> {
-        self.runtime.plan_search(index, request).await.map_err(hook_error)
+    async fn plan_search(
+        &self,
+        index: &str,
+        route: SearchRoute,
+        request: &Value,
+        caller: Option<&str>,
+    ) -> Result<SearchPlan, HookError> {
+        self.runtime.plan_search(index, route, request, caller).await.map_err(hook_error)
     }
 
     async fn merge_search(
         &self,
+        plugin: &str,
         index: &str,
         request: &Value,
         answers: Vec<ShardAnswer>,
     ) -> Option<Result<Value, HookError>> {
-        Some(self.runtime.merge_search(index, request, &answers).await?.map_err(hook_error))
+        Some(self.runtime.merge_search(plugin, index, request, &answers).await?.map_err(hook_error))
     }
 
     async fn after_response(&self, exchange: ReadExchange) {

@@ -68,8 +68,14 @@ pub enum MetricKind {
 /// the calling plugin where the service is namespaced per plugin.
 #[async_trait]
 pub trait PluginHost: Send + Sync + 'static {
-    /// Runs a search over every shard of `index` and returns the merged response.
-    async fn search(&self, index: &str, request: Value) -> Result<Value, HostCallError>;
+    /// Runs a search over every shard of `index` and returns the merged response, for `plugin`:
+    /// the search hooks of other plugins apply, `plugin`'s own never do.
+    async fn search(
+        &self,
+        plugin: &str,
+        index: &str,
+        request: Value,
+    ) -> Result<Value, HostCallError>;
 
     /// Sends a search to every shard of `index` and returns the raw answers in shard order.
     async fn scatter(&self, index: &str, request: Value)
@@ -220,7 +226,12 @@ fn index_not_found(index: &str) -> HostCallError {
 
 #[async_trait]
 impl PluginHost for InMemoryHost {
-    async fn search(&self, index: &str, request: Value) -> Result<Value, HostCallError> {
+    async fn search(
+        &self,
+        _plugin: &str,
+        index: &str,
+        request: Value,
+    ) -> Result<Value, HostCallError> {
         let mut response =
             lock(&self.searches).get(index).cloned().ok_or_else(|| index_not_found(index))?;
         if let (Some(object), Some(q)) = (response.as_object_mut(), request.get("q")) {

@@ -120,9 +120,11 @@ impl search::Host for StoreState {
             .into_iter()
             .map(|query| {
                 let host = Arc::clone(&self.context.host);
+                let plugin = Arc::clone(&self.context.name);
                 tokio::spawn(async move {
                     let request = parse_json(&query.request)?;
-                    match tokio::time::timeout(timeout, host.search(&query.index, request)).await {
+                    let search = host.search(&plugin, &query.index, request);
+                    match tokio::time::timeout(timeout, search).await {
                         Ok(answer) => answer.map(|v| v.to_string()).map_err(wit_error),
                         Err(_elapsed) => Err(timed_out(timeout)),
                     }
@@ -159,7 +161,8 @@ impl search::Host for StoreState {
     async fn search(&mut self, index: String, request: String) -> Result<String, types::HostError> {
         let request = parse_json(&request)?;
         let host = Arc::clone(&self.context.host);
-        host.search(&index, request).await.map(|v| v.to_string()).map_err(wit_error)
+        let plugin = &self.context.name;
+        host.search(plugin, &index, request).await.map(|v| v.to_string()).map_err(wit_error)
     }
 
     async fn scatter(

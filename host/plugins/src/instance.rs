@@ -48,7 +48,7 @@ struct Instance {
 pub(crate) enum Call {
     Manifest,
     Handle(types::Request),
-    PlanSearch { index: String, request: String },
+    PlanSearch { index: String, route: types::SearchRoute, request: String },
     MergeSearch { index: String, request: String, responses: Vec<types::ShardResponse> },
     AfterResponse { request: types::Request, response: types::Response, timing: types::Timing },
     OnWrite(types::WriteEvent),
@@ -75,6 +75,7 @@ pub(crate) enum Output {
     Manifest(types::Manifest),
     Response(types::Response),
     Json(Result<String, types::HookError>),
+    Plan(Result<types::SearchPlan, types::HookError>),
     Unit,
 }
 
@@ -250,8 +251,8 @@ async fn dispatch(instance: &mut Instance, call: Call) -> wasmtime::Result<Outpu
     Ok(match call {
         Call::Manifest => Output::Manifest(hooks.call_manifest(store).await?),
         Call::Handle(request) => Output::Response(hooks.call_handle(store, &request).await?),
-        Call::PlanSearch { index, request } => {
-            Output::Json(hooks.call_plan_search(store, &index, &request).await?)
+        Call::PlanSearch { index, route, request } => {
+            Output::Plan(hooks.call_plan_search(store, &index, route, &request).await?)
         }
         Call::MergeSearch { index, request, responses } => {
             Output::Json(hooks.call_merge_search(store, &index, &request, &responses).await?)

@@ -1,6 +1,6 @@
 //! Miroir's WebAssembly plugin runtime: the only crate that depends on wasmtime.
 //!
-//! It owns loading plugins (components built for `wasm32-wasip2` against the `miroir:plugin@0.1.1`
+//! It owns loading plugins (components built for `wasm32-wasip2` against the `miroir:plugin@0.2.0`
 //! WIT package in `wit/`), the sandbox every call runs in, and the host side of the plugin
 //! imports. It does not own what those imports do: searches, key-value storage and outbound HTTP
 //! reach the rest of the gateway through the [`PluginHost`] trait, which the gateway implements

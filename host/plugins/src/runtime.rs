@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use miroir_config::Config;
+use miroir_types::{SearchPlan, SearchRoute};
 use serde_json::Value;
 use wasmtime::component::Linker;
 use wasmtime::Engine;
@@ -231,26 +232,71 @@ impl PluginRuntime {
         }
     }
 
-    /// Runs `request` through the `plan-search` hook of every plugin declaring it, in load order.
-    /// Unchanged when none does.
-    pub async fn plan_search(&self, index: &str, request: Value) -> Result<Value, PluginError> {
-        let mut request = request;
-        for plugin in self.with_hook(types::Hook::PlanSearch) {
-            let call = Call::PlanSearch { index: index.to_owned(), request: request.to_string() };
-            request = json_output(plugin, plugin.call(call).await?)?;
+    /// Decides who serves a search (see [`miroir_types::HookPort::plan_search`]): the plugins
+    /// declaring `plan-search` or `merge-search`, in load order and without `caller` (the plugin
+    /// running this search through its own `search` import), are asked until one does not
+    /// decline. A plugin declaring `merge-search` alone takes every search, unchanged.
+    pub async fn plan_search(
+        &self,
+        index: &str,
+        route: SearchRoute,
+        request: &Value,
+        caller: Option<&str>,
+    ) -> Result<SearchPlan, PluginError> {
+        let Some(loaded) = &self.loaded else { return Ok(SearchPlan::Decline) };
+        let mut text: Option<String> = None;
+        for (plugin, manifest) in loaded.plugins.iter().zip(&loaded.manifests) {
+            if caller == Some(plugin.name()) {
+                continue;
+            }
+            let merges = manifest.hooks.contains(&types::Hook::MergeSearch);
+            let merged_by = merges.then(|| plugin.name().to_owned());
+            if !manifest.hooks.contains(&types::Hook::PlanSearch) {
+                if merges && route == SearchRoute::Search {
+                    return Ok(SearchPlan::Rewrite { request: request.clone(), merged_by });
+                }
+                continue;
+            }
+            let request_text = text.get_or_insert_with(|| request.to_string()).clone();
+            let call = Call::PlanSearch {
+                index: index.to_owned(),
+                route: match route {
+                    SearchRoute::Search => types::SearchRoute::Search,
+                    SearchRoute::Similar => types::SearchRoute::Similar,
+                },
+                request: request_text,
+            };
+            let plan = match plugin.call(call).await? {
+                Output::Plan(Ok(plan)) => plan,
+                Output::Plan(Err(e)) => return Err(rejected(plugin, e)),
+                _ => return Err(unexpected(plugin)),
+            };
+            return Ok(match plan {
+                types::SearchPlan::Decline => continue,
+                types::SearchPlan::Rewrite(json) => SearchPlan::Rewrite {
+                    request: parse_json(plugin, &json)?,
+                    // `merge-search` merges search answers; a `similar` is merged by the host.
+                    merged_by: merged_by.filter(|_| route == SearchRoute::Search),
+                },
+                types::SearchPlan::Answer(answer) => SearchPlan::Answer {
+                    body: parse_json(plugin, &answer.body)?,
+                    headers: answer.headers,
+                },
+            });
         }
-        Ok(request)
+        Ok(SearchPlan::Decline)
     }
 
-    /// Merges `responses` with the first plugin declaring `merge-search`; `None` when no plugin
-    /// does, and the gateway's own merge applies.
+    /// Merges `responses` with the `merge-search` of plugin `name`; `None` when no such plugin
+    /// declares it, and the gateway's own merge applies.
     pub async fn merge_search(
         &self,
+        name: &str,
         index: &str,
         request: &Value,
         responses: &[ShardAnswer],
     ) -> Option<Result<Value, PluginError>> {
-        let plugin = self.with_hook(types::Hook::MergeSearch).next()?;
+        let plugin = self.with_hook(types::Hook::MergeSearch).find(|p| p.name() == name)?;
         let responses = responses
             .iter()
             .map(|a| types::ShardResponse {
@@ -341,17 +387,25 @@ fn unexpected(plugin: &LoadedPlugin) -> PluginError {
 
 fn json_output(plugin: &LoadedPlugin, output: Output) -> Result<Value, PluginError> {
     match output {
-        Output::Json(Ok(text)) => serde_json::from_str(&text).map_err(|e| PluginError::Trapped {
-            plugin: plugin.name().to_owned(),
-            message: format!("the plugin answered invalid JSON: {e}"),
-        }),
-        Output::Json(Err(e)) => Err(PluginError::Rejected {
-            plugin: plugin.name().to_owned(),
-            status: e.status,
-            code: e.code,
-            message: e.message,
-        }),
+        Output::Json(Ok(text)) => parse_json(plugin, &text),
+        Output::Json(Err(e)) => Err(rejected(plugin, e)),
         _ => Err(unexpected(plugin)),
+    }
+}
+
+fn parse_json(plugin: &LoadedPlugin, text: &str) -> Result<Value, PluginError> {
+    serde_json::from_str(text).map_err(|e| PluginError::Trapped {
+        plugin: plugin.name().to_owned(),
+        message: format!("the plugin answered invalid JSON: {e}"),
+    })
+}
+
+fn rejected(plugin: &LoadedPlugin, e: types::HookError) -> PluginError {
+    PluginError::Rejected {
+        plugin: plugin.name().to_owned(),
+        status: e.status,
+        code: e.code,
+        message: e.message,
     }
 }
 

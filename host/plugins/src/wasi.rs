@@ -88,9 +88,9 @@ fn random_u64() -> wasmtime::Result<u64> {
 }
 
 /// The package version whose imports the host provides.
-pub(crate) const PACKAGE_VERSION: &str = "0.1.1";
+pub(crate) const PACKAGE_VERSION: &str = "0.2.0";
 
-/// The imports of `component` that are neither WASI nor the `miroir:plugin@0.1.1` interfaces: a
+/// The imports of `component` that are neither WASI nor the `miroir:plugin@0.2.0` interfaces: a
 /// component that needs one of them was written for another host, or built against another
 /// version of the package (wasmtime would link such an import as a trap, so it is refused at
 /// load instead).

@@ -40,7 +40,9 @@ async fn no_engine_is_created_when_every_plugin_is_disabled() {
         .await
         .unwrap_err();
     assert_eq!(error.status(), 404);
-    assert_eq!(runtime.plan_search("movies", serde_json::json!({"q": 1})).await.unwrap()["q"], 1);
+    let request = serde_json::json!({"q": 1});
+    let plan = runtime.plan_search("movies", miroir_types::SearchRoute::Search, &request, None);
+    assert_eq!(plan.await.unwrap(), miroir_types::SearchPlan::Decline);
     assert_eq!(engines_created_in_process(), 0);
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::{load, spec};
 use miroir_plugins::{PluginSpec, ShardAnswer};
-use miroir_types::{HookError, HookSet};
+use miroir_types::{HookError, HookSet, SearchPlan, SearchRoute};
 use serde_json::json;
 
 #[tokio::test]
@@ -31,9 +31,17 @@ async fn search_hooks_go_through_the_port_and_calls_are_reported() {
     let (runtime, host) = load(vec![spec("hooks", "test_hooks.wasm", 2000, 64)]).await;
     let port = Arc::new(runtime).hook_port();
     assert!(port.hooks().searches() && port.hooks().after_response && port.hooks().on_write);
-    let planned = port.plan_search("movies", json!({ "q": "dune" })).await.expect("plan");
-    assert_eq!(planned["planned"], true);
-    let refused = port.plan_search("movies", json!({ "reject": true })).await.unwrap_err();
+    let search = SearchRoute::Search;
+    let planned = port.plan_search("movies", search, &json!({ "q": "dune" }), None).await;
+    assert_eq!(
+        planned.expect("plan"),
+        SearchPlan::Rewrite {
+            request: json!({ "q": "dune", "planned": true }),
+            merged_by: Some("hooks".into())
+        }
+    );
+    let refused =
+        port.plan_search("movies", search, &json!({ "reject": true }), None).await.unwrap_err();
     assert!(
         matches!(refused, HookError::Rejected { status: 400, ref code, .. } if code == "invalid_search_q")
     );
@@ -44,7 +52,7 @@ async fn search_hooks_go_through_the_port_and_calls_are_reported() {
         body: json!({ "hits": [{ "id": 1 }], "estimatedTotalHits": 1 }),
         took: std::time::Duration::from_micros(5),
     };
-    let merged = port.merge_search("movies", &json!({ "q": "dune" }), vec![answer]).await;
+    let merged = port.merge_search("hooks", "movies", &json!({ "q": "dune" }), vec![answer]).await;
     assert_eq!(merged.expect("declared").expect("merged")["estimatedTotalHits"], 1);
     let calls = host.calls();
     let hooks: Vec<&str> = calls.iter().map(|(_, hook, _)| *hook).collect();
@@ -60,9 +68,10 @@ async fn a_trapping_hook_is_a_failed_hook_error_and_a_reported_failure() {
     };
     let (runtime, host) = load(vec![trapping]).await;
     let port = Arc::new(runtime).hook_port();
-    let error = port.plan_search("movies", json!({ "q": "x" })).await.unwrap_err();
+    let search = SearchRoute::Search;
+    let error = port.plan_search("movies", search, &json!({ "q": "x" }), None).await.unwrap_err();
     assert!(matches!(error, HookError::Failed { ref plugin, .. } if plugin == "bad"), "{error:?}");
     assert!(host.calls().contains(&("bad".to_owned(), "plan-search", true)));
     // The next call gets a fresh instance and fails alone again.
-    assert!(port.plan_search("movies", json!({})).await.is_err());
+    assert!(port.plan_search("movies", search, &json!({}), None).await.is_err());
 }

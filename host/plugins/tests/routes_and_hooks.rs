@@ -10,6 +10,7 @@ use miroir_plugins::{
     Hook, InMemoryHost, LoadError, MetricKind, PluginError, PluginRuntime, PluginSpec, ShardAnswer,
     Timing, WriteEvent,
 };
+use miroir_types::{SearchPlan, SearchRoute};
 use serde_json::json;
 
 fn hooks_spec(name: &str) -> PluginSpec {
@@ -123,10 +124,18 @@ async fn log_metrics_clock_and_random_imports_work() {
 async fn plan_and_merge_search_hooks_rewrite_and_merge() {
     let (runtime, _host) = load(vec![hooks_spec("hooks")]).await;
     assert!(runtime.has_hook(Hook::PlanSearch));
-    let planned = runtime.plan_search("movies", json!({ "q": "dune" })).await.expect("plan");
-    assert_eq!(planned, json!({ "q": "dune", "planned": true }));
+    let search = SearchRoute::Search;
+    let planned = runtime.plan_search("movies", search, &json!({ "q": "dune" }), None).await;
+    assert_eq!(
+        planned.expect("plan"),
+        SearchPlan::Rewrite {
+            request: json!({ "q": "dune", "planned": true }),
+            merged_by: Some("hooks".into())
+        }
+    );
 
-    let rejected = runtime.plan_search("movies", json!({ "reject": true })).await.unwrap_err();
+    let rejected =
+        runtime.plan_search("movies", search, &json!({ "reject": true }), None).await.unwrap_err();
     assert_eq!(rejected.status(), 400, "a hook error keeps the plugin's status: {rejected}");
     assert!(!rejected.is_failure());
 
@@ -139,13 +148,75 @@ async fn plan_and_merge_search_hooks_rewrite_and_merge() {
         took: Duration::from_millis(1),
     };
     let merged = runtime
-        .merge_search("movies", &json!({ "q": "dune" }), &[shard(0, &[1, 2]), shard(1, &[3])])
+        .merge_search(
+            "hooks",
+            "movies",
+            &json!({ "q": "dune" }),
+            &[shard(0, &[1, 2]), shard(1, &[3])],
+        )
         .await
         .expect("a plugin merges")
         .expect("merge");
     assert_eq!(merged["estimatedTotalHits"], 3);
     assert_eq!(merged["hits"].as_array().unwrap().len(), 3);
     assert_eq!(merged["query"], "dune");
+}
+
+/// A copy of the test plugin with only `hooks`, and no route (so that several load together).
+fn hooks_only(name: &str, hooks: &[&str]) -> PluginSpec {
+    PluginSpec {
+        config: json!({ "routes": false, "hooks": hooks }),
+        ..spec(name, "test_hooks.wasm", 2000, 64)
+    }
+}
+
+#[tokio::test]
+async fn the_first_plugin_that_does_not_decline_takes_the_search() {
+    let specs = vec![
+        hooks_only("first", &["plan-search"]),
+        hooks_only("merger", &["merge-search"]),
+        hooks_only("last", &["plan-search", "merge-search"]),
+    ];
+    let (runtime, host) = load(specs).await;
+    let search = SearchRoute::Search;
+    let plan = |request: serde_json::Value, caller: Option<&'static str>| {
+        let runtime = &runtime;
+        async move { runtime.plan_search("movies", search, &request, caller).await.expect("plan") }
+    };
+    // `first` rewrites; it has no merge-search, so the default merge applies.
+    assert_eq!(
+        plan(json!({ "q": "a" }), None).await,
+        SearchPlan::Rewrite { request: json!({ "q": "a", "planned": true }), merged_by: None }
+    );
+    // `first` declines: `merger` (merge-search only) takes it unchanged, `last` is not asked.
+    assert_eq!(
+        plan(json!({ "decline": true }), None).await,
+        SearchPlan::Rewrite {
+            request: json!({ "decline": true }),
+            merged_by: Some("merger".into())
+        }
+    );
+    // An answer comes back with its headers.
+    let SearchPlan::Answer { body, headers } = plan(json!({ "answer": true }), None).await else {
+        panic!("an answer")
+    };
+    assert_eq!(
+        (body["answeredBy"].clone(), body["index"].clone()),
+        (json!("test-hooks"), json!("movies"))
+    );
+    assert_eq!(headers, vec![("x-test-hooks".to_owned(), "answered".to_owned())]);
+    // The plugin running the search through its own `search` import is skipped.
+    assert_eq!(
+        plan(json!({ "q": "a" }), Some("first")).await,
+        SearchPlan::Rewrite { request: json!({ "q": "a" }), merged_by: Some("merger".into()) }
+    );
+    let calls: Vec<String> = host.calls().iter().map(|(p, h, _)| format!("{p}:{h}")).collect();
+    assert!(!calls.iter().any(|c| c == "last:plan-search"), "never asked: {calls:?}");
+    // `similar` is not merged by merge-search: a merge-only plugin does not take it, and every
+    // plan-search here declines it.
+    let similar = json!({ "id": 1 });
+    let plan = runtime.plan_search("movies", SearchRoute::Similar, &similar, None).await;
+    assert_eq!(plan.expect("plan"), SearchPlan::Decline);
 }
 
 #[tokio::test]

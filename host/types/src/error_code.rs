@@ -120,6 +120,9 @@ error_codes! {
     MiroirPluginUnavailable => "miroir_plugin_unavailable", 503, System;
     /// A route of an optional feature whose section is off (`cdc.enabled`, `shadow.enabled`).
     MiroirFeatureDisabled => "miroir_feature_disabled", 404, InvalidRequest;
+    /// A search parameter of an optional feature whose section is off: `vector` or `hybrid`
+    /// (and `/similar`) while `vector_search.enabled` is `false`.
+    MiroirFeatureNotEnabled => "miroir_feature_not_enabled", 400, InvalidRequest;
     /// A query parameter of a `/_miroir/` route is missing or malformed (`GET /_miroir/changes`:
     /// `index`, `since`, `limit`, `timeout`; `GET /_miroir/shadow/diff`: `differs`, `limit`).
     MiroirInvalidQuery => "miroir_invalid_query", 400, InvalidRequest;
@@ -315,6 +318,7 @@ mod tests {
         (ErrorCode::MiroirNotSupported, 501, "miroir_not_supported", "invalid_request"),
         (ErrorCode::MiroirPluginUnavailable, 503, "miroir_plugin_unavailable", "system"),
         (ErrorCode::MiroirFeatureDisabled, 404, "miroir_feature_disabled", "invalid_request"),
+        (ErrorCode::MiroirFeatureNotEnabled, 400, "miroir_feature_not_enabled", "invalid_request"),
         (ErrorCode::MiroirInvalidQuery, 400, "miroir_invalid_query", "invalid_request"),
         (ErrorCode::MiroirRateLimited, 429, "miroir_rate_limited", "invalid_request"),
         (ErrorCode::IndexNotFound, 404, "index_not_found", "invalid_request"),
@@ -459,7 +463,7 @@ mod tests {
     #[test]
     fn miroir_codes_are_the_ones_prefixed_miroir() {
         let miroir: Vec<_> = ErrorCode::ALL.iter().filter(|c| c.is_miroir_specific()).collect();
-        assert_eq!(miroir.len(), 22);
+        assert_eq!(miroir.len(), 23);
         assert!(!ErrorCode::IndexNotFound.is_miroir_specific());
     }
 

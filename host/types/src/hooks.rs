@@ -12,6 +12,37 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+/// Which read a search hook is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchRoute {
+    /// `/indexes/{uid}/search`, and the searches plugins run through their `search` import.
+    Search,
+    /// `/indexes/{uid}/similar`.
+    Similar,
+}
+
+/// Who serves one search, as [`HookPort::plan_search`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchPlan {
+    /// No hook takes the search: the gateway serves it on its own path.
+    Decline,
+    /// A hook took the search: scatter `request` instead of the client's, then merge with
+    /// [`HookPort::merge_search`] of `merged_by` when set, else with the default merge.
+    Rewrite {
+        /// What every shard is sent (before the gateway's own additions).
+        request: Value,
+        /// The plugin whose `merge-search` merges the answers.
+        merged_by: Option<String>,
+    },
+    /// A hook answered the search itself: the client's answer (status 200).
+    Answer {
+        /// The response body.
+        body: Value,
+        /// Headers added to the response.
+        headers: Vec<(String, String)>,
+    },
+}
+
 /// Which hooks an implementation offers. The gateway skips everything a hook would need (copies
 /// of requests, per-shard answers, spawned tasks) when its flag is off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -132,23 +163,33 @@ pub trait HookPort: Send + Sync + 'static {
         HookSet::default()
     }
 
-    /// Rewrites the search `request` for `index` before it is sent to the shards. The default
-    /// merge still answers the client's own `offset`, `limit`, `q`.
-    async fn plan_search(&self, index: &str, request: Value) -> Result<Value, HookError> {
-        let _ = index;
-        Ok(request)
+    /// Decides who serves the search `request` of `index` on `route`: the first hook (in load
+    /// order) that does not decline takes it. `caller` names the plugin that runs this search
+    /// through its own `search` import: its hooks are skipped, so a hook never recurses into
+    /// itself. The default merge of a [`SearchPlan::Rewrite`] still answers the client's own
+    /// `offset`, `limit`, `q`.
+    async fn plan_search(
+        &self,
+        index: &str,
+        route: SearchRoute,
+        request: &Value,
+        caller: Option<&str>,
+    ) -> Result<SearchPlan, HookError> {
+        let _ = (index, route, request, caller);
+        Ok(SearchPlan::Decline)
     }
 
-    /// Merges the per-shard `answers` into the response the client receives. `request` is the
-    /// client's own; each shard was sent what [`HookPort::plan_search`] made of it. `None` lets
-    /// the gateway's default merge run.
+    /// Merges the per-shard `answers` with the `merge-search` of `plugin` (the one a
+    /// [`SearchPlan::Rewrite`] named) into the response the client receives. `request` is the
+    /// client's own. `None` lets the gateway's default merge run.
     async fn merge_search(
         &self,
+        plugin: &str,
         index: &str,
         request: &Value,
         answers: Vec<ShardAnswer>,
     ) -> Option<Result<Value, HookError>> {
-        let _ = (index, request, answers);
+        let _ = (plugin, index, request, answers);
         None
     }
 
@@ -180,7 +221,8 @@ mod tests {
         assert_eq!(port.hooks(), HookSet::default());
         assert!(!port.hooks().searches());
         let request = serde_json::json!({"q": "dune"});
-        assert_eq!(port.plan_search("movies", request.clone()).await, Ok(request.clone()));
-        assert!(port.merge_search("movies", &request, Vec::new()).await.is_none());
+        let plan = port.plan_search("movies", SearchRoute::Search, &request, None).await;
+        assert_eq!(plan, Ok(SearchPlan::Decline));
+        assert!(port.merge_search("p", "movies", &request, Vec::new()).await.is_none());
     }
 }

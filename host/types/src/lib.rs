@@ -24,6 +24,9 @@ mod rate_limit;
 pub use api_error::{ApiError, ErrorResponse, ForwardedError};
 pub use changes::{ChangeFeed, ChangeFeedError, ChangePage, Recorded};
 pub use error_code::{ErrorCode, ErrorType};
-pub use hooks::{HookError, HookPort, HookSet, NoHooks, ReadExchange, ShardAnswer, WriteEvent};
+pub use hooks::{
+    HookError, HookPort, HookSet, NoHooks, ReadExchange, SearchPlan, SearchRoute, ShardAnswer,
+    WriteEvent,
+};
 pub use ids::{GroupId, IndexUid, InvalidId, InvalidIndexUid, NodeId, ShardId, TaskUid};
 pub use rate_limit::RateLimiter;

@@ -16,7 +16,9 @@
 use std::collections::HashMap;
 
 use miroir_plugin_sdk::serde_json::{json, Value};
-use miroir_plugin_sdk::{metrics, Hook, HookError, Manifest, Plugin, ShardResponse};
+use miroir_plugin_sdk::{
+    metrics, Hook, HookError, Manifest, Plugin, SearchPlan, SearchRoute, ShardResponse,
+};
 
 struct Diversify {
     field: String,
@@ -46,7 +48,15 @@ impl Plugin for Diversify {
             .hook(Hook::MergeSearch)
     }
 
-    fn plan_search(&mut self, _index: &str, mut request: Value) -> Result<Value, HookError> {
+    fn plan_search(
+        &mut self,
+        _index: &str,
+        route: SearchRoute,
+        mut request: Value,
+    ) -> Result<SearchPlan, HookError> {
+        if route != SearchRoute::Search {
+            return Ok(SearchPlan::Decline);
+        }
         let depth = number(&request, "offset", 0) + number(&request, "limit", 20);
         request["offset"] = json!(0);
         request["limit"] = json!(depth * self.over_fetch);
@@ -57,7 +67,7 @@ impl Plugin for Diversify {
                 attributes.push(json!(self.field));
             }
         }
-        Ok(request)
+        Ok(SearchPlan::Rewrite(request))
     }
 
     fn merge_search(

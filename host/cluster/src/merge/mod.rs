@@ -24,7 +24,6 @@ pub use browse::{browse_plan, ShardSlice};
 pub use facet_search::merge_facet_search;
 pub use facets::merge_facets;
 pub use federated::{merge_indexes, FederatedMerge, FederatedPage};
-pub use hybrid::{keyword_first_ratio, keyword_good_enough, GOOD_ENOUGH};
 pub use order::{compare_hits, RankKey};
 pub use request::{node_request, ClientPage, DEFAULT_SEARCH_LIMIT};
 pub use similar::merge_similar;

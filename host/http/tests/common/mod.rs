@@ -121,6 +121,7 @@ pub struct ClusterBuilder {
     task_delay: Duration,
     configure: Option<ConfigChange>,
     health_probes: bool,
+    vector_search: bool,
 }
 
 /// Development nodes with Miroir in front.
@@ -152,6 +153,7 @@ impl ClusterBuilder {
             task_delay: Duration::ZERO,
             configure: None,
             health_probes: false,
+            vector_search: false,
         }
     }
 
@@ -165,6 +167,13 @@ impl ClusterBuilder {
     /// after 2 failed probes.
     pub fn health_probes(mut self) -> Self {
         self.health_probes = true;
+        self
+    }
+
+    /// Turns `vector_search` on: the vector-search plugin (`make plugins`) serves vector and
+    /// hybrid searches and `similar`, through the gateway's hooks.
+    pub fn vector_search(mut self) -> Self {
+        self.vector_search = true;
         self
     }
 
@@ -226,6 +235,7 @@ impl ClusterBuilder {
             config.health.timeout = miroir_config::HumanDuration::from_millis(80);
             config.health.down_after = 2;
         }
+        config.vector_search.enabled = self.vector_search;
         if let Some(change) = self.configure {
             change(&mut config);
         }
@@ -256,16 +266,30 @@ impl ClusterBuilder {
     }
 }
 
-/// Serves Miroir for `config` with a SQLite store in `dir`.
+/// Serves Miroir for `config` with a SQLite store in `dir` (with the vector-search plugin when
+/// `vector_search.enabled`).
 pub async fn serve(
     config: &Config,
     dir: &std::path::Path,
+) -> (SocketAddr, AppState, tokio::task::JoinHandle<()>) {
+    serve_with_plugins(config, dir, config.vector_search.enabled).await
+}
+
+/// [`serve`], loading the vector-search plugin only when `plugins` (benchmarks compare a gateway
+/// without it).
+pub async fn serve_with_plugins(
+    config: &Config,
+    dir: &std::path::Path,
+    plugins: bool,
 ) -> (SocketAddr, AppState, tokio::task::JoinHandle<()>) {
     let store =
         SqliteStore::open(SqliteConfig::new(dir.join("miroir.db"))).await.expect("sqlite store");
     let state = AppState::new(config.clone(), Arc::new(store)).expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
+    if plugins {
+        install_vector_search(config, &state).await;
+    }
     let app = router(state.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
@@ -422,5 +446,104 @@ impl Cluster {
             assert!(Instant::now() < deadline, "the prober never took {node} down");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Where `make plugins` put the components.
+pub fn plugins_dir() -> PathBuf {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { workspace.join(t) })
+        .unwrap_or_else(|| workspace.join("target"));
+    target.join("plugins")
+}
+
+/// Loads the vector-search plugin with `config`'s section and installs its hooks in `state`,
+/// as `miroir serve` does.
+async fn install_vector_search(config: &Config, state: &AppState) {
+    let component = plugins_dir().join("vector_search.wasm");
+    assert!(component.is_file(), "{} is missing: run `make plugins` first", component.display());
+    let spec = miroir_plugins::PluginSpec {
+        config: serde_json::to_value(&config.vector_search).expect("section"),
+        ..miroir_plugins::PluginSpec::new("vector_search", component)
+    };
+    let host = Arc::new(GatewayHost { state: state.clone() });
+    let runtime = miroir_plugins::PluginRuntime::load(vec![spec], host).await.expect("load");
+    assert!(state.install_hooks(Arc::new(runtime).hook_port()), "hooks installed once");
+}
+
+/// The gateway's searches as a plugin sees them (the `miroir` binary's host, without what the
+/// vector-search plugin does not use).
+struct GatewayHost {
+    state: AppState,
+}
+
+async fn host_error(error: miroir_http::HttpError) -> miroir_plugins::HostCallError {
+    use axum::response::IntoResponse;
+    let response = error.into_response();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let code = body["code"].as_str().unwrap_or("internal");
+    miroir_plugins::HostCallError::new(status, code, body["message"].as_str().unwrap_or_default())
+}
+
+fn no_kv() -> miroir_plugins::HostCallError {
+    miroir_plugins::HostCallError::new(501, "not_implemented", "no key-value store in tests")
+}
+
+#[async_trait::async_trait]
+impl miroir_plugins::PluginHost for GatewayHost {
+    async fn search(
+        &self,
+        plugin: &str,
+        index: &str,
+        request: Value,
+    ) -> Result<Value, miroir_plugins::HostCallError> {
+        match miroir_http::search::search_value(&self.state, plugin, index, request).await {
+            Ok(answer) => Ok(answer),
+            Err(error) => Err(host_error(error).await),
+        }
+    }
+
+    async fn scatter(
+        &self,
+        index: &str,
+        request: Value,
+    ) -> Result<Vec<miroir_plugins::ShardAnswer>, miroir_plugins::HostCallError> {
+        match miroir_http::search::scatter_answers(&self.state, index, request).await {
+            Ok(answers) => Ok(answers),
+            Err(error) => Err(host_error(error).await),
+        }
+    }
+
+    async fn kv_get(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<Vec<u8>>, miroir_plugins::HostCallError> {
+        Err(no_kv())
+    }
+
+    async fn kv_put(
+        &self,
+        _: &str,
+        _: &str,
+        _: Vec<u8>,
+    ) -> Result<(), miroir_plugins::HostCallError> {
+        Err(no_kv())
+    }
+
+    async fn kv_delete(&self, _: &str, _: &str) -> Result<(), miroir_plugins::HostCallError> {
+        Err(no_kv())
+    }
+
+    async fn kv_list_prefix(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<String>, miroir_plugins::HostCallError> {
+        Err(no_kv())
     }
 }

@@ -15,7 +15,7 @@
 use miroir_plugin_sdk::serde_json::{json, Value};
 use miroir_plugin_sdk::{
     clock, http, kv, log, metrics, random, scatter, search, Hook, HookError, Manifest, Method,
-    Plugin, Request, Response, ShardResponse, Timing, WriteEvent,
+    Plugin, Request, Response, SearchPlan, SearchRoute, ShardResponse, Timing, WriteEvent,
 };
 
 const BASE: &str = "/_miroir/x/test";
@@ -67,7 +67,10 @@ impl Plugin for TestHooks {
             (Method::Get, "events"),
             (Method::Post, "noop"),
         ] {
-            manifest = manifest.route(method, format!("{BASE}/{path}"));
+            // `"routes": false` loads a second copy beside the first (hooks only).
+            if self.config.get("routes") != Some(&json!(false)) {
+                manifest = manifest.route(method, format!("{BASE}/{path}"));
+            }
         }
         let wanted = |name: &str| match self.config.get("hooks").and_then(Value::as_array) {
             Some(names) => names.iter().any(|n| n == name),
@@ -168,12 +171,25 @@ impl Plugin for TestHooks {
         }
     }
 
-    fn plan_search(&mut self, index: &str, mut request: Value) -> Result<Value, HookError> {
+    fn plan_search(
+        &mut self,
+        index: &str,
+        route: SearchRoute,
+        mut request: Value,
+    ) -> Result<SearchPlan, HookError> {
+        if route == SearchRoute::Similar || request.get("decline").is_some() {
+            return Ok(SearchPlan::Decline);
+        }
         if request.get("reject").is_some() {
             return Err(HookError::new(400, "invalid_search_q", format!("rejected for {index}")));
         }
+        if request.get("answer").is_some() {
+            let body = json!({"hits": [], "answeredBy": "test-hooks", "index": index});
+            let headers = vec![("x-test-hooks".to_owned(), "answered".to_owned())];
+            return Ok(SearchPlan::Answer { body, headers });
+        }
         request["planned"] = json!(true);
-        Ok(request)
+        Ok(SearchPlan::Rewrite(request))
     }
 
     fn merge_search(

@@ -11,7 +11,9 @@
 use std::hint::black_box;
 
 use miroir_plugin_sdk::serde_json::{json, Value};
-use miroir_plugin_sdk::{http, Hook, HookError, Manifest, Method, Plugin, Request, Response};
+use miroir_plugin_sdk::{
+    http, Hook, HookError, Manifest, Method, Plugin, Request, Response, SearchPlan, SearchRoute,
+};
 
 struct Misbehave {
     calls: u64,
@@ -59,9 +61,14 @@ impl Plugin for Misbehave {
         misbehave(self.tick.as_deref(), "tick");
     }
 
-    fn plan_search(&mut self, _index: &str, request: Value) -> Result<Value, HookError> {
+    fn plan_search(
+        &mut self,
+        _index: &str,
+        _route: SearchRoute,
+        request: Value,
+    ) -> Result<SearchPlan, HookError> {
         misbehave(self.search.as_deref(), "plan-search");
-        Ok(request)
+        Ok(SearchPlan::Rewrite(request))
     }
 
     fn handle(&mut self, request: Request) -> Response {
