@@ -129,6 +129,9 @@ pub async fn search(
     route: &str,
     request: &Value,
 ) -> HttpResult<Response> {
+    if route == "search" {
+        crate::search_hooks::check_vector_feature(state, request)?;
+    }
     let record = state.lifecycles().record(pattern);
     let mut answers = Vec::new();
     let mut missing = BTreeSet::new();
