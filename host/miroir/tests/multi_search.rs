@@ -127,6 +127,31 @@ fn multi_search_steps_of_the_vectors_recording_pass_through_miroir() {
     }
 }
 
+/// Every step of the vectors scenario (vector, filtered vector, hybrid and keyword searches,
+/// `similar`, multi-search), recorded against one development node holding everything, replayed
+/// through `miroir serve` over three nodes with the vector-search and multi-search plugins:
+/// nothing differs, in every step's compare mode.
+#[test]
+fn the_whole_vectors_scenario_through_miroir_serve_answers_like_one_node() {
+    let (_nodes, dir, _miroir, base, _client) = start_cluster();
+    let one = TestNode::start(Some(NODE_KEY));
+    let scenario = shared_dir().join("contract/scenarios/vectors.json");
+    let raw = dir.path().join("one-node.jsonl");
+    let recorded = Command::new("python3")
+        .arg(shared_dir().join("contract/contract.py"))
+        .args(["record", "--url", &one.url(), "--key", NODE_KEY, "--out"])
+        .arg(&raw)
+        .arg(&scenario)
+        .output()
+        .expect("python3 records the scenario");
+    assert!(recorded.status.success(), "{}", String::from_utf8_lossy(&recorded.stderr));
+    // The recording names its data files relative to itself, so it is checked where it is.
+    let steps = std::fs::read_to_string(&raw).expect("the recording").lines().count();
+    let recording = raw;
+    let stdout = contract_check(&base, &recording, "");
+    assert!(stdout.contains(&format!("{steps} passed, 0 failed")), "{steps} steps: {stdout}");
+}
+
 #[test]
 fn multi_search_through_the_plugin_answers_like_single_searches() {
     let (_nodes, _dir, _miroir, base, client) = start_cluster();
