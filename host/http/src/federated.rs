@@ -51,6 +51,10 @@ pub async fn federated_search(state: &AppState, request: &Value) -> HttpResult<V
     let mut primary_keys: HashMap<String, String> = HashMap::new();
     let mut versions: HashMap<String, u64> = HashMap::new();
     for (position, query) in queries.iter().enumerate() {
+        if let Err(HttpError::Api(error)) = crate::search_hooks::check_vector_feature(state, query)
+        {
+            return Err(inside(position, &error));
+        }
         let uid = query["indexUid"].as_str().unwrap_or_default();
         let meta = match index_for_read(state, uid).await {
             Ok(meta) => meta,

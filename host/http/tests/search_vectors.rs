@@ -272,4 +272,21 @@ async fn vector_searches_name_the_flag_when_the_feature_is_off() {
     assert_eq!(keyword.status, 200, "{}", keyword.body);
     let nulls = json!({"q": "a", "vector": null, "hybrid": null});
     assert_eq!(cluster.send_json("POST", "/indexes/v/search", &nulls).await.status, 200);
+    // A federated multi-search (the multi-search plugin's `federated-search` import) too, naming
+    // the query.
+    let federated = json!({"federation": {}, "queries": [
+        {"indexUid": "v", "q": "a"},
+        {"indexUid": "v", "vector": [0.1, 0.2]},
+    ]});
+    let error = miroir_http::federated::federated_search(&cluster.state, &federated)
+        .await
+        .expect_err("a vector query while the feature is off");
+    let response = axum::response::IntoResponse::into_response(error);
+    assert_eq!(response.status(), 400);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["code"], "miroir_feature_not_enabled", "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Inside `.queries[1]`"), "{message}");
+    assert!(message.contains("vector_search.enabled"), "{message}");
 }
