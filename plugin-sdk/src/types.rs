@@ -222,6 +222,9 @@ pub struct WriteEvent {
     pub shards: Vec<u32>,
     /// When the write reached quorum, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// For `documentAdditionOrUpdate`: `true` when the documents were sent with `PUT` (their
+    /// fields merge into the stored documents), `false` with `POST` (they replace them).
+    pub partial_update: bool,
     /// The written documents (a JSON array), when the host includes them.
     pub documents: Option<Value>,
 }
@@ -402,6 +405,7 @@ impl From<wit::WriteEvent> for WriteEvent {
             primary_keys: e.primary_keys,
             shards: e.shards,
             timestamp_ms: e.timestamp_ms,
+            partial_update: e.partial_update,
             documents: e.documents.and_then(|d| serde_json::from_str(&d).ok()),
         }
     }

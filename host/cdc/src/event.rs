@@ -7,8 +7,10 @@ use time::OffsetDateTime;
 
 /// The JSON of `event`, without its cursor (the log gives it): `event_id` (`<index>:<task
 /// uid>`, the same on every delivery), `task_uid`, `index`, `operation`, `primary_keys`,
-/// `shards`, `timestamp` (RFC 3339, when the write reached quorum), and `documents` when the
-/// write carried them (`cdc.include_documents`).
+/// `shards`, `timestamp` (RFC 3339, when the write reached quorum), `partial_update` on
+/// additions and updates (`true`: sent with `PUT`, the documents' fields merge into the stored
+/// ones; `false`: sent with `POST`, they replace them), and `documents` when the write carried
+/// them (`cdc.include_documents`).
 pub fn event_json(event: &WriteEvent) -> Value {
     let nanos = i128::from(event.timestamp_ms) * 1_000_000;
     let timestamp = OffsetDateTime::from_unix_timestamp_nanos(nanos)
@@ -24,6 +26,9 @@ pub fn event_json(event: &WriteEvent) -> Value {
         "shards": event.shards,
         "timestamp": timestamp,
     });
+    if event.operation == "documentAdditionOrUpdate" {
+        json["partial_update"] = event.partial_update.into();
+    }
     if let Some(documents) = &event.documents {
         json["documents"] = documents.clone();
     }
@@ -54,6 +59,7 @@ mod tests {
             primary_keys: vec!["42".into()],
             shards: vec![3],
             timestamp_ms: 1_700_000_000_123,
+            partial_update: false,
             documents: None,
         };
         let json = event_json(&event);

@@ -21,6 +21,7 @@ fn event(uid: u64) -> WriteEvent {
         primary_keys: vec![uid.to_string()],
         shards: vec![0],
         timestamp_ms: 1_700_000_000_000,
+        partial_update: false,
         documents: None,
     }
 }

@@ -35,8 +35,8 @@ pub(crate) fn keys_if_wanted(state: &AppState, keys: &[String]) -> Option<Vec<St
     wanted(state).then(|| keys.to_vec())
 }
 
-/// Records the write of `record` to `index` (touching `keys` in `shards`) in the change feed,
-/// and delivers it to the `on-write` hook. Call it while holding the index's write lock (the
+/// Records the write of `record` to `index` (touching `keys` in `shards`; `partial_update` for
+/// documents sent with `PUT`) in the change feed, and delivers it to the `on-write` hook. Call it while holding the index's write lock (the
 /// event takes its place in the index's order now); await what it returns after releasing the
 /// lock and before answering (the event is then durable).
 #[must_use = "await it before answering: the event is durable once it resolves"]
@@ -46,6 +46,7 @@ pub(crate) fn wrote(
     record: &TaskRecord,
     keys: impl FnOnce() -> Vec<String>,
     shards: &BTreeSet<ShardId>,
+    partial_update: bool,
     documents: Option<Value>,
 ) -> Recorded {
     if !wanted(state) {
@@ -63,6 +64,7 @@ pub(crate) fn wrote(
         primary_keys: keys(),
         shards: shards.iter().map(|s| s.get()).collect(),
         timestamp_ms,
+        partial_update,
         documents,
     };
     if state.hooks().hooks().on_write {

@@ -368,6 +368,12 @@ fn webhook_long_poll_and_nats_each_get_every_acknowledged_write() {
     assert!(first["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{first}");
     assert_eq!(first["documents"][19], json!({"id": 19, "title": "phone"}), "{first}");
     assert!(polled[&writer.ids[11]].get("documents").is_none(), "deletions carry none");
+    // A consumer knows whether to replace the stored documents (POST) or merge into them (PUT).
+    assert_eq!(first["partial_update"], false, "{first}");
+    let update = &polled[&writer.ids[2]];
+    assert_eq!(update["partial_update"], true, "{update}");
+    assert_eq!(update["documents"][0], json!({"id": 0, "title": "phone 2"}), "{update}");
+    assert!(polled[&writer.ids[11]].get("partial_update").is_none(), "only on additions");
     let by_id = &polled[&writer.ids[11]];
     assert_eq!(by_id["operation"], "documentDeletion", "{by_id}");
     assert_eq!(by_id["primary_keys"], json!(["3"]), "{by_id}");

@@ -111,6 +111,7 @@ impl HookPort for PluginHooks {
             primary_keys: event.primary_keys,
             shards: event.shards,
             timestamp_ms: event.timestamp_ms,
+            partial_update: event.partial_update,
             documents: event.documents.map(|d| d.to_string()),
         };
         self.runtime.on_write(&event).await;

@@ -235,6 +235,7 @@ async fn off_path_hooks_are_delivered() {
         primary_keys: vec!["1".into()],
         shards: vec![0],
         timestamp_ms: 1,
+        partial_update: false,
         documents: None,
     };
     assert_eq!(runtime.on_write(&event).await.called, 1);

@@ -123,6 +123,10 @@ pub struct WriteEvent {
     pub shards: Vec<u32>,
     /// When the write reached quorum, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// For `documentAdditionOrUpdate`: `true` when the documents were sent with `PUT` (each
+    /// one's fields are merged into the stored document), `false` with `POST` (each one replaces
+    /// the stored document). `false` for every other operation.
+    pub partial_update: bool,
     /// The documents written, as a JSON array in the client's order (CSV and NDJSON parsed),
     /// when `cdc.include_documents` is on; `None` otherwise and for deletions.
     pub documents: Option<Value>,

@@ -104,8 +104,15 @@ async fn delete_ids(
         .await?;
     let record =
         enqueue(state, Some(uid), "documentDeletion", details, &deletion_hints(), enqueued).await?;
-    let recorded =
-        crate::write_hooks::wrote(state, uid, &record, || keys.unwrap_or_default(), &shards, None);
+    let recorded = crate::write_hooks::wrote(
+        state,
+        uid,
+        &record,
+        || keys.unwrap_or_default(),
+        &shards,
+        false,
+        None,
+    );
     drop(guard);
     recorded.await;
     Ok((record, Some(report)))
@@ -190,7 +197,7 @@ async fn broadcast_deletion(
         .await?;
     let kind = enqueued.kind.clone().unwrap_or_else(|| "documentDeletion".to_owned());
     let record = enqueue(state, Some(uid), &kind, details, &deletion_hints(), enqueued).await?;
-    let recorded = crate::write_hooks::wrote(state, uid, &record, Vec::new, &shards, None);
+    let recorded = crate::write_hooks::wrote(state, uid, &record, Vec::new, &shards, false, None);
     drop(guard);
     recorded.await;
     Ok(accepted(&record, Some(&report)))

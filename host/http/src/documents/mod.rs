@@ -313,7 +313,9 @@ async fn write_inner(
     let hints = Hints { indexed_from_received: true, ..Hints::default() };
     let record = enqueue(state, Some(uid), kind, details, &hints, enqueued).await?;
     let keys = || routed.ids.values().flatten().cloned().collect();
-    let recorded = crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards, written);
+    let partial = *method == HttpMethod::PUT;
+    let recorded =
+        crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards, partial, written);
     // The next write to the index goes ahead while this one's change event is stored.
     drop(guard);
     recorded.await;
