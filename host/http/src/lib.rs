@@ -36,6 +36,7 @@ pub mod ilm;
 mod index_rename;
 mod indexes;
 mod keys;
+mod leading;
 pub mod node_catalog;
 mod passthrough;
 pub mod read_catalog;

@@ -42,25 +42,15 @@ const IDLE_EVERY: Duration = Duration::from_secs(1);
 /// Starts the loop; it runs while this instance leads and ends when the election stops.
 pub fn spawn(
     state: AppState,
-    mut leader: watch::Receiver<LeaderState>,
+    leader: watch::Receiver<LeaderState>,
     lease: String,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        loop {
-            let token = match leader.wait_for(|s| s.is_leader && s.fencing_token.is_some()).await {
-                Ok(s) => s.fencing_token,
-                Err(_) => return,
-            };
-            let Some(token) = token else { continue };
-            let fence = Fence { lease: lease.clone(), token };
-            let mut lost = leader.clone();
-            tokio::select! {
-                () = lead(&state, &fence) => {}
-                _ = lost.wait_for(|s| !s.is_leader) => {
-                    tracing::info!("lease lost: rebalance handed over to the next leader");
-                }
-            }
-        }
+        crate::leading::while_leading(leader, &lease, "rebalance", |fence| {
+            let state = state.clone();
+            async move { lead(&state, &fence).await }
+        })
+        .await;
     })
 }
 

@@ -61,28 +61,19 @@ pub fn follow(state: AppState) -> JoinHandle<()> {
 /// stops.
 pub fn spawn(
     state: AppState,
-    mut leader: watch::Receiver<LeaderState>,
+    leader: watch::Receiver<LeaderState>,
     lease: String,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let interval = state.config().ilm.check_interval.get();
-        loop {
-            let token = match leader.wait_for(|s| s.is_leader && s.fencing_token.is_some()).await {
-                Ok(s) => s.fencing_token,
-                Err(_) => return,
-            };
-            let Some(token) = token else { continue };
-            let fence = Fence { lease: lease.clone(), token };
-            let mut lost = leader.clone();
-            tokio::select! {
-                () = check_all(&state, &fence) => {}
-                _ = lost.wait_for(|s| !s.is_leader) => {
-                    tracing::info!("lease lost: index lifecycle handed over to the next leader");
-                    continue;
-                }
+        crate::leading::while_leading(leader, &lease, "index lifecycle", |fence| {
+            let state = state.clone();
+            async move {
+                check_all(&state, &fence).await;
+                tokio::time::sleep(interval).await;
             }
-            tokio::time::sleep(interval).await;
-        }
+        })
+        .await;
     })
 }
 
