@@ -277,7 +277,10 @@ impl Scatter {
     /// (bookkeeping taken out), else the merge of every answer.
     pub(crate) fn merged_search(&mut self, request: &Value) -> Value {
         match &self.whole {
-            Some(body) => whole_answer(serde_json::from_slice(body).unwrap_or(Value::Null)),
+            Some(body) => whole_answer(
+                serde_json::from_slice(body).unwrap_or(Value::Null),
+                self.settings.max_values_per_facet,
+            ),
             None => merge_search(request, &self.answers, &self.settings),
         }
     }
@@ -287,7 +290,7 @@ impl Scatter {
     /// an index in one shard takes this path). `None` for a scatter to merge.
     pub(crate) fn whole_response(&self) -> Option<Response> {
         let body = self.whole.as_ref()?;
-        let answer = match whole_answer_bytes(body)? {
+        let answer = match whole_answer_bytes(body, self.settings.max_values_per_facet)? {
             Cow::Borrowed(_) => body.clone(),
             Cow::Owned(stripped) => Bytes::from(stripped),
         };
@@ -595,9 +598,16 @@ pub(crate) async fn merge_settings(
         return Err(ForwardedError::new(response.status, response.body.to_vec()).into());
     }
     let s = response.json();
+    // The nodes hold more facet values than the client sees (`settings::faceting`).
+    let client_max_values = match index_for_read(state, uid).await {
+        Ok(meta) => crate::settings::faceting::client_value(&meta),
+        Err(_) => None,
+    };
     let settings = MergeSettings {
         max_total_hits: s["pagination"]["maxTotalHits"].as_u64().unwrap_or(1000) as usize,
-        max_values_per_facet: s["faceting"]["maxValuesPerFacet"].as_u64().unwrap_or(100) as usize,
+        max_values_per_facet: client_max_values
+            .or_else(|| s["faceting"]["maxValuesPerFacet"].as_u64())
+            .unwrap_or(100) as usize,
         sort_facet_values_by: s["faceting"]["sortFacetValuesBy"]
             .as_object()
             .map(|m| {

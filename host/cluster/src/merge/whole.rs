@@ -8,8 +8,10 @@ use serde_json::Value;
 use super::RESERVED_PREFIX;
 
 /// `answer` (a node's search answer to the client's own request) without bookkeeping: no
-/// `_miroir_*` field in hits or their `_formatted`, no `_miroir_*` facet.
-pub fn whole_answer(mut answer: Value) -> Value {
+/// `_miroir_*` field in hits or their `_formatted`, no `_miroir_*` facet, and no more than
+/// `max_values_per_facet` values per facet (the nodes may hold more than the client sees: the
+/// first ones in the node's order are kept).
+pub fn whole_answer(mut answer: Value, max_values_per_facet: usize) -> Value {
     if let Some(Value::Array(hits)) = answer.get_mut("hits") {
         for hit in hits.iter_mut().filter_map(Value::as_object_mut) {
             hit.retain(|k, _| !k.starts_with(RESERVED_PREFIX));
@@ -23,6 +25,13 @@ pub fn whole_answer(mut answer: Value) -> Value {
             facets.retain(|k, _| !k.starts_with(RESERVED_PREFIX));
         }
     }
+    if let Some(Value::Object(facets)) = answer.get_mut("facetDistribution") {
+        for values in facets.values_mut().filter_map(Value::as_object_mut) {
+            if values.len() > max_values_per_facet {
+                *values = std::mem::take(values).into_iter().take(max_values_per_facet).collect();
+            }
+        }
+    }
     answer
 }
 
@@ -30,13 +39,14 @@ pub fn whole_answer(mut answer: Value) -> Value {
 /// fields are taken out and everything else is copied as the node wrote it (order, numbers and
 /// spacing kept). `None` when `answer` is not a JSON object (its structure is checked, not
 /// every number or escape in it: the node wrote it).
+/// `max_values_per_facet` cuts each facet's values as [`whole_answer`] does.
 ///
 /// Every search through a node holding the whole index pays this, so it is one pass over the
 /// bytes that only follows the structure (strings are skipped with `memchr`) and notes the
 /// `_miroir_*` members of the hits, of their `_formatted` and of the facet maps; the answer is
 /// then copied around them, or returned as it is when there are none.
-pub fn whole_answer_bytes(answer: &[u8]) -> Option<Cow<'_, [u8]>> {
-    let mut scan = Scan { bytes: answer, at: 0, cuts: Vec::new(), depth: 0 };
+pub fn whole_answer_bytes(answer: &[u8], max_values_per_facet: usize) -> Option<Cow<'_, [u8]>> {
+    let mut scan = Scan { bytes: answer, at: 0, cuts: Vec::new(), depth: 0, max_values_per_facet };
     scan.whitespace();
     if scan.peek()? != b'{' {
         return None;
@@ -66,7 +76,12 @@ enum Kind {
     Hits,
     Hit,
     Formatted,
+    /// `facetDistribution`.
     Facets,
+    /// One facet's values in `facetDistribution`.
+    FacetValues,
+    /// `facetStats`.
+    Stats,
     Other,
 }
 
@@ -79,9 +94,19 @@ struct Scan<'a> {
     at: usize,
     cuts: Vec<(usize, usize)>,
     depth: usize,
+    max_values_per_facet: usize,
 }
 
 impl Scan<'_> {
+    /// Notes `start..end` to cut, replacing the cuts inside it (a member cut whole, whose
+    /// values were cut first).
+    fn cut(&mut self, start: usize, end: usize) {
+        while self.cuts.last().is_some_and(|&(inner, _)| inner >= start) {
+            self.cuts.pop();
+        }
+        self.cuts.push((start, end));
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
@@ -140,6 +165,7 @@ impl Scan<'_> {
         self.at += 1;
         // Where the last member kept (or cut with the comma before it) ends.
         let mut kept_end: Option<usize> = None;
+        let mut members = 0;
         loop {
             self.whitespace();
             match self.peek()? {
@@ -161,12 +187,20 @@ impl Scan<'_> {
             self.whitespace();
             let child = match (kind, key) {
                 (Kind::Root, b"hits") => Kind::Hits,
-                (Kind::Root, b"facetDistribution" | b"facetStats") => Kind::Facets,
+                (Kind::Root, b"facetDistribution") => Kind::Facets,
+                (Kind::Root, b"facetStats") => Kind::Stats,
+                (Kind::Facets, _) => Kind::FacetValues,
                 (Kind::Hit, b"_formatted") => Kind::Formatted,
                 _ => Kind::Other,
             };
-            let cut = matches!(kind, Kind::Hit | Kind::Formatted | Kind::Facets)
-                && key.starts_with(RESERVED_PREFIX.as_bytes());
+            let cut = match kind {
+                Kind::FacetValues => members >= self.max_values_per_facet,
+                Kind::Hit | Kind::Formatted | Kind::Facets | Kind::Stats => {
+                    key.starts_with(RESERVED_PREFIX.as_bytes())
+                }
+                Kind::Root | Kind::Hits | Kind::Other => false,
+            };
+            members += 1;
             self.value(child)?;
             let value_end = self.at;
             self.whitespace();
@@ -178,17 +212,17 @@ impl Scan<'_> {
                 (false, _) => kept_end = Some(value_end),
                 // After a kept member: cut from its end (the comma before this one).
                 (true, Some(previous)) => {
-                    self.cuts.push((previous, value_end));
+                    self.cut(previous, value_end);
                     kept_end = Some(value_end);
                 }
                 // First member: cut it with the comma after it.
                 (true, None) if next == b',' => {
                     self.at += 1;
                     self.whitespace();
-                    self.cuts.push((key_at, self.at));
+                    self.cut(key_at, self.at);
                     continue;
                 }
-                (true, None) => self.cuts.push((key_at, value_end)),
+                (true, None) => self.cut(key_at, value_end),
             }
             if next == b',' {
                 self.at += 1;
@@ -234,7 +268,7 @@ mod tests {
             "query": "x", "estimatedTotalHits": 1
         });
         assert_eq!(
-            whole_answer(answer),
+            whole_answer(answer, 100),
             json!({
                 "hits": [{"id": 1, "_rankingScore": 0.5, "_formatted": {"id": "1"}}],
                 "facetDistribution": {"brand": {"a": 1}},
@@ -269,25 +303,56 @@ mod tests {
         });
         for (answer, bytes) in answers.iter().flat_map(|a| [a, a]).zip(written) {
             let answer = answer.clone();
-            let stripped = whole_answer_bytes(&bytes).expect("an object");
+            let stripped = whole_answer_bytes(&bytes, 100).expect("an object");
             let parsed: Value = serde_json::from_slice(&stripped).expect("JSON");
-            assert_eq!(parsed, whole_answer(answer.clone()), "{answer}");
+            assert_eq!(parsed, whole_answer(answer.clone(), 100), "{answer}");
             // The node's order of fields is kept.
             let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
-            assert_eq!(keys(&parsed), keys(&whole_answer(answer)));
+            assert_eq!(keys(&parsed), keys(&whole_answer(answer, 100)));
         }
         let spaced = b"{ \"hits\" : [ { \"id\" : 1 } ] }";
         assert_eq!(
-            whole_answer_bytes(spaced).as_deref(),
+            whole_answer_bytes(spaced, 100).as_deref(),
             Some(&spaced[..]),
             "untouched: nothing to take out"
         );
-        assert!(whole_answer_bytes(b"[1]").is_none() && whole_answer_bytes(b"{").is_none());
-        assert!(whole_answer_bytes(b"{\"_miroir_a\": 1").is_none());
+        assert!(
+            whole_answer_bytes(b"[1]", 100).is_none() && whole_answer_bytes(b"{", 100).is_none()
+        );
+        assert!(whole_answer_bytes(b"{\"_miroir_a\": 1", 100).is_none());
         let broken: [&[u8]; 5] =
             [br#"{"hits": [{"a": "\"}]}"#, br#"{"a" 1}"#, br#"{"a": 1,}x"#, b"{} {}", b""];
         for broken in broken {
-            assert!(whole_answer_bytes(broken).is_none(), "{}", String::from_utf8_lossy(broken));
+            assert!(
+                whole_answer_bytes(broken, 100).is_none(),
+                "{}",
+                String::from_utf8_lossy(broken)
+            );
         }
+    }
+
+    #[test]
+    fn each_facet_keeps_its_first_values_in_the_node_order() {
+        let answer = json!({
+            "hits": [],
+            "facetDistribution": {"brand": {"z": 9, "a": 5, "m": 1}, "_miroir_shard.s0": {"s": 1},
+                                  "color": {"red": 2}, "tags": {}},
+            "facetStats": {"price": {"min": 1, "max": 2}}
+        });
+        let cut = json!({
+            "hits": [],
+            "facetDistribution": {"brand": {"z": 9, "a": 5}, "color": {"red": 2}, "tags": {}},
+            "facetStats": {"price": {"min": 1, "max": 2}}
+        });
+        let bytes = serde_json::to_vec(&answer).unwrap();
+        let stripped = whole_answer_bytes(&bytes, 2).expect("an object");
+        let parsed: Value = serde_json::from_slice(&stripped).expect("JSON");
+        assert_eq!(parsed, cut);
+        let brand: Vec<_> =
+            parsed["facetDistribution"]["brand"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(brand, ["z", "a"], "the node's order");
+        assert_eq!(whole_answer(answer.clone(), 2), cut);
+        let none: Value = serde_json::from_slice(&whole_answer_bytes(&bytes, 0).unwrap()).unwrap();
+        assert_eq!(none["facetDistribution"], json!({"brand": {}, "color": {}, "tags": {}}));
     }
 }

@@ -6,6 +6,7 @@
 //! A node whose settings diverge is repaired from the settings most nodes hold ([`drift`]).
 
 pub mod drift;
+pub mod faceting;
 pub mod translate;
 mod verify;
 
@@ -54,6 +55,9 @@ async fn client_settings(state: &AppState, caller: &Caller, uid: &str) -> HttpRe
     }
     let mut settings = response.json();
     translate::client_settings(&mut settings);
+    if let Some(meta) = state.catalog().get_index(uid).await? {
+        faceting::client_settings(&mut settings, &meta);
+    }
     Ok(settings)
 }
 
@@ -148,7 +152,16 @@ async fn propose(
 ) -> HttpResult<Response> {
     let (meta, created) = ensure(state, uid).await?;
     let _guard = state.index_write_guard(uid).await?;
-    let node = translate::to_node(&patch, created);
+    let mut node = translate::to_node(&patch, created);
+    let max_values = match faceting::requested(&patch) {
+        faceting::Requested::Untouched => None,
+        faceting::Requested::Value(value) => Some(value),
+        faceting::Requested::Current if created => Some(faceting::DEFAULT_MAX_VALUES),
+        faceting::Requested::Current => Some(current_max_values(state, caller, uid, &meta).await?),
+    };
+    if let Some(value) = max_values {
+        faceting::translate(&patch, &mut node.patch, &mut node.hints, value);
+    }
     let body = serde_json::to_vec(&Value::Object(node.patch.clone()))
         .map_err(|e| HttpError::Internal(e.to_string()))?;
     let step = NodeStep::new(
@@ -193,6 +206,9 @@ async fn propose(
         }
         crate::convergence::record_pending(state, uid, missed);
     }
+    if let Some(value) = max_values {
+        record_max_values(state, uid, value).await?;
+    }
     let record =
         enqueue(state, Some(uid), "settingsUpdate", Value::Object(patch), &node.hints, enqueued)
             .await?;
@@ -200,4 +216,35 @@ async fn propose(
     let mut response = (StatusCode::ACCEPTED, Json(summary(&record))).into_response();
     fanout::mark_degraded(&mut response, &report);
     Ok(with_version(state, uid, response).await)
+}
+
+/// The client's current `maxValuesPerFacet` of an existing index: recorded by Miroir, or, when
+/// Miroir never translated it, what the nodes hold.
+async fn current_max_values(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    meta: &miroir_store::IndexMeta,
+) -> HttpResult<u64> {
+    if let Some(value) = faceting::client_value(meta) {
+        return Ok(value);
+    }
+    let settings = client_settings(state, caller, uid).await?;
+    Ok(settings
+        .pointer("/faceting/maxValuesPerFacet")
+        .and_then(Value::as_u64)
+        .unwrap_or(faceting::DEFAULT_MAX_VALUES))
+}
+
+/// Records the client's `maxValuesPerFacet` of `uid` in its metadata (under the write guard).
+async fn record_max_values(state: &AppState, uid: &str, value: u64) -> HttpResult<()> {
+    let Some(mut meta) = state.catalog().get_index(uid).await? else { return Ok(()) };
+    if faceting::client_value(&meta) == Some(value) {
+        return Ok(());
+    }
+    faceting::record(&mut meta, value);
+    meta.updated_at = time::OffsetDateTime::now_utc();
+    state.catalog().put_index(&meta).await?;
+    state.read_catalog().forget(uid);
+    Ok(())
 }
