@@ -10,8 +10,8 @@ use std::path::Path;
 
 use figment::Jail;
 use miroir_config::{
-    Config, ConfigError, LogFormat, PinningStrategy, Problem, ReplicaSelection, TaskStoreBackend,
-    UnavailableShardPolicy,
+    Config, ConfigError, LogFormat, OtlpProtocol, PinningStrategy, Problem, ReplicaSelection,
+    TaskStoreBackend, UnavailableShardPolicy,
 };
 
 const NODES: &str = r#"
@@ -307,6 +307,36 @@ fn a_secret_in_the_file_is_refused_naming_its_variable() {
         assert!(top.message.contains("only from the environment"), "{top:?}");
         assert!(top.hint.contains("MIROIR_MASTER_KEY"), "{top:?}");
         assert!(find(&problems, "server.node_master_key").hint.contains("MIROIR_NODE_MASTER_KEY"));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_otlp_protocol_comes_from_the_file_the_environment_or_the_standard_variable() {
+    Jail::expect_with(|jail| {
+        let telemetry = "telemetry: { otlp_endpoint: \"http://127.0.0.1:4317\" }\n";
+        jail.create_file("miroir.yaml", &format!("{NODES}{telemetry}"))?;
+        jail.create_file(
+            "http.yaml",
+            &format!("{NODES}telemetry: {{ otlp_protocol: http/protobuf }}\n"),
+        )?;
+        let config = load("http.yaml").map_err(|e| e.to_string())?;
+        assert_eq!(config.telemetry.otlp_protocol, Some(OtlpProtocol::Http));
+        let config = load("miroir.yaml").map_err(|e| e.to_string())?;
+        assert_eq!(config.telemetry.otlp_protocol, None);
+        assert_eq!(config.telemetry.effective_otlp_protocol(), Ok(OtlpProtocol::Http));
+        jail.set_env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+        let config = load("miroir.yaml").map_err(|e| e.to_string())?;
+        assert_eq!(config.telemetry.effective_otlp_protocol(), Ok(OtlpProtocol::Grpc));
+        jail.set_env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json");
+        let problems = problems(load("miroir.yaml"));
+        assert!(find(&problems, "telemetry.otlp_protocol").message.contains("http/json"));
+        // The key wins over the standard variable.
+        jail.set_env("MIROIR_TELEMETRY__OTLP_PROTOCOL", "grpc");
+        let config = load("miroir.yaml").map_err(|e| e.to_string())?;
+        assert_eq!(config.telemetry.otlp_protocol, Some(OtlpProtocol::Grpc));
+        jail.set_env("MIROIR_TELEMETRY__OTLP_PROTOCOL", "carrier-pigeon");
+        assert!(load("miroir.yaml").is_err());
         Ok(())
     });
 }

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use miroir_config::{
-    Config, ConfigError, CustomPlugin, HumanDuration, IlmPolicy, NatsSink, NodeConfig, Problem,
-    RateLimitBackend, RolloverConditions, Secret, Secrets, ShadowTarget, TaskStoreBackend,
-    WebhookSink,
+    Config, ConfigError, CustomPlugin, HumanDuration, IlmPolicy, NatsSink, NodeConfig,
+    OtlpProtocol, Problem, RateLimitBackend, RolloverConditions, Secret, Secrets, ShadowTarget,
+    TaskStoreBackend, WebhookSink,
 };
 use miroir_types::{GroupId, NodeId};
 
@@ -273,6 +273,20 @@ fn telemetry_values_are_checked() {
     );
     config.telemetry = Default::default();
     config.telemetry.log_level = "info,miroir=debug,hyper=warn".to_owned();
+    assert_eq!(problems(&config), []);
+}
+
+#[test]
+fn a_grpc_endpoint_names_no_path() {
+    let mut config = valid();
+    config.telemetry.otlp_protocol = Some(OtlpProtocol::Grpc);
+    config.telemetry.otlp_endpoint = Some("http://collector:4317/v1/traces".to_owned());
+    only(&config, "telemetry.otlp_endpoint");
+    config.telemetry.otlp_endpoint = Some("http://collector:4317".to_owned());
+    assert_eq!(problems(&config), []);
+    // A path is fine over HTTP, where it names the traces URL.
+    config.telemetry.otlp_protocol = Some(OtlpProtocol::Http);
+    config.telemetry.otlp_endpoint = Some("http://collector:4318/otlp/v1/traces".to_owned());
     assert_eq!(problems(&config), []);
 }
 

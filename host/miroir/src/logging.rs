@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use miroir_config::{LogFormat, TelemetryConfig};
+use miroir_config::{LogFormat, OtlpProtocol, TelemetryConfig};
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{filter_fn, LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
@@ -122,9 +122,17 @@ pub fn init(telemetry: &TelemetryConfig) -> anyhow::Result<Option<TraceExport>> 
         LogFormat::Human => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).boxed(),
     };
-    let (export, otel) = match &telemetry.otlp_endpoint {
-        Some(endpoint) => {
-            let (export, tracer) = TraceExport::start(telemetry, endpoint)?;
+    // The protocol was checked when the configuration was loaded.
+    let target = match &telemetry.otlp_endpoint {
+        Some(endpoint) => Some((
+            endpoint,
+            telemetry.effective_otlp_protocol().map_err(|problem| anyhow::anyhow!(problem))?,
+        )),
+        None => None,
+    };
+    let (export, otel) = match target {
+        Some((endpoint, protocol)) => {
+            let (export, tracer) = TraceExport::start(telemetry, endpoint, protocol)?;
             let layer = tracing_opentelemetry::layer()
                 .with_tracer(tracer)
                 .with_threads(false)
@@ -144,12 +152,25 @@ pub fn init(telemetry: &TelemetryConfig) -> anyhow::Result<Option<TraceExport>> 
         .try_init()
         .map_err(|error| anyhow::anyhow!(error))
         .context("a logger is already installed")?;
-    if let Some(endpoint) = &telemetry.otlp_endpoint {
-        let url = crate::trace_export::traces_url(endpoint);
-        tracing::info!(%url, sampling_ratio = telemetry.sampling_ratio, "exporting traces over OTLP/HTTP");
-        if url.contains(":4317/") {
-            tracing::warn!(%url, "4317 is the OTLP/gRPC port; Miroir exports OTLP/HTTP \
-                (protobuf), which collectors usually receive on 4318");
+    if let Some((endpoint, protocol)) = target {
+        let url = crate::trace_export::export_url(endpoint, protocol);
+        let sampling_ratio = telemetry.sampling_ratio;
+        match protocol {
+            OtlpProtocol::Http => {
+                tracing::info!(%url, sampling_ratio, "exporting traces over OTLP/HTTP");
+                if url.contains(":4317/") {
+                    tracing::warn!(%url, "4317 is the OTLP/gRPC port, and this export is \
+                        OTLP/HTTP (protobuf), which collectors usually receive on 4318; set \
+                        telemetry.otlp_protocol: grpc to export over gRPC");
+                }
+            }
+            OtlpProtocol::Grpc => {
+                tracing::info!(%url, sampling_ratio, "exporting traces over OTLP/gRPC");
+                if url.ends_with(":4318") {
+                    tracing::warn!(%url, "4318 is the OTLP/HTTP port, and this export is \
+                        OTLP/gRPC, which collectors usually receive on 4317");
+                }
+            }
         }
     }
     Ok(export)

@@ -1,8 +1,12 @@
-//! OpenTelemetry trace export over OTLP/HTTP (protobuf), when `telemetry.otlp_endpoint` is set.
+//! OpenTelemetry trace export over OTLP, when `telemetry.otlp_endpoint` is set: OTLP/HTTP
+//! (protobuf) or OTLP/gRPC, as `telemetry.otlp_protocol` (or `OTEL_EXPORTER_OTLP_PROTOCOL`) says.
 //!
 //! Spans go through a batch processor whose exporter runs on its own thread, so a request never
-//! waits for the collector. The queue is bounded: when the collector is slow or gone, spans past
-//! the bound, and every span of a batch the collector did not take, are dropped and counted in
+//! waits for the collector. The HTTP exporter's client is blocking; the gRPC one (tonic) needs a
+//! tokio runtime, so it gets a one-worker runtime owned by the export, and every export runs on
+//! it: it outlives the gateway's runtime, which is gone by the time the last spans are flushed.
+//! The queue is bounded: when the collector is slow or gone, spans past the bound, and every
+//! span of a batch the collector did not take, are dropped and counted in
 //! `miroir_trace_spans_dropped_total`. Sampling is parent-based: a client's sampled
 //! `traceparent` is followed, a root trace is kept with probability `telemetry.sampling_ratio`.
 //!
@@ -14,10 +18,10 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use miroir_config::TelemetryConfig;
+use miroir_config::{OtlpProtocol, TelemetryConfig};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, Span, SpanData,
     SpanExporter, SpanProcessor,
@@ -40,21 +44,53 @@ const MAX_QUEUED_SPANS: usize = 4096;
 /// The running export: flushed and stopped by [`TraceExport::shutdown`].
 pub struct TraceExport {
     provider: SdkTracerProvider,
+    /// The gRPC exporter's runtime; stopped after the provider has flushed.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl TraceExport {
-    /// Starts the export to `telemetry.otlp_endpoint` and installs the W3C trace context
-    /// propagator. Returns the tracer spans are made with.
-    pub fn start(telemetry: &TelemetryConfig, endpoint: &str) -> anyhow::Result<(Self, SdkTracer)> {
-        let url = traces_url(endpoint);
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_endpoint(url.clone())
-            .build()
-            .with_context(|| format!("cannot set up OTLP export to `{url}`"))?;
+    /// Starts the export to `telemetry.otlp_endpoint` with `protocol` and installs the W3C trace
+    /// context propagator. Returns the tracer spans are made with.
+    pub fn start(
+        telemetry: &TelemetryConfig,
+        endpoint: &str,
+        protocol: OtlpProtocol,
+    ) -> anyhow::Result<(Self, SdkTracer)> {
+        let url = export_url(endpoint, protocol);
+        let (exporter, runtime) = match protocol {
+            OtlpProtocol::Http => {
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    // Ours to decide (the standard variable was read with the configuration).
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(url.clone())
+                    .build();
+                (exporter, None)
+            }
+            OtlpProtocol::Grpc => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("otlp-grpc")
+                    .enable_all()
+                    .build()
+                    .context("cannot start the runtime of the OTLP/gRPC export")?;
+                // The channel's worker task is spawned on the runtime entered.
+                let exporter = {
+                    let _entered = runtime.enter();
+                    opentelemetry_otlp::SpanExporter::builder()
+                        .with_tonic()
+                        .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+                        .with_endpoint(url.clone())
+                        .build()
+                };
+                (exporter, Some(runtime))
+            }
+        };
+        let exporter = exporter.with_context(|| format!("cannot set up OTLP export to `{url}`"))?;
         let queue = Arc::new(Queue::default());
         let batch = BatchSpanProcessor::builder(CountingExporter {
-            inner: exporter,
+            inner: Arc::new(exporter),
+            runtime: runtime.as_ref().map(|r| r.handle().clone()),
             queue: Arc::clone(&queue),
             failing: AtomicBool::new(false),
         })
@@ -76,7 +112,7 @@ impl TraceExport {
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
         let tracer = provider.tracer("miroir");
-        Ok((TraceExport { provider }, tracer))
+        Ok((TraceExport { provider, runtime }, tracer))
     }
 
     /// Exports what is queued (waiting at most a few seconds for the collector) and stops.
@@ -84,6 +120,17 @@ impl TraceExport {
         if let Err(error) = self.provider.shutdown_with_timeout(Duration::from_secs(5)) {
             tracing::warn!(%error, "trace export did not flush before stopping");
         }
+        if let Some(runtime) = self.runtime {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Where spans are sent: the OTLP/HTTP traces URL, or the gRPC endpoint as given.
+pub fn export_url(endpoint: &str, protocol: OtlpProtocol) -> String {
+    match protocol {
+        OtlpProtocol::Http => traces_url(endpoint),
+        OtlpProtocol::Grpc => endpoint.trim_end_matches('/').to_owned(),
     }
 }
 
@@ -159,7 +206,9 @@ impl SpanProcessor for BoundedProcessor {
 /// the collector did not take.
 #[derive(Debug)]
 struct CountingExporter {
-    inner: opentelemetry_otlp::SpanExporter,
+    inner: Arc<opentelemetry_otlp::SpanExporter>,
+    /// The runtime exports run on (gRPC); without one they run on the batch processor's thread.
+    runtime: Option<tokio::runtime::Handle>,
     queue: Arc<Queue>,
     /// Whether the last export failed.
     failing: AtomicBool,
@@ -168,7 +217,16 @@ struct CountingExporter {
 impl SpanExporter for CountingExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
-        let result = self.inner.export(batch).await;
+        let result = match &self.runtime {
+            Some(runtime) => {
+                let inner = Arc::clone(&self.inner);
+                runtime
+                    .spawn(async move { inner.export(batch).await })
+                    .await
+                    .unwrap_or_else(|error| Err(OTelSdkError::InternalFailure(error.to_string())))
+            }
+            None => self.inner.export(batch).await,
+        };
         self.queue.release(spans);
         // Logged when export starts failing and when it recovers, not once per batch.
         match &result {
@@ -197,7 +255,10 @@ impl SpanExporter for CountingExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+        // Set when the provider is built, before any export shares the exporter.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
     }
 }
 
@@ -210,6 +271,10 @@ mod tests {
         assert_eq!(traces_url("http://collector:4318"), "http://collector:4318/v1/traces");
         assert_eq!(traces_url("http://collector:4318/"), "http://collector:4318/v1/traces");
         assert_eq!(traces_url("https://c/otlp/v1/traces"), "https://c/otlp/v1/traces");
+        assert_eq!(
+            export_url("http://collector:4317/", OtlpProtocol::Grpc),
+            "http://collector:4317"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! OpenTelemetry traces through `miroir serve` in front of development nodes, exported over
-//! OTLP/HTTP to a collector this test runs (it decodes the protobuf `ExportTraceServiceRequest`):
+//! OTLP/HTTP or OTLP/gRPC to a collector this test runs (it decodes the protobuf
+//! `ExportTraceServiceRequest`, posted or sent to the gRPC `TraceService`):
 //! the request span joins the client's `traceparent`, each node called is a child span whose
 //! context the node receives, a plugin's hook call is a span of the same trace, sampling follows
 //! the client's decision, and with the collector gone requests are served as before while the
@@ -17,6 +18,9 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use gateway::{nodes_section, plugins_dir, send, wait_for, wait_task, Gateway};
 use miroir_devnode::testing::TestNode;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -53,8 +57,18 @@ impl ReceivedSpan {
 
 type Spans = Arc<Mutex<Vec<ReceivedSpan>>>;
 
-/// An OTLP/HTTP trace receiver on 127.0.0.1, keeping every span it is sent; stops when dropped.
+/// How the collector receives spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// `POST /v1/traces` with a protobuf body.
+    Http,
+    /// The gRPC `TraceService`.
+    Grpc,
+}
+
+/// An OTLP trace receiver on 127.0.0.1, keeping every span it is sent; stops when dropped.
 struct Collector {
+    protocol: Protocol,
     addr: SocketAddr,
     spans: Spans,
     stop: Option<oneshot::Sender<()>>,
@@ -62,7 +76,7 @@ struct Collector {
 }
 
 impl Collector {
-    fn start() -> Self {
+    fn start(protocol: Protocol) -> Self {
         let spans = Spans::default();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -76,19 +90,34 @@ impl Collector {
                 let listener =
                     tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the collector");
                 addr_tx.send(listener.local_addr().expect("address")).expect("test waits");
-                let app = axum::Router::new()
-                    .route("/v1/traces", axum::routing::post(export))
-                    .with_state(kept);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                    .expect("serve the collector");
+                let stopped = async {
+                    let _ = stop_rx.await;
+                };
+                match protocol {
+                    Protocol::Http => {
+                        let app = axum::Router::new()
+                            .route("/v1/traces", axum::routing::post(export))
+                            .with_state(kept);
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stopped)
+                            .await
+                            .expect("serve the collector");
+                    }
+                    Protocol::Grpc => {
+                        tonic::transport::Server::builder()
+                            .add_service(TraceServiceServer::new(GrpcCollector(kept)))
+                            .serve_with_incoming_shutdown(
+                                tonic::transport::server::TcpIncoming::from(listener),
+                                stopped,
+                            )
+                            .await
+                            .expect("serve the collector");
+                    }
+                }
             });
         });
         let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("the collector starts");
-        Collector { addr, spans, stop: Some(stop_tx), thread: Some(thread) }
+        Collector { protocol, addr, spans, stop: Some(stop_tx), thread: Some(thread) }
     }
 
     fn endpoint(&self) -> String {
@@ -126,6 +155,27 @@ async fn export(State(spans): State<Spans>, body: Bytes) -> axum::response::Resp
     let Ok(request) = ExportTraceServiceRequest::decode(body) else {
         return (StatusCode::BAD_REQUEST, "not an ExportTraceServiceRequest").into_response();
     };
+    keep(&spans, request);
+    let answer = ExportTraceServiceResponse::default().encode_to_vec();
+    ([(header::CONTENT_TYPE, "application/x-protobuf")], answer).into_response()
+}
+
+/// The gRPC `TraceService`.
+struct GrpcCollector(Spans);
+
+#[tonic::async_trait]
+impl TraceService for GrpcCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        keep(&self.0, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// Keeps the spans of an export request.
+fn keep(spans: &Spans, request: ExportTraceServiceRequest) {
     let mut received = Vec::new();
     for resource_spans in request.resource_spans {
         let resource = resource_spans.resource.map(|r| attributes(&r.attributes));
@@ -142,8 +192,6 @@ async fn export(State(spans): State<Spans>, body: Bytes) -> axum::response::Resp
         }
     }
     spans.lock().expect("spans lock").extend(received);
-    let answer = ExportTraceServiceResponse::default().encode_to_vec();
-    ([(header::CONTENT_TYPE, "application/x-protobuf")], answer).into_response()
 }
 
 fn attributes(list: &[KeyValue]) -> BTreeMap<String, String> {
@@ -175,8 +223,13 @@ struct Cluster {
 
 impl Cluster {
     /// Three development nodes, eight shards, the `test_hooks` plugin's `after-response` hook,
-    /// JSON logs, and traces exported to `collector` with the given `telemetry` keys.
+    /// JSON logs, and traces exported to `collector` (over its protocol) with the given
+    /// `telemetry` keys.
     fn start(collector: &Collector, telemetry: &str) -> Self {
+        let telemetry = match collector.protocol {
+            Protocol::Http => telemetry.to_owned(),
+            Protocol::Grpc => format!(", otlp_protocol: grpc{telemetry}"),
+        };
         let nodes: Vec<TestNode> = (0..3).map(|_| TestNode::start(Some(NODE_KEY))).collect();
         let dir = tempfile::tempdir().expect("temp dir");
         let component = plugins_dir("test_hooks.wasm").join("test_hooks.wasm");
@@ -240,10 +293,10 @@ impl Cluster {
     }
 }
 
-#[test]
-fn a_search_is_traced_through_every_node_and_plugin_and_export_failures_are_counted() {
-    let collector = Collector::start();
-    let cluster = Cluster::start(&collector, "");
+/// Searches with the client's `traceparent` and checks the trace the collector receives: the
+/// request span, a node-call span per node (whose context the node received), the plugin's
+/// span. Returns the answer and the request span.
+fn search_is_traced(collector: &Collector, cluster: &Cluster) -> (Value, ReceivedSpan) {
     let traceparent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
     let (status, answer) = cluster.search(Some(&traceparent));
     assert_eq!(status, 200, "{answer}");
@@ -303,6 +356,30 @@ fn a_search_is_traced_through_every_node_and_plugin_and_export_failures_are_coun
     assert_eq!(plugin.attribute("hook"), "after-response");
     assert_eq!(plugin.attribute("outcome"), "ok");
     assert_eq!(plugin.parent_span_id, request.span_id);
+    (answer, request)
+}
+
+/// With the collector gone, searches are answered as before and undelivered spans are counted.
+fn export_failures_are_counted(collector: Collector, cluster: &Cluster, answer: &Value) {
+    let traceparent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
+    assert_eq!(cluster.metric("miroir_trace_spans_dropped_total "), Some(0.0));
+    drop(collector);
+    for _ in 0..5 {
+        let (status, again) = cluster.search(Some(&traceparent));
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["hits"], answer["hits"]);
+    }
+    wait_for(Duration::from_secs(20), "dropped spans counted", || {
+        cluster.metric("miroir_trace_spans_dropped_total ").is_some_and(|n| n > 0.0)
+    });
+}
+
+#[test]
+fn a_search_is_traced_through_every_node_and_plugin_and_export_failures_are_counted() {
+    let collector = Collector::start(Protocol::Http);
+    let cluster = Cluster::start(&collector, "");
+    let (answer, request) = search_is_traced(&collector, &cluster);
+    let fanout: u64 = request.attribute("fanout").parse().expect("fanout");
 
     // One JSON log line for the request, with its figures and the trace id.
     let line = cluster
@@ -320,21 +397,23 @@ fn a_search_is_traced_through_every_node_and_plugin_and_export_failures_are_coun
     assert!(line["duration_ms"].as_f64().is_some_and(|d| d > 0.0), "{line}");
 
     // The collector goes away: searches are answered as before, undelivered spans are counted.
-    assert_eq!(cluster.metric("miroir_trace_spans_dropped_total "), Some(0.0));
-    drop(collector);
-    for _ in 0..5 {
-        let (status, again) = cluster.search(Some(&traceparent));
-        assert_eq!(status, 200, "{again}");
-        assert_eq!(again["hits"], answer["hits"]);
-    }
-    wait_for(Duration::from_secs(20), "dropped spans counted", || {
-        cluster.metric("miroir_trace_spans_dropped_total ").is_some_and(|n| n > 0.0)
+    export_failures_are_counted(collector, &cluster, &answer);
+}
+
+#[test]
+fn a_search_is_traced_over_grpc_and_export_failures_are_counted() {
+    let collector = Collector::start(Protocol::Grpc);
+    let cluster = Cluster::start(&collector, "");
+    let (answer, _) = search_is_traced(&collector, &cluster);
+    wait_for(Duration::from_secs(10), "the gRPC export named in the log", || {
+        cluster.log().contains("exporting traces over OTLP/gRPC")
     });
+    export_failures_are_counted(collector, &cluster, &answer);
 }
 
 #[test]
 fn sampling_follows_the_clients_decision_and_the_ratio_for_new_traces() {
-    let collector = Collector::start();
+    let collector = Collector::start(Protocol::Http);
     let cluster = Cluster::start(&collector, ", sampling_ratio: 0.0");
     // Not sampled: a new trace at ratio 0, and a client trace the client did not sample.
     let unsampled = "00-11111111111111111111111111111111-2222222222222222-00";

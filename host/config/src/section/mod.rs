@@ -37,6 +37,6 @@ pub use server::ServerConfig;
 pub use session_pinning::{PinningStrategy, SessionPinningConfig};
 pub use shadow::{ShadowConfig, ShadowTarget};
 pub use task_store::{TaskStoreBackend, TaskStoreConfig};
-pub use telemetry::{LogFormat, TelemetryConfig};
+pub use telemetry::{LogFormat, OtlpProtocol, TelemetryConfig};
 pub use vector_search::{FusionMethod, VectorSearchConfig};
 pub use write_quorum::WriteQuorum;
