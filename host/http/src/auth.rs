@@ -286,6 +286,8 @@ fn required(method: &Method, path: &str) -> (String, Option<String>) {
         (&Method::POST, ["indexes", _, "documents", "fetch"]) => "documents.get",
         (&Method::POST, ["indexes", _, "documents", "delete-batch"]) => "documents.delete",
         (&Method::POST, ["indexes", _, "documents", "delete"]) => "documents.delete",
+        // Editing by function needs every document right, as on one node.
+        (&Method::POST, ["indexes", _, "documents", "edit"]) => "documents.*",
         (&Method::DELETE, ["indexes", _, "documents", ..]) => "documents.delete",
         (_, ["indexes", _, "documents", ..]) => "documents.add",
         (&Method::GET, ["indexes", _, "settings", ..]) => "settings.get",
