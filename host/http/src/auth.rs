@@ -359,6 +359,9 @@ mod tests {
         assert!(allows(&docs, &Method::POST, "/indexes/a/documents"));
         assert!(allows(&docs, &Method::DELETE, "/indexes/a/documents/1"));
         assert!(!allows(&docs, &Method::GET, "/tasks"));
+        assert!(allows(&docs, &Method::POST, "/indexes/a/documents/edit"));
+        let add = rights(&["documents.add", "documents.delete"], &["*"]);
+        assert!(!allows(&add, &Method::POST, "/indexes/a/documents/edit"));
         let keys = rights(&["keys.get", "keys.create"], &["*"]);
         assert!(allows(&keys, &Method::GET, "/keys"));
         assert!(allows(&keys, &Method::POST, "/keys"));
