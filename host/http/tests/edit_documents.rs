@@ -14,7 +14,6 @@ use std::time::Duration;
 use common::{ClusterBuilder, NODE_KEY};
 use miroir_cluster::shard_of;
 use miroir_devnode::testing::TestNode;
-use miroir_types::ShardId;
 use serde_json::{json, Value};
 
 const KEY: &str = "edit-master-key";
@@ -238,12 +237,12 @@ async fn edits_by_function_answer_as_one_node_and_keep_the_bookkeeping() {
     }
     let [one, other] = pair.both("GET", "/indexes/books/documents/7", None).await;
     assert_eq!(one, other);
-    let shard = ShardId::new(shard_of("7", SHARDS).get());
+    let shard = shard_of("7", SHARDS);
     let state = &pair.miroir.state;
     let owners: Vec<_> = state
         .assignment(SHARDS)
         .write_targets(shard)
-        .flat_map(|(_, owners)| owners.iter().cloned().collect::<Vec<_>>())
+        .flat_map(|(_, owners)| owners.to_vec())
         .collect();
     assert_eq!(owners.len(), 2, "{owners:?}");
     let report =
