@@ -355,3 +355,24 @@ pub fn strip_shard_field(list: &mut Value) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_errors_read_as_one_nodes() {
+        let error = serde_json::json!({
+            "message": "Index `b`: Attribute `_miroir_shar_.s1` is not filterable. Available \
+                        filterable attribute patterns are: `_miroir_shard`, `genre`.",
+            "code": "invalid_document_filter",
+        });
+        assert_eq!(
+            client_error(error)["message"],
+            "Index `b`: Attribute `_miroir_shard.s1` is not filterable. Available filterable \
+             attribute patterns are: `genre`."
+        );
+        let other = serde_json::json!({"message": "no bookkeeping here", "code": "x"});
+        assert_eq!(client_error(other.clone()), other);
+    }
+}
