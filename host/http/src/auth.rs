@@ -286,6 +286,8 @@ fn required(method: &Method, path: &str) -> (String, Option<String>) {
         (&Method::POST, ["indexes", _, "documents", "fetch"]) => "documents.get",
         (&Method::POST, ["indexes", _, "documents", "delete-batch"]) => "documents.delete",
         (&Method::POST, ["indexes", _, "documents", "delete"]) => "documents.delete",
+        // Editing by function needs every document right, as on one node.
+        (&Method::POST, ["indexes", _, "documents", "edit"]) => "documents.*",
         (&Method::DELETE, ["indexes", _, "documents", ..]) => "documents.delete",
         (_, ["indexes", _, "documents", ..]) => "documents.add",
         (&Method::GET, ["indexes", _, "settings", ..]) => "settings.get",
@@ -357,6 +359,9 @@ mod tests {
         assert!(allows(&docs, &Method::POST, "/indexes/a/documents"));
         assert!(allows(&docs, &Method::DELETE, "/indexes/a/documents/1"));
         assert!(!allows(&docs, &Method::GET, "/tasks"));
+        assert!(allows(&docs, &Method::POST, "/indexes/a/documents/edit"));
+        let add = rights(&["documents.add", "documents.delete"], &["*"]);
+        assert!(!allows(&add, &Method::POST, "/indexes/a/documents/edit"));
         let keys = rights(&["keys.get", "keys.create"], &["*"]);
         assert!(allows(&keys, &Method::GET, "/keys"));
         assert!(allows(&keys, &Method::POST, "/keys"));

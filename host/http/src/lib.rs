@@ -134,6 +134,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/indexes/{uid}/documents/fetch", post(documents::browse_post))
         .route("/indexes/{uid}/documents/delete-batch", post(documents::delete_batch))
         .route("/indexes/{uid}/documents/delete", post(documents::delete_by_filter))
+        .route("/indexes/{uid}/documents/edit", post(documents::edit_by_function))
         .route(
             "/indexes/{uid}/documents/{id}",
             get(documents::get_document).delete(documents::delete_document),

@@ -6,9 +6,9 @@
 //!   own "not found" (status and body relayed as they are), while a path the node serves
 //!   refuses the credential before doing anything, and Miroir then answers its own `not_found`.
 //! - The Meilisearch routes behind an experimental feature that Miroir does not serve over
-//!   shards (chats, `render-template`, dynamic search rules, update by function, the log
-//!   stream): while the feature is off on the nodes, one node is asked the client's request and
-//!   its `feature_not_enabled` is the answer; once it is on, `miroir_not_supported`.
+//!   shards (chats, `render-template`, dynamic search rules, the log stream): while the
+//!   feature is off on the nodes, one node is asked the client's request and its
+//!   `feature_not_enabled` is the answer; once it is on, `miroir_not_supported`.
 //! - `POST /export` (send this instance's data to another Meilisearch): `miroir_not_supported`,
 //!   pointing to Miroir's logical backup.
 //! - `/multi-search` when the multi-search plugin is not loaded (turned off, or on by default
@@ -39,7 +39,6 @@ fn gating_feature(path: &str) -> Option<&'static str> {
         ["chats", ..] => Some("chatCompletions"),
         ["render-template"] | ["indexes", _, "render-template"] => Some("renderRoute"),
         ["dynamic-search-rules", ..] => Some("dynamicSearchRules"),
-        ["indexes", _, "documents", "edit"] => Some("editDocumentsByFunction"),
         ["logs", "stream" | "stderr"] => Some("logsRoute"),
         _ => None,
     }
@@ -190,7 +189,7 @@ mod tests {
     fn gated_routes_are_known_by_their_feature() {
         assert_eq!(gating_feature("/chats/w/chat/completions"), Some("chatCompletions"));
         assert_eq!(gating_feature("/chats"), Some("chatCompletions"));
-        assert_eq!(gating_feature("/indexes/m/documents/edit"), Some("editDocumentsByFunction"));
+        assert_eq!(gating_feature("/indexes/m/documents/edit"), None);
         assert_eq!(gating_feature("/render-template"), Some("renderRoute"));
         assert_eq!(gating_feature("/logs/stream"), Some("logsRoute"));
         assert_eq!(gating_feature("/dynamic-search-rules"), Some("dynamicSearchRules"));

@@ -2,7 +2,8 @@
 //! exactly as one development node answers them: documents `sort` (with `fields`, `ids`,
 //! offsets), a primary key that cannot be inferred, a primary key changed while the index is
 //! empty, facet patterns on an index without filterable attributes, `page=0`,
-//! `showPerformanceDetails`, unknown routes and routes behind an experimental feature.
+//! `showPerformanceDetails`, unknown routes and routes behind an experimental feature (editing
+//! documents by function, served, has its own test: `edit_documents.rs`).
 
 mod common;
 
@@ -222,11 +223,7 @@ async fn unknown_and_unserved_routes_answer_as_one_node() {
     }
     // Behind an experimental feature that is off: the node's refusal (the development node
     // does not know these routes either, so both are its "not found").
-    for (method, path) in [
-        ("POST", "/chats/w/chat/completions"),
-        ("POST", "/indexes/docs/documents/edit"),
-        ("GET", "/logs/stream"),
-    ] {
+    for (method, path) in [("POST", "/chats/w/chat/completions"), ("GET", "/logs/stream")] {
         let [(ms, _), (ns, _)] = pair.both(method, path, Some(json!({}))).await;
         assert_eq!(ms, ns, "{method} {path}");
     }

@@ -8,6 +8,7 @@
 //! It owns nothing durable: state lives in memory and is lost when the process stops.
 
 pub mod documents;
+pub mod edit;
 pub mod error;
 pub mod filter;
 pub mod index;

@@ -58,6 +58,10 @@ fn failed_details(kind: &TaskKind, mut details: Value) -> Value {
         | TaskKind::DocumentDeletionByIds { .. }
         | TaskKind::DocumentDeletionByFilter { .. }
         | TaskKind::DocumentClear => "deletedDocuments",
+        TaskKind::DocumentEdition { .. } => {
+            details["editedDocuments"] = json!(0);
+            "deletedDocuments"
+        }
         _ => return details,
     };
     details[zero] = json!(0);
@@ -164,6 +168,26 @@ fn apply(
             details["deletedDocuments"] = json!(index.documents.len());
             index.documents.clear();
             index.updated_at = now;
+        }
+        TaskKind::DocumentEdition { function, filter, context } => {
+            let index = existing(db, uid)?;
+            let invalid =
+                |e: crate::filter::FilterError| ApiError::new("invalid_document_filter", e.message);
+            let parsed = match filter {
+                Some(filter) => parse_filter(filter).map_err(invalid)?,
+                None => None,
+            };
+            if let Some(parsed) = &parsed {
+                parsed
+                    .check_filterable(uid, &index.settings.filterable_patterns())
+                    .map_err(invalid)?;
+            }
+            let matches =
+                |doc: &crate::index::Document| parsed.as_ref().is_none_or(|f| f.matches(doc));
+            let done = crate::edit::edit_documents(index, function, context.as_ref(), matches)?;
+            index.updated_at = now;
+            details["editedDocuments"] = json!(done.edited);
+            details["deletedDocuments"] = json!(done.deleted);
         }
         TaskKind::SettingsUpdate { patch } => {
             let index =

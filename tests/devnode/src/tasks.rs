@@ -87,6 +87,13 @@ pub enum TaskKind {
         filter: Value,
     },
     DocumentClear,
+    /// `POST /indexes/{uid}/documents/edit`: a Rhai function over the documents `filter`
+    /// matches (all without one).
+    DocumentEdition {
+        function: String,
+        filter: Option<Value>,
+        context: Option<Value>,
+    },
     SettingsUpdate {
         patch: Value,
     },
@@ -119,6 +126,7 @@ impl TaskKind {
                 "documentDeletion"
             }
             Self::DocumentClear => "documentDeletion",
+            Self::DocumentEdition { .. } => "documentEdition",
             Self::SettingsUpdate { .. } => "settingsUpdate",
             Self::TaskCancelation { .. } => "taskCancelation",
             Self::TaskDeletion { .. } => "taskDeletion",
@@ -152,6 +160,13 @@ impl TaskKind {
             Self::DocumentClear => {
                 json!({ "providedIds": 0, "deletedDocuments": null, "originalFilter": null })
             }
+            Self::DocumentEdition { function, filter, context } => json!({
+                "context": context,
+                "deletedDocuments": null,
+                "editedDocuments": null,
+                "function": function,
+                "originalFilter": filter.as_ref().map(Value::to_string),
+            }),
             Self::SettingsUpdate { patch } => patch.clone(),
             Self::TaskCancelation { query, uids } => {
                 json!({ "matchedTasks": uids.len(), "canceledTasks": null, "originalFilter": query })

@@ -236,3 +236,65 @@ fn enqueued_tasks_can_be_canceled_and_finished_tasks_deleted() {
     assert_eq!(deletion["details"]["deletedTasks"], 1);
     assert_eq!(api.get(&format!("/tasks/{first_uid}")).0, 404);
 }
+
+#[test]
+fn documents_are_edited_by_a_function_once_the_feature_is_on() {
+    let api = Api::start();
+    let edit = json!({"function": "doc.t = doc.t.to_upper()"});
+    api.wait(&api.post("/indexes/e/documents", json!([{"id": 1, "t": "a", "n": 1}])));
+    // Off (the default): refused before anything is enqueued.
+    let (status, body) = api.post("/indexes/e/documents/edit", edit.clone());
+    assert_eq!((status, body["code"].as_str()), (400, Some("feature_not_enabled")), "{body}");
+    let (status, _) = api.send(
+        reqwest::Method::PATCH,
+        "/experimental-features",
+        Some(json!({"editDocumentsByFunction": true})),
+    );
+    assert_eq!(status, 200);
+    api.wait(&api.send(
+        reqwest::Method::PATCH,
+        "/indexes/e/settings",
+        Some(json!({"filterableAttributes": ["n"]})),
+    ));
+    api.wait(&api.post(
+        "/indexes/e/documents",
+        json!([{"id": 2, "t": "b", "n": 2}, {"id": 3, "t": "c", "n": 3}]),
+    ));
+    let function = "if doc.n == 3 { doc = () } else { doc.t = doc.t.to_upper() + context.s }";
+    let body = json!({"function": function, "filter": "n >= 2", "context": {"s": "!"}});
+    let answer = api.post("/indexes/e/documents/edit", body);
+    assert_eq!(answer.1["type"], "documentEdition", "{answer:?}");
+    let task = api.wait(&answer);
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(
+        task["details"],
+        json!({
+            "context": {"s": "!"},
+            "deletedDocuments": 1,
+            "editedDocuments": 1,
+            "function": function,
+            "originalFilter": "\"n >= 2\"",
+        })
+    );
+    let (_, docs) = api.get("/indexes/e/documents");
+    assert_eq!(docs["results"], json!([{"id": 1, "t": "a", "n": 1}, {"id": 2, "t": "B!", "n": 2}]));
+    // Changing the primary key fails the task, and nothing is applied.
+    let task = api.wait(&api.post("/indexes/e/documents/edit", json!({"function": "doc.id = 7"})));
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["error"]["code"], "edit_documents_by_function_error");
+    assert_eq!((task["details"]["editedDocuments"].as_u64()), Some(0));
+    // A loop is stopped; a filter on a field that is not filterable fails the task.
+    let task = api.wait(&api.post("/indexes/e/documents/edit", json!({"function": "loop {}"})));
+    assert_eq!(task["error"]["code"], "edit_documents_by_function_error", "{task}");
+    let body = json!({"function": "doc.t = 1", "filter": "t = a"});
+    let task = api.wait(&api.post("/indexes/e/documents/edit", body));
+    assert_eq!(task["error"]["code"], "invalid_document_filter", "{task}");
+    let (_, docs) = api.get("/indexes/e/documents");
+    assert_eq!(docs["total"], 2);
+    // Request errors.
+    let (status, body) = api.post("/indexes/e/documents/edit", json!({"filter": "n = 1"}));
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")), "{body}");
+    let (status, body) =
+        api.post("/indexes/e/documents/edit", json!({"function": "x", "filter": "n ="}));
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_document_filter")), "{body}");
+}

@@ -4,6 +4,7 @@
 pub mod batch;
 mod browse;
 mod delete;
+mod edit;
 pub mod parse;
 pub mod raw;
 mod sorted;
@@ -35,6 +36,7 @@ use axum::http::Method;
 
 pub use browse::{browse_get, browse_post};
 pub use delete::{delete_all, delete_batch, delete_by_filter, delete_document};
+pub use edit::edit_by_function;
 
 pub use crate::fanout::DEGRADED;
 

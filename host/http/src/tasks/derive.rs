@@ -221,7 +221,7 @@ pub async fn refresh(state: &AppState, record: TaskRecord) -> HttpResult<TaskRec
         } else {
             TaskStatus::Succeeded
         };
-        updated.error = first_failed.and_then(|t| t.task.get("error").cloned());
+        updated.error = first_failed.and_then(|t| t.task.get("error").cloned()).map(client_error);
         updated.finished_at = known.iter().filter_map(|t| t.date("finishedAt")).max();
         if updated.started_at.is_none() {
             updated.started_at = updated.finished_at;
@@ -328,6 +328,20 @@ fn counted_once(state: &AppState, nodes: &[NodeTask], field: &str) -> u64 {
     per_group.values().map(|sum| sum / rf).max().unwrap_or(0)
 }
 
+/// A node task's error as one node would word it: `_miroir_shard` out of the attribute lists its
+/// message gives, and the bookkeeping field's disguise (see [`crate::reserved_names`]) back to
+/// the name the client wrote.
+fn client_error(mut error: Value) -> Value {
+    if let Some(Value::String(message)) = error.get_mut("message") {
+        let scrubbed = crate::bookkeeping::scrub_error_body(message.clone().into_bytes());
+        let restored = crate::reserved_names::restored(&scrubbed);
+        if let Ok(text) = String::from_utf8(restored) {
+            *message = text;
+        }
+    }
+    error
+}
+
 /// Removes `_miroir_shard` from a list of filterable attributes (string or object form).
 pub fn strip_shard_field(list: &mut Value) {
     if let Value::Array(items) = list {
@@ -339,5 +353,26 @@ pub fn strip_shard_field(list: &mut Value) {
                 .is_some_and(|p| p.len() == 1 && p[0] == SHARD_FIELD),
             _ => true,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_errors_read_as_one_nodes() {
+        let error = serde_json::json!({
+            "message": "Index `b`: Attribute `_miroir_shar_.s1` is not filterable. Available \
+                        filterable attribute patterns are: `_miroir_shard`, `genre`.",
+            "code": "invalid_document_filter",
+        });
+        assert_eq!(
+            client_error(error)["message"],
+            "Index `b`: Attribute `_miroir_shard.s1` is not filterable. Available filterable \
+             attribute patterns are: `genre`."
+        );
+        let other = serde_json::json!({"message": "no bookkeeping here", "code": "x"});
+        assert_eq!(client_error(other.clone()), other);
     }
 }

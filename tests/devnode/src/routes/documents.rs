@@ -357,6 +357,68 @@ pub async fn delete_by_filter(
     Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentDeletionByFilter { filter })))
 }
 
+/// `POST /indexes/{uid}/documents/edit`: `{function, filter?, context?}`, refused with
+/// `feature_not_enabled` unless the `editDocumentsByFunction` experimental feature is on. The
+/// filter's syntax is checked here, the function when the task runs.
+pub async fn edit_by_function(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_uid(&uid)?;
+    auth(&node, &headers, "documents.*", Some(&uid))?;
+    let body = json_body(&headers, &body)?;
+    let Value::Object(obj) = body else {
+        return Err(ApiError::new(
+            "bad_request",
+            format!("Invalid value type: expected an object, but found {body}"),
+        ));
+    };
+    let mut function = None;
+    let mut filter = None;
+    let mut context = None;
+    for (key, value) in obj {
+        match key.as_str() {
+            "function" => match value {
+                Value::String(text) => function = Some(text),
+                other => {
+                    return Err(ApiError::new(
+                        "bad_request",
+                        format!(
+                        "Invalid value type at `.function`: expected a string, but found {other}"
+                    ),
+                    ))
+                }
+            },
+            "filter" => filter = (!value.is_null()).then_some(value),
+            "context" => context = (!value.is_null()).then_some(value),
+            other => {
+                return Err(ApiError::new(
+                    "bad_request",
+                    format!(
+                        "Unknown field `{other}`: expected one of `function`, `filter`, `context`"
+                    ),
+                ))
+            }
+        }
+    }
+    let function =
+        function.ok_or_else(|| ApiError::new("bad_request", "Missing field `function`"))?;
+    let enabled = node.db().experimental_features.get("editDocumentsByFunction").copied();
+    if enabled != Some(true) {
+        return Err(ApiError::new(
+            "feature_not_enabled",
+            "Using the /documents/edit route requires enabling the `edit documents by function` \
+             experimental feature. See https://github.com/orgs/meilisearch/discussions/762",
+        ));
+    }
+    if let Some(filter) = &filter {
+        parse_filter(filter).map_err(invalid_filter)?;
+    }
+    Ok(accepted(&node.enqueue(Some(uid), TaskKind::DocumentEdition { function, filter, context })))
+}
+
 pub async fn clear(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,

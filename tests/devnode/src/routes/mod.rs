@@ -73,6 +73,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/indexes/{uid}/documents/fetch", post(documents::fetch))
         .route("/indexes/{uid}/documents/delete-batch", post(documents::delete_batch))
         .route("/indexes/{uid}/documents/delete", post(documents::delete_by_filter))
+        .route("/indexes/{uid}/documents/edit", post(documents::edit_by_function))
         .route(
             "/indexes/{uid}/documents/{id}",
             get(documents::get_one).delete(documents::delete_one),
