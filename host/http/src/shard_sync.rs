@@ -14,13 +14,15 @@
 //! a client write is either enqueued on the source before the page was read (its effect is in
 //! the page) or enqueued on both nodes after the page was written to the target (the target
 //! applies it after the page, overwriting it). While the guard is held no client write reaches
-//! the source, so several pages may be copied under one hold (at most [`GUARD_HOLD`]); between
-//! holds the guard is released, so client writes interleave. Offsets move while documents are
+//! the source, so several pages may be copied under one hold (at most [`GUARD_HOLD`], the next
+//! page read while the last one is written, and the last page read written before the hold
+//! ends); between holds the guard is released, so client writes interleave. Offsets move while documents are
 //! added and deleted, so a page may miss a document or repeat one; the final verification, again
 //! under the guard with both nodes idle, compares the primary keys of the shard on both nodes and
 //! fixes the difference.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -250,6 +252,8 @@ async fn copy_from_sources(
     let mut open: Vec<usize> =
         if mode == Mode::Merge { Vec::new() } else { (0..copies.len()).collect() };
     let limit = state.config().rebalancer.batch_size.max(1) as usize;
+    let copied = AtomicU64::new(0);
+    let progress = |pages: u64| on_page(copied.fetch_add(pages, Ordering::Relaxed) + pages);
     while !open.is_empty() {
         // Waiting first without the guard keeps client writes waiting only for the tasks
         // queued since.
@@ -259,35 +263,20 @@ async fn copy_from_sources(
             idle?;
         }
         // No client write reaches the sources while the guard is held, so they stay idle:
-        // rounds go on under this hold for up to GUARD_HOLD.
+        // pages go on under this hold for up to GUARD_HOLD.
         let held = tokio::time::Instant::now();
-        while !open.is_empty() {
-            let rounds = open.iter().map(|i| {
-                let copy = &copies[*i];
-                let offset = offsets[*i];
-                async move {
-                    let page = copy.fetch(copy.src, offset, limit, None).await?;
-                    let mut report = SyncReport::default();
-                    copy.write(&page, &mut report).await?;
-                    Ok::<_, SyncError>((page.len(), report))
-                }
-            });
-            let written = join_all(rounds).await;
-            let mut still_open = Vec::with_capacity(open.len());
-            for (i, outcome) in open.iter().zip(written) {
-                let (len, report) = outcome?;
-                reports[*i].add(&report);
-                offsets[*i] += len;
-                if len == limit {
-                    still_open.push(*i);
-                }
-            }
-            open = still_open;
-            on_page(reports.iter().map(|r| r.copied).sum());
-            if held.elapsed() >= GUARD_HOLD {
-                break;
+        let holds = open.iter().map(|i| copies[*i].copy_pages(offsets[*i], limit, held, &progress));
+        let copied_in_hold = join_all(holds).await;
+        let mut still_open = Vec::with_capacity(open.len());
+        for (i, outcome) in open.iter().zip(copied_in_hold) {
+            let (report, next_offset, more) = outcome?;
+            reports[*i].add(&report);
+            offsets[*i] = next_offset;
+            if more {
+                still_open.push(*i);
             }
         }
+        open = still_open;
     }
     for i in 0..copies.len() {
         let others: u64 =
@@ -334,6 +323,38 @@ struct ShardCopy<'a> {
 impl ShardCopy<'_> {
     fn uid(&self) -> &str {
         &self.meta.uid
+    }
+
+    /// Under one hold of the write guard (taken at `held`): copies pages from `offset` until
+    /// the hold has lasted [`GUARD_HOLD`] or the shards are done, writing each page while the
+    /// next one is read. The last page read is written before returning: a page is read and
+    /// written under the same hold. Tells `progress` each page's size once written. Returns
+    /// what was copied, the next offset, and whether pages remain.
+    async fn copy_pages(
+        &self,
+        mut offset: usize,
+        limit: usize,
+        held: tokio::time::Instant,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(SyncReport, usize, bool), SyncError> {
+        let mut report = SyncReport::default();
+        let mut page = self.fetch(self.src, offset, limit, None).await?;
+        loop {
+            offset += page.len();
+            let more = page.len() == limit;
+            if !more || held.elapsed() >= GUARD_HOLD {
+                self.write(&page, &mut report).await?;
+                progress(page.len() as u64);
+                return Ok((report, offset, more));
+            }
+            let (written, next) = tokio::join!(
+                self.write(&page, &mut report),
+                self.fetch(self.src, offset, limit, None)
+            );
+            written?;
+            progress(page.len() as u64);
+            page = next?;
+        }
     }
 
     /// Documents of the shards on `node` from `offset`, with only `fields` when given.
@@ -481,8 +502,8 @@ impl ShardCopy<'_> {
             wait_idle(self.dst, uid).await?;
             // The first round compares keys even when the counts agree: a page may have missed
             // a document while the target held one in excess.
-            let source_keys = self.keys(self.src).await?;
-            let target_keys = self.keys(self.dst).await?;
+            let (source_keys, target_keys) =
+                tokio::try_join!(self.keys(self.src), self.keys(self.dst))?;
             source_count = source_keys.len() as u64;
             target_count = target_keys.len() as u64;
             let missing: Vec<&String> =
