@@ -2,7 +2,7 @@
 //! the owners (by id) or broadcast (by filter, all), reads from one replica of the owner.
 
 pub mod batch;
-mod browse;
+pub(crate) mod browse;
 mod delete;
 mod edit;
 pub mod parse;
