@@ -12,7 +12,8 @@ For each round, `miroir serve` with `shadow.enabled: false`, then with `sample_r
 `--clients` processes search on keep-alive connections for `--seconds`; the script reports
 searches per second, the client-side p50 latency, and the ratios shadow-on / shadow-off.
 
-`cdc`: the same nodes; for each round, `miroir serve` with `cdc.enabled: false`, then with the
+`cdc`: the same setup, with three empty development nodes for each run (nodes slow down as
+documents pile up, which would favour the run that comes first); for each round, `miroir serve` with `cdc.enabled: false`, then with the
 long-poll queue and a NATS sink (a `nats-server -js` this script starts): `--clients` processes
 each add documents in batches of 10 (one write, so one event, per request) for `--seconds`.
 With CDC on, a long-poll consumer (`GET /_miroir/changes`) and a NATS subscriber (a minimal
@@ -300,10 +301,24 @@ def main() -> None:
                     if time.time() > deadline:
                         raise SystemExit("nats-server did not start")
                     time.sleep(0.05)
+            def fresh_nodes() -> list[str]:
+                # Each run on empty nodes: the nodes slow down as earlier runs' documents pile
+                # up, which would favour whichever setting runs first.
+                stop(processes[1:])
+                del processes[1:]
+                urls = []
+                for _ in range(3):
+                    node, url = start_devnode(args.bin, NODE_KEY)
+                    processes.append(node)
+                    urls.append(url)
+                return urls
+
+            stop(processes[:3])
+            del processes[:3]  # nats-server stays first; the nodes of each run follow it
             ratios = []
             for _ in range(args.rounds):
-                off = cdc_run(args, nodes, None)
-                on = cdc_run(args, nodes, nats_port)
+                off = cdc_run(args, fresh_nodes(), None)
+                on = cdc_run(args, fresh_nodes(), nats_port)
                 ratios.append(on / off)
             print("ingest cdc on / off by round: " + ", ".join(f"{r:.3f}" for r in ratios))
     finally:
