@@ -10,7 +10,8 @@ small documents; a fourth development node holding the same documents is the sha
 a port nobody listens on, to measure the tee's own cost without the target's work).
 For each round, `miroir serve` with `shadow.enabled: false`, then with `sample_rate: 1.0`:
 `--clients` processes search on keep-alive connections for `--seconds`; the script reports
-searches per second, the client-side p50 latency, and the ratios shadow-on / shadow-off.
+searches per second, the client-side p50 latency, the CPU seconds Miroir, the three nodes and
+the target used during the measurement, and the ratios shadow-on / shadow-off.
 
 `cdc`: the same setup, with three empty development nodes for each run (nodes slow down as
 documents pile up, which would favour the run that comes first); for each round, `miroir serve` with `cdc.enabled: false`, then with the
@@ -115,6 +116,12 @@ def run_processes(target, args_list: list[tuple], timeout: float) -> list:
     return results
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` used so far, in seconds."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def shadow_run(args, nodes: list[str], target: str, shadow: bool) -> tuple[float, float]:
     name = "shadow 100%" if shadow else "shadow off"
     # One task store for every run: the index loaded by the first is in the catalog of all.
@@ -133,9 +140,13 @@ def shadow_run(args, nodes: list[str], target: str, shadow: bool) -> tuple[float
         port = int(base.rsplit(":", 1)[1])
         search = json.dumps({"q": args.query, "limit": 10}).encode()
         run_processes(searcher, [(port, index, search, 1.0)], 60)  # warm up
+        pids = {"miroir": [miroir.pid], "nodes": [p.pid for p in args._nodes],
+                "target": [p.pid for p in args._target]}
+        cpu_before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         started = time.perf_counter()
         results = run_processes(searcher, [(port, index, search, args.seconds)] * args.clients, args.seconds + 60)
         elapsed = time.perf_counter() - started
+        cpu = {k: sum(cpu_seconds(p) for p in v) - cpu_before[k] for k, v in pids.items()}
         latencies = sorted(l for r in results for l in r)
         rate = len(latencies) / elapsed
         p50 = latencies[len(latencies) // 2]
@@ -145,6 +156,7 @@ def shadow_run(args, nodes: list[str], target: str, shadow: bool) -> tuple[float
             twin = summary["targets"][0]
             extra_info = (f", compared {twin['compared']}, identical {twin['identical']}, "
                           f"dropped {summary['dropped']}")
+        extra_info += "; CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
         print(f"{name:<12} {rate:8.0f} searches/s, p50 {p50:6.2f} ms ({len(latencies)} in {elapsed:.1f} s){extra_info}",
               flush=True)
         return rate, p50
@@ -265,6 +277,7 @@ def main() -> None:
     args = parser.parse_args()
     args._loaded = False
     args._work = tempfile.mkdtemp(prefix="miroir-shadow-bench-")
+    args._nodes, args._target = [], []
     processes: list[subprocess.Popen] = []
     try:
         nodes = []
@@ -273,9 +286,11 @@ def main() -> None:
             processes.append(node)
             nodes.append(url)
         if args.what == "shadow":
+            args._nodes = list(processes)
             if args.target == "twin":
                 target, target_url = start_devnode(args.bin, NODE_KEY)
                 processes.append(target)
+                args._target = [target]
                 load(target_url, "bench", key=NODE_KEY)
             else:
                 target_url = f"http://127.0.0.1:{free_port()}"
