@@ -19,7 +19,8 @@ long-poll queue and a NATS sink (a `nats-server -js` this script starts): `--cli
 each add documents in batches of 10 (one write, so one event, per request) for `--seconds`.
 With CDC on, a long-poll consumer (`GET /_miroir/changes`) and a NATS subscriber (a minimal
 protocol client in this script) count events while the writers run and until they caught up.
-Reported: writes acknowledged per second (on / off), and events per second each consumer got.
+Reported: writes acknowledged per second (on / off), the CPU Miroir, the nodes, `nats-server` and
+the script's consumers used meanwhile, and events per second each consumer got.
 
 Everything shares the machine (the nodes, the gateway, the target, the clients): compare the
 ratios within a round, not the figures.
@@ -237,13 +238,18 @@ def cdc_run(args, nodes: list[str], nats_port: int | None) -> float:
             nats.start()
             poller = LongPoller(base, index)
             poller.start()
+        pids = {"miroir": [miroir.pid], "nodes": [p.pid for p in args._nodes],
+                "nats-server": [p.pid for p in args._nats], "consumers": [os.getpid()]}
+        cpu_before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         started = time.perf_counter()
         counts = run_processes(writer, [(port, index, i * 10_000_000, args.seconds) for i in range(args.clients)],
                                args.seconds + 60)
         elapsed = time.perf_counter() - started
         writes = sum(counts)
         rate = writes / elapsed
-        line = f"{name:<8} {rate:8.0f} writes/s ({writes} in {elapsed:.1f} s)"
+        cpu = {k: sum(cpu_seconds(p) for p in v) - cpu_before[k] for k, v in pids.items()}
+        line = f"{name:<8} {rate:8.0f} writes/s ({writes} in {elapsed:.1f} s); CPU s: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in cpu.items())
         if on and not args.bare:
             during = (poller.count, nats.count)
             deadline = time.perf_counter() + 120
@@ -307,6 +313,7 @@ def main() -> None:
             nats = subprocess.Popen([args.nats, "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", nats_dir],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             processes.append(nats)
+            args._nats = [nats]
             deadline = time.time() + 10
             while True:
                 try:
@@ -326,6 +333,7 @@ def main() -> None:
                     node, url = start_devnode(args.bin, NODE_KEY)
                     processes.append(node)
                     urls.append(url)
+                args._nodes = processes[1:]
                 return urls
 
             stop(processes[:3])

@@ -138,6 +138,11 @@ impl Feed {
         Ok(ChangePage { events, cursor, oldest, head })
     }
 
+    /// The indexes with events kept in memory (appended since this instance started).
+    pub(crate) fn recent_indexes(&self) -> Vec<String> {
+        self.recent.lock().expect("recent lock poisoned").keys().cloned().collect()
+    }
+
     /// Keeps the appended `events` (index, event JSON, position) in memory.
     fn remember(&self, events: Vec<(String, Value)>, positions: &[u64]) {
         let mut recent = self.recent.lock().expect("recent lock poisoned");
