@@ -10,14 +10,17 @@ small documents; a fourth development node holding the same documents is the sha
 a port nobody listens on, to measure the tee's own cost without the target's work).
 For each round, `miroir serve` with `shadow.enabled: false`, then with `sample_rate: 1.0`:
 `--clients` processes search on keep-alive connections for `--seconds`; the script reports
-searches per second, the client-side p50 latency, and the ratios shadow-on / shadow-off.
+searches per second, the client-side p50 latency, the CPU seconds Miroir, the three nodes and
+the target used during the measurement, and the ratios shadow-on / shadow-off.
 
-`cdc`: the same nodes; for each round, `miroir serve` with `cdc.enabled: false`, then with the
+`cdc`: the same setup, with three empty development nodes for each run (nodes slow down as
+documents pile up, which would favour the run that comes first); for each round, `miroir serve` with `cdc.enabled: false`, then with the
 long-poll queue and a NATS sink (a `nats-server -js` this script starts): `--clients` processes
 each add documents in batches of 10 (one write, so one event, per request) for `--seconds`.
 With CDC on, a long-poll consumer (`GET /_miroir/changes`) and a NATS subscriber (a minimal
 protocol client in this script) count events while the writers run and until they caught up.
-Reported: writes acknowledged per second (on / off), and events per second each consumer got.
+Reported: writes acknowledged per second (on / off), the CPU Miroir, the nodes, `nats-server` and
+the script's consumers used meanwhile, and events per second each consumer got.
 
 Everything shares the machine (the nodes, the gateway, the target, the clients): compare the
 ratios within a round, not the figures.
@@ -114,6 +117,12 @@ def run_processes(target, args_list: list[tuple], timeout: float) -> list:
     return results
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` used so far, in seconds."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def shadow_run(args, nodes: list[str], target: str, shadow: bool) -> tuple[float, float]:
     name = "shadow 100%" if shadow else "shadow off"
     # One task store for every run: the index loaded by the first is in the catalog of all.
@@ -132,9 +141,13 @@ def shadow_run(args, nodes: list[str], target: str, shadow: bool) -> tuple[float
         port = int(base.rsplit(":", 1)[1])
         search = json.dumps({"q": args.query, "limit": 10}).encode()
         run_processes(searcher, [(port, index, search, 1.0)], 60)  # warm up
+        pids = {"miroir": [miroir.pid], "nodes": [p.pid for p in args._nodes],
+                "target": [p.pid for p in args._target]}
+        cpu_before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         started = time.perf_counter()
         results = run_processes(searcher, [(port, index, search, args.seconds)] * args.clients, args.seconds + 60)
         elapsed = time.perf_counter() - started
+        cpu = {k: sum(cpu_seconds(p) for p in v) - cpu_before[k] for k, v in pids.items()}
         latencies = sorted(l for r in results for l in r)
         rate = len(latencies) / elapsed
         p50 = latencies[len(latencies) // 2]
@@ -144,6 +157,7 @@ def shadow_run(args, nodes: list[str], target: str, shadow: bool) -> tuple[float
             twin = summary["targets"][0]
             extra_info = (f", compared {twin['compared']}, identical {twin['identical']}, "
                           f"dropped {summary['dropped']}")
+        extra_info += "; CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
         print(f"{name:<12} {rate:8.0f} searches/s, p50 {p50:6.2f} ms ({len(latencies)} in {elapsed:.1f} s){extra_info}",
               flush=True)
         return rate, p50
@@ -224,13 +238,18 @@ def cdc_run(args, nodes: list[str], nats_port: int | None) -> float:
             nats.start()
             poller = LongPoller(base, index)
             poller.start()
+        pids = {"miroir": [miroir.pid], "nodes": [p.pid for p in args._nodes],
+                "nats-server": [p.pid for p in args._nats], "consumers": [os.getpid()]}
+        cpu_before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         started = time.perf_counter()
         counts = run_processes(writer, [(port, index, i * 10_000_000, args.seconds) for i in range(args.clients)],
                                args.seconds + 60)
         elapsed = time.perf_counter() - started
         writes = sum(counts)
         rate = writes / elapsed
-        line = f"{name:<8} {rate:8.0f} writes/s ({writes} in {elapsed:.1f} s)"
+        cpu = {k: sum(cpu_seconds(p) for p in v) - cpu_before[k] for k, v in pids.items()}
+        line = f"{name:<8} {rate:8.0f} writes/s ({writes} in {elapsed:.1f} s); CPU s: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in cpu.items())
         if on and not args.bare:
             during = (poller.count, nats.count)
             deadline = time.perf_counter() + 120
@@ -264,6 +283,7 @@ def main() -> None:
     args = parser.parse_args()
     args._loaded = False
     args._work = tempfile.mkdtemp(prefix="miroir-shadow-bench-")
+    args._nodes, args._target = [], []
     processes: list[subprocess.Popen] = []
     try:
         nodes = []
@@ -272,9 +292,11 @@ def main() -> None:
             processes.append(node)
             nodes.append(url)
         if args.what == "shadow":
+            args._nodes = list(processes)
             if args.target == "twin":
                 target, target_url = start_devnode(args.bin, NODE_KEY)
                 processes.append(target)
+                args._target = [target]
                 load(target_url, "bench", key=NODE_KEY)
             else:
                 target_url = f"http://127.0.0.1:{free_port()}"
@@ -291,6 +313,7 @@ def main() -> None:
             nats = subprocess.Popen([args.nats, "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", nats_dir],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             processes.append(nats)
+            args._nats = [nats]
             deadline = time.time() + 10
             while True:
                 try:
@@ -300,10 +323,25 @@ def main() -> None:
                     if time.time() > deadline:
                         raise SystemExit("nats-server did not start")
                     time.sleep(0.05)
+            def fresh_nodes() -> list[str]:
+                # Each run on empty nodes: the nodes slow down as earlier runs' documents pile
+                # up, which would favour whichever setting runs first.
+                stop(processes[1:])
+                del processes[1:]
+                urls = []
+                for _ in range(3):
+                    node, url = start_devnode(args.bin, NODE_KEY)
+                    processes.append(node)
+                    urls.append(url)
+                args._nodes = processes[1:]
+                return urls
+
+            stop(processes[:3])
+            del processes[:3]  # nats-server stays first; the nodes of each run follow it
             ratios = []
             for _ in range(args.rounds):
-                off = cdc_run(args, nodes, None)
-                on = cdc_run(args, nodes, nats_port)
+                off = cdc_run(args, fresh_nodes(), None)
+                on = cdc_run(args, fresh_nodes(), nats_port)
                 ratios.append(on / off)
             print("ingest cdc on / off by round: " + ", ".join(f"{r:.3f}" for r in ratios))
     finally:

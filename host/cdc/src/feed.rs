@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,6 +50,10 @@ pub struct Feed {
     sinks: Mutex<Vec<(&'static str, Arc<SinkCounters>)>>,
     memory_events: usize,
     store_events: u64,
+    /// This feed, for the trims of events the store appended with their task.
+    me: Weak<Feed>,
+    /// The oldest position held per index, as those trims know it.
+    stored_oldest: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl Feed {
@@ -61,7 +65,9 @@ impl Feed {
         let memory_events =
             usize::try_from(config.buffer.memory_events).unwrap_or(usize::MAX).max(1);
         let (queue, pending) = mpsc::channel(memory_events);
-        let feed = Arc::new(Feed {
+        let feed = Arc::new_cyclic(|me| Feed {
+            me: me.clone(),
+            stored_oldest: tokio::sync::Mutex::new(HashMap::new()),
             store,
             queue,
             recent: Mutex::new(HashMap::new()),
@@ -130,6 +136,11 @@ impl Feed {
         let cursor = entries.last().map_or(since, |e| e.seq);
         let head = span.map_or(cursor, |(_, last)| last.max(cursor));
         Ok(ChangePage { events, cursor, oldest, head })
+    }
+
+    /// The indexes with events kept in memory (appended since this instance started).
+    pub(crate) fn recent_indexes(&self) -> Vec<String> {
+        self.recent.lock().expect("recent lock poisoned").keys().cloned().collect()
     }
 
     /// Keeps the appended `events` (index, event JSON, position) in memory.
@@ -266,6 +277,23 @@ impl ChangeFeed for Feed {
                 );
                 Box::pin(std::future::ready(()))
             }
+        }
+    }
+
+    fn serialize(&self, event: &WriteEvent) -> Option<Vec<u8>> {
+        Some(serde_json::to_vec(&event_json(event)).unwrap_or_default())
+    }
+
+    fn stored_with_task(&self, event: WriteEvent, position: u64) {
+        let index = event.index.clone();
+        self.remember(vec![(index.clone(), event_json(&event))], &[position]);
+        self.counters.recorded.fetch_add(1, Ordering::Relaxed);
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(feed) = self.me.upgrade() {
+            tokio::spawn(async move {
+                let mut oldest = feed.stored_oldest.lock().await;
+                feed.trim(&index, position, &mut oldest).await;
+            });
         }
     }
 

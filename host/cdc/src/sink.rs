@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use miroir_store::LeaderState;
@@ -20,6 +20,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long an idle sink waits for an append before looking at the store again.
 const IDLE: Duration = Duration::from_secs(1);
+/// How often a busy sink stores its cursor of an index: a restart (or a new leader) delivers
+/// again at most the events of about this span, with the same `event_id`s.
+const SAVE_EVERY: Duration = Duration::from_millis(200);
 
 /// Where a sink sends a batch.
 #[async_trait]
@@ -57,10 +60,18 @@ async fn run<S: Sink>(
 ) {
     let counters = feed.register_sink(sink.name());
     let mut cursors: HashMap<String, u64> = HashMap::new();
+    // The store's list of logs, read again at most every IDLE (another instance may have started
+    // one); this instance's own logs are known from memory at once.
+    let mut listed: Option<(Vec<String>, Instant)> = None;
+    // Per index, the cursor last stored and when: stored at most every SAVE_EVERY while busy,
+    // and whenever the sink goes idle.
+    let mut saved: HashMap<String, (u64, Instant)> = HashMap::new();
     loop {
         if !leader.borrow_and_update().is_leader {
             // Another instance delivers; its cursors move in the store meanwhile.
             cursors.clear();
+            saved.clear();
+            listed = None;
             if leader.changed().await.is_err() {
                 return;
             }
@@ -68,14 +79,22 @@ async fn run<S: Sink>(
         }
         let mut appended = feed.appended.subscribe();
         appended.borrow_and_update();
-        let indexes = match feed.store.cdc_indexes().await {
-            Ok(indexes) => indexes,
-            Err(error) => {
-                tracing::warn!(%error, sink = sink.name(), "cannot list the change logs");
-                tokio::time::sleep(IDLE).await;
-                continue;
+        if listed.as_ref().is_none_or(|(_, at)| at.elapsed() >= IDLE) {
+            match feed.store.cdc_indexes().await {
+                Ok(indexes) => listed = Some((indexes, Instant::now())),
+                Err(error) => {
+                    tracing::warn!(%error, sink = sink.name(), "cannot list the change logs");
+                    tokio::time::sleep(IDLE).await;
+                    continue;
+                }
             }
-        };
+        }
+        let mut indexes: Vec<String> = listed.as_ref().map(|(l, _)| l.clone()).unwrap_or_default();
+        for index in feed.recent_indexes() {
+            if !indexes.contains(&index) {
+                indexes.push(index);
+            }
+        }
         let mut busy = false;
         for index in indexes {
             let key = format!("{}:{index}", sink.name());
@@ -119,15 +138,41 @@ async fn run<S: Sink>(
                 attempt += 1;
             }
             counters.delivered.fetch_add(page.events.len() as u64, Ordering::Relaxed);
-            if let Err(error) = feed.store.advance_cdc_cursor(&key, page.cursor).await {
-                // Delivered again after a restart, with the same event ids.
-                tracing::warn!(%error, sink = sink.name(), index, "cannot store the sink's cursor");
+            if saved.get(&index).is_none_or(|(_, at)| at.elapsed() >= SAVE_EVERY) {
+                save(&feed, &sink, &key, &index, page.cursor, &mut saved).await;
             }
             cursors.insert(index, page.cursor);
             busy = true;
         }
         if !busy {
+            // Caught up: the cursors delivered since the last save are stored before waiting.
+            for (index, cursor) in &cursors {
+                if saved.get(index).is_none_or(|(stored, _)| stored < cursor) {
+                    let key = format!("{}:{index}", sink.name());
+                    save(&feed, &sink, &key, index, *cursor, &mut saved).await;
+                }
+            }
             let _ = tokio::time::timeout(IDLE, appended.changed()).await;
+        }
+    }
+}
+
+/// Stores the sink's `cursor` of `index` (under `key`) and notes it in `saved`; a cursor not
+/// stored means events delivered again after a restart, with the same event ids.
+async fn save<S: Sink>(
+    feed: &Feed,
+    sink: &S,
+    key: &str,
+    index: &str,
+    cursor: u64,
+    saved: &mut HashMap<String, (u64, Instant)>,
+) {
+    match feed.store.advance_cdc_cursor(key, cursor).await {
+        Ok(_) => {
+            saved.insert(index.to_owned(), (cursor, Instant::now()));
+        }
+        Err(error) => {
+            tracing::warn!(%error, sink = sink.name(), index, "cannot store the sink's cursor");
         }
     }
 }

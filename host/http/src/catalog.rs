@@ -70,7 +70,17 @@ impl Catalog<'_> {
 
     /// Records `task` under a uid no client has seen (see [`store_recovery::create_task`]).
     pub async fn create_task(&self, task: NewTask) -> HttpResult<TaskRecord> {
-        store_recovery::create_task(self.state, task).await
+        Ok(store_recovery::create_task(self.state, task, None).await?.0)
+    }
+
+    /// [`Catalog::create_task`], appending `change` to the change log in the same store
+    /// transaction when the store can: the record and the event's position when it did.
+    pub async fn create_task_with_change(
+        &self,
+        task: NewTask,
+        change: Option<miroir_store::ChangeEntry>,
+    ) -> HttpResult<(TaskRecord, Option<u64>)> {
+        store_recovery::create_task(self.state, task, change).await
     }
 }
 

@@ -17,7 +17,7 @@
 //! instance hands out, advancing it by [`TASK_UID_BLOCK`] before a uid would cross it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use miroir_store::{IndexMeta, StoreError};
@@ -268,15 +268,23 @@ pub async fn on_miss(state: &AppState, uid: &str) -> HttpResult<Option<IndexMeta
 }
 
 /// Records `task` under a new uid that no client has seen, and makes sure the nodes' mark
-/// covers it before it is given to anyone.
+/// covers it before it is given to anyone. With `change`, the store appends that change event
+/// in the same transaction when it can, and its position is returned.
 pub async fn create_task(
     state: &AppState,
     task: miroir_store::NewTask,
-) -> HttpResult<miroir_store::TaskRecord> {
+    change: Option<miroir_store::ChangeEntry>,
+) -> HttpResult<(miroir_store::TaskRecord, Option<u64>)> {
     ensure_checked(state).await?;
     let mut attempts = 0;
     let record = loop {
-        match state.store().create_task(task.clone()).await {
+        let created = match &change {
+            Some(change) => {
+                state.store().create_task_with_change(task.clone(), Arc::clone(change)).await
+            }
+            None => state.store().create_task(task.clone()).await.map(|record| (record, None)),
+        };
+        match created {
             Ok(record) => break record,
             Err(StoreError::NotFound(_)) if attempts < 3 => {
                 attempts += 1;
@@ -285,7 +293,7 @@ pub async fn create_task(
             Err(error) => return Err(error.into()),
         }
     };
-    publish_up_to(state, record.uid).await?;
+    publish_up_to(state, record.0.uid).await?;
     Ok(record)
 }
 

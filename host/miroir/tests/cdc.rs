@@ -488,3 +488,179 @@ fn changes_answer_feature_disabled_when_cdc_is_off() {
     assert_eq!(status, 404, "{text}");
     assert!(text.contains("miroir_feature_disabled"), "{text}");
 }
+
+/// Applies change events to `documents` (by primary key) as a consumer does: additions and
+/// updates from the events' documents (replaced for `POST`, merged for `PUT`), deletions by id.
+fn apply_events(documents: &mut BTreeMap<String, Value>, events: &[Value]) {
+    for event in events {
+        match event["operation"].as_str() {
+            Some("documentAdditionOrUpdate") => {
+                let merge = event["partial_update"] == true;
+                for document in event["documents"].as_array().expect("documents in the event") {
+                    let id = document["id"].to_string();
+                    match documents.get_mut(&id) {
+                        Some(Value::Object(stored)) if merge => {
+                            for (k, v) in document.as_object().expect("an object") {
+                                stored.insert(k.clone(), v.clone());
+                            }
+                        }
+                        _ => {
+                            documents.insert(id, document.clone());
+                        }
+                    }
+                }
+            }
+            Some("documentDeletion") => {
+                let keys = event["primary_keys"].as_array().expect("primary keys");
+                assert!(!keys.is_empty(), "deletions by id only here: {event}");
+                for key in keys {
+                    documents.remove(key.as_str().expect("a key"));
+                }
+            }
+            other => panic!("unexpected operation {other:?}: {event}"),
+        }
+    }
+}
+
+/// The export's documents by primary key, and the keys exported more than once.
+fn export_lines(text: &str) -> (BTreeMap<String, Value>, Vec<String>) {
+    let mut documents = BTreeMap::new();
+    let mut repeated = Vec::new();
+    for line in text.lines() {
+        let document: Value = serde_json::from_str(line).expect("an NDJSON line");
+        let id = document["id"].to_string();
+        if documents.insert(id.clone(), document).is_some() {
+            repeated.push(id);
+        }
+    }
+    (documents, repeated)
+}
+
+#[test]
+fn an_export_and_the_events_after_head_rebuild_the_index_while_documents_are_deleted() {
+    use std::io::BufRead as _;
+    const DOCUMENTS: u64 = 8000;
+    // Big documents, so the export's stream is far from written ahead into socket buffers when
+    // the deletions start.
+    let pad = "x".repeat(1500);
+    let nodes: Vec<TestNode> = (0..2).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config(&nodes, "{ enabled: true, include_documents: true }");
+    let miroir = Gateway::start(dir.path(), &config, KEY, NODE_KEY);
+    let base = miroir.base.clone();
+    let client = client();
+    let documents = |ids: &mut dyn Iterator<Item = u64>, pad: &str| {
+        Value::Array(ids.map(|i| json!({"id": i, "pad": pad})).collect())
+    };
+    for from in (0..DOCUMENTS).step_by(1000) {
+        let answer = send(
+            &client,
+            "POST",
+            &format!("{base}/indexes/products/documents"),
+            KEY,
+            Some(documents(&mut (from..from + 1000), &pad)),
+        );
+        gateway::wait_task(&client, &base, KEY, answer);
+    }
+    let original: BTreeMap<String, Value> =
+        (0..DOCUMENTS).map(|i| (i.to_string(), json!({"id": i, "pad": pad}))).collect();
+
+    // Snapshot: `head`, then the export, read slowly while writes go on.
+    let page = json_of(send(
+        &client,
+        "GET",
+        &format!("{base}/_miroir/changes?index=products&timeout=0&limit=1"),
+        KEY,
+        None,
+    ));
+    let head = page["head"].as_u64().expect("head");
+    let export = client
+        .get(format!("{base}/_miroir/indexes/products/documents/export"))
+        .bearer_auth(KEY)
+        .timeout(Duration::from_secs(300))
+        .send()
+        .expect("the export answers");
+    assert_eq!(export.status().as_u16(), 200);
+    let lines = std::io::BufReader::new(export).lines();
+    // Eight rounds, each deleting a spread of documents of every shard (ids ≡ 3 mod 10), updating
+    // a few (≡ 7 mod 10) and adding new ones, each waited for until the nodes applied it.
+    let rounds = 8;
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    let mut round = 0;
+    let writes = |round: u64| {
+        let deleted: Vec<u64> =
+            (0..DOCUMENTS).filter(|i| i % 10 == 3 && (i / 10) % rounds == round).collect();
+        let updated: Vec<u64> =
+            (0..DOCUMENTS).filter(|i| i % 10 == 7 && (i / 10) % (rounds * 4) == round).collect();
+        let added: Vec<u64> = (0..20).map(|k| DOCUMENTS + round * 20 + k).collect();
+        let mut ids = Vec::new();
+        for (method, path, body) in [
+            ("POST", "/indexes/products/documents/delete-batch", json!(deleted)),
+            ("PUT", "/indexes/products/documents", {
+                Value::Array(updated.iter().map(|i| json!({"id": i, "pad": "updated"})).collect())
+            }),
+            ("POST", "/indexes/products/documents", documents(&mut added.iter().copied(), "new")),
+        ] {
+            let answer = send(&client, method, &format!("{base}{path}"), KEY, Some(body));
+            ids.push(format!("products:{}", json_of(answer.clone())["taskUid"]));
+            gateway::wait_task(&client, &base, KEY, answer);
+        }
+        let all = deleted.iter().chain(&updated).chain(&added);
+        (ids, all.map(u64::to_string).collect::<Vec<_>>())
+    };
+    let mut write_ids = Vec::new();
+    let mut exported = String::new();
+    let mut read = 0;
+    for line in lines {
+        exported.push_str(&line.expect("a line of the export"));
+        exported.push('\n');
+        read += 1;
+        if read % 600 == 0 && round < rounds {
+            let (ids, keys) = writes(round);
+            write_ids.extend(ids);
+            touched.extend(keys);
+            round += 1;
+        }
+    }
+    eprintln!("{round} of {rounds} rounds of writes ran during the export");
+    while round < rounds {
+        let (ids, keys) = writes(round);
+        write_ids.extend(ids);
+        touched.extend(keys);
+        round += 1;
+    }
+    let (mut snapshot, repeated) = export_lines(&exported);
+    let gaps: Vec<&String> = original
+        .keys()
+        .filter(|id| !touched.contains(*id) && !snapshot.contains_key(*id))
+        .collect();
+    assert!(
+        gaps.is_empty(),
+        "{} untouched documents missing from the export: {gaps:?}",
+        gaps.len()
+    );
+    assert!(repeated.is_empty(), "exported more than once: {repeated:?}");
+    for (id, document) in &original {
+        if !touched.contains(id) {
+            assert_eq!(&snapshot[id], document, "{id} as written");
+        }
+    }
+
+    // The events after `head` bring the snapshot to the index's final state.
+    let mut consumer = Consumer::new("products");
+    consumer.cursor = head;
+    consumer.read_all(&client, &base, &write_ids);
+    apply_events(&mut snapshot, &consumer.events);
+    let (status, text) = send(
+        &client,
+        "GET",
+        &format!("{base}/_miroir/indexes/products/documents/export"),
+        KEY,
+        None,
+    );
+    assert_eq!(status, 200, "{text}");
+    let (now, repeated) = export_lines(&text);
+    assert!(repeated.is_empty(), "exported more than once: {repeated:?}");
+    assert_eq!(now.len(), DOCUMENTS as usize - 800 + 160, "the final index");
+    assert!(snapshot == now, "export + events differ from the final index");
+}

@@ -63,26 +63,7 @@ impl CdcLog for SqliteStore {
         self.call("append_cdc_entries", move |conn| {
             let tx =
                 conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
-            let mut positions = Vec::with_capacity(events.len());
-            {
-                // The sequence outlives trimmed rows, so a position is never given twice.
-                let mut next = tx
-                    .prepare_cached(
-                        "INSERT INTO sequences (name, value) VALUES ('cdc:' || ?1, 1)
-                         ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-                    )
-                    .map_err(sql_err)?;
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO cdc_log (index_uid, seq, payload) VALUES (?1, ?2, ?3)",
-                    )
-                    .map_err(sql_err)?;
-                for (index_uid, payload) in &events {
-                    let seq: u64 = next.query_row([index_uid], |r| r.get(0)).map_err(sql_err)?;
-                    insert.execute(params![index_uid, seq, payload]).map_err(sql_err)?;
-                    positions.push(seq);
-                }
-            }
+            let positions = append_in(&tx, &events)?;
             tx.commit().map_err(sql_err)?;
             Ok(positions)
         })
@@ -158,4 +139,28 @@ impl CdcLog for SqliteStore {
         })
         .await
     }
+}
+
+/// Appends `events` (index uid, serialized event) within `tx`; the position given to each.
+pub(crate) fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[(String, Vec<u8>)],
+) -> StoreResult<Vec<u64>> {
+    let mut positions = Vec::with_capacity(events.len());
+    // The sequence outlives trimmed rows, so a position is never given twice.
+    let mut next = tx
+        .prepare_cached(
+            "INSERT INTO sequences (name, value) VALUES ('cdc:' || ?1, 1)
+             ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+        )
+        .map_err(sql_err)?;
+    let mut insert = tx
+        .prepare_cached("INSERT INTO cdc_log (index_uid, seq, payload) VALUES (?1, ?2, ?3)")
+        .map_err(sql_err)?;
+    for (index_uid, payload) in events {
+        let seq: u64 = next.query_row([index_uid], |r| r.get(0)).map_err(sql_err)?;
+        insert.execute(params![index_uid, seq, payload]).map_err(sql_err)?;
+        positions.push(seq);
+    }
+    Ok(positions)
 }

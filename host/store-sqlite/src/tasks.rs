@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use miroir_store::clock::{from_nanos, to_nanos};
 use miroir_store::{
-    Fence, NewTask, StoreError, StoreResult, TaskFilter, TaskLog, TaskPage, TaskRecord,
+    ChangeEntry, Fence, NewTask, StoreError, StoreResult, TaskFilter, TaskLog, TaskPage, TaskRecord,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row, TransactionBehavior};
@@ -110,23 +110,25 @@ impl TaskLog for SqliteStore {
         self.call("create_task", move |conn| {
             let tx =
                 conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
-            let uid: u64 = tx
-                .query_row(
-                    "INSERT INTO sequences (name, value) VALUES ('task', 1)
-                     ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-                    [],
-                    |row| row.get(0),
-                )
-                .map_err(sql_err)?;
-            let record = TaskRecord::from_new(uid, task);
-            let [a, b, c, d, e, f, g, h, i] = encode(&record)?;
-            tx.prepare_cached(&format!(
-                "INSERT INTO tasks ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .and_then(|mut st| st.execute(params![uid, a, b, c, d, e, f, g, h, i]))
-            .map_err(sql_err)?;
+            let record = insert_task(&tx, task)?;
             tx.commit().map_err(sql_err)?;
             Ok(record)
+        })
+        .await
+    }
+
+    async fn create_task_with_change(
+        &self,
+        task: NewTask,
+        change: ChangeEntry,
+    ) -> StoreResult<(TaskRecord, Option<u64>)> {
+        self.call("create_task_with_change", move |conn| {
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
+            let record = insert_task(&tx, task)?;
+            let positions = crate::cdc::append_in(&tx, &[change(&record)])?;
+            tx.commit().map_err(sql_err)?;
+            Ok((record, positions.first().copied()))
         })
         .await
     }
@@ -269,4 +271,24 @@ impl TaskLog for SqliteStore {
         })
         .await
     }
+}
+
+/// Records `task` under the next uid within `tx`.
+fn insert_task(tx: &rusqlite::Transaction<'_>, task: NewTask) -> StoreResult<TaskRecord> {
+    let uid: u64 = tx
+        .query_row(
+            "INSERT INTO sequences (name, value) VALUES ('task', 1)
+             ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql_err)?;
+    let record = TaskRecord::from_new(uid, task);
+    let [a, b, c, d, e, f, g, h, i] = encode(&record)?;
+    tx.prepare_cached(&format!(
+        "INSERT INTO tasks ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .and_then(|mut st| st.execute(params![uid, a, b, c, d, e, f, g, h, i]))
+    .map_err(sql_err)?;
+    Ok(record)
 }

@@ -42,7 +42,7 @@ pub use plugin_kv::PluginKv;
 pub use rebalance::{RebalanceStore, Versioned};
 pub use session::{SessionLimits, SessionRecord, SessionStore};
 pub use store::TaskStore;
-pub use task::{NewTask, TaskFilter, TaskLog, TaskPage, TaskRecord, TaskStatus};
+pub use task::{ChangeEntry, NewTask, TaskFilter, TaskLog, TaskPage, TaskRecord, TaskStatus};
 
 /// Every store trait, for `use miroir_store::prelude::*;` where methods are called.
 pub mod prelude {

@@ -200,6 +200,10 @@ pub struct TaskPage {
     pub next: Option<u64>,
 }
 
+/// What [`TaskLog::create_task_with_change`] appends with a task: given the new record, the
+/// index uid and the serialized event.
+pub type ChangeEntry = std::sync::Arc<dyn Fn(&TaskRecord) -> (String, Vec<u8>) + Send + Sync>;
+
 /// The task sequence and task records.
 #[async_trait]
 pub trait TaskLog: Send + Sync {
@@ -211,6 +215,19 @@ pub trait TaskLog: Send + Sync {
     /// already holds. The caller restores the sequence with [`TaskLog::raise_task_sequence`]
     /// and tries again.
     async fn create_task(&self, task: NewTask) -> StoreResult<TaskRecord>;
+
+    /// [`TaskLog::create_task`], and in the same transaction the change event `change` makes
+    /// of the record appended to the index's change log (see [`crate::CdcLog`]): the record and
+    /// the event's position. A backend that cannot do both at once records the task only and
+    /// answers no position (the default); the caller then appends the event on its own.
+    async fn create_task_with_change(
+        &self,
+        task: NewTask,
+        change: ChangeEntry,
+    ) -> StoreResult<(TaskRecord, Option<u64>)> {
+        let _ = change;
+        Ok((self.create_task(task).await?, None))
+    }
 
     /// The last uid handed out (0 on a new store), or `None` when the store has lost its
     /// task sequence since it was opened.

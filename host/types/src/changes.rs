@@ -51,6 +51,21 @@ pub trait ChangeFeed: Send + Sync + 'static {
     /// (buffer full, storage down). It never fails the write.
     fn record(&self, event: WriteEvent) -> Recorded;
 
+    /// The stored form of `event`, for a task store that appends it to the change log in the
+    /// transaction recording the write's task ([`ChangeFeed::stored_with_task`] then follows
+    /// instead of [`ChangeFeed::record`]); `None` when this feed appends events on its own.
+    fn serialize(&self, event: &WriteEvent) -> Option<Vec<u8>> {
+        let _ = event;
+        None
+    }
+
+    /// `event` was appended by the task store with its task, at `position` of its index's log
+    /// (durable already): kept and announced as an event the feed appended itself. Called, like
+    /// [`ChangeFeed::record`], while the write path holds the index's write lock.
+    fn stored_with_task(&self, event: WriteEvent, position: u64) {
+        let _ = (event, position);
+    }
+
     /// The events of `index` after `since`, at most `limit`. When there is none yet, waits up to
     /// `wait` for one before answering an empty page.
     async fn changes(

@@ -316,6 +316,36 @@ impl Read<'_> {
     }
 }
 
+/// `body` as a documents fetch of `uid`, for `shard` only: asked of one of the shard's replicas
+/// as a browse picks them (of `pinned` first when given), failing over as a browse does. The
+/// node that answered and its answer; `None` when no replica answered; the node's error when one
+/// refused. The caller puts the shard's filter in `body`.
+pub(crate) async fn fetch_from_shard(
+    state: &AppState,
+    caller: &Caller,
+    uid: &str,
+    shard_count: u32,
+    shard: ShardId,
+    pinned: Option<&NodeId>,
+    body: &Value,
+) -> HttpResult<Option<(NodeId, Value)>> {
+    let assignment = state.assignment(shard_count);
+    let rotation = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+    let plan = ReadPlan::new(&state.topology(), &assignment, &state.read_view(uid), rotation, None);
+    let read = Read { state, caller, uid, assignment, plan };
+    let pinned: BTreeMap<ShardId, NodeId> =
+        pinned.map(|node| (shard, node.clone())).into_iter().collect();
+    let request = |_: ShardId| fetch_request(uid, body);
+    let gathered =
+        read.each_shard(&BTreeSet::from([shard]), &pinned, &request).await.map_err(|refused| {
+            HttpError::from(ForwardedError::new(
+                refused.response.status,
+                refused.response.body.to_vec(),
+            ))
+        })?;
+    Ok(gathered.answers.into_iter().next().map(|(node, _, response)| (node, response.json())))
+}
+
 async fn browse(
     state: &AppState,
     caller: &Caller,

@@ -19,7 +19,8 @@ use crate::catalog::check_write_uid;
 use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeCall, NodeStep};
 use crate::idempotency::{self, Begin};
-use crate::tasks::{enqueue, failed_task, Hints};
+use crate::tasks::{enqueue_with_change, failed_task, Hints};
+use crate::write_hooks;
 use crate::{AppState, IndexWriteGuard};
 
 fn deletion_hints() -> Hints {
@@ -102,17 +103,19 @@ async fn delete_ids(
     let report = fanout::check_quorum(state, meta.shard_count, &shards, &enqueued.accepted)?;
     crate::repairs::record_missed(state, uid, meta.shard_count, &shards, &enqueued.accepted, false)
         .await?;
-    let record =
-        enqueue(state, Some(uid), "documentDeletion", details, &deletion_hints(), enqueued).await?;
-    let recorded = crate::write_hooks::wrote(
+    let change = write_hooks::change(state, uid, || keys.unwrap_or_default(), &shards, false, None);
+    let entry = write_hooks::entry(state, change.as_ref());
+    let (record, position) = enqueue_with_change(
         state,
-        uid,
-        &record,
-        || keys.unwrap_or_default(),
-        &shards,
-        false,
-        None,
-    );
+        Some(uid),
+        "documentDeletion",
+        details,
+        &deletion_hints(),
+        enqueued,
+        entry,
+    )
+    .await?;
+    let recorded = write_hooks::wrote(state, &record, change, position);
     drop(guard);
     recorded.await;
     Ok((record, Some(report)))
@@ -196,8 +199,12 @@ async fn broadcast_deletion(
     crate::repairs::record_missed(state, uid, meta.shard_count, &shards, &enqueued.accepted, false)
         .await?;
     let kind = enqueued.kind.clone().unwrap_or_else(|| "documentDeletion".to_owned());
-    let record = enqueue(state, Some(uid), &kind, details, &deletion_hints(), enqueued).await?;
-    let recorded = crate::write_hooks::wrote(state, uid, &record, Vec::new, &shards, false, None);
+    let change = write_hooks::change(state, uid, Vec::new, &shards, false, None);
+    let entry = write_hooks::entry(state, change.as_ref());
+    let (record, position) =
+        enqueue_with_change(state, Some(uid), &kind, details, &deletion_hints(), enqueued, entry)
+            .await?;
+    let recorded = write_hooks::wrote(state, &record, change, position);
     drop(guard);
     recorded.await;
     Ok(accepted(&record, Some(&report)))

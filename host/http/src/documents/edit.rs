@@ -26,7 +26,8 @@ use crate::bookkeeping::SHARD_FIELD;
 use crate::catalog::check_write_uid;
 use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeStep};
-use crate::tasks::{enqueue, failed_task, Hints};
+use crate::tasks::{enqueue_with_change, failed_task, Hints};
+use crate::write_hooks;
 use crate::AppState;
 
 /// The experimental feature that gates the route on the nodes.
@@ -114,11 +115,21 @@ pub async fn edit_by_function(
         false,
     )
     .await?;
-    let record =
-        enqueue(&state, Some(&uid), "documentEdition", details, &edition_hints(), enqueued).await?;
     // Like a deletion by filter: the event says that documents of every shard may have changed
     // (or gone), not which.
-    let recorded = crate::write_hooks::wrote(&state, &uid, &record, Vec::new, &shards, false, None);
+    let change = write_hooks::change(&state, &uid, Vec::new, &shards, false, None);
+    let entry = write_hooks::entry(&state, change.as_ref());
+    let (record, position) = enqueue_with_change(
+        &state,
+        Some(&uid),
+        "documentEdition",
+        details,
+        &edition_hints(),
+        enqueued,
+        entry,
+    )
+    .await?;
+    let recorded = write_hooks::wrote(&state, &record, change, position);
     drop(guard);
     recorded.await;
     Ok(accepted(&record, Some(&report)))

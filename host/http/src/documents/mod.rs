@@ -2,7 +2,7 @@
 //! the owners (by id) or broadcast (by filter, all), reads from one replica of the owner.
 
 pub mod batch;
-mod browse;
+pub(crate) mod browse;
 mod delete;
 mod edit;
 pub mod parse;
@@ -30,7 +30,8 @@ use crate::catalog::{check_read_uid, check_write_uid, ensure, existing};
 use crate::error::{HttpError, HttpResult};
 use crate::fanout::{self, NodeCall, NodeStep};
 use crate::idempotency::{self, Begin};
-use crate::tasks::{enqueue, failed_task, summary, Hints};
+use crate::tasks::{enqueue_with_change, failed_task, summary, Hints};
+use crate::write_hooks;
 use crate::AppState;
 use axum::http::Method;
 
@@ -313,11 +314,13 @@ async fn write_inner(
     }
     let details = json!({ "receivedDocuments": received, "indexedDocuments": Value::Null });
     let hints = Hints { indexed_from_received: true, ..Hints::default() };
-    let record = enqueue(state, Some(uid), kind, details, &hints, enqueued).await?;
     let keys = || routed.ids.values().flatten().cloned().collect();
     let partial = *method == HttpMethod::PUT;
-    let recorded =
-        crate::write_hooks::wrote(state, uid, &record, keys, &routed.shards, partial, written);
+    let change = write_hooks::change(state, uid, keys, &routed.shards, partial, written);
+    let entry = write_hooks::entry(state, change.as_ref());
+    let (record, position) =
+        enqueue_with_change(state, Some(uid), kind, details, &hints, enqueued, entry).await?;
+    let recorded = write_hooks::wrote(state, &record, change, position);
     // The next write to the index goes ahead while this one's change event is stored.
     drop(guard);
     recorded.await;

@@ -9,5 +9,5 @@ pub mod routes;
 pub(crate) mod view;
 
 pub use derive::refresh;
-pub use record::{enqueue, failed_task, Hints};
+pub use record::{enqueue, enqueue_with_change, failed_task, Hints};
 pub use view::{render, summary};

@@ -85,6 +85,23 @@ pub async fn enqueue(
     hints: &Hints,
     node_tasks: impl Into<NodeTasks>,
 ) -> HttpResult<TaskRecord> {
+    let (record, _) =
+        enqueue_with_change(state, index_uid, kind, details, hints, node_tasks, None).await?;
+    Ok(record)
+}
+
+/// [`enqueue`], appending `change` (a client write's change event, see
+/// [`crate::write_hooks::entry`]) to the change log in the same store transaction when the
+/// store can: the record and the event's position when it was appended.
+pub async fn enqueue_with_change(
+    state: &AppState,
+    index_uid: Option<&str>,
+    kind: &str,
+    details: Value,
+    hints: &Hints,
+    node_tasks: impl Into<NodeTasks>,
+    change: Option<miroir_store::ChangeEntry>,
+) -> HttpResult<(TaskRecord, Option<u64>)> {
     let node_tasks = node_tasks.into();
     let hints = Hints { node_enqueued_at: node_tasks.enqueued_at, ..hints.clone() };
     let task = NewTask {
@@ -95,12 +112,12 @@ pub async fn enqueue(
         details: Some(with_hints(details, &hints)),
         node_tasks: node_tasks.uids,
     };
-    let mut record = state.catalog().create_task(task).await?;
+    let (mut record, position) = state.catalog().create_task_with_change(task, change).await?;
     if record.node_tasks.is_empty() {
         // Nothing for the nodes to do (e.g. deleting no ids): done at once, as one node would be.
         record = finish_without_nodes(state, record, None).await?;
     }
-    Ok(record)
+    Ok((record, position))
 }
 
 /// Records a task that failed before any node work, as Meilisearch reports errors it finds

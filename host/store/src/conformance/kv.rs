@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::StoreFactory;
 use crate::prelude::*;
-use crate::{CdcEntry, StoreError};
+use crate::{CdcEntry, NewTask, StoreError, TaskStatus};
 
 /// Saves need the current version; versions grow by one.
 pub async fn rebalance_compare_and_set<F: StoreFactory>(f: &F) {
@@ -98,4 +98,34 @@ pub async fn cdc_log_pages_in_order_and_trims<F: StoreFactory>(f: &F) {
     assert_eq!(store.cdc_span("movies").await.expect("span"), None);
     let after = store.append_cdc_entries(&[event("movies", 6)]).await.expect("append after");
     assert_eq!(after, [6], "a trimmed position is not given again");
+}
+
+/// A task recorded with its change event: the event (made from the record) is in the change
+/// log at the position answered, or, for a backend that cannot do both at once, the task alone
+/// is recorded and nothing is appended.
+pub async fn a_task_and_its_change_event_are_recorded_together<F: StoreFactory>(f: &F) {
+    let store = f.fresh().await;
+    let task = NewTask {
+        index_uid: Some("movies".into()),
+        kind: "documentAdditionOrUpdate".into(),
+        status: TaskStatus::Enqueued,
+        enqueued_at: time::OffsetDateTime::now_utc(),
+        details: None,
+        node_tasks: std::collections::BTreeMap::new(),
+    };
+    let change: crate::ChangeEntry = std::sync::Arc::new(|record: &crate::TaskRecord| {
+        ("movies".to_owned(), format!("{{\"task\":{}}}", record.uid).into_bytes())
+    });
+    let (record, position) =
+        store.create_task_with_change(task, change).await.expect("create with change");
+    assert_eq!(store.get_task(record.uid).await.expect("get").map(|t| t.uid), Some(record.uid));
+    let entries = store.cdc_entries("movies", 0, 10).await.expect("entries");
+    match position {
+        Some(position) => {
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].seq, position);
+            assert_eq!(entries[0].payload, format!("{{\"task\":{}}}", record.uid).into_bytes());
+        }
+        None => assert!(entries.is_empty(), "nothing appended without a position"),
+    }
 }

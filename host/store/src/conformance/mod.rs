@@ -104,6 +104,7 @@ macro_rules! conformance_tests {
             plugin_kv_is_namespaced,
             cdc_cursor_is_monotonic,
             cdc_log_pages_in_order_and_trims,
+            a_task_and_its_change_event_are_recorded_together,
             lease_is_exclusive_between_handles,
             fencing_tokens_strictly_increase,
             lease_renew_and_release_only_by_holder,
