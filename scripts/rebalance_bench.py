@@ -4,7 +4,7 @@ fleet, as a ratio of the rate of ingesting the same documents directly into one 
 the same run.
 
     cargo build --release -p miroir -p miroir-devnode
-    python3 scripts/rebalance_bench.py [--documents 100000] [--bin target/release]
+    python3 scripts/rebalance_bench.py [--documents 100000] [--bin target/release] [--rounds 3]
 
 It starts four development nodes on loopback: one alone (the baseline: every document written to
 it in pages of --batch, timed until its last task succeeded) and three for the fleet (`miroir
@@ -13,13 +13,16 @@ loaded through Miroir, then the third node is added (`POST /_miroir/nodes`) and 
 followed on `/_miroir/rebalance/status` until it succeeded. Two rates are printed: the whole run
 (documents copied / run duration, including the run's fixed waits for every instance to follow
 each phase, about 9 s) and the copy phase alone (the run's `copySeconds`: time spent copying
-shards, divided by the shards copied at once).
+shards, divided by the shards copied at once). Each round starts fresh processes; the median
+ratios of `--rounds` rounds are printed, since other work on the machine moves single figures a
+lot.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -75,8 +78,24 @@ def main() -> None:
     parser.add_argument("--bin", default="target/release")
     parser.add_argument("--shards", type=int, default=32)
     parser.add_argument("--parallel", type=int, default=2, help="rebalancer.max_concurrent_shards")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds run; the median ratios are reported")
     args = parser.parse_args()
 
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        direct_rate, whole, copy_phase, copied, moves = one_round(args)
+        rounds.append((whole / direct_rate, copy_phase / direct_rate))
+        print(f"round {number}: copied {copied} documents ({moves} shard moves); direct ingest "
+              f"{direct_rate:,.0f} docs/s; whole run {whole:,.0f} docs/s (ratio {whole / direct_rate:.2f}); "
+              f"copy phase {copy_phase:,.0f} docs/s (ratio {copy_phase / direct_rate:.2f})", flush=True)
+    print(f"documents: {args.documents}, pages of {args.batch}, {args.rounds} rounds")
+    print(f"rebalance, whole run, median ratio:  {statistics.median(r[0] for r in rounds):.2f}")
+    print(f"rebalance, copy phase, median ratio: {statistics.median(r[1] for r in rounds):.2f}")
+
+
+def one_round(args: argparse.Namespace) -> tuple[float, float, float, int, int]:
+    """One measurement: the direct ingest rate, then a rebalance's whole-run and copy-phase
+    rates, the documents it copied and its shard moves."""
     processes = []
     try:
         alone, alone_url = start_devnode(args.bin, NODE_KEY)
@@ -111,11 +130,7 @@ def main() -> None:
         copied = run["documentsCopied"]
         whole = copied / max(run_seconds(run), 1e-9)
         copy_phase = copied / max(run["copySeconds"], 1e-9)
-        print(f"documents: {args.documents}, pages of {args.batch}, copied by the run: {copied} "
-              f"({run['shardsTotal']} shard moves)")
-        print(f"direct ingest into one node: {direct_rate:,.0f} docs/s")
-        print(f"rebalance, whole run:        {whole:,.0f} docs/s  ratio {whole / direct_rate:.2f}")
-        print(f"rebalance, copy phase:       {copy_phase:,.0f} docs/s  ratio {copy_phase / direct_rate:.2f}")
+        return direct_rate, whole, copy_phase, copied, run["shardsTotal"]
     finally:
         stop(processes)
 
