@@ -65,23 +65,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = http
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(KEY)
-        .timeout(Duration::from_secs(30));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("an answer");
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.expect("body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).expect("a JSON body")
-    };
-    (status, body)
+    common::call_json(http, base, KEY, method, path, body).await
 }
 
 async fn wait(http: &reqwest::Client, base: &str, uid: u64) -> Value {

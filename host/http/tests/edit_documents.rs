@@ -31,20 +31,7 @@ async fn call(
     key: &str,
     (method, path, body): (&str, &str, Option<Value>),
 ) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = http
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(key)
-        .timeout(Duration::from_secs(30));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("an answer");
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.expect("body");
-    let body =
-        if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON") };
-    (status, body)
+    common::call_json(http, base, key, method, path, body).await
 }
 
 impl Pair {

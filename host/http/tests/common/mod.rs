@@ -55,6 +55,32 @@ pub fn contract_check(url: &str, key: &str, recording: &Path) -> std::process::O
         .expect("python3 runs the contract")
 }
 
+/// `method path` with `body` as JSON, to Miroir or a node at `base` with `key`: the status and
+/// the JSON answer (`null` when empty).
+pub async fn call_json(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(key)
+        .timeout(Duration::from_secs(30));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("an answer");
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    let body =
+        if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON") };
+    (status, body)
+}
+
 /// The 2,000 products.
 /// Runs `tests/sdk/<script>` (a Python script driving the official SDK) with `args`; its
 /// standard output. Fails the test, with both outputs, when the script fails.
