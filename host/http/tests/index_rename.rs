@@ -4,26 +4,8 @@
 
 mod common;
 
-use common::{ClusterBuilder, NODE_KEY};
+use common::{call_json, ClusterBuilder, NODE_KEY};
 use serde_json::{json, Value};
-
-async fn ask(
-    http: &reqwest::Client,
-    base: &str,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = http.request(method, format!("{base}{path}")).bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("answer");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 /// Sends a write and waits for its task; answers the finished task.
 async fn write(
@@ -34,11 +16,11 @@ async fn write(
     path: &str,
     body: Value,
 ) -> Value {
-    let (status, answer) = ask(http, base, key, method, path, Some(body)).await;
+    let (status, answer) = call_json(http, base, key, method, path, Some(body)).await;
     assert_eq!(status, 202, "{method} {path}: {answer}");
     let uid = answer["taskUid"].as_u64().expect("task uid");
     for _ in 0..1000 {
-        let (_, task) = ask(http, base, key, "GET", &format!("/tasks/{uid}"), None).await;
+        let (_, task) = call_json(http, base, key, "GET", &format!("/tasks/{uid}"), None).await;
         if matches!(task["status"].as_str(), Some("succeeded" | "failed")) {
             return task;
         }
@@ -72,11 +54,11 @@ async fn scenario(base: &str, key: &str) -> Value {
         "rename.task".into(),
         json!([task["type"], task["status"], task["indexUid"], task["details"]]),
     );
-    let (status, index) = ask(&http, base, key, "GET", "/indexes/new", None).await;
+    let (status, index) = call_json(&http, base, key, "GET", "/indexes/new", None).await;
     out.insert("new.get".into(), json!([status, index["uid"], index["primaryKey"]]));
-    let (status, gone) = ask(&http, base, key, "GET", "/indexes/old", None).await;
+    let (status, gone) = call_json(&http, base, key, "GET", "/indexes/old", None).await;
     out.insert("old.get".into(), json!([status, gone["code"]]));
-    let (status, found) = ask(
+    let (status, found) = call_json(
         &http,
         base,
         key,
@@ -87,9 +69,10 @@ async fn scenario(base: &str, key: &str) -> Value {
     .await;
     out.insert("new.search".into(), json!([status, found["estimatedTotalHits"]]));
     let (_, settings) =
-        ask(&http, base, key, "GET", "/indexes/new/settings/filterable-attributes", None).await;
+        call_json(&http, base, key, "GET", "/indexes/new/settings/filterable-attributes", None)
+            .await;
     out.insert("new.settings".into(), settings);
-    let (status, listing) = ask(&http, base, key, "GET", "/indexes", None).await;
+    let (status, listing) = call_json(&http, base, key, "GET", "/indexes", None).await;
     let names: Vec<Value> =
         listing["results"].as_array().expect("results").iter().map(|i| i["uid"].clone()).collect();
     out.insert("indexes".into(), json!([status, names]));
@@ -106,17 +89,17 @@ async fn scenario(base: &str, key: &str) -> Value {
 
     let taken = write(&http, base, key, "PATCH", "/indexes/new", json!({"uid": "taken"})).await;
     out.insert("taken.task".into(), json!([taken["status"], taken["error"]["code"]]));
-    let (status, _) = ask(&http, base, key, "GET", "/indexes/new", None).await;
+    let (status, _) = call_json(&http, base, key, "GET", "/indexes/new", None).await;
     out.insert("taken.new-still-there".into(), json!(status));
 
     // A swap with `rename: true` renames too.
     let swap = json!([{"indexes": ["new", "swapped"], "rename": true}]);
     let task = write(&http, base, key, "POST", "/swap-indexes", swap).await;
     out.insert("swap.task".into(), json!([task["type"], task["status"], task["details"]]));
-    let (status, _) = ask(&http, base, key, "GET", "/indexes/new", None).await;
-    let (swapped, index) = ask(&http, base, key, "GET", "/indexes/swapped", None).await;
+    let (status, _) = call_json(&http, base, key, "GET", "/indexes/new", None).await;
+    let (swapped, index) = call_json(&http, base, key, "GET", "/indexes/swapped", None).await;
     out.insert("swap.indexes".into(), json!([status, swapped, index["primaryKey"]]));
-    let (status, found) = ask(
+    let (status, found) = call_json(
         &http,
         base,
         key,
