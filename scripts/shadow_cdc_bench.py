@@ -33,6 +33,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -117,6 +118,12 @@ def run_processes(target, args_list: list[tuple], timeout: float) -> list:
     return results
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU time of this script's ended child processes (the writers), in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time process `pid` used so far, in seconds."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -199,6 +206,13 @@ class NatsCounter(threading.Thread):
                         self.sock.sendall(b"PONG\r\n")
 
 
+class Counted:
+    """A consumer left out by `--consumers`: counts as having everything."""
+
+    count = float("inf")
+    stopped = False
+
+
 class LongPoller(threading.Thread):
     """Reads `GET /_miroir/changes` from cursor 0 and counts events."""
 
@@ -224,7 +238,7 @@ def cdc_run(args, nodes: list[str], nats_port: int | None) -> float:
     work = tempfile.mkdtemp(prefix="miroir-cdc-bench-")
     extra = "metrics: { enabled: false }\ntelemetry: { log_level: warn }\n"
     index = f"ingest{next(RUNS)}"
-    if on and args.bare:
+    if on and (args.bare or args.consumers == "long-poll"):
         extra += "cdc: { enabled: true }\n"
     elif on:
         extra += f"cdc: {{ enabled: true, sinks: {{ nats: {{ url: \"nats://127.0.0.1:{nats_port}\" }} }} }}\n"
@@ -234,13 +248,16 @@ def cdc_run(args, nodes: list[str], nats_port: int | None) -> float:
         port = int(base.rsplit(":", 1)[1])
         poller = nats = None
         if on and not args.bare:
-            nats = NatsCounter(nats_port, f"miroir.changes.{index}")
-            nats.start()
-            poller = LongPoller(base, index)
-            poller.start()
+            if args.consumers in ("both", "nats"):
+                nats = NatsCounter(nats_port, f"miroir.changes.{index}")
+                nats.start()
+            if args.consumers in ("both", "long-poll"):
+                poller = LongPoller(base, index)
+                poller.start()
         pids = {"miroir": [miroir.pid], "nodes": [p.pid for p in args._nodes],
                 "nats-server": [p.pid for p in args._nats], "consumers": [os.getpid()]}
         cpu_before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
+        writers_before = children_cpu_seconds()
         started = time.perf_counter()
         counts = run_processes(writer, [(port, index, i * 10_000_000, args.seconds) for i in range(args.clients)],
                                args.seconds + 60)
@@ -248,9 +265,12 @@ def cdc_run(args, nodes: list[str], nats_port: int | None) -> float:
         writes = sum(counts)
         rate = writes / elapsed
         cpu = {k: sum(cpu_seconds(p) for p in v) - cpu_before[k] for k, v in pids.items()}
+        cpu["writers"] = children_cpu_seconds() - writers_before
         line = f"{name:<8} {rate:8.0f} writes/s ({writes} in {elapsed:.1f} s); CPU s: " + ", ".join(
             f"{k} {v:.1f}" for k, v in cpu.items())
         if on and not args.bare:
+            poller = poller or Counted()
+            nats = nats or Counted()
             during = (poller.count, nats.count)
             deadline = time.perf_counter() + 120
             while (poller.count < writes or nats.count < writes) and time.perf_counter() < deadline:
@@ -278,6 +298,8 @@ def main() -> None:
                         "listens on (the tee's own cost, without the target's work on this machine)")
     parser.add_argument("--bare", action="store_true",
                         help="cdc: the queue sink only and no consumer (the cost of recording alone)")
+    parser.add_argument("--consumers", choices=["both", "long-poll", "nats"], default="both",
+                        help="cdc: which consumers read the events (long-poll: the NATS sink is off too)")
     parser.add_argument("--nats", default=os.environ.get("MIROIR_TEST_NATS_SERVER", "nats-server"))
     parser.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release"))
     args = parser.parse_args()

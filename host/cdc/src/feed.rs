@@ -1,7 +1,7 @@
 //! The feed: the writer appending events to the task store's log, the recent events kept in
 //! memory, and reads that wait for the next event.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -32,11 +32,72 @@ struct Pending {
     done: oneshot::Sender<()>,
 }
 
-/// The newest events of one index, a contiguous run of positions ending at `last`.
+/// How long an event appended out of order waits in memory for the positions before it.
+/// Concurrent writes commit their tasks (and positions) in one order and report them in
+/// another; a gap still open after this is taken as positions another instance appended.
+const GAP_WAIT: std::time::Duration = Duration::from_millis(500);
+/// Most events waiting for a gap to close before it is taken as foreign at once.
+const MAX_AHEAD: usize = 256;
+
+/// The newest events of one index, a contiguous run of positions ending at `last`, and the
+/// events appended after a gap that has not closed yet.
 #[derive(Default)]
 struct Recent {
     events: VecDeque<(u64, Value)>,
     last: u64,
+    ahead: BTreeMap<u64, (Value, std::time::Instant)>,
+    /// When the store last had no event after `last` for this index: until [`RECHECK`] after
+    /// it, a reader at `last` is answered "nothing new" from memory (another instance's events
+    /// show within that delay).
+    store_checked: Option<Instant>,
+}
+
+impl Recent {
+    /// Adds the event at `seq`: to the run when it follows it, ahead of it otherwise.
+    fn add(&mut self, seq: u64, event: Value, capacity: usize) {
+        let starting = self.events.is_empty() && self.last == 0;
+        if starting || seq == self.last + 1 {
+            self.push(seq, event);
+        } else if seq > self.last + 1 {
+            self.ahead.insert(seq, (event, std::time::Instant::now()));
+        }
+        // seq <= last: reported after the run went past it (a gap given up); reads of it go
+        // to the store.
+        self.close_gaps(capacity);
+        while self.events.len() > capacity {
+            self.events.pop_front();
+        }
+    }
+
+    /// Moves the events that now follow the run into it; when the oldest waiting event waited
+    /// longer than [`GAP_WAIT`] (or too many wait), the run restarts at it and older reads go
+    /// to the store.
+    fn close_gaps(&mut self, capacity: usize) {
+        loop {
+            while let Some((event, _)) = self.ahead.remove(&(self.last + 1)) {
+                self.push(self.last + 1, event);
+            }
+            let crowded = self.ahead.len() > MAX_AHEAD.min(capacity);
+            let Some(entry) = self.ahead.first_entry() else { return };
+            if !crowded && entry.get().1.elapsed() < GAP_WAIT {
+                return;
+            }
+            let (seq, (event, _)) = entry.remove_entry();
+            self.events.clear();
+            self.push(seq, event);
+        }
+    }
+
+    fn push(&mut self, seq: u64, mut event: Value) {
+        if let Value::Object(fields) = &mut event {
+            let mut ordered = serde_json::Map::new();
+            ordered.insert("cursor".into(), seq.into());
+            ordered.extend(std::mem::take(fields));
+            *fields = ordered;
+        }
+        self.events.push_back((seq, event));
+        self.last = seq;
+    }
 }
 
 /// The change feed of this gateway instance.
@@ -111,7 +172,8 @@ impl Feed {
             let recent = self.recent.lock().expect("recent lock poisoned");
             if let Some(run) = recent.get(index) {
                 let front = run.events.front().map(|(seq, _)| *seq);
-                if front.is_some_and(|front| front <= since + 1) && run.last > since {
+                let covered = front.is_some_and(|front| front <= since + 1);
+                if covered && run.last > since {
                     let events: Vec<Value> = run
                         .events
                         .iter()
@@ -121,6 +183,15 @@ impl Feed {
                         .collect();
                     let cursor = events.last().and_then(|e| e["cursor"].as_u64()).unwrap_or(since);
                     return Ok(ChangePage { events, cursor, oldest: since + 1, head: run.last });
+                }
+                let checked = run.store_checked.is_some_and(|at| at.elapsed() < RECHECK);
+                if covered && run.last == since && run.ahead.is_empty() && checked {
+                    return Ok(ChangePage {
+                        events: Vec::new(),
+                        cursor: since,
+                        oldest: since + 1,
+                        head: since,
+                    });
                 }
             }
         }
@@ -135,6 +206,12 @@ impl Feed {
         let events: Vec<Value> = entries.iter().map(|e| with_cursor(e.seq, &e.payload)).collect();
         let cursor = entries.last().map_or(since, |e| e.seq);
         let head = span.map_or(cursor, |(_, last)| last.max(cursor));
+        if head == since {
+            let mut recent = self.recent.lock().expect("recent lock poisoned");
+            if let Some(run) = recent.get_mut(index).filter(|run| run.last == since) {
+                run.store_checked = Some(Instant::now());
+            }
+        }
         Ok(ChangePage { events, cursor, oldest, head })
     }
 
@@ -146,24 +223,8 @@ impl Feed {
     /// Keeps the appended `events` (index, event JSON, position) in memory.
     fn remember(&self, events: Vec<(String, Value)>, positions: &[u64]) {
         let mut recent = self.recent.lock().expect("recent lock poisoned");
-        for ((index, mut event), seq) in events.into_iter().zip(positions) {
-            let run = recent.entry(index).or_default();
-            if *seq != run.last + 1 {
-                // Another instance appended in between (or this is the first since start): the
-                // run restarts here, and older reads go to the store.
-                run.events.clear();
-            }
-            if let Value::Object(fields) = &mut event {
-                let mut ordered = serde_json::Map::new();
-                ordered.insert("cursor".into(), (*seq).into());
-                ordered.extend(std::mem::take(fields));
-                *fields = ordered;
-            }
-            run.events.push_back((*seq, event));
-            run.last = *seq;
-            while run.events.len() > self.memory_events {
-                run.events.pop_front();
-            }
+        for ((index, event), seq) in events.into_iter().zip(positions) {
+            recent.entry(index).or_default().add(*seq, event, self.memory_events);
         }
     }
 
@@ -319,5 +380,56 @@ impl ChangeFeed for Feed {
                 Ok(Err(_)) => tokio::time::sleep(nap).await,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn positions(run: &Recent) -> Vec<u64> {
+        run.events.iter().map(|(seq, _)| *seq).collect()
+    }
+
+    #[test]
+    fn events_reported_out_of_order_join_the_run_in_order() {
+        let mut run = Recent::default();
+        for seq in [1, 3, 2, 5, 4] {
+            run.add(seq, serde_json::json!({"n": seq}), 100);
+        }
+        assert_eq!(positions(&run), [1, 2, 3, 4, 5]);
+        assert_eq!(run.last, 5);
+        assert!(run.ahead.is_empty());
+        let cursors: Vec<u64> =
+            run.events.iter().map(|(_, e)| e["cursor"].as_u64().unwrap()).collect();
+        assert_eq!(cursors, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_gap_that_does_not_close_restarts_the_run_after_it() {
+        let mut run = Recent::default();
+        run.add(1, serde_json::json!({}), 100);
+        run.add(3, serde_json::json!({}), 100);
+        assert_eq!(positions(&run), [1], "3 waits for 2");
+        run.ahead.get_mut(&3).unwrap().1 -= GAP_WAIT;
+        run.add(4, serde_json::json!({}), 100);
+        assert_eq!(positions(&run), [3, 4], "2 was appended elsewhere: the run restarts at 3");
+        run.add(2, serde_json::json!({}), 100);
+        assert_eq!(
+            positions(&run),
+            [3, 4],
+            "a position reported after its gap was given up is left to the store"
+        );
+    }
+
+    #[test]
+    fn too_many_waiting_events_give_the_gap_up() {
+        let mut run = Recent::default();
+        run.add(1, serde_json::json!({}), 4);
+        for seq in 3..=7 {
+            run.add(seq, serde_json::json!({}), 4);
+        }
+        assert_eq!(positions(&run), [4, 5, 6, 7]);
+        assert!(run.ahead.is_empty());
     }
 }

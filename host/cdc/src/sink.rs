@@ -145,14 +145,24 @@ async fn run<S: Sink>(
             busy = true;
         }
         if !busy {
-            // Caught up: the cursors delivered since the last save are stored before waiting.
+            // Caught up: the cursors delivered since the last save are stored, each at most
+            // every SAVE_EVERY (a sink that catches up after every event would otherwise write
+            // its cursor once per event); the wait ends when the next save is due.
+            let mut wait = IDLE;
             for (index, cursor) in &cursors {
-                if saved.get(index).is_none_or(|(stored, _)| stored < cursor) {
+                let since_saved = match saved.get(index) {
+                    Some((stored, _)) if stored >= cursor => continue,
+                    Some((_, at)) => at.elapsed(),
+                    None => SAVE_EVERY,
+                };
+                if since_saved >= SAVE_EVERY {
                     let key = format!("{}:{index}", sink.name());
                     save(&feed, &sink, &key, index, *cursor, &mut saved).await;
+                } else {
+                    wait = wait.min(SAVE_EVERY - since_saved);
                 }
             }
-            let _ = tokio::time::timeout(IDLE, appended.changed()).await;
+            let _ = tokio::time::timeout(wait, appended.changed()).await;
         }
     }
 }

@@ -30,7 +30,9 @@ static NEXT_HOLDER: AtomicU64 = AtomicU64::new(0);
 
 /// Held while a write to one index is sent to the nodes; released when dropped.
 pub struct IndexWriteGuard {
-    _local: OwnedMutexGuard<()>,
+    /// This instance's lock of the index, held until the lease is released: the next write of
+    /// this instance then finds the lease free instead of backing off from its own.
+    local: Option<OwnedMutexGuard<()>>,
     state: AppState,
     lease: String,
     holder: String,
@@ -55,7 +57,7 @@ impl AppState {
             match self.store().acquire_lease(&lease, &holder, ttl).await? {
                 LeaseOutcome::Acquired(acquired) => {
                     return Ok(IndexWriteGuard {
-                        _local: local,
+                        local: Some(local),
                         state: self.clone(),
                         lease,
                         holder,
@@ -95,12 +97,15 @@ impl Drop for IndexWriteGuard {
     fn drop(&mut self) {
         let (state, lease, holder, token) =
             (self.state.clone(), self.lease.clone(), self.holder.clone(), self.token);
-        // Released in the background; the holder is unique, so this can only free this write's
-        // own acquisition. If it never runs, the lease expires by itself.
+        let local = self.local.take();
+        // Released in the background (the request does not wait for it), this instance's lock
+        // of the index with it; the holder is unique, so this can only free this write's own
+        // acquisition. If it never runs, the lease expires by itself.
         tokio::spawn(async move {
             if let Err(error) = state.store().release_lease(&lease, &holder, token).await {
                 tracing::warn!(%error, %lease, "cannot release an index write lease");
             }
+            drop(local);
         });
     }
 }

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 mod gateway;
+mod instances;
 
 const KEY: &str = "cdc-master-key";
 const NODE_KEY: &str = "cdc-node-key";
@@ -663,4 +664,80 @@ fn an_export_and_the_events_after_head_rebuild_the_index_while_documents_are_del
     assert!(repeated.is_empty(), "exported more than once: {repeated:?}");
     assert_eq!(now.len(), DOCUMENTS as usize - 800 + 160, "the final index");
     assert!(snapshot == now, "export + events differ from the final index");
+}
+
+/// Two instances on one Redis task store, written to at the same time: each instance's
+/// long-poll queue reads the one log of the index (its own events and the other's, in log
+/// order, without a gap), and the webhook (delivered by the leader alone) gets every event.
+#[test]
+fn two_instances_on_redis_share_one_change_log() {
+    let Some(redis) = instances::redis_url() else { return };
+    let receiver = Receiver::start(0);
+    let nodes: Vec<TestNode> = (0..2).map(|_| TestNode::start(Some(NODE_KEY))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = instances::fresh_prefix("cdc-two");
+    let start = |name: &str| {
+        let cdc =
+            format!("{{ enabled: true, sinks: {{ webhook: {{ url: \"{}\" }} }} }}", receiver.url());
+        let (redis, prefix, nodes) = (redis.clone(), prefix.clone(), config(&nodes, &cdc));
+        Gateway::start_whole(dir.path(), name, KEY, NODE_KEY, move |port| {
+            format!(
+                "server: {{ bind: 127.0.0.1, port: {port} }}\n\
+                 task_store: {{ backend: redis, url: \"{redis}\", key_prefix: \"{prefix}\" }}\n\
+                 replicas: 2\ninstance_id: {name}\n\
+                 leader: {{ lease_ttl: 2s, renew_interval: 500ms }}\n{nodes}"
+            )
+        })
+    };
+    let (a, b) = (start("a"), start("b"));
+    let http = client();
+    let created = send(
+        &http,
+        "POST",
+        &format!("{}/indexes", a.base),
+        KEY,
+        Some(json!({"uid": "products", "primaryKey": "id"})),
+    );
+    assert_eq!(created.0, 202, "{}", created.1);
+
+    // Both instances write while a consumer of instance `a` reads.
+    let writers: Vec<_> = [a.base.clone(), b.base.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(w, base)| {
+            std::thread::spawn(move || {
+                let client = client();
+                let mut writer = Writer { client: &client, ids: Vec::new() };
+                for i in 0..15u64 {
+                    let id = w as u64 * 1000 + i;
+                    let doc = json!([{"id": id, "title": format!("case {id}")}]);
+                    writer.write(&base, "POST", "/indexes/products/documents", Some(doc));
+                }
+                writer.ids
+            })
+        })
+        .collect();
+    let mut on_a = Consumer::new("products");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !writers.iter().all(JoinHandle::is_finished) {
+        assert!(Instant::now() < deadline, "the writers did not finish");
+        on_a.poll(&http, &a.base, 7);
+    }
+    let ids: Vec<String> = writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
+    assert_eq!(ids.len(), 30);
+    on_a.read_all(&http, &a.base, &ids);
+    check_exactly("long-poll on a", &on_a.events, &ids);
+    assert_eq!(on_a.events.len(), ids.len(), "each event once, in one log");
+    // The other instance serves the same log, in the same order.
+    let mut on_b = Consumer::new("products");
+    on_b.read_all(&http, &b.base, &ids);
+    let order = |events: &[Value]| -> Vec<String> {
+        events.iter().map(|e| e["event_id"].as_str().expect("id").to_owned()).collect()
+    };
+    assert_eq!(order(&on_b.events), order(&on_a.events));
+
+    wait_for(Duration::from_secs(60), "the webhook's events", || {
+        ids_of(&receiver.events()).len() == ids.len()
+    });
+    check_exactly("webhook", &receiver.events(), &ids);
 }
