@@ -88,7 +88,7 @@ struct Inner {
     store: Arc<dyn TaskStore>,
     keys: KeyCache,
     rebalance_metrics: Arc<crate::fleet::RebalanceMetrics>,
-    write_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    write_locks: Mutex<HashMap<String, Arc<crate::write_guard::IndexLock>>>,
     instance_tag: String,
     hooks: std::sync::OnceLock<Arc<dyn HookPort>>,
     change_feed: std::sync::OnceLock<Arc<dyn ChangeFeed>>,
@@ -375,7 +375,7 @@ impl AppState {
 
     /// This instance's lock for writes to one index; see [`AppState::index_write_guard`], which
     /// also serializes writes across instances.
-    pub(crate) fn write_lock(&self, index: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn write_lock(&self, index: &str) -> Arc<crate::write_guard::IndexLock> {
         let mut locks = self.inner.write_locks.lock().expect("write lock table poisoned");
         Arc::clone(locks.entry(index.to_owned()).or_default())
     }

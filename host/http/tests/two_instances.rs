@@ -115,3 +115,50 @@ async fn a_write_lease_left_by_a_dead_instance_only_delays_writes_until_it_expir
     let task = cluster.wait_task(answer.body["taskUid"].as_u64().expect("uid")).await;
     assert_eq!(task["status"], "succeeded", "{task}");
 }
+
+/// Writes of one instance waiting for an index pass its lease from one to the next without the
+/// store; the last one releases it, and another instance then writes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_hands_its_write_lease_to_its_next_write_and_releases_it_after_the_last() {
+    let cluster = ClusterBuilder::new(1, 2, 1).start().await;
+    let (_second, other, _server) = serve(&cluster.config, &cluster.store_dir).await;
+    let lease = |state: &miroir_http::AppState| {
+        let state = state.clone();
+        async move { state.store().current_lease("index-write/books").await.expect("the store answers") }
+    };
+    let first = cluster.state.index_write_guard("books").await.expect("guard");
+    let held = lease(&cluster.state).await.expect("the first write holds the lease");
+    let state = cluster.state.clone();
+    let next = tokio::spawn(async move { state.index_write_guard("books").await.map(|_g| ()) });
+    let state = cluster.state.clone();
+    let (took, take) = tokio::sync::oneshot::channel();
+    let waiting = tokio::spawn(async move {
+        let guard = state.index_write_guard("books").await.expect("guard");
+        let _ = took.send(());
+        // Held until the test has looked at the store.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(guard);
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(first);
+    next.await.expect("task").expect("the second write got the index");
+    take.await.expect("the third write got the index");
+    let passed = lease(&cluster.state).await.expect("still held by this instance");
+    assert_eq!(
+        (passed.holder.as_str(), passed.token),
+        (held.holder.as_str(), held.token),
+        "handed on, not taken again"
+    );
+    waiting.await.expect("task");
+    // The last write released it: the other instance takes the index without waiting for
+    // the lease to expire (30 s).
+    let started = std::time::Instant::now();
+    let guard = tokio::time::timeout(Duration::from_secs(10), other.index_write_guard("books"))
+        .await
+        .expect("the other instance got the index in time")
+        .expect("guard");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let theirs = lease(&other).await.expect("held by the other instance");
+    assert_ne!(theirs.holder, held.holder);
+    drop(guard);
+}
