@@ -38,11 +38,13 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def start_devnode(bin_dir: str, key: str) -> tuple[subprocess.Popen, str]:
-    """A development node on a free port, once it answers; the process and its URL."""
+def start_devnode(bin_dir: str, key: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    """A development node on a free port (with `extra` arguments), once it answers; the process
+    and its URL."""
     port = free_port()
     process = subprocess.Popen([f"{bin_dir}/miroir-devnode", "--http-addr", f"127.0.0.1:{port}",
-                                "--master-key", key], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--master-key", key, *extra], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/health")
     return process, url

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +30,12 @@ import time
 import urllib.request
 
 from benchlib import start_devnode, start_miroir, stop
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` used so far, in seconds."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 KEY = "bench-master-key"
 NODE_KEY = "bench-node-key"
@@ -100,8 +107,10 @@ def one_round(args: argparse.Namespace) -> tuple[float, float, float, int, int]:
     try:
         alone, alone_url = start_devnode(args.bin, NODE_KEY)
         processes.append(alone)
+        before = cpu_seconds(alone.pid)
         direct = ingest(alone_url, NODE_KEY, "bench", args.documents, args.batch)
         direct_rate = args.documents / direct
+        direct_cpu = cpu_seconds(alone.pid) - before
 
         fleet = [start_devnode(args.bin, NODE_KEY) for _ in range(3)]
         processes += [p for p, _ in fleet]
@@ -116,6 +125,8 @@ def one_round(args: argparse.Namespace) -> tuple[float, float, float, int, int]:
         added = request("POST", f"{base}/_miroir/nodes", KEY,
                         {"id": "n2", "address": fleet[2][1], "replicaGroup": "g"})
         run_id = added["rebalanceRun"]
+        watched = {"miroir": [miroir.pid], "sources": [p.pid for p, _ in fleet[:2]], "target": [fleet[2][0].pid]}
+        cpu_before = {k: sum(cpu_seconds(p) for p in v) for k, v in watched.items()}
         started = time.perf_counter()
         while True:
             status = request("GET", f"{base}/_miroir/rebalance/status", KEY)
@@ -128,6 +139,9 @@ def one_round(args: argparse.Namespace) -> tuple[float, float, float, int, int]:
         if run["state"] != "succeeded":
             raise SystemExit(f"the run ended {run['state']}: {run}")
         copied = run["documentsCopied"]
+        cpu = {k: sum(cpu_seconds(p) for p in v) - cpu_before[k] for k, v in watched.items()}
+        print(f"  CPU µs per document: direct ingest {direct_cpu / args.documents * 1e6:.1f} (the node); run "
+              + ", ".join(f"{k} {v / max(copied, 1) * 1e6:.1f}" for k, v in cpu.items()), flush=True)
         whole = copied / max(run_seconds(run), 1e-9)
         copy_phase = copied / max(run["copySeconds"], 1e-9)
         return direct_rate, whole, copy_phase, copied, run["shardsTotal"]

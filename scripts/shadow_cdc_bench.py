@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -293,9 +294,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--query", default="phone")
-    parser.add_argument("--target", choices=["twin", "dead"], default="twin",
-                        help="shadow: a development node holding the same documents, or a port nobody "
-                        "listens on (the tee's own cost, without the target's work on this machine)")
+    parser.add_argument("--target", choices=["twin", "replay", "dead"], default="twin",
+                        help="shadow: a development node holding the same documents; the same answering "
+                        "repeated searches from memory (`--replay-searches`: a target whose work is not "
+                        "on this machine's cores, as on its own machine); or a port nobody listens on")
     parser.add_argument("--bare", action="store_true",
                         help="cdc: the queue sink only and no consumer (the cost of recording alone)")
     parser.add_argument("--consumers", choices=["both", "long-poll", "nats"], default="both",
@@ -315,8 +317,9 @@ def main() -> None:
             nodes.append(url)
         if args.what == "shadow":
             args._nodes = list(processes)
-            if args.target == "twin":
-                target, target_url = start_devnode(args.bin, NODE_KEY)
+            if args.target in ("twin", "replay"):
+                replay = ["--replay-searches"] if args.target == "replay" else []
+                target, target_url = start_devnode(args.bin, NODE_KEY, *replay)
                 processes.append(target)
                 args._target = [target]
                 load(target_url, "bench", key=NODE_KEY)
@@ -329,6 +332,8 @@ def main() -> None:
                 ratios.append((on_rate / off_rate, on_p50 / off_p50))
             print("shadow 100% / off by round: " + "; ".join(
                 f"throughput {t:.3f}, p50 {p:.3f}" for t, p in ratios))
+            print(f"median: throughput {statistics.median(t for t, _ in ratios):.3f}, "
+                  f"p50 {statistics.median(p for _, p in ratios):.3f}")
         else:
             nats_port = free_port()
             nats_dir = tempfile.mkdtemp(prefix="miroir-bench-nats-")

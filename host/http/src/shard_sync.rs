@@ -278,11 +278,7 @@ async fn copy_from_sources(
         }
         open = still_open;
     }
-    for i in 0..copies.len() {
-        let others: u64 =
-            reports.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.copied).sum();
-        copies[i].verify(&mut reports[i], &|copied| on_page(others + copied)).await?;
-    }
+    verify(&copies, &mut reports, on_page).await?;
     let mut total = SyncReport::default();
     for report in &reports {
         total.add(report);
@@ -485,76 +481,130 @@ impl ShardCopy<'_> {
         }
     }
 
-    /// Under the guard with both nodes idle: compares the shards on both nodes, copies what the
-    /// target lacks and deletes what it holds in excess, until both hold the same keys.
-    async fn verify(
+    /// With the target and the source idle (under the guard): the keys the target lacks and,
+    /// in [`Mode::Mirror`], the ids it holds in excess, and both counts.
+    async fn differences(&self) -> Result<Differences, SyncError> {
+        let (source_keys, target_keys) =
+            tokio::try_join!(self.keys(self.src), self.keys(self.dst))?;
+        let missing: Vec<String> =
+            source_keys.keys().filter(|key| !target_keys.contains_key(*key)).cloned().collect();
+        let extra: Vec<Value> = target_keys
+            .iter()
+            .filter(|(key, _)| self.mode == Mode::Mirror && !source_keys.contains_key(*key))
+            .map(|(_, id)| id.clone())
+            .collect();
+        Ok(Differences {
+            missing,
+            extra,
+            source_count: source_keys.len() as u64,
+            target_count: target_keys.len() as u64,
+        })
+    }
+
+    /// Copies the documents the target lacks and deletes those it holds in excess.
+    async fn fix(
         &self,
+        differences: &Differences,
         report: &mut SyncReport,
         on_page: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), SyncError> {
         let uid = self.uid();
-        let (mut source_count, mut target_count) = (0, 0);
-        for attempt in 0..VERIFY_ATTEMPTS {
-            settle(self.src, uid).await;
-            settle(self.dst, uid).await;
-            let _guard = self.state.index_write_guard(uid).await?;
-            wait_idle(self.src, uid).await?;
-            wait_idle(self.dst, uid).await?;
-            // The first round compares keys even when the counts agree: a page may have missed
-            // a document while the target held one in excess.
-            let (source_keys, target_keys) =
-                tokio::try_join!(self.keys(self.src), self.keys(self.dst))?;
-            source_count = source_keys.len() as u64;
-            target_count = target_keys.len() as u64;
-            let missing: Vec<&String> =
-                source_keys.keys().filter(|key| !target_keys.contains_key(*key)).collect();
-            let extra: Vec<&Value> = target_keys
-                .iter()
-                .filter(|(key, _)| self.mode == Mode::Mirror && !source_keys.contains_key(*key))
-                .map(|(_, id)| id)
-                .collect();
-            if missing.is_empty() && extra.is_empty() {
-                report.source_count = source_count;
-                report.target_count = target_count;
-                return Ok(());
-            }
-            tracing::debug!(
-                index = uid,
-                shards = ?self.shards,
-                attempt,
-                missing = missing.len(),
-                extra = extra.len(),
-                "shard sync: fixing a difference"
-            );
-            for ids in missing.chunks(self.state.config().rebalancer.batch_size.max(1) as usize) {
-                let page = self
-                    .fetch_body(
-                        self.src,
-                        json!({ "ids": ids, "limit": ids.len(), "filter": self.filter,
-                            "retrieveVectors": true }),
-                    )
-                    .await?;
-                self.write(&page, report).await?;
-                on_page(report.copied);
-            }
-            if !extra.is_empty() {
-                let path = format!("/indexes/{uid}/documents/delete-batch");
-                let bytes = serde_json::to_vec(&extra).expect("JSON values serialize");
-                let response = self
-                    .dst
-                    .send(Method::POST, &path, Some(NodeBody::json(bytes)), NodeAuth::NodeKey)
-                    .await?;
-                check(self.dst, "a documents deletion", response)?;
-                report.deleted += extra.len() as u64;
-            }
+        tracing::debug!(
+            index = uid,
+            shards = ?self.shards,
+            missing = differences.missing.len(),
+            extra = differences.extra.len(),
+            "shard sync: fixing a difference"
+        );
+        let batch = self.state.config().rebalancer.batch_size.max(1) as usize;
+        for ids in differences.missing.chunks(batch) {
+            let page = self
+                .fetch_body(
+                    self.src,
+                    json!({ "ids": ids, "limit": ids.len(), "filter": self.filter,
+                        "retrieveVectors": true }),
+                )
+                .await?;
+            self.write(&page, report).await?;
+            on_page(report.copied);
         }
-        Err(SyncError::Diverged {
-            index: uid.to_owned(),
-            shards: self.shards.iter().map(|s| s.get()).collect(),
-            source_count,
-            target_count,
-        })
+        if !differences.extra.is_empty() {
+            let path = format!("/indexes/{uid}/documents/delete-batch");
+            let bytes = serde_json::to_vec(&differences.extra).expect("JSON values serialize");
+            let response = self
+                .dst
+                .send(Method::POST, &path, Some(NodeBody::json(bytes)), NodeAuth::NodeKey)
+                .await?;
+            check(self.dst, "a documents deletion", response)?;
+            report.deleted += differences.extra.len() as u64;
+        }
+        Ok(())
     }
+}
+
+/// What one copy's target lacks or holds in excess.
+struct Differences {
+    missing: Vec<String>,
+    extra: Vec<Value>,
+    source_count: u64,
+    target_count: u64,
+}
+
+impl Differences {
+    fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty()
+    }
+}
+
+/// Under the guard with every node of the copies idle: compares each copy's shards on its
+/// source and the target (all copies at once), copies what the target lacks and deletes what it
+/// holds in excess, until both hold the same keys. The first round compares keys even when the
+/// counts agree: a page may have missed a document while the target held one in excess.
+async fn verify(
+    copies: &[ShardCopy<'_>],
+    reports: &mut [SyncReport],
+    on_page: &(dyn Fn(u64) + Send + Sync),
+) -> Result<(), SyncError> {
+    let Some(first) = copies.first() else { return Ok(()) };
+    let (state, uid, dst) = (first.state, first.uid(), first.dst);
+    let mut last: Vec<Differences> = Vec::new();
+    for _ in 0..VERIFY_ATTEMPTS {
+        join_all(copies.iter().map(|c| settle(c.src, uid))).await;
+        settle(dst, uid).await;
+        let _guard = state.index_write_guard(uid).await?;
+        for idle in join_all(copies.iter().map(|c| wait_idle(c.src, uid))).await {
+            idle?;
+        }
+        wait_idle(dst, uid).await?;
+        last =
+            futures_util::future::try_join_all(copies.iter().map(ShardCopy::differences)).await?;
+        if last.iter().all(Differences::is_empty) {
+            for (report, differences) in reports.iter_mut().zip(&last) {
+                report.source_count = differences.source_count;
+                report.target_count = differences.target_count;
+            }
+            return Ok(());
+        }
+        for i in 0..copies.len() {
+            if last[i].is_empty() {
+                continue;
+            }
+            let others: u64 =
+                reports.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.copied).sum();
+            copies[i].fix(&last[i], &mut reports[i], &|copied| on_page(others + copied)).await?;
+        }
+    }
+    let (copy, differences) = copies
+        .iter()
+        .zip(&last)
+        .find(|(_, d)| !d.is_empty())
+        .expect("a difference remained after the last attempt");
+    Err(SyncError::Diverged {
+        index: uid.to_owned(),
+        shards: copy.shards.iter().map(|s| s.get()).collect(),
+        source_count: differences.source_count,
+        target_count: differences.target_count,
+    })
 }
 
 /// The answer's JSON when it is a success, else the node's error.

@@ -13,7 +13,7 @@ use crate::documents::{parse_payload, select_fields, PayloadFormat};
 use crate::error::ApiError;
 use crate::filter::{parse_filter, Filter};
 use crate::search::sort_documents;
-use crate::search::vectors::document_view;
+use crate::search::vectors::{document_view, VECTORS_FIELD};
 use crate::state::Node;
 use crate::tasks::{TaskKind, WriteMethod};
 
@@ -117,8 +117,12 @@ fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiErr
         .skip(browse.offset)
         .take(browse.limit)
         .map(|doc| {
-            let shown = document_view(&index.settings, doc, browse.retrieve_vectors);
-            Value::Object(select_fields(&shown, browse.fields.as_deref()))
+            Value::Object(browse_view(
+                &index.settings,
+                doc,
+                browse.fields.as_deref(),
+                browse.retrieve_vectors,
+            ))
         })
         .collect();
     Ok(ok_json(json!({
@@ -127,6 +131,34 @@ fn run_browse(node: &Node, uid: &str, browse: Browse) -> Result<Response, ApiErr
         "limit": browse.limit,
         "total": matching.len(),
     })))
+}
+
+/// A document as a browse shows it: its vectors as `retrieve_vectors` asks, then only `fields`
+/// when given. The same as [`select_fields`] of [`document_view`], with one copy of the
+/// document instead of two, and none of the fields left out.
+fn browse_view(
+    settings: &crate::settings::Settings,
+    doc: &Map<String, Value>,
+    fields: Option<&[String]>,
+    retrieve_vectors: bool,
+) -> Map<String, Value> {
+    let list = match fields {
+        Some(list) if !list.iter().any(|f| f == "*") => list,
+        _ => return document_view(settings, doc, retrieve_vectors),
+    };
+    let selected = |key: &str| {
+        list.iter().any(|f| {
+            key == f
+                || (key.len() > f.len()
+                    && key.starts_with(f.as_str())
+                    && key[f.len()..].starts_with('.'))
+        })
+    };
+    if doc.contains_key(VECTORS_FIELD) || selected(VECTORS_FIELD) {
+        // Vectors move within the document: kept on the general path.
+        return select_fields(&document_view(settings, doc, retrieve_vectors), fields);
+    }
+    doc.iter().filter(|(k, _)| selected(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// The positions of the documents `browse`'s ids and filter match in `uid`, from the filter
