@@ -298,6 +298,9 @@ def main() -> None:
                         help="shadow: a development node holding the same documents; the same answering "
                         "repeated searches from memory (`--replay-searches`: a target whose work is not "
                         "on this machine's cores, as on its own machine); or a port nobody listens on")
+    parser.add_argument("--replay-nodes", action="store_true",
+                        help="shadow: the three nodes answer repeated searches from memory too, so "
+                        "Miroir's own work (and the tee's) is most of the search's cost")
     parser.add_argument("--bare", action="store_true",
                         help="cdc: the queue sink only and no consumer (the cost of recording alone)")
     parser.add_argument("--consumers", choices=["both", "long-poll", "nats"], default="both",
@@ -312,7 +315,7 @@ def main() -> None:
     try:
         nodes = []
         for _ in range(3):
-            node, url = start_devnode(args.bin, NODE_KEY)
+            node, url = start_devnode(args.bin, NODE_KEY, *(["--replay-searches"] if args.replay_nodes else []))
             processes.append(node)
             nodes.append(url)
         if args.what == "shadow":

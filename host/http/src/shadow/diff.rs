@@ -1,9 +1,13 @@
 //! Comparing a read's answer with a shadow target's answer to the same request: which hits
 //! only one side has, how the common hits' order agrees (Kendall tau), the totals, and errors.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use miroir_types::ReadExchange;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 /// Both sides of one comparison.
@@ -11,9 +15,11 @@ pub(crate) struct Sides<'a> {
     pub index: Option<&'a str>,
     pub primary_key: Option<&'a str>,
     pub exchange: &'a ReadExchange,
-    pub primary: &'a Value,
+    /// The client's answer, as sent.
+    pub primary: &'a [u8],
     pub shadow_status: u16,
-    pub shadow: &'a Value,
+    /// The target's answer, as received.
+    pub shadow: &'a [u8],
     pub shadow_error: Option<String>,
     pub shadow_took: Duration,
 }
@@ -49,8 +55,9 @@ pub(crate) fn compared(sides: Sides<'_>) -> Compared {
         (false, true) => Some("primary"),
         _ => None,
     };
-    let a = ranked(sides.primary, sides.primary_key);
-    let b = ranked(sides.shadow, sides.primary_key);
+    let primary = read(sides.primary, sides.primary_key);
+    let shadow = read(sides.shadow, sides.primary_key);
+    let (a, b) = (primary.ranked, shadow.ranked);
     let (only_primary, only_shadow, tau, common) = match (&a, &b) {
         (Some(a), Some(b)) => {
             let only_primary = only_in(a, b);
@@ -59,11 +66,12 @@ pub(crate) fn compared(sides: Sides<'_>) -> Compared {
         }
         _ => (Vec::new(), Vec::new(), None, None),
     };
-    let (primary_total, shadow_total) = (total(sides.primary), total(sides.shadow));
+    let (primary_total, shadow_total) = (primary.total, shadow.total);
     let identical = primary_status == sides.shadow_status
         && match (&a, &b) {
             (Some(a), Some(b)) => a == b && primary_total == shadow_total,
-            _ => stable(sides.primary) == stable(sides.shadow),
+            // Answers that rank nothing (a document, stats) are compared whole.
+            _ => stable(&parse(sides.primary)) == stable(&parse(sides.shadow)),
         };
     let total_delta = match (primary_total, shadow_total) {
         (Some(p), Some(s)) => Some(s as i64 - p as i64),
@@ -95,6 +103,114 @@ pub(crate) fn compared(sides: Sides<'_>) -> Compared {
         "latencyDeltaMs": latency_delta_ms,
     });
     Compared { identical, error_side, tau, latency_delta_ms, json }
+}
+
+/// A body as JSON (`null` when it is not).
+fn parse(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+/// What a comparison reads of one answer.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Read {
+    /// See [`ranked`].
+    pub ranked: Option<Vec<String>>,
+    /// See [`total`].
+    pub total: Option<u64>,
+}
+
+/// [`ranked`] and [`total`] of `body`: read without building the hits' documents when the
+/// body has the shape of a search, facet search or documents answer (most comparisons), from
+/// the whole JSON otherwise.
+pub(crate) fn read(body: &[u8], primary_key: Option<&str>) -> Read {
+    lite::read(body, primary_key).unwrap_or_else(|| {
+        let body = parse(body);
+        Read { ranked: ranked(&body, primary_key), total: total(&body) }
+    })
+}
+
+/// The shapes [`read`] reads without a value tree: members of a hit are kept as raw JSON text.
+mod lite {
+    use super::*;
+
+    type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
+
+    #[derive(Deserialize)]
+    struct Body<'a> {
+        #[serde(borrow, default)]
+        hits: Option<Vec<Fields<'a>>>,
+        #[serde(borrow, default, rename = "facetHits")]
+        facet_hits: Option<Vec<Fields<'a>>>,
+        #[serde(borrow, default)]
+        results: Option<Vec<Fields<'a>>>,
+        #[serde(default, rename = "estimatedTotalHits")]
+        estimated_total_hits: Option<u64>,
+        #[serde(default, rename = "totalHits")]
+        total_hits: Option<u64>,
+        #[serde(default)]
+        total: Option<u64>,
+    }
+
+    /// `None` when the body has another shape (the caller reads it whole).
+    pub(super) fn read(body: &[u8], primary_key: Option<&str>) -> Option<Read> {
+        let body: Body<'_> = serde_json::from_slice(body).ok()?;
+        let total = body
+            .estimated_total_hits
+            .or(body.total_hits)
+            .or(body.total)
+            .or_else(|| body.results.as_deref().and_then(results_total))
+            .or_else(|| body.facet_hits.as_ref().map(|h| h.len() as u64));
+        let ranked = if let Some(hits) = &body.hits {
+            hits.iter().map(|h| id_of(h, primary_key)).collect::<Option<_>>()?
+        } else if let Some(facet_hits) = &body.facet_hits {
+            facet_hits
+                .iter()
+                .map(|h| Some(h.get("value").map_or(Value::Null, |v| as_value(v)).to_string()))
+                .collect::<Option<_>>()?
+        } else {
+            let results = body.results.as_ref()?;
+            if results.iter().all(|r| r.contains_key("hits")) {
+                // Multi-search: each query's hits, told apart by the query's position.
+                let mut ranked = Vec::new();
+                for (i, result) in results.iter().enumerate() {
+                    let hits: Vec<Fields<'_>> = serde_json::from_str(result["hits"].get()).ok()?;
+                    for hit in &hits {
+                        ranked.push(format!("{i}:{}", id_of(hit, primary_key)?));
+                    }
+                }
+                ranked
+            } else {
+                results.iter().map(|r| id_of(r, primary_key)).collect::<Option<_>>()?
+            }
+        };
+        Some(Read { ranked: Some(ranked), total })
+    }
+
+    /// The sum of the results' totals, as [`super::total`] counts them.
+    fn results_total(results: &[Fields<'_>]) -> Option<u64> {
+        results
+            .iter()
+            .map(|r| {
+                ["estimatedTotalHits", "totalHits"]
+                    .iter()
+                    .find_map(|k| r.get(*k))
+                    .and_then(|v| as_value(v).as_u64())
+            })
+            .sum()
+    }
+
+    fn as_value(raw: &RawValue) -> Value {
+        serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+    }
+
+    /// As [`super::ranked`] names a hit; `None` for a hit without its key (read whole).
+    fn id_of(hit: &Fields<'_>, primary_key: Option<&str>) -> Option<String> {
+        let raw = primary_key.and_then(|k| hit.get(k)).or_else(|| hit.get("id"))?;
+        Some(match as_value(raw) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })
+    }
 }
 
 /// What a body ranks: the ids of its hits (search, similar, multi-search queries prefixed by
@@ -225,5 +341,35 @@ mod tests {
         assert_eq!(ranked(&facets, None), Some(ids(&["\"red\""])));
         assert_eq!(ranked(&json!({"id": 1, "title": "x"}), None), None);
         assert_eq!(only_in(&ids(&["1", "2", "3"]), &ids(&["2"])), ids(&["1", "3"]));
+    }
+
+    #[test]
+    fn reading_the_bytes_agrees_with_reading_the_whole_json() {
+        let bodies = [
+            json!({"hits": [{"sku": "a", "title": {"deep": [1, 2]}}, {"sku": 7}], "estimatedTotalHits": 7}),
+            json!({"hits": [{"id": "x"}, {"other": 1}], "totalHits": 3}),
+            json!({"hits": [], "estimatedTotalHits": 0, "facetDistribution": {"brand": {"a": 1}}}),
+            json!({"facetHits": [{"value": "red", "count": 2}, {"count": 1}], "facetQuery": null}),
+            json!({"results": [{"hits": [{"id": 1}], "estimatedTotalHits": 1}, {"hits": [{"id": "é\"q"}], "totalHits": 2}]}),
+            json!({"results": [{"hits": [{"id": 1}]}, {"hits": null}]}),
+            json!({"results": [{"id": 1, "title": "a"}, {"id": 2}], "total": 2, "offset": 0}),
+            json!({"results": [{"title": "no id"}], "total": 1}),
+            json!({"results": []}),
+            json!({"hits": null, "facetHits": [{"value": 3, "count": 1}]}),
+            json!({"id": 1, "title": "x"}),
+            json!({"hits": "not a list", "estimatedTotalHits": -1}),
+            json!([1, 2]),
+            Value::Null,
+        ];
+        for body in &bodies {
+            let bytes = serde_json::to_vec(body).expect("serializes");
+            for key in [Some("sku"), None] {
+                let whole = Read { ranked: ranked(body, key), total: total(body) };
+                assert_eq!(read(&bytes, key), whole, "{body} with key {key:?}");
+            }
+        }
+        assert_eq!(read(b"not json", None), Read { ranked: None, total: None });
+        let fast = lite::read(&serde_json::to_vec(&bodies[0]).expect("json"), Some("sku"));
+        assert!(fast.is_some(), "a search answer is read without its documents");
     }
 }

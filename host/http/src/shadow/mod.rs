@@ -310,7 +310,6 @@ async fn compare(shared: &Shared, job: Job) {
             .and_then(|m| m.primary_key.clone()),
         None => None,
     };
-    let primary: Value = serde_json::from_slice(&exchange.response_body).unwrap_or(Value::Null);
     let sends = shared.targets.iter().map(|target| send(shared, target, &exchange));
     let answers = futures_util::future::join_all(sends).await;
     for (target, (status, body, error, took)) in shared.targets.iter().zip(answers) {
@@ -318,7 +317,7 @@ async fn compare(shared: &Shared, job: Job) {
             index: index.as_deref(),
             primary_key: primary_key.as_deref(),
             exchange: &exchange,
-            primary: &primary,
+            primary: &exchange.response_body,
             shadow_status: status,
             shadow: &body,
             shadow_error: error,
@@ -328,13 +327,13 @@ async fn compare(shared: &Shared, job: Job) {
     }
 }
 
-/// The target's answer to the same request: status (`0` when none came), JSON body, the
-/// transport error, the time it took.
+/// The target's answer to the same request: status (`0` when none came), body, the transport
+/// error, the time it took.
 async fn send(
     shared: &Shared,
     target: &Target,
     exchange: &ReadExchange,
-) -> (u16, Value, Option<String>, Duration) {
+) -> (u16, bytes::Bytes, Option<String>, Duration) {
     let mut url = format!("{}{}", target.base, exchange.path);
     if !exchange.query.is_empty() {
         url.push('?');
@@ -356,14 +355,12 @@ async fn send(
     match request.send().await {
         Ok(response) => {
             let status = response.status().as_u16();
-            let body =
-                response.bytes().await.map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null));
-            match body {
+            match response.bytes().await {
                 Ok(body) => (status, body, None, started.elapsed()),
-                Err(e) => (status, Value::Null, Some(e.to_string()), started.elapsed()),
+                Err(e) => (status, bytes::Bytes::new(), Some(e.to_string()), started.elapsed()),
             }
         }
-        Err(e) => (0, Value::Null, Some(e.to_string()), started.elapsed()),
+        Err(e) => (0, bytes::Bytes::new(), Some(e.to_string()), started.elapsed()),
     }
 }
 
