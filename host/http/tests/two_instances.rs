@@ -162,3 +162,23 @@ async fn an_instance_hands_its_write_lease_to_its_next_write_and_releases_it_aft
     assert_ne!(theirs.holder, held.holder);
     drop(guard);
 }
+
+/// A write that stops waiting (its client went away) is not counted as waiting: the last write
+/// still releases the lease instead of keeping it for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_that_gave_up_waiting_does_not_keep_the_lease_held() {
+    let cluster = ClusterBuilder::new(1, 2, 1).start().await;
+    let first = cluster.state.index_write_guard("books").await.expect("guard");
+    let state = cluster.state.clone();
+    let gave_up = tokio::spawn(async move { state.index_write_guard("books").await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gave_up.abort();
+    assert!(gave_up.await.is_err(), "the waiting write was cancelled");
+    drop(first);
+    let store = cluster.state.store();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.current_lease("index-write/books").await.expect("store").is_some() {
+        assert!(std::time::Instant::now() < deadline, "the lease was never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
