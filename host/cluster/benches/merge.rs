@@ -1,13 +1,19 @@
 //! Merge time for 16 shard answers of 100 hits each (target: at most 100 µs), against the time
-//! to merely clone the same answers, measured in the same run.
+//! to merely clone the same answers, measured in the same run; and, from the answers' bytes as
+//! a scatter receives them, the merge of the parsed answers written as JSON against the merge
+//! that reads them without building their documents (`merge_search_raw`).
 //!
 //! Run: `cargo bench -p miroir-cluster --bench merge`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use miroir_cluster::merge::{merge_search, MergeSettings};
+use miroir_cluster::merge::{merge_search, merge_search_raw, MergeSettings};
 use serde_json::{json, Value};
+
+/// The gateway's allocator: merge costs are mostly allocations.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn answers() -> Vec<Value> {
     (0..16)
@@ -71,4 +77,32 @@ fn main() {
     );
     println!("clone of the same answers:      {:>8.1} µs (baseline)", clone.as_secs_f64() * 1e6);
     println!("ratio merge / clone:            {:>8.2}", merge.as_secs_f64() / clone.as_secs_f64());
+
+    let bodies: Vec<Vec<u8>> =
+        answers.iter().map(|a| serde_json::to_vec(a).expect("json")).collect();
+    let slices: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    let raw = time(rounds, || {
+        black_box(merge_search_raw(black_box(&client), black_box(&slices), &settings));
+    });
+    let parsed = time(rounds, || {
+        let answers: Vec<Value> =
+            slices.iter().map(|b| serde_json::from_slice(b).expect("json")).collect();
+        let merged = merge_search(black_box(&client), &answers, &settings);
+        black_box(serde_json::to_vec(&merged).expect("json"));
+    });
+    let scan = time(rounds, || {
+        for body in &slices {
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(body).expect("json"));
+        }
+    });
+    println!("from bytes, reading only:        {:>8.1} µs", scan.as_secs_f64() * 1e6);
+    println!(
+        "from bytes, parsed then merged:  {:>8.1} µs per merge and write",
+        parsed.as_secs_f64() * 1e6
+    );
+    println!(
+        "from bytes, merge_search_raw:    {:>8.1} µs ({:.2} of the parsed merge)",
+        raw.as_secs_f64() * 1e6,
+        raw.as_secs_f64() / parsed.as_secs_f64()
+    );
 }

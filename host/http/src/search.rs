@@ -13,7 +13,8 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use miroir_cluster::merge::{
-    merge_facet_search, merge_search, node_request, whole_answer, whole_answer_bytes, MergeSettings,
+    merge_facet_search, merge_search, merge_search_raw, node_request, whole_answer,
+    whole_answer_bytes, MergeSettings,
 };
 use miroir_cluster::{
     Assignment, Coverage, NodeAuth, NodeBody, NodeError, NodeRequest, NodeResponse, NodeTransport,
@@ -169,12 +170,8 @@ pub(crate) async fn scatter_gather(
         }
     }
     let own = OwnRequest { json: &request, bytes: body.as_ref() };
-    let mut scatter = scatter_search(state, caller, uid, headers, own).await?;
-    if let Some(response) = scatter.whole_response() {
-        return Ok(response);
-    }
-    let merged = scatter.merged_search(&request);
-    Ok(scatter.respond(merged))
+    let scatter = scatter_search(state, caller, uid, headers, own).await?;
+    Ok(scatter.search_response(&request))
 }
 
 /// The client's own search request: its JSON, and the bytes it was sent as (when it was a
@@ -217,7 +214,7 @@ pub async fn search_value(
         }
     }
     let own = OwnRequest { json: &request, bytes: None };
-    let mut scatter = scatter_search(state, caller, uid, headers, own).await?;
+    let scatter = scatter_search(state, caller, uid, headers, own).await?;
     Ok(scatter.merged_search(&request))
 }
 
@@ -255,13 +252,16 @@ pub async fn facet_search(
     }
     crate::reserved_names::check_json_read(&state, &caller, &uid, "facet-search", &request).await?;
     let scatter = scatter(&state, &caller, &uid, &headers, "facet-search", &request).await?;
-    let merged = merge_facet_search(&request, &scatter.answers, &scatter.settings);
+    let merged = merge_facet_search(&request, scatter.answers(), &scatter.settings);
     Ok(scatter.respond(merged))
 }
 
 /// What one scatter gathered.
 pub(crate) struct Scatter {
-    pub(crate) answers: Vec<Value>,
+    /// The nodes' answers, as they sent them.
+    bodies: Vec<Bytes>,
+    /// The same, parsed when first asked for (see [`Scatter::answers`]).
+    answers: std::sync::OnceLock<Vec<Value>>,
     /// The shards each answer covers, in the same order.
     pub(crate) shards: Vec<Vec<ShardId>>,
     pub(crate) missing: BTreeSet<ShardId>,
@@ -272,16 +272,54 @@ pub(crate) struct Scatter {
 }
 
 impl Scatter {
+    fn new(
+        bodies: Vec<Bytes>,
+        shards: Vec<Vec<ShardId>>,
+        missing: BTreeSet<ShardId>,
+        settings: MergeSettings,
+        whole: Option<Bytes>,
+    ) -> Self {
+        Scatter { bodies, answers: std::sync::OnceLock::new(), shards, missing, settings, whole }
+    }
+
+    /// The nodes' answers as JSON (`null` for one that is not).
+    pub(crate) fn answers(&self) -> &[Value] {
+        self.answers.get_or_init(|| {
+            self.bodies.iter().map(|b| serde_json::from_slice(b).unwrap_or(Value::Null)).collect()
+        })
+    }
+
+    /// The search answer as the client gets it: the whole-index answer (see
+    /// [`Scatter::whole_response`]), else the merge written from the nodes' bytes without
+    /// building their documents ([`merge_search_raw`]), else the merge of the parsed answers.
+    pub(crate) fn search_response(&self, request: &Value) -> Response {
+        if let Some(response) = self.whole_response() {
+            return response;
+        }
+        let bodies: Vec<&[u8]> = self.bodies.iter().map(|b| b.as_ref()).collect();
+        match merge_search_raw(request, &bodies, &self.settings) {
+            Some(merged) => {
+                let mut response = Response::new(axum::body::Body::from(merged));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                self.mark_degraded(&mut response);
+                response
+            }
+            None => self.respond(merge_search(request, self.answers(), &self.settings)),
+        }
+    }
+
     /// The merged answer, with `X-Miroir-Degraded` when some shards did not answer.
     /// The search answer one node holding everything gives: the whole-index answer as it is
     /// (bookkeeping taken out), else the merge of every answer.
-    pub(crate) fn merged_search(&mut self, request: &Value) -> Value {
+    pub(crate) fn merged_search(&self, request: &Value) -> Value {
         match &self.whole {
             Some(body) => whole_answer(
                 serde_json::from_slice(body).unwrap_or(Value::Null),
                 self.settings.max_values_per_facet,
             ),
-            None => merge_search(request, &self.answers, &self.settings),
+            None => merge_search(request, self.answers(), &self.settings),
         }
     }
 
@@ -482,12 +520,12 @@ pub(crate) async fn scatter_shaped(
         [(node, shards, _)] if whole_node.as_ref() == Some(node) && shards.len() == all);
     if whole_answered {
         let (_, shards, response) = gathered.answers.pop().expect("the one answer");
-        let (answers, shards) = (Vec::new(), vec![shards]);
-        return Ok(Scatter { answers, shards, missing, settings, whole: Some(response.body) });
+        let whole = Some(response.body);
+        return Ok(Scatter::new(Vec::new(), vec![shards], missing, settings, whole));
     }
-    let (shards, answers) =
-        gathered.answers.into_iter().map(|(_, shards, response)| (shards, response.json())).unzip();
-    Ok(Scatter { answers, shards, missing, settings, whole: None })
+    let (shards, bodies) =
+        gathered.answers.into_iter().map(|(_, shards, response)| (shards, response.body)).unzip();
+    Ok(Scatter::new(bodies, shards, missing, settings, None))
 }
 
 /// The scatter engine's way to the nodes: their pooled clients, with the caller's credentials.

@@ -134,7 +134,7 @@ pub(crate) async fn hooked_search(
     }
     let requests = search_requests(&planned, "search");
     let scatter = scatter_with(state, caller, uid, headers, "search", &requests, None).await?;
-    let merged = merge_search(request, &scatter.answers, &scatter.settings);
+    let merged = merge_search(request, scatter.answers(), &scatter.settings);
     Ok(Some(HookedAnswer { body: merged, headers: Vec::new(), missing: scatter.missing }))
 }
 

@@ -159,7 +159,7 @@ async fn similar(
         }
     };
     let scatter = scatter_with(state, caller, uid, headers, "similar", &requests, None).await?;
-    let merged = merge_similar(&request, &echoed, &scatter.answers, &scatter.settings);
+    let merged = merge_similar(&request, &echoed, scatter.answers(), &scatter.settings);
     Ok(scatter.respond(merged))
 }
 

@@ -12,6 +12,7 @@ mod facets;
 mod federated;
 mod hybrid;
 mod order;
+mod raw;
 mod request;
 mod similar;
 mod whole;
@@ -25,6 +26,7 @@ pub use facet_search::merge_facet_search;
 pub use facets::merge_facets;
 pub use federated::{merge_indexes, FederatedMerge, FederatedPage};
 pub use order::{compare_hits, RankKey};
+pub use raw::merge_search_raw;
 pub use request::{node_request, ClientPage, DEFAULT_SEARCH_LIMIT};
 pub use similar::merge_similar;
 pub use whole::{whole_answer, whole_answer_bytes};
@@ -49,25 +51,53 @@ pub const RESERVED_PREFIX: &str = "_miroir_";
 
 /// Merge node answers (each a Meilisearch search response) to `client` (the client's request).
 pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings) -> Value {
+    let merged = merge_parts(client, answers, settings, &|_, _, hit| RankKey::of(hit));
+    let mut out = Map::new();
+    let hits = merged
+        .page
+        .iter()
+        .map(|h| Value::Object(client_hit(h, merged.score, merged.details, &merged.hidden)))
+        .collect();
+    out.insert("hits".into(), Value::Array(hits));
+    out.extend(merged.rest);
+    Value::Object(out)
+}
+
+/// A merged search answer before its hits are written for the client.
+struct Merged<'a> {
+    /// The hits of the client's page, as the nodes sent them.
+    page: Vec<&'a Map<String, Value>>,
+    /// Whether the client asked for `_rankingScore` and `_rankingScoreDetails`.
+    score: bool,
+    details: bool,
+    /// Fields added to the node request for the merge and not asked by the client.
+    hidden: Vec<&'a str>,
+    /// The answer's other members, in order, to follow `hits`.
+    rest: Map<String, Value>,
+}
+
+/// How a hit ranks, from its answer's position, its own, and the hit.
+type Rank<'a> = dyn Fn(usize, usize, &'a Map<String, Value>) -> RankKey<'a> + 'a;
+
+fn merge_parts<'a>(
+    client: &'a Value,
+    answers: &'a [Value],
+    settings: &'a MergeSettings,
+    rank: &Rank<'a>,
+) -> Merged<'a> {
     let page = ClientPage::from_request(client);
     let distinct_on =
         client.get("distinct").and_then(Value::as_str).or(settings.distinct_attribute.as_deref());
     let wanted = page.offset.saturating_add(page.limit).min(settings.max_total_hits);
-    let hits = merge_sorted(answers, wanted, distinct_on, &settings.primary_key);
+    let hits = merge_sorted(answers, wanted, distinct_on, &settings.primary_key, rank);
     let total: u64 = answers.iter().map(|a| total_of(a, page.paged)).sum();
     let start = page.offset.min(hits.len());
-    let want_score = client.get("showRankingScore").and_then(Value::as_bool).unwrap_or(false);
-    let want_details =
-        client.get("showRankingScoreDetails").and_then(Value::as_bool).unwrap_or(false);
+    let score = client.get("showRankingScore").and_then(Value::as_bool).unwrap_or(false);
+    let details = client.get("showRankingScoreDetails").and_then(Value::as_bool).unwrap_or(false);
     let hidden = added_fields(client, &settings.primary_key, distinct_on);
     let shown = hits.len().saturating_sub(start) as u64;
-    let page_hits: Vec<Value> = hits[start..]
-        .iter()
-        .map(|h| Value::Object(client_hit(h, want_score, want_details, &hidden)))
-        .collect();
 
     let mut out = Map::new();
-    out.insert("hits".into(), Value::Array(page_hits));
     out.insert("query".into(), client.get("q").cloned().unwrap_or_else(|| Value::from("")));
     out.insert("processingTimeMs".into(), Value::from(slowest(answers)));
     if page.paged {
@@ -98,7 +128,9 @@ pub fn merge_search(client: &Value, answers: &[Value], settings: &MergeSettings)
             .unwrap_or_else(|| semantic_hit_count(answers, shown));
         out.insert("semanticHitCount".into(), Value::from(count));
     }
-    Value::Object(out)
+    let mut hits = hits;
+    let page = hits.split_off(start);
+    Merged { page, score, details, hidden, rest: out }
 }
 
 /// `semanticHitCount` counts the hits of the answer that came from the semantic search. Hits
@@ -133,15 +165,16 @@ fn merge_sorted<'a>(
     wanted: usize,
     distinct_on: Option<&str>,
     primary_key: &str,
+    rank: &Rank<'a>,
 ) -> Vec<&'a Map<String, Value>> {
     let lists: Vec<&'a [Value]> =
         answers.iter().map(|a| a["hits"].as_array().map_or(&[][..], Vec::as_slice)).collect();
     let mut next = vec![0usize; lists.len()];
-    let head = |list: &'a [Value], at: usize| {
-        list.get(at).and_then(Value::as_object).map(|h| (h, RankKey::of(h)))
+    let head = |list: usize, at: usize| {
+        lists[list].get(at).and_then(Value::as_object).map(|h| (h, rank(list, at, h)))
     };
     let mut heads: Vec<Option<(&'a Map<String, Value>, RankKey<'a>)>> =
-        lists.iter().map(|l| head(l, 0)).collect();
+        (0..lists.len()).map(|l| head(l, 0)).collect();
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(wanted);
     while out.len() < wanted {
@@ -156,7 +189,7 @@ fn merge_sorted<'a>(
         let Some(i) = best else { break };
         let (hit, _) = heads[i].take().expect("the best head exists");
         next[i] += 1;
-        heads[i] = head(lists[i], next[i]);
+        heads[i] = head(i, next[i]);
         let keep = match distinct_on.and_then(|attr| hit.get(attr)) {
             None | Some(Value::Null) => true,
             Some(v) => seen.insert(v.to_string().to_lowercase()),

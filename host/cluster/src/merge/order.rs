@@ -6,8 +6,10 @@
 //! by rule is what makes sorted and geo queries merge correctly, where `_rankingScore` alone
 //! would not.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The order two hits take in the merged answer (ties compare `Equal`).
@@ -30,7 +32,7 @@ enum RuleKey<'a> {
     /// Geo sort: the distance, in the rule's direction, missing last.
     Distance(Option<f64>, bool),
     /// Sort rules: the value, in the rule's direction, missing last.
-    Sorted(Option<&'a Value>, bool),
+    Sorted(Option<Cow<'a, Value>>, bool),
 }
 
 impl<'a> RankKey<'a> {
@@ -40,23 +42,47 @@ impl<'a> RankKey<'a> {
         let Some(Value::Object(details)) = hit.get("_rankingScoreDetails") else {
             return Self { rules: Vec::new(), score };
         };
-        let mut rules: Vec<(u64, RuleKey<'a>)> = details
+        let rules = details
             .iter()
             .filter_map(|(name, d)| d.as_object().map(|d| (name.as_str(), d)))
-            .map(|(name, d)| {
-                let order = d.get("order").and_then(Value::as_u64).unwrap_or(u64::MAX);
-                let num = |key: &str| d.get(key).and_then(Value::as_f64);
-                let descending = name.ends_with(":desc");
-                let key = if let Some(score) = num("score").or_else(|| num("similarity")) {
-                    RuleKey::Higher(score)
-                } else if d.contains_key("distance") {
-                    RuleKey::Distance(num("distance"), descending)
-                } else {
-                    RuleKey::Sorted(d.get("value"), descending)
-                };
-                (order, key)
-            })
-            .collect();
+            .map(|(name, d)| rule(name, |key| d.get(key).map(Cow::Borrowed)));
+        Self::sorted(rules.collect(), score)
+    }
+
+    /// [`RankKey::of`] a hit whose `_rankingScore` and `_rankingScoreDetails` are given as raw
+    /// JSON (text a node sent, so valid JSON), reading from each rule only what the order needs.
+    pub fn of_raw(score: Option<&RawValue>, details: Option<&RawValue>) -> RankKey<'static> {
+        let value = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).ok();
+        let score = score.and_then(value).and_then(|s| s.as_f64());
+        let details = details.filter(|d| d.get().starts_with('{')).map_or_else(Vec::new, members);
+        let mut rules = Vec::with_capacity(details.len());
+        for (n, (name, _)) in details.iter().enumerate() {
+            // A name given twice counts once, with its last details, as in a value tree.
+            if details[..n].iter().any(|(other, _)| other == name) {
+                continue;
+            }
+            let Some((_, raw)) = details.iter().rev().find(|(other, _)| other == name) else {
+                continue;
+            };
+            if !raw.get().starts_with('{') {
+                continue;
+            }
+            let mut parsed: Vec<(Cow<'_, str>, Value)> = Vec::new();
+            for (key, raw) in members(raw).into_iter().rev() {
+                let wanted = ["order", "score", "similarity", "distance", "value"];
+                if wanted.contains(&key.as_ref()) && !parsed.iter().any(|(k, _)| *k == key) {
+                    parsed.push((key, value(raw).unwrap_or(Value::Null)));
+                }
+            }
+            let field =
+                |key: &str| parsed.iter().find(|(k, _)| k == key).map(|(_, v)| Cow::Borrowed(v));
+            let (order, key) = rule(name, field);
+            rules.push((order, owned(key)));
+        }
+        RankKey::sorted(rules, score)
+    }
+
+    fn sorted(mut rules: Vec<(u64, RuleKey<'a>)>, score: Option<f64>) -> Self {
         rules.sort_by_key(|(order, _)| *order);
         Self { rules: rules.into_iter().map(|(_, k)| k).collect(), score }
     }
@@ -71,12 +97,14 @@ impl<'a> RankKey<'a> {
                 (RuleKey::Distance(x, desc), RuleKey::Distance(y, _)) => {
                     directed(missing_last(*x, *y), *desc)
                 }
-                (RuleKey::Sorted(x, desc), RuleKey::Sorted(y, _)) => match (x, y) {
-                    (None, None) => Ordering::Equal,
-                    (Some(_), None) => Ordering::Less,
-                    (None, Some(_)) => Ordering::Greater,
-                    (Some(x), Some(y)) => directed(compare_values(x, y), *desc),
-                },
+                (RuleKey::Sorted(x, desc), RuleKey::Sorted(y, _)) => {
+                    match (x.as_deref(), y.as_deref()) {
+                        (None, None) => Ordering::Equal,
+                        (Some(_), None) => Ordering::Less,
+                        (None, Some(_)) => Ordering::Greater,
+                        (Some(x), Some(y)) => directed(compare_values(x, y), *desc),
+                    }
+                }
                 _ => Ordering::Equal,
             };
             if ord != Ordering::Equal {
@@ -88,6 +116,38 @@ impl<'a> RankKey<'a> {
             _ => Ordering::Equal,
         }
     }
+}
+
+/// One rule's order and key, from its details' fields as `field` gives them.
+fn rule<'a>(name: &str, field: impl Fn(&str) -> Option<Cow<'a, Value>>) -> (u64, RuleKey<'a>) {
+    let order = field("order").and_then(|o| o.as_u64()).unwrap_or(u64::MAX);
+    let num = |key: &str| field(key).and_then(|v| v.as_f64());
+    let descending = name.ends_with(":desc");
+    let key = if let Some(score) = num("score").or_else(|| num("similarity")) {
+        RuleKey::Higher(score)
+    } else if field("distance").is_some() {
+        RuleKey::Distance(num("distance"), descending)
+    } else {
+        RuleKey::Sorted(field("value"), descending)
+    };
+    (order, key)
+}
+
+/// A key that borrows nothing.
+fn owned(key: RuleKey<'_>) -> RuleKey<'static> {
+    match key {
+        RuleKey::Higher(score) => RuleKey::Higher(score),
+        RuleKey::Distance(distance, descending) => RuleKey::Distance(distance, descending),
+        RuleKey::Sorted(value, descending) => {
+            RuleKey::Sorted(value.map(|v| Cow::Owned(v.into_owned())), descending)
+        }
+    }
+}
+
+/// A raw JSON object's members, in order (keys unescaped); none when it is not an object.
+fn members(raw: &RawValue) -> Vec<(Cow<'_, str>, &RawValue)> {
+    serde_json::from_str::<super::raw::RawObject<'_>>(raw.get())
+        .map_or_else(|_| Vec::new(), |o| o.0)
 }
 
 fn directed(ord: Ordering, descending: bool) -> Ordering {

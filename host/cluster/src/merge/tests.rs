@@ -165,6 +165,17 @@ fn merged_answers_equal_one_node_holding_everything() {
                 split.iter().map(|i| search(i, &node_query).expect("part answers")).collect();
             let got = merge_search(body, &answers, &settings);
             assert_same(&format!("{name} over {parts}"), body, &step["ignore"], &want, &got);
+            // The merge from the answers' bytes writes the same answer, byte for byte.
+            let bodies: Vec<Vec<u8>> =
+                answers.iter().map(|a| serde_json::to_vec(a).expect("json")).collect();
+            let slices: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+            let raw = merge_search_raw(body, &slices, &settings).expect("search answers");
+            let written = serde_json::to_vec(&got).expect("json");
+            assert_eq!(
+                String::from_utf8_lossy(&raw),
+                String::from_utf8_lossy(&written),
+                "{name} over {parts}: the merge from bytes"
+            );
         }
     }
 }

@@ -147,7 +147,7 @@ pub async fn search(
                 Err(error) => return Err(error),
             };
         missing.extend(scatter.missing.iter().map(|s| format!("{index}:{}", s.get())));
-        answers.extend(scatter.answers);
+        answers.extend(scatter.answers().iter().cloned());
         settings = Some(scatter.settings);
     }
     let Some(settings) = settings else {
