@@ -64,41 +64,77 @@ impl<'a> RawObject<'a> {
     }
 }
 
+/// A node's answer read in one pass: its hits as raw members, every other member as a value.
+struct Top<'a>(Vec<(String, Member<'a>)>);
+
+enum Member<'a> {
+    Hits(Vec<RawObject<'a>>),
+    Other(Value),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Top<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a search answer")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let member = if key == "hits" {
+                        Member::Hits(map.next_value()?)
+                    } else {
+                        Member::Other(map.next_value()?)
+                    };
+                    members.push((key, member));
+                }
+                Ok(Top(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
 /// A node's answer: its hits as raw members, and the answer with stand-in hits for the merge
 /// (everything else as values). `None` when the body is not an object with a list of object
 /// hits (merged the usual way).
 fn read<'a>(body: &'a [u8], at: usize, merge_keys: &[&str]) -> Option<(Vec<RawObject<'a>>, Value)> {
-    let top: RawObject<'a> = serde_json::from_slice(body).ok()?;
+    let top: Top<'a> = serde_json::from_slice(body).ok()?;
     // Only answers that count semantic hits need the details' rule names.
     let semantic = top.0.iter().any(|(key, _)| key == "semanticHitCount");
     let mut hits = None;
     let mut stand_in = Map::new();
-    for (key, raw) in &top.0 {
-        if key == "hits" {
-            let list: Vec<RawObject<'a>> = serde_json::from_str(raw.get()).ok()?;
-            let stand_ins = list
-                .iter()
-                .enumerate()
-                .map(|(i, hit)| {
-                    let mut fields = Map::new();
-                    for key in merge_keys {
-                        if let Some(raw) = hit.get(key) {
-                            fields.insert((*key).to_owned(), serde_json::from_str(raw.get()).ok()?);
+    for (key, member) in top.0 {
+        match member {
+            Member::Hits(list) => {
+                let stand_ins = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, hit)| {
+                        let mut fields = Map::new();
+                        for key in merge_keys {
+                            if let Some(raw) = hit.get(key) {
+                                let value = serde_json::from_str(raw.get()).ok()?;
+                                fields.insert((*key).to_owned(), value);
+                            }
                         }
-                    }
-                    if semantic {
-                        if let Some(raw) = hit.get(DETAILS) {
-                            fields.insert(DETAILS.to_owned(), details_stand_in(raw)?);
+                        if semantic {
+                            if let Some(raw) = hit.get(DETAILS) {
+                                fields.insert(DETAILS.to_owned(), details_stand_in(raw)?);
+                            }
                         }
-                    }
-                    fields.insert(ORIGIN.into(), Value::from(vec![at, i]));
-                    Some(Value::Object(fields))
-                })
-                .collect::<Option<Vec<Value>>>()?;
-            stand_in.insert("hits".into(), Value::Array(stand_ins));
-            hits = Some(list);
-        } else {
-            stand_in.insert(key.to_string(), serde_json::from_str(raw.get()).ok()?);
+                        fields.insert(ORIGIN.into(), Value::from(vec![at, i]));
+                        Some(Value::Object(fields))
+                    })
+                    .collect::<Option<Vec<Value>>>()?;
+                stand_in.insert(key, Value::Array(stand_ins));
+                hits = Some(list);
+            }
+            Member::Other(value) => {
+                stand_in.insert(key, value);
+            }
         }
     }
     Some((hits?, Value::Object(stand_in)))
