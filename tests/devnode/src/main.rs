@@ -5,6 +5,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
+/// jemalloc, as Miroir: glibc's malloc grew and trimmed its heaps page by page as an index grew.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A Meilisearch-compatible development node (in memory). Not for production.
 #[derive(Debug, Parser)]
 #[command(name = "miroir-devnode", version)]

@@ -13,15 +13,23 @@ use crate::tasks::{TaskKind, TaskStatus, WriteMethod};
 
 /// Run task `uid` (already `processing`) and record its outcome.
 pub fn process_task(db: &mut Db, uid: u32) {
-    let Some(task) = db.tasks.get(&uid) else { return };
+    let Some(task) = db.tasks.get_mut(&uid) else { return };
     if task.status != TaskStatus::Processing {
         return; // canceled while it waited
     }
+    // The documents move into the index: a finished task keeps only its details.
+    let documents = match &mut task.kind {
+        TaskKind::DocumentAdditionOrUpdate { documents, .. } => {
+            std::sync::Arc::try_unwrap(std::mem::take(documents))
+                .unwrap_or_else(|shared| shared.as_ref().clone())
+        }
+        _ => Vec::new(),
+    };
     let kind = task.kind.clone();
     let index_uid = task.index_uid.clone();
     let mut details = task.details.clone();
     db.generation += 1;
-    let outcome = apply(db, uid, index_uid.as_deref(), &kind, &mut details);
+    let outcome = apply(db, uid, index_uid.as_deref(), (&kind, documents), &mut details);
     let now = OffsetDateTime::now_utc();
     if outcome.is_ok() && writes_index(&kind) {
         db.last_update = Some(now);
@@ -68,11 +76,12 @@ fn failed_details(kind: &TaskKind, mut details: Value) -> Value {
     details
 }
 
+/// Applies `kind` (with the documents an addition carries, taken out of it) to `db`.
 fn apply(
     db: &mut Db,
     task_uid: u32,
     index_uid: Option<&str>,
-    kind: &TaskKind,
+    (kind, documents): (&TaskKind, Vec<crate::index::Document>),
     details: &mut Value,
 ) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc();
@@ -125,7 +134,7 @@ fn apply(
             details["deletedDocuments"] = json!(index.documents.len());
         }
         TaskKind::IndexSwap { swaps } => swap_indexes(db, swaps)?,
-        TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method, skip_creation } => {
+        TaskKind::DocumentAdditionOrUpdate { primary_key, method, skip_creation, .. } => {
             let index =
                 db.indexes.entry(uid.to_string()).or_insert_with(|| Index::new(uid, None, now));
             let write = (*method, *skip_creation);
@@ -249,7 +258,7 @@ fn existing<'a>(db: &'a mut Db, uid: &str) -> Result<&'a mut Index, ApiError> {
 /// Add or update documents; the whole batch fails on the first invalid document.
 fn add_documents(
     index: &mut Index,
-    documents: &[crate::index::Document],
+    documents: Vec<crate::index::Document>,
     requested_pk: Option<&str>,
     (method, skip_creation): (WriteMethod, bool),
 ) -> Result<usize, ApiError> {
@@ -265,7 +274,7 @@ fn add_documents(
         (None, None) => infer_primary_key(documents.first())?,
     };
     let mut ids = Vec::with_capacity(documents.len());
-    for doc in documents {
+    for doc in &documents {
         let id = document_id(doc, &primary_key)?;
         if let Some(geo) = doc.get("_geo") {
             validate_geo(&id, geo)?;
@@ -280,16 +289,12 @@ fn add_documents(
             continue;
         }
         indexed += 1;
-        index.note_fields(doc);
+        index.note_fields(&doc);
         match (method, index.documents.get_mut(&id)) {
-            (WriteMethod::Update, Some(existing)) => {
-                for (k, v) in doc {
-                    existing.insert(k.clone(), v.clone());
-                }
-            }
-            (_, Some(existing)) => *existing = doc.clone(),
+            (WriteMethod::Update, Some(existing)) => existing.extend(doc),
+            (_, Some(existing)) => *existing = doc,
             (_, None) => {
-                index.documents.insert(id, doc.clone());
+                index.documents.insert(id, doc);
             }
         }
     }

@@ -26,9 +26,13 @@ pub struct Db {
     pub experimental_features: BTreeMap<String, bool>,
     /// Bumped by every applied task: what a cached filter result was computed against.
     pub generation: u64,
-    /// The documents the last filtered browse matched (see [`FilterCache`]).
-    pub filter_cache: Option<FilterCache>,
+    /// The documents the last few filtered browses matched, newest last (see [`FilterCache`]).
+    pub filter_cache: Vec<FilterCache>,
 }
+
+/// How many filter results [`Db::filter_cache`] keeps: enough for a few lists paged at once
+/// (a rebalance copies several shards at a time, each its own filter).
+pub const FILTER_CACHE_ENTRIES: usize = 8;
 
 /// The positions (in insertion order) of the documents one filter matched in one index, at one
 /// [`Db::generation`]. Paging through a filtered document list asks the same filter again and

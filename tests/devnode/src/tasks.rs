@@ -74,7 +74,8 @@ pub enum TaskKind {
         swaps: Vec<Value>,
     },
     DocumentAdditionOrUpdate {
-        documents: Vec<Document>,
+        /// Shared, so that the task the route answers with costs no copy of them.
+        documents: std::sync::Arc<Vec<Document>>,
         primary_key: Option<String>,
         method: WriteMethod,
         /// `skipCreation`: documents the index does not hold yet are left out.

@@ -75,7 +75,12 @@ fn write(
     let documents = parse_payload(&body, format, delimiter)?;
     let task = node.enqueue(
         Some(uid),
-        TaskKind::DocumentAdditionOrUpdate { documents, primary_key, method, skip_creation },
+        TaskKind::DocumentAdditionOrUpdate {
+            documents: std::sync::Arc::new(documents),
+            primary_key,
+            method,
+            skip_creation,
+        },
     );
     Ok(accepted(&task))
 }
@@ -169,10 +174,10 @@ fn matching_positions(
     browse: &Browse,
 ) -> Result<std::sync::Arc<Vec<usize>>, ApiError> {
     let key = format!("{:?}|{:?}", browse.filter, browse.ids);
-    if let Some(cache) = &db.filter_cache {
-        if cache.uid == uid && cache.generation == db.generation && cache.key == key {
-            return Ok(std::sync::Arc::clone(&cache.positions));
-        }
+    let generation = db.generation;
+    db.filter_cache.retain(|cache| cache.generation == generation);
+    if let Some(cache) = db.filter_cache.iter().find(|cache| cache.uid == uid && cache.key == key) {
+        return Ok(std::sync::Arc::clone(&cache.positions));
     }
     let index = db.index(uid)?;
     let positions: Vec<usize> = index
@@ -184,9 +189,12 @@ fn matching_positions(
         .map(|(position, _)| position)
         .collect();
     let positions = std::sync::Arc::new(positions);
-    db.filter_cache = Some(crate::state::FilterCache {
+    if db.filter_cache.len() == crate::state::FILTER_CACHE_ENTRIES {
+        db.filter_cache.remove(0);
+    }
+    db.filter_cache.push(crate::state::FilterCache {
         uid: uid.to_owned(),
-        generation: db.generation,
+        generation,
         key,
         positions: std::sync::Arc::clone(&positions),
     });
