@@ -19,7 +19,10 @@
 //! ends); between holds the guard is released, so client writes interleave. Offsets move while documents are
 //! added and deleted, so a page may miss a document or repeat one; the final verification, again
 //! under the guard with both nodes idle, compares the primary keys of the shard on both nodes and
-//! fixes the difference.
+//! fixes the difference. When no task reached a source's index from the first page to the
+//! verification (its latest task is the same), the pages read it whole: the target then holds
+//! every source document plus what it held before, and equal counts prove it holds nothing else,
+//! so the keys are compared only when the counts differ.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +74,9 @@ pub struct SyncReport {
     pub source_count: u64,
     /// Documents of the shards on the target at the final verification.
     pub target_count: u64,
+    /// Whether the verification compared primary keys (not only counts: see the module's
+    /// documentation).
+    pub keys_compared: bool,
 }
 
 impl SyncReport {
@@ -80,6 +86,7 @@ impl SyncReport {
         self.deleted += other.deleted;
         self.source_count += other.source_count;
         self.target_count += other.target_count;
+        self.keys_compared |= other.keys_compared;
         for (shard, copied) in &other.copied_by_shard {
             *self.copied_by_shard.entry(*shard).or_default() += copied;
         }
@@ -248,6 +255,8 @@ async fn copy_from_sources(
         .collect();
     let mut reports = vec![SyncReport::default(); copies.len()];
     let mut offsets = vec![0; copies.len()];
+    // Each source's latest task when its first page was read (see the module's documentation).
+    let mut first_tasks: Vec<Option<LatestTasks>> = vec![None; copies.len()];
     // A merge compares keys only: the bulk rounds would overwrite the target's versions.
     let mut open: Vec<usize> =
         if mode == Mode::Merge { Vec::new() } else { (0..copies.len()).collect() };
@@ -261,6 +270,15 @@ async fn copy_from_sources(
         let _guard = state.index_write_guard(index).await?;
         for idle in join_all(open.iter().map(|i| wait_idle(copies[*i].src, index))).await {
             idle?;
+        }
+        let unmarked: Vec<usize> = open
+            .iter()
+            .copied()
+            .filter(|i| offsets[*i] == 0 && first_tasks[*i].is_none())
+            .collect();
+        let latest = join_all(unmarked.iter().map(|i| LatestTasks::read(copies[*i].src, index)));
+        for (i, latest) in unmarked.iter().zip(latest.await) {
+            first_tasks[*i] = Some(latest?);
         }
         // No client write reaches the sources while the guard is held, so they stay idle:
         // pages go on under this hold for up to GUARD_HOLD.
@@ -278,7 +296,7 @@ async fn copy_from_sources(
         }
         open = still_open;
     }
-    verify(&copies, &mut reports, on_page).await?;
+    verify(&copies, &first_tasks, &mut reports, on_page).await?;
     let mut total = SyncReport::default();
     for report in &reports {
         total.add(report);
@@ -498,6 +516,39 @@ impl ShardCopy<'_> {
             extra,
             source_count: source_keys.len() as u64,
             target_count: target_keys.len() as u64,
+            by_keys: true,
+        })
+    }
+
+    /// [`ShardCopy::differences`], unless the source received no task since `first` and both
+    /// sides hold as many documents of the shards: then there are none (the pages read the
+    /// source whole, and the target holds nothing else).
+    async fn differences_if_written(&self, first: &LatestTasks) -> Result<Differences, SyncError> {
+        if LatestTasks::read(self.src, self.uid()).await? == *first {
+            let (source_count, target_count) =
+                tokio::try_join!(self.count(self.src), self.count(self.dst))?;
+            if source_count == target_count {
+                let (missing, extra) = (Vec::new(), Vec::new());
+                let by_keys = false;
+                return Ok(Differences { missing, extra, source_count, target_count, by_keys });
+            }
+        }
+        self.differences().await
+    }
+
+    /// How many documents of the shards `node` holds.
+    async fn count(&self, node: &NodeClient) -> Result<u64, SyncError> {
+        let path = format!("/indexes/{}/documents/fetch", self.uid());
+        let body = json!({ "filter": self.filter, "limit": 0, "fields": [self.pk] });
+        let bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
+        let response =
+            node.send(Method::POST, &path, Some(NodeBody::json(bytes)), NodeAuth::NodeKey).await?;
+        let answer = check(node, "a documents count", response)?;
+        answer["total"].as_u64().ok_or_else(|| SyncError::Node {
+            node: node.id().clone(),
+            what: "a documents count (no total)",
+            status: 200,
+            body: answer.to_string(),
         })
     }
 
@@ -542,12 +593,38 @@ impl ShardCopy<'_> {
     }
 }
 
+/// The latest task a node received for an index, and its latest index swap (which changes an
+/// index without naming it): equal readings mean the node received no task that could change
+/// the index in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LatestTasks {
+    index: Option<u64>,
+    swap: Option<u64>,
+}
+
+impl LatestTasks {
+    async fn read(node: &NodeClient, uid: &str) -> Result<Self, SyncError> {
+        let latest = |path: String| async move {
+            let response = node.send(Method::GET, &path, None, NodeAuth::NodeKey).await?;
+            let answer = check(node, "a tasks list", response)?;
+            Ok::<_, SyncError>(answer["results"][0]["uid"].as_u64())
+        };
+        let (index, swap) = tokio::try_join!(
+            latest(format!("/tasks?indexUids={uid}&limit=1")),
+            latest("/tasks?types=indexSwap&limit=1".to_owned())
+        )?;
+        Ok(LatestTasks { index, swap })
+    }
+}
+
 /// What one copy's target lacks or holds in excess.
 struct Differences {
     missing: Vec<String>,
     extra: Vec<Value>,
     source_count: u64,
     target_count: u64,
+    /// Found by comparing keys (else by counts alone).
+    by_keys: bool,
 }
 
 impl Differences {
@@ -560,15 +637,19 @@ impl Differences {
 /// source and the target (all copies at once), copies what the target lacks and deletes what it
 /// holds in excess, until both hold the same keys. The first round compares keys even when the
 /// counts agree: a page may have missed a document while the target held one in excess.
+///
+/// A copy whose source received no task since its first page (`first_tasks`) is compared by
+/// counts first, and by keys only when they differ (see the module's documentation).
 async fn verify(
     copies: &[ShardCopy<'_>],
+    first_tasks: &[Option<LatestTasks>],
     reports: &mut [SyncReport],
     on_page: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<(), SyncError> {
     let Some(first) = copies.first() else { return Ok(()) };
     let (state, uid, dst) = (first.state, first.uid(), first.dst);
     let mut last: Vec<Differences> = Vec::new();
-    for _ in 0..VERIFY_ATTEMPTS {
+    for attempt in 0..VERIFY_ATTEMPTS {
         join_all(copies.iter().map(|c| settle(c.src, uid))).await;
         settle(dst, uid).await;
         let _guard = state.index_write_guard(uid).await?;
@@ -576,8 +657,18 @@ async fn verify(
             idle?;
         }
         wait_idle(dst, uid).await?;
-        last =
-            futures_util::future::try_join_all(copies.iter().map(ShardCopy::differences)).await?;
+        let compare = copies.iter().zip(first_tasks).map(|(copy, first)| async move {
+            match first {
+                Some(first) if attempt == 0 && copy.mode == Mode::Mirror => {
+                    copy.differences_if_written(first).await
+                }
+                _ => copy.differences().await,
+            }
+        });
+        last = futures_util::future::try_join_all(compare).await?;
+        for (report, differences) in reports.iter_mut().zip(&last) {
+            report.keys_compared |= differences.by_keys;
+        }
         if last.iter().all(Differences::is_empty) {
             for (report, differences) in reports.iter_mut().zip(&last) {
                 report.source_count = differences.source_count;

@@ -107,6 +107,7 @@ async fn target_missing_extra_and_older_documents_is_made_equal() {
     assert_eq!(report.source_count, source.len() as u64);
     assert_eq!(report.target_count, source.len() as u64);
     assert_eq!(report.deleted, 1, "{report:?}");
+    assert!(report.keys_compared, "the counts differed: {report:?}");
     assert!(report.copied >= source.len() as u64, "{report:?}");
     assert_eq!(pages.load(std::sync::atomic::Ordering::SeqCst), report.copied);
     assert!(
@@ -114,6 +115,101 @@ async fn target_missing_extra_and_older_documents_is_made_equal() {
         "other shards untouched"
     );
     assert!(!documents(&cluster, 0, None).await.contains_key("extra-2"), "the source untouched");
+}
+
+/// The target lost shard `shard` entirely.
+async fn lose_shard(cluster: &Cluster, index: usize, shard: u32) {
+    let filter = json!({"filter": format!("_miroir_shard.s{shard} EXISTS")});
+    node_send(cluster, index, "POST", "/indexes/products/documents/delete", &filter).await;
+    assert!(documents(cluster, index, Some(shard)).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_from_a_source_nothing_wrote_to_is_verified_by_counts() {
+    let cluster = ClusterBuilder::new(1, 2, 2)
+        .shards(SHARDS)
+        .configure(|config| config.rebalancer.batch_size = 10)
+        .start()
+        .await;
+    load_products(&cluster, 400).await;
+    let shard = 1;
+    lose_shard(&cluster, 1, shard).await;
+    let source = documents(&cluster, 0, Some(shard)).await;
+    let report = sync_shard(
+        &cluster.state,
+        "products",
+        ShardId::new(shard),
+        &cluster.node_ids[0],
+        &cluster.node_ids[1],
+        &|_| {},
+    )
+    .await
+    .expect("sync");
+    assert_eq!(documents(&cluster, 1, Some(shard)).await, source);
+    assert_eq!(
+        (report.source_count, report.target_count),
+        (source.len() as u64, source.len() as u64)
+    );
+    assert!(!report.keys_compared, "nothing was written during the copy: {report:?}");
+}
+
+/// A source changed between pages (its first document deleted, one added: the same count)
+/// makes the pages miss a document while the target keeps the deleted one, with equal counts.
+/// The verification sees the source's new tasks and compares keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_source_changed_during_the_copy_is_verified_by_keys_despite_equal_counts() {
+    let cluster = ClusterBuilder::new(1, 2, 2)
+        .shards(SHARDS)
+        .configure(|config| config.rebalancer.batch_size = 10)
+        .start()
+        .await;
+    load_products(&cluster, 400).await;
+    let shard = 2;
+    lose_shard(&cluster, 1, shard).await;
+    let first_page = node_send(
+        &cluster,
+        0,
+        "POST",
+        "/indexes/products/documents/fetch",
+        &json!({"filter": format!("_miroir_shard.s{shard} EXISTS"), "limit": 1}),
+    )
+    .await;
+    let first = first_page["results"][0]["id"].as_str().expect("an id").to_owned();
+    assert!(first_page["total"].as_u64().expect("total") > 40, "{first_page}");
+    let late =
+        json!({"id": "late-1", "brand": "Late", "_miroir_shard": {format!("s{shard}"): null}});
+
+    let changed = std::sync::atomic::AtomicBool::new(false);
+    let change_source = |_: u64| {
+        if changed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        // After the first page: the next pages read the source at shifted offsets.
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let path = "/indexes/products/documents/delete-batch";
+                node_send(&cluster, 0, "POST", path, &json!([first])).await;
+                node_send(&cluster, 0, "POST", "/indexes/products/documents", &json!([late])).await;
+                idle(&cluster, 0).await;
+            })
+        });
+    };
+    let report = sync_shard(
+        &cluster.state,
+        "products",
+        ShardId::new(shard),
+        &cluster.node_ids[0],
+        &cluster.node_ids[1],
+        &change_source,
+    )
+    .await
+    .expect("sync");
+    assert!(changed.load(std::sync::atomic::Ordering::SeqCst));
+    let source = documents(&cluster, 0, Some(shard)).await;
+    assert!(source.contains_key("late-1") && !source.contains_key(&first));
+    assert_eq!(documents(&cluster, 1, Some(shard)).await, source);
+    assert!(report.keys_compared, "{report:?}");
+    assert_eq!(report.deleted, 1, "the document deleted on the source mid-copy: {report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
