@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,6 +87,8 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=32)
     parser.add_argument("--parallel", type=int, default=2, help="rebalancer.max_concurrent_shards")
     parser.add_argument("--rounds", type=int, default=3, help="rounds run; the median ratios are reported")
+    parser.add_argument("--perf", choices=["target", "sources", "miroir"],
+                        help="record a perf profile of these processes during each run (perf-<round>.data)")
     args = parser.parse_args()
 
     rounds = []
@@ -127,6 +130,12 @@ def one_round(args: argparse.Namespace) -> tuple[float, float, float, int, int]:
         run_id = added["rebalanceRun"]
         watched = {"miroir": [miroir.pid], "sources": [p.pid for p, _ in fleet[:2]], "target": [fleet[2][0].pid]}
         cpu_before = {k: sum(cpu_seconds(p) for p in v) for k, v in watched.items()}
+        perf = None
+        if args.perf:
+            data = os.path.abspath(f"perf-{args.perf}-{os.getpid()}-{time.time_ns()}.data")
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "--call-graph", "fp", "-o", data,
+                                     "-p", ",".join(str(p) for p in watched[args.perf])],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started = time.perf_counter()
         while True:
             status = request("GET", f"{base}/_miroir/rebalance/status", KEY)
@@ -136,6 +145,10 @@ def one_round(args: argparse.Namespace) -> tuple[float, float, float, int, int]:
             if time.perf_counter() - started > 3600:
                 raise SystemExit("the run did not finish within an hour")
             time.sleep(0.1)
+        if perf is not None:
+            perf.send_signal(2)
+            perf.wait(timeout=60)
+            print(f"  profile of the {args.perf}: perf report -i {data}", flush=True)
         if run["state"] != "succeeded":
             raise SystemExit(f"the run ended {run['state']}: {run}")
         copied = run["documentsCopied"]
