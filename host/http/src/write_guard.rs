@@ -64,6 +64,11 @@ pub struct IndexWriteGuard {
 }
 
 impl AppState {
+    /// How many writes of this instance wait for `index`'s lock now.
+    pub fn index_writes_waiting(&self, index: &str) -> usize {
+        self.write_lock(index).waiting.load(Ordering::SeqCst)
+    }
+
     /// Waits until this request may send a write to `index` (see the module documentation).
     /// `miroir_timeout` if another instance keeps the index for longer than the lease's lifetime
     /// (30 s, or three node timeouts when that is longer) plus 5 s.

@@ -116,6 +116,17 @@ async fn a_write_lease_left_by_a_dead_instance_only_delays_writes_until_it_expir
     assert_eq!(task["status"], "succeeded", "{task}");
 }
 
+/// Waits (at most 5 s) until `count` writes of the instance wait for index `books`.
+async fn until_waiting(state: &miroir_http::AppState, count: usize) {
+    for _ in 0..500 {
+        if state.index_writes_waiting("books") == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{count} writes should wait, {} do", state.index_writes_waiting("books"));
+}
+
 /// Writes of one instance waiting for an index pass its lease from one to the next without the
 /// store; the last one releases it, and another instance then writes at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -130,26 +141,40 @@ async fn an_instance_hands_its_write_lease_to_its_next_write_and_releases_it_aft
     let held = lease(&cluster.state).await.expect("the first write holds the lease");
     let state = cluster.state.clone();
     let next = tokio::spawn(async move { state.index_write_guard("books").await.map(|_g| ()) });
+    // Queued first: the lock is fair, so the lease goes to this write, then to the next.
+    until_waiting(&cluster.state, 1).await;
     let state = cluster.state.clone();
     let (took, take) = tokio::sync::oneshot::channel();
+    let (looked, look) = tokio::sync::oneshot::channel::<()>();
     let waiting = tokio::spawn(async move {
         let guard = state.index_write_guard("books").await.expect("guard");
         let _ = took.send(());
         // Held until the test has looked at the store.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = look.await;
         drop(guard);
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_waiting(&cluster.state, 2).await;
     drop(first);
-    next.await.expect("task").expect("the second write got the index");
-    take.await.expect("the third write got the index");
+    tokio::time::timeout(Duration::from_secs(10), next)
+        .await
+        .expect("the second write got the index within 10 s")
+        .expect("task")
+        .expect("the second write got the index");
+    tokio::time::timeout(Duration::from_secs(10), take)
+        .await
+        .expect("the third write got the index within 10 s")
+        .expect("the third write got the index");
     let passed = lease(&cluster.state).await.expect("still held by this instance");
     assert_eq!(
         (passed.holder.as_str(), passed.token),
         (held.holder.as_str(), held.token),
         "handed on, not taken again"
     );
-    waiting.await.expect("task");
+    let _ = looked.send(());
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the third write ended within 10 s")
+        .expect("task");
     // The last write released it: the other instance takes the index without waiting for
     // the lease to expire (30 s).
     let started = std::time::Instant::now();
@@ -171,9 +196,10 @@ async fn a_write_that_gave_up_waiting_does_not_keep_the_lease_held() {
     let first = cluster.state.index_write_guard("books").await.expect("guard");
     let state = cluster.state.clone();
     let gave_up = tokio::spawn(async move { state.index_write_guard("books").await.map(drop) });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_waiting(&cluster.state, 1).await;
     gave_up.abort();
     assert!(gave_up.await.is_err(), "the waiting write was cancelled");
+    assert_eq!(cluster.state.index_writes_waiting("books"), 0, "no longer counted");
     drop(first);
     let store = cluster.state.store();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
