@@ -41,7 +41,7 @@ async fn the_leader_waits_until_every_live_instance_follows_the_fleet() {
     .await
     .expect("update");
     assert!(a.fleet().fleet().version > before, "the change made a new version");
-    followers::record(&a).await.expect("record");
+    // `a` recorded the version it made itself (`update`): only `second` is waited for.
 
     let waiting = tokio::spawn({
         let a = a.clone();

@@ -157,6 +157,11 @@ pub async fn update<R>(
                     publish(state, &fleet).await;
                 }
                 install_restored(state, Fleet { version, ..fleet })?;
+                // Followed here at once: waiting for every instance (this one included) to
+                // follow the change need not wait for this instance's next follow round.
+                if let Err(error) = followers::record(state).await {
+                    tracing::warn!(%error, "cannot record the fleet version this instance follows");
+                }
                 return Ok(result);
             }
             Err(StoreError::Conflict(_)) if fence.is_none() => continue,
