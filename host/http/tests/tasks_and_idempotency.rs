@@ -114,6 +114,25 @@ async fn tasks_have_meilisearch_shape_filters_and_survive_a_restart() {
     assert_eq!(cluster.get("/indexes/products/documents/5").await.body["title"], "t5");
 }
 
+/// The settings of `products` once their version (`X-Miroir-Settings-Version`) reached
+/// `version`: the commit runs once the node tasks finished, and is visible shortly after.
+async fn settings_version_reaching(cluster: &common::Cluster, version: u64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let settings = cluster.get("/indexes/products/settings").await;
+        let current: u64 = settings.headers["x-miroir-settings-version"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("number");
+        if current >= version {
+            return settings.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "settings version stayed at {current}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn settings_are_verified_committed_and_read_back_as_written() {
     let cluster = ClusterBuilder::new(1, 3, 1).start().await;
@@ -129,6 +148,11 @@ async fn settings_are_verified_committed_and_read_back_as_written() {
         .await;
     assert_eq!(task["status"], "succeeded", "{task}");
     assert_eq!(task["details"]["filterableAttributes"], json!(["brand"]));
+    // Each change is committed in the background once every node applied it (a verification
+    // that finds the nodes mid-way through a later change leaves the commit to that change's
+    // own): the first change is committed before the next one is sent.
+    let committed = settings_version_reaching(&cluster, 1).await;
+    assert_eq!(committed["filterableAttributes"], json!(["brand"]));
     let sub = cluster
         .call(
             "PUT",
@@ -144,22 +168,8 @@ async fn settings_are_verified_committed_and_read_back_as_written() {
     let (_, on_node) =
         cluster.node_get(1, "/indexes/products/settings/filterable-attributes").await;
     assert!(on_node.as_array().expect("list").contains(&json!("_miroir_shard")));
-    // The commit runs once the node tasks finished; the version becomes visible shortly after.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let settings = cluster.get("/indexes/products/settings").await;
-        let version: u64 = settings.headers["x-miroir-settings-version"]
-            .to_str()
-            .expect("ascii")
-            .parse()
-            .expect("number");
-        if version >= 2 {
-            assert_eq!(settings.body["sortableAttributes"], json!(["price"]));
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "settings version stayed at {version}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let committed = settings_version_reaching(&cluster, 2).await;
+    assert_eq!(committed["sortableAttributes"], json!(["price"]));
     let reset =
         cluster.call("DELETE", "/indexes/products/settings/filterable-attributes", None, &[]).await;
     cluster.wait_task(reset.body["taskUid"].as_u64().expect("uid")).await;
