@@ -271,11 +271,8 @@ async fn copy_from_sources(
         for idle in join_all(open.iter().map(|i| wait_idle(copies[*i].src, index))).await {
             idle?;
         }
-        let unmarked: Vec<usize> = open
-            .iter()
-            .copied()
-            .filter(|i| offsets[*i] == 0 && first_tasks[*i].is_none())
-            .collect();
+        let unmarked: Vec<usize> =
+            open.iter().copied().filter(|i| first_tasks[*i].is_none()).collect();
         let latest = join_all(unmarked.iter().map(|i| LatestTasks::read(copies[*i].src, index)));
         for (i, latest) in unmarked.iter().zip(latest.await) {
             first_tasks[*i] = Some(latest?);

@@ -93,16 +93,10 @@ async fn target_missing_extra_and_older_documents_is_made_equal() {
     assert_ne!(source, documents(&cluster, 1, Some(shard)).await);
 
     let pages = std::sync::atomic::AtomicU64::new(0);
-    let report = sync_shard(
-        &cluster.state,
-        "products",
-        ShardId::new(shard),
-        &cluster.node_ids[0],
-        &cluster.node_ids[1],
-        &|copied| pages.store(copied, std::sync::atomic::Ordering::SeqCst),
-    )
-    .await
-    .expect("sync");
+    let report = sync_node0_to_node1(&cluster, shard, &|copied| {
+        pages.store(copied, std::sync::atomic::Ordering::SeqCst)
+    })
+    .await;
     assert_eq!(documents(&cluster, 1, Some(shard)).await, source);
     assert_eq!(report.source_count, source.len() as u64);
     assert_eq!(report.target_count, source.len() as u64);
@@ -117,7 +111,28 @@ async fn target_missing_extra_and_older_documents_is_made_equal() {
     assert!(!documents(&cluster, 0, None).await.contains_key("extra-2"), "the source untouched");
 }
 
-/// The target lost shard `shard` entirely.
+/// Two nodes in one group (RF 2) copying pages of 10 documents.
+async fn small_pages_cluster() -> Cluster {
+    ClusterBuilder::new(1, 2, 2)
+        .shards(SHARDS)
+        .configure(|config| config.rebalancer.batch_size = 10)
+        .start()
+        .await
+}
+
+/// `sync_shard` of `shard` from node 0 to node 1.
+async fn sync_node0_to_node1(
+    cluster: &Cluster,
+    shard: u32,
+    on_page: &(dyn Fn(u64) + Send + Sync),
+) -> miroir_http::shard_sync::SyncReport {
+    let (source, target) = (&cluster.node_ids[0], &cluster.node_ids[1]);
+    sync_shard(&cluster.state, "products", ShardId::new(shard), source, target, on_page)
+        .await
+        .expect("sync")
+}
+
+/// Node `index` lost shard `shard` entirely.
 async fn lose_shard(cluster: &Cluster, index: usize, shard: u32) {
     let filter = json!({"filter": format!("_miroir_shard.s{shard} EXISTS")});
     node_send(cluster, index, "POST", "/indexes/products/documents/delete", &filter).await;
@@ -126,25 +141,12 @@ async fn lose_shard(cluster: &Cluster, index: usize, shard: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_from_a_source_nothing_wrote_to_is_verified_by_counts() {
-    let cluster = ClusterBuilder::new(1, 2, 2)
-        .shards(SHARDS)
-        .configure(|config| config.rebalancer.batch_size = 10)
-        .start()
-        .await;
+    let cluster = small_pages_cluster().await;
     load_products(&cluster, 400).await;
     let shard = 1;
     lose_shard(&cluster, 1, shard).await;
     let source = documents(&cluster, 0, Some(shard)).await;
-    let report = sync_shard(
-        &cluster.state,
-        "products",
-        ShardId::new(shard),
-        &cluster.node_ids[0],
-        &cluster.node_ids[1],
-        &|_| {},
-    )
-    .await
-    .expect("sync");
+    let report = sync_node0_to_node1(&cluster, shard, &|_| {}).await;
     assert_eq!(documents(&cluster, 1, Some(shard)).await, source);
     assert_eq!(
         (report.source_count, report.target_count),
@@ -158,11 +160,7 @@ async fn a_copy_from_a_source_nothing_wrote_to_is_verified_by_counts() {
 /// The verification sees the source's new tasks and compares keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_source_changed_during_the_copy_is_verified_by_keys_despite_equal_counts() {
-    let cluster = ClusterBuilder::new(1, 2, 2)
-        .shards(SHARDS)
-        .configure(|config| config.rebalancer.batch_size = 10)
-        .start()
-        .await;
+    let cluster = small_pages_cluster().await;
     load_products(&cluster, 400).await;
     let shard = 2;
     lose_shard(&cluster, 1, shard).await;
@@ -194,16 +192,7 @@ async fn a_source_changed_during_the_copy_is_verified_by_keys_despite_equal_coun
             })
         });
     };
-    let report = sync_shard(
-        &cluster.state,
-        "products",
-        ShardId::new(shard),
-        &cluster.node_ids[0],
-        &cluster.node_ids[1],
-        &change_source,
-    )
-    .await
-    .expect("sync");
+    let report = sync_node0_to_node1(&cluster, shard, &change_source).await;
     assert!(changed.load(std::sync::atomic::Ordering::SeqCst));
     let source = documents(&cluster, 0, Some(shard)).await;
     assert!(source.contains_key("late-1") && !source.contains_key(&first));
@@ -307,23 +296,10 @@ async fn shards_of_two_sources_are_copied_in_the_same_rounds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sync_under_concurrent_client_writes_ends_equal() {
-    let cluster = ClusterBuilder::new(1, 2, 2)
-        .shards(SHARDS)
-        .configure(|config| config.rebalancer.batch_size = 10)
-        .start()
-        .await;
+    let cluster = small_pages_cluster().await;
     load_products(&cluster, 1000).await;
     let shard = 2;
-    // The target lost the whole shard.
-    node_send(
-        &cluster,
-        1,
-        "POST",
-        "/indexes/products/documents/delete",
-        &json!({"filter": format!("_miroir_shard.s{shard} EXISTS")}),
-    )
-    .await;
-    assert!(documents(&cluster, 1, Some(shard)).await.is_empty());
+    lose_shard(&cluster, 1, shard).await;
 
     let writer = {
         let url = cluster.url.clone();
@@ -365,16 +341,7 @@ async fn sync_under_concurrent_client_writes_ends_equal() {
         })
     };
     let started = Instant::now();
-    let report = sync_shard(
-        &cluster.state,
-        "products",
-        ShardId::new(shard),
-        &cluster.node_ids[0],
-        &cluster.node_ids[1],
-        &|_| {},
-    )
-    .await
-    .expect("sync");
+    let report = sync_node0_to_node1(&cluster, shard, &|_| {}).await;
     assert_eq!(writer.await.expect("writer"), 40);
     assert!(started.elapsed() < Duration::from_secs(120));
     let source = documents(&cluster, 0, Some(shard)).await;
